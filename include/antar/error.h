@@ -1,0 +1,57 @@
+/* antar/error.h — the one error enum of the toolkit.
+ *
+ * Every lib and domain function that can fail returns an antar_err_t. Only the route layer
+ * turns one into an HTTP status and the envelope (antar_http_fail), through the table below:
+ * the single place where an error gets its status, its wire code and its default message.
+ * New codes are only ever appended.
+ */
+#ifndef ANTAR_ERROR_H
+#define ANTAR_ERROR_H
+
+/* X(NAME, http_status, "wire_code", "default message") */
+#define ANTAR_ERROR_MAP(X)                                                                         \
+    X(OK, 200, "ok", "ok")                                                                         \
+    X(BAD_REQUEST, 400, "bad_request", "the request is malformed")                                 \
+    X(MALFORMED_JSON, 400, "malformed_json", "the body is not valid JSON")                         \
+    X(UNAUTHORIZED, 401, "unauthorized", "a valid bearer token is required")                       \
+    X(INVALID_TOKEN, 401, "invalid_token", "the access token is invalid, expired or revoked")      \
+    X(FORBIDDEN, 403, "forbidden", "this token may not do that")                                   \
+    X(CSRF_INVALID, 403, "csrf_token_invalid", "a valid CSRF token is required")                   \
+    X(NOT_FOUND, 404, "not_found", "no such resource")                                             \
+    X(METHOD_NOT_ALLOWED, 405, "method_not_allowed", "method not allowed on this path")            \
+    X(CONFLICT, 409, "conflict", "the resource is in a state that does not allow this")            \
+    X(DUPLICATE, 409, "duplicate", "a resource with that value already exists")                    \
+    X(TOO_LARGE, 413, "payload_too_large", "the request body is too large")                        \
+    X(UNSUPPORTED_MEDIA_TYPE, 415, "unsupported_media_type",                                       \
+      "use application/json or application/x-www-form-urlencoded")                                 \
+    X(INVALID_FIELD, 422, "invalid_field", "a field has an invalid value")                         \
+    X(MISSING_FIELD, 422, "missing_field", "a required field is missing")                          \
+    X(UNKNOWN_FIELD, 422, "unknown_field", "the body has a field this endpoint does not take")     \
+    X(TOO_MANY_REQUESTS, 429, "too_many_requests", "too many attempts, try again later")           \
+    X(INTERNAL, 500, "internal_error", "internal error")                                           \
+    X(UPSTREAM, 502, "upstream_error", "a service this request depends on failed")                 \
+    X(UNAVAILABLE, 503, "service_unavailable", "a dependency is unavailable")                      \
+    X(TIMEOUT, 504, "upstream_timeout", "a service this request depends on timed out")             \
+    X(NOMEM, 500, "internal_error", "out of memory")                                               \
+    X(DB, 503, "database_unavailable", "the database is unavailable")                              \
+    X(KV, 503, "redis_unavailable", "redis is unavailable")                                        \
+    X(GONE, 410, "gone", "the resource is no longer available")                                    \
+    X(PRECONDITION, 412, "precondition_failed", "a precondition failed")
+
+typedef enum {
+#define ANTAR_ERR_ENUM(name, status, code, msg) ANTAR_E_##name,
+    ANTAR_ERROR_MAP(ANTAR_ERR_ENUM)
+#undef ANTAR_ERR_ENUM
+        ANTAR_E__COUNT
+} antar_err_t;
+
+#define ANTAR_OK ANTAR_E_OK
+
+/* HTTP status for an error (500 for an out-of-range value). */
+int antar_err_status(antar_err_t err);
+/* Wire code, e.g. "invalid_field". Static string, never NULL. */
+const char *antar_err_code(antar_err_t err);
+/* Default human message. Static string, never NULL. */
+const char *antar_err_message(antar_err_t err);
+
+#endif

@@ -1,0 +1,196 @@
+/* antar/http.h — the HTTP server every service uses: libmicrohttpd (epoll + thread pool), a
+ * router with {param} patterns, body collection and parsing, field validation, and the one
+ * place where the response envelope of DESIGN.md is built.
+ *
+ * Life of a request: MHD collects the body (413 past cfg->body_limit), the router matches the
+ * path (404) and method (405 + Allow), the content type is checked on writes (415), the body is
+ * parsed (JSON → 400 malformed_json; form → string fields), the auth hook runs for routes that
+ * need a role (401/403), then the handler runs. A handler must end with exactly one reply call.
+ * All memory of a request (body, params, kept JSON) is released after the response is queued.
+ */
+#ifndef ANTAR_HTTP_H
+#define ANTAR_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <jansson.h>
+
+#include "antar/config.h"
+#include "antar/error.h"
+
+typedef struct antar_req antar_req_t;
+typedef struct antar_server antar_server_t;
+
+/* Roles, as a bitmask on routes and as the role of a principal. */
+enum {
+    ANTAR_AUTH_NONE = 0,    /* public route */
+    ANTAR_AUTH_USER = 1,    /* a customer's token (client user-app) */
+    ANTAR_AUTH_DRIVER = 2,  /* a driver's token (client driver-app) */
+    ANTAR_AUTH_SERVICE = 4, /* a service token (client_credentials) */
+};
+
+/* Route flags. */
+enum {
+    ANTAR_ROUTE_NO_CSRF = 1, /* state-changing route exempt from CSRF (OAuth endpoints) */
+    ANTAR_ROUTE_RAW = 2,     /* handler reads the raw body itself (OAuth form endpoints keep
+                                their RFC error format); the body is still size-limited */
+};
+
+/* Who is calling, filled by the auth hook from a verified access token. */
+typedef struct {
+    char sub[64];       /* "user:17", "driver:5", "service:user-service" */
+    long long id;       /* 17 for user:17 / driver:17; 0 for a service */
+    unsigned role;      /* one ANTAR_AUTH_* bit */
+    char client_id[64]; /* "user-app", "driver-app", "user-service", ... */
+    char scope[256];    /* space-separated */
+    char jti[64];
+    long long exp; /* unix seconds */
+} antar_principal_t;
+
+typedef void (*antar_handler_fn)(antar_req_t *req);
+
+typedef struct {
+    const char *method;  /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+    const char *pattern; /* "/orders/{id}/cancel"; a {name} segment matches one path segment */
+    antar_handler_fn handler;
+    unsigned auth;     /* bitmask of roles allowed; ANTAR_AUTH_NONE = anyone */
+    const char *scope; /* scope the token must carry, or NULL */
+    unsigned flags;    /* ANTAR_ROUTE_* */
+} antar_route_t;
+
+/* Checks the caller for a route that needs a role. Returns ANTAR_OK after setting the request's
+ * principal, or an error (UNAUTHORIZED, INVALID_TOKEN, FORBIDDEN, CSRF_INVALID) that the server
+ * turns into the envelope. Installed by antar_auth (lib/auth). */
+typedef antar_err_t (*antar_auth_hook_fn)(antar_req_t *req, const antar_route_t *route);
+
+/* A dependency check for /health: ANTAR_OK when the dependency answers. */
+typedef antar_err_t (*antar_health_fn)(void);
+
+/* ---- server ---------------------------------------------------------------------------- */
+
+/* New server for cfg (borrowed, must outlive the server). Registers the built-in routes
+ * GET /health, /metrics, /openapi.json, /docs and /docs/{file}. NULL on out of memory. */
+antar_server_t *antar_server_new(const antar_config_t *cfg);
+/* Add routes (the array is borrowed and must outlive the server). */
+void antar_server_add_routes(antar_server_t *s, const antar_route_t *routes, size_t n);
+/* Add a named dependency to /health ("mariadb", "redis", "core-service", ...). */
+void antar_server_add_health_check(antar_server_t *s, const char *name, antar_health_fn fn);
+void antar_server_set_auth_hook(antar_server_t *s, antar_auth_hook_fn fn);
+/* Print "METHOD PATTERN\n" for every route, built-in ones included (contract tests). */
+void antar_server_print_routes(const antar_server_t *s, FILE *out);
+/* Bind cfg->host:cfg->port and start the thread pool. 0, or -1 with a logged reason. */
+int antar_server_start(antar_server_t *s);
+/* Stop accepting, finish running requests, join threads. */
+void antar_server_stop(antar_server_t *s);
+void antar_server_free(antar_server_t *s);
+
+/* ---- request --------------------------------------------------------------------------- */
+
+const char *antar_req_method(const antar_req_t *req);
+/* Path without the query string. */
+const char *antar_req_path(const antar_req_t *req);
+/* The matched route pattern ("/orders/{id}"), for logs and metrics. */
+const char *antar_req_route(const antar_req_t *req);
+/* Path parameter by name, or NULL. Borrowed until the reply. */
+const char *antar_req_param(const antar_req_t *req, const char *name);
+/* Path parameter as a positive id; ANTAR_E_NOT_FOUND (and a 404 reply already sent) when it
+ * is not a decimal integer in 1..2^53. Handler returns on error. */
+antar_err_t antar_req_param_id(antar_req_t *req, const char *name, long long *out);
+/* Query-string argument, or NULL. */
+const char *antar_req_query(const antar_req_t *req, const char *name);
+/* Request header (case-insensitive), or NULL. */
+const char *antar_req_header(const antar_req_t *req, const char *name);
+/* Parsed body: a JSON object (form fields become JSON strings). Never NULL for a handler (an
+ * empty object when there is no body). Borrowed until the reply. */
+json_t *antar_req_body(const antar_req_t *req);
+bool antar_req_is_form(const antar_req_t *req);
+/* The raw body bytes (for ANTAR_ROUTE_RAW routes) and its length; "" when none. */
+const char *antar_req_raw_body(const antar_req_t *req, size_t *len);
+const char *antar_req_content_type(const antar_req_t *req);
+/* Client address as text ("127.0.0.1"); X-Forwarded-For from the edge is preferred. */
+const char *antar_req_client_ip(const antar_req_t *req);
+/* Verified caller, or NULL on a public route. */
+const antar_principal_t *antar_req_principal(const antar_req_t *req);
+antar_principal_t *antar_req_principal_mut(antar_req_t *req);
+/* Request id (also sent back as X-Request-Id). */
+const char *antar_req_id(const antar_req_t *req);
+/* Keep a JSON value alive until the reply (steals the reference); returns it. */
+json_t *antar_req_keep(antar_req_t *req, json_t *value);
+/* Request-lifetime string copy; released after the reply. NULL on out of memory. */
+char *antar_req_strdup(antar_req_t *req, const char *s);
+
+/* ---- field validation ------------------------------------------------------------------ */
+
+typedef enum {
+    ANTAR_FIELD_STRING, /* out: const char ** ; min/max = length in characters (UTF-8) */
+    ANTAR_FIELD_INT,    /* out: long long *   ; min/max = value range */
+    ANTAR_FIELD_NUMBER, /* out: double *      ; min/max = value range (finite only) */
+    ANTAR_FIELD_BOOL,   /* out: bool *        ; JSON true/false, form "true"/"false" */
+    ANTAR_FIELD_ENUM,   /* out: const char ** ; one of choices */
+} antar_field_type_t;
+
+typedef struct {
+    const char *name;
+    antar_field_type_t type;
+    bool required;
+    double min, max;
+    const char *const *choices; /* ENUM: NULL-terminated list */
+    void *out;                  /* see the type; untouched when the field is absent */
+    bool *present;              /* optional: set to whether the field was given */
+} antar_field_t;
+
+/* Validate the body against fields: a field not listed (other than csrf_token) is 422
+ * unknown_field; a missing required field 422 missing_field; a wrong type, a string with a
+ * control character or invalid UTF-8, or a value out of range 422 invalid_field. JSON bodies
+ * must use JSON types (a number for INT/NUMBER); form bodies give strings that must parse
+ * completely. On failure the 4xx envelope naming the field is already sent and the error is
+ * returned: the handler just returns. Outputs are written only on success. */
+antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size_t n);
+
+/* Formats shared by sign-up and profile updates. */
+bool antar_valid_email(const char *s);
+/* Indonesian-style phone: optional '+', 8 to 15 digits. */
+bool antar_valid_phone(const char *s);
+
+/* ---- responses ------------------------------------------------------------------------- */
+
+/* The envelope {"status", "result", "error"} — built here and nowhere else. Steals result
+ * (NULL → null). err == ANTAR_OK means success; otherwise error = {code, message, field}. */
+json_t *antar_envelope(int status, json_t *result, antar_err_t err, const char *field,
+                       const char *message);
+/* Reply with the envelope; steals result. */
+void antar_http_reply(antar_req_t *req, int status, json_t *result);
+/* Reply with an error envelope: status from the error table; field may be NULL; fmt NULL means
+ * the error's default message. */
+void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Reply with a JSON document that is not an envelope (OAuth endpoints only); steals doc. */
+void antar_http_reply_json(antar_req_t *req, int status, json_t *doc);
+/* Reply with bytes (HTML, static files); copies body. */
+void antar_http_reply_raw(antar_req_t *req, int status, const char *content_type,
+                          const void *body, size_t len);
+/* Add a response header before the reply (copied). */
+void antar_http_add_header(antar_req_t *req, const char *name, const char *value);
+/* Redirect (302/303) to location. */
+void antar_http_redirect(antar_req_t *req, int status, const char *location);
+
+/* ---- the process: one call from each service's main ------------------------------------- */
+
+typedef struct {
+    const char *name;  /* "user", "driver", "core" */
+    bool uses_db;      /* run migrations from cfg->sql_dir at start */
+    bool uses_redis;   /* health-check Redis */
+    /* Wire the service: add routes and health checks, start background workers. 0 or -1. */
+    int (*init)(antar_server_t *s, const antar_config_t *cfg);
+    /* Stop background workers (before the server and the libraries are torn down). */
+    void (*shutdown)(void);
+} antar_service_t;
+
+/* Load config, init logs/db/redis/auth, migrate, build the server, call svc->init; with
+ * "--routes" print the route table and exit 0; otherwise serve until SIGINT/SIGTERM, then shut
+ * down cleanly. Returns the process exit code. */
+int antar_service_main(int argc, char **argv, const antar_service_t *svc);
+
+#endif

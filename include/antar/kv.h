@@ -1,0 +1,24 @@
+/* antar/kv.h — Redis through hiredis: one context per thread, timeouts from the config,
+ * reconnect and retry once after an I/O error. */
+#ifndef ANTAR_KV_H
+#define ANTAR_KV_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+#include "antar/config.h"
+#include "antar/error.h"
+
+/* Once, before threads start; cfg borrowed. 0 or -1. */
+int antar_kv_init(const antar_config_t *cfg);
+/* Run a command on this thread's context (redisCommand format). Returns the reply (caller
+ * frees with freeReplyObject), or NULL when Redis cannot be reached. An error reply
+ * (REDIS_REPLY_ERROR) is returned as a reply. */
+redisReply *antar_kv_command(const char *fmt, ...);
+redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen);
+/* PING (health). */
+antar_err_t antar_kv_ping(void);
+/* Close this thread's context (end of a worker thread). */
+void antar_kv_thread_end(void);
+
+#endif
