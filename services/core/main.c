@@ -1,0 +1,35 @@
+/* core-service: OAuth 2 authorization server, fares, driver presence and dispatch. */
+#include "antar/http.h"
+#include "antar/outbox.h"
+#include "core.h"
+
+static int core_init(antar_server_t *s, const antar_config_t *cfg)
+{
+    if (core_oauth_init(cfg) != 0)
+        return -1;
+    antar_server_add_routes(s, core_oauth_routes, core_oauth_routes_len);
+    antar_server_add_routes(s, core_fares_routes, core_fares_routes_len);
+    antar_server_add_routes(s, core_dispatch_routes, core_dispatch_routes_len);
+    if (antar_outbox_start() != 0)
+        return -1;
+    return core_dispatch_start(cfg);
+}
+
+static void core_shutdown(void)
+{
+    core_dispatch_stop();
+    antar_outbox_stop();
+    core_oauth_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+    static const antar_service_t svc = {
+        .name = "core",
+        .uses_db = true,
+        .uses_redis = true,
+        .init = core_init,
+        .shutdown = core_shutdown,
+    };
+    return antar_service_main(argc, argv, &svc);
+}
