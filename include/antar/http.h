@@ -180,16 +180,21 @@ void antar_http_redirect(antar_req_t *req, int status, const char *location);
 
 typedef struct {
     const char *name;  /* "user", "driver", "core" */
-    bool uses_db;      /* run migrations from cfg->sql_dir at start */
+    bool uses_db;      /* run migrations from cfg->sql_dir at start; health-check MariaDB */
     bool uses_redis;   /* health-check Redis */
-    /* Wire the service: add routes and health checks, start background workers. 0 or -1. */
+    /* Add the service's routes. Must have no side effects: it also runs for --routes. */
+    void (*routes)(antar_server_t *s);
+    /* Start the service: load state, start background workers. Runs after the toolkit is
+     * initialised and before the server accepts requests. 0 or -1. May be NULL. */
     int (*init)(antar_server_t *s, const antar_config_t *cfg);
     /* Stop background workers (before the server and the libraries are torn down). */
     void (*shutdown)(void);
 } antar_service_t;
 
-/* Load config, init logs/db/redis/auth, migrate, build the server, call svc->init; with
- * "--routes" print the route table and exit 0; otherwise serve until SIGINT/SIGTERM, then shut
+/* Load config; with "--routes" print the route table (built-in + svc->routes) and exit 0
+ * without touching any server. Otherwise init logs/db/redis/httpc/auth, migrate (retrying
+ * while MariaDB starts, up to 30 s), build the server, add routes and health checks, call
+ * svc->init; otherwise serve until SIGINT/SIGTERM, then shut
  * down cleanly. Returns the process exit code. */
 int antar_service_main(int argc, char **argv, const antar_service_t *svc);
 

@@ -3,13 +3,18 @@
 #include "antar/outbox.h"
 #include "core.h"
 
-static int core_init(antar_server_t *s, const antar_config_t *cfg)
+static void core_routes(antar_server_t *s)
 {
-    if (core_oauth_init(cfg) != 0)
-        return -1;
     antar_server_add_routes(s, core_oauth_routes, core_oauth_routes_len);
     antar_server_add_routes(s, core_fares_routes, core_fares_routes_len);
     antar_server_add_routes(s, core_dispatch_routes, core_dispatch_routes_len);
+}
+
+static int core_init(antar_server_t *s, const antar_config_t *cfg)
+{
+    (void)s;
+    if (core_oauth_init(cfg) != 0)
+        return -1;
     if (antar_outbox_start() != 0)
         return -1;
     return core_dispatch_start(cfg);
@@ -28,6 +33,7 @@ int main(int argc, char **argv)
         .name = "core",
         .uses_db = true,
         .uses_redis = true,
+        .routes = core_routes,
         .init = core_init,
         .shutdown = core_shutdown,
     };

@@ -1,0 +1,25 @@
+/* antar/password.h — Argon2id password hashing (libsodium crypto_pwhash_str), with a bound on
+ * how many hashes run at once so that a burst of sign-ups or logins cannot exhaust memory or
+ * starve other requests (ANTAR_ARGON2_MAX_CONCURRENT, default 2; the rest wait in line).
+ * Limits: ANTAR_ARGON2_OPSLIMIT / ANTAR_ARGON2_MEMLIMIT, default libsodium INTERACTIVE
+ * (2 passes, 64 MiB). */
+#ifndef ANTAR_PASSWORD_H
+#define ANTAR_PASSWORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "antar/error.h"
+
+/* The encoded hash is at most this long, NUL included. */
+#define ANTAR_PASSWORD_HASH_MAX 128
+
+/* Hash password into out (ANTAR_PASSWORD_HASH_MAX bytes). ANTAR_OK or ANTAR_E_NOMEM. */
+antar_err_t antar_password_hash(const char *password, char out[ANTAR_PASSWORD_HASH_MAX]);
+/* true when password matches hash (constant time inside libsodium). */
+bool antar_password_verify(const char *hash, const char *password);
+/* Spend the time of one verification without a hash, so that an unknown account answers as
+ * slowly as a wrong password (no user enumeration by timing). */
+void antar_password_dummy_verify(const char *password);
+
+#endif
