@@ -194,8 +194,7 @@ typedef struct {
 /* Load config; with "--routes" print the route table (built-in + svc->routes) and exit 0
  * without touching any server. Otherwise init logs/db/redis/httpc/auth, migrate (retrying
  * while MariaDB starts, up to 30 s), build the server, add routes and health checks, call
- * svc->init; otherwise serve until SIGINT/SIGTERM, then shut
- * down cleanly. Returns the process exit code. */
+ * svc->init, serve until SIGINT/SIGTERM, then shut down cleanly. Returns the process exit code. */
 int antar_service_main(int argc, char **argv, const antar_service_t *svc);
 
 #endif
