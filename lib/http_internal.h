@@ -1,0 +1,145 @@
+/* http_internal.h — private to lib/http_*.c and lib/service.c: the request and server
+ * structures, and the pieces the unit tests drive without a socket (router, body parser,
+ * a request with no connection). Not part of the toolkit's public API. */
+#ifndef ANTAR_HTTP_INTERNAL_H
+#define ANTAR_HTTP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "antar/http.h"
+#include "antar/trace.h"
+
+#define ANTAR_MAX_PARAMS 8
+#define ANTAR_MAX_HEALTH 8
+#define ANTAR_MAX_RESP_HEADERS 16
+
+struct MHD_Connection;
+struct MHD_Daemon;
+
+typedef struct {
+    const char *name;
+    antar_health_fn fn;
+} antar_health_entry_t;
+
+/* Called once on each server worker thread when it exits (service.c closes the thread's
+ * MariaDB, Redis and curl handles there, so that nothing leaks at shutdown). */
+typedef void (*antar_thread_end_fn)(void);
+
+struct antar_server {
+    const antar_config_t *cfg;
+    struct MHD_Daemon *daemon;
+    const antar_route_t **routes; /* borrowed route structs, in registration order */
+    size_t nroutes, cap_routes;
+    antar_health_entry_t health[ANTAR_MAX_HEALTH];
+    size_t nhealth;
+    antar_auth_hook_fn auth_hook;
+    antar_thread_end_fn thread_end;
+    char *api_doc; /* the OpenAPI file, read at start; NULL when missing */
+    size_t api_len;
+};
+
+/* Per-request allocations from antar_req_strdup, freed after the reply. */
+typedef struct antar_alloc {
+    struct antar_alloc *next;
+    char data[];
+} antar_alloc_t;
+
+struct antar_req {
+    antar_server_t *srv;
+    struct MHD_Connection *conn; /* NULL for requests built by unit tests */
+    char method[16];
+    char *path; /* owned copy, without the query string */
+    const antar_route_t *route;
+    const char *param_name[ANTAR_MAX_PARAMS];
+    const char *param_value[ANTAR_MAX_PARAMS];
+    size_t nparams;
+
+    /* body as received: at most cfg->body_limit bytes are ever kept */
+    char *raw;
+    size_t raw_len, raw_cap;
+    size_t content_length; /* declared, 0 when absent */
+    size_t discarded;      /* bytes dropped after the limit was passed */
+    bool too_large;
+
+    json_t *body; /* parsed object, never NULL once dispatch reaches the handler */
+    bool is_form;
+    json_t *kept; /* array of values kept alive until the reply */
+    antar_alloc_t *allocs;
+
+    antar_principal_t principal;
+    bool has_principal;
+    char request_id[65];
+    antar_trace_t trace;
+    char client_ip[64];
+    long long start_ns;
+
+    /* the response, built by the reply functions and queued by the server afterwards */
+    bool replied;
+    int status;
+    char *resp_body; /* malloc'd */
+    size_t resp_len;
+    char resp_type[80];
+    bool envelope;
+    char *hdr_name[ANTAR_MAX_RESP_HEADERS];
+    char *hdr_value[ANTAR_MAX_RESP_HEADERS];
+    size_t nhdrs;
+    antar_err_t error; /* for the request log line: the error replied with, if any */
+};
+
+/* ---- router (http_router.c) ---- */
+
+typedef enum { ANTAR_MATCH_OK, ANTAR_MATCH_NOT_FOUND, ANTAR_MATCH_BAD_METHOD } antar_match_kind_t;
+
+typedef struct {
+    antar_match_kind_t kind;
+    const antar_route_t *route;
+    size_t nparams;
+    /* name: pointer into the pattern, value: pointer into the path, both with lengths */
+    const char *name[ANTAR_MAX_PARAMS];
+    size_t name_len[ANTAR_MAX_PARAMS];
+    const char *value[ANTAR_MAX_PARAMS];
+    size_t value_len[ANTAR_MAX_PARAMS];
+    char allow[96]; /* "GET, POST" for BAD_METHOD */
+} antar_match_t;
+
+/* Match method + path against routes. A literal segment must match exactly, a {name} segment
+ * matches one non-empty segment; among matching routes the one with the most literal segments
+ * wins (so /orders/active beats /orders/{id}), then the first registered. */
+void antar_router_match(const antar_route_t *const *routes, size_t n, const char *method,
+                        const char *path, antar_match_t *m);
+/* true when pattern is well-formed: starts with '/', {name} segments whole and named. */
+bool antar_router_pattern_ok(const char *pattern);
+
+/* ---- body (http_body.c) ---- */
+
+/* Parse body bytes by content type into a new JSON object (*out, caller decrefs). An empty body
+ * gives an empty object whatever the type. On failure returns the error (MALFORMED_JSON,
+ * BAD_REQUEST, UNSUPPORTED_MEDIA_TYPE, INVALID_FIELD) with a message and, when one field is to
+ * blame, its name in field (both always NUL-terminated). */
+antar_err_t antar_body_parse(const char *content_type, const char *buf, size_t len, json_t **out,
+                             bool *is_form, char *msg, size_t msglen, char *field, size_t fieldlen);
+/* Strict application/x-www-form-urlencoded decoder: '+' is space, %XX must be two hex digits,
+ * keys must be non-empty and unique, keys and values valid UTF-8. */
+antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *msg, size_t msglen,
+                              char *field, size_t fieldlen);
+/* Valid UTF-8 (shortest form, no surrogates) with no control character (C0, DEL, C1). */
+bool antar_text_ok(const char *s, size_t len, bool allow_newlines);
+
+/* ---- requests without a connection (unit tests) and server glue ---- */
+
+/* A request that is not attached to a socket: body (stolen, NULL → {}) as if parsed from JSON
+ * or from a form. Replies are recorded in the struct. Free with antar_req_free. */
+antar_req_t *antar_req_new_detached(antar_server_t *srv, const char *method, const char *path,
+                                    json_t *body, bool is_form);
+void antar_req_free(antar_req_t *req);
+/* Records a response (takes body, a malloc'd buffer); the first reply wins, later ones are
+ * logged and dropped. */
+void antar_req_set_response(antar_req_t *req, int status, const char *content_type, char *body,
+                            size_t len, bool envelope);
+
+void antar_server_set_thread_end(antar_server_t *s, antar_thread_end_fn fn);
+
+#endif

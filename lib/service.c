@@ -1,0 +1,170 @@
+/* service.c — antar_service_main: the whole life of a service process (http.h).
+ *
+ * Order matters: signals are blocked before any thread exists so that every thread inherits
+ * the mask and only the main thread's sigwait ever sees SIGINT/SIGTERM; the libraries are
+ * initialised before the server's threads start (mysql_library_init and curl_global_init are
+ * not thread-safe); teardown runs in reverse so ASan's leak check at exit is clean. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "antar/auth.h"
+#include "antar/db.h"
+#include "antar/http.h"
+#include "antar/httpc.h"
+#include "antar/kv.h"
+#include "antar/log.h"
+#include "antar/util.h"
+#include "http_internal.h"
+
+#define MIGRATE_WAIT_MS 30000
+
+static antar_config_t g_cfg;
+
+static antar_err_t health_db(void)
+{
+    return antar_db_ping();
+}
+
+static antar_err_t health_kv(void)
+{
+    return antar_kv_ping();
+}
+
+/* Runs on each server worker thread as it exits: per-thread connections would otherwise be
+ * unreachable (leaked) memory once the thread is gone. */
+static void worker_thread_end(void)
+{
+    antar_db_thread_end();
+    antar_kv_thread_end();
+    antar_httpc_thread_end();
+}
+
+/* MariaDB may still be starting when the stack comes up together: retry while the error says
+ * "cannot connect" (ANTAR_E_DB), give up on anything else at once. */
+static antar_err_t migrate_with_retry(const char *dir)
+{
+    long long deadline = antar_mono_ms() + MIGRATE_WAIT_MS;
+    for (;;) {
+        antar_err_t e = antar_db_migrate(dir);
+        if (e == ANTAR_OK || e != ANTAR_E_DB || antar_mono_ms() >= deadline)
+            return e;
+        antar_logf("warn", "database not ready, retrying migrations");
+        antar_db_thread_end(); /* reconnect from scratch next time */
+        sleep(1);
+    }
+}
+
+int antar_service_main(int argc, char **argv, const antar_service_t *svc)
+{
+    bool print_routes = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--routes") == 0) {
+            print_routes = true;
+        } else {
+            fprintf(stderr, "usage: %s [--routes]\n", argv[0]);
+            return 2;
+        }
+    }
+
+    if (antar_config_load(&g_cfg, svc->name) != 0)
+        fprintf(stderr, "%s: some settings were invalid; their defaults are used\n", svc->name);
+
+    if (print_routes) {
+        antar_server_t *s = antar_server_new(&g_cfg);
+        if (!s)
+            return 1;
+        if (svc->routes)
+            svc->routes(s);
+        antar_server_print_routes(s, stdout);
+        antar_server_free(s);
+        return 0;
+    }
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* A peer closing a socket mid-write must be an error return, not the end of the process. */
+    signal(SIGPIPE, SIG_IGN);
+
+    antar_log_init(svc->name);
+    int rc = 1;
+    bool db_up = false, auth_up = false, started = false;
+    antar_server_t *s = NULL;
+
+    if (svc->uses_db) {
+        if (antar_db_init(&g_cfg) != 0) {
+            antar_logf("error", "database library init failed");
+            goto done;
+        }
+        db_up = true;
+        antar_err_t e = migrate_with_retry(g_cfg.sql_dir);
+        if (e != ANTAR_OK) {
+            antar_logf("error", "migrations from %s failed: %s", g_cfg.sql_dir, antar_err_code(e));
+            goto done;
+        }
+    }
+    /* Redis is initialised even for services that do not use it for data: the auth hook reads
+     * token revocations from it. */
+    if (antar_kv_init(&g_cfg) != 0) {
+        antar_logf("error", "redis client init failed");
+        goto done;
+    }
+    if (antar_httpc_init(&g_cfg) != 0) {
+        antar_logf("error", "http client init failed");
+        goto done;
+    }
+    if (antar_auth_init(&g_cfg) != 0) {
+        antar_logf("error", "auth init failed (is ANTAR_CSRF_KEY 64 hex chars?)");
+        goto done;
+    }
+    auth_up = true;
+
+    s = antar_server_new(&g_cfg);
+    if (!s) {
+        antar_logf("error", "out of memory creating the server");
+        goto done;
+    }
+    if (svc->routes)
+        svc->routes(s);
+    if (svc->uses_db)
+        antar_server_add_health_check(s, "mariadb", health_db);
+    if (svc->uses_redis)
+        antar_server_add_health_check(s, "redis", health_kv);
+    antar_server_set_auth_hook(s, antar_auth_hook);
+    antar_server_set_thread_end(s, worker_thread_end);
+
+    if (svc->init && svc->init(s, &g_cfg) != 0) {
+        antar_logf("error", "service init failed");
+        goto done;
+    }
+    started = true;
+    if (antar_server_start(s) != 0)
+        goto done;
+
+    antar_logf("info", "%s-service ready", svc->name);
+    int sig = 0;
+    while (sigwait(&sigs, &sig) != 0) {
+    }
+    antar_logf("info", "signal %d received, shutting down", sig);
+    rc = 0;
+
+done:
+    antar_server_stop(s);
+    if (started && svc->shutdown)
+        svc->shutdown();
+    antar_server_free(s);
+    if (auth_up)
+        antar_auth_cleanup();
+    /* The main thread used its own connections for migrations and init. */
+    antar_httpc_thread_end();
+    antar_kv_thread_end();
+    if (db_up) {
+        antar_db_thread_end();
+        antar_db_cleanup();
+    }
+    return rc;
+}

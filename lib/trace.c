@@ -1,0 +1,114 @@
+/* trace.c — W3C trace context (https://www.w3.org/TR/trace-context/) and random ids. */
+#include "antar/trace.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+static _Thread_local antar_trace_t tl_trace;
+static _Thread_local bool tl_has_trace;
+
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+
+static void sodium_start(void)
+{
+    /* randombytes_buf works without it, but sodium_init picks the best RNG once, safely. */
+    if (sodium_init() < 0)
+        fprintf(stderr, "trace: sodium_init failed\n");
+}
+
+void antar_random_hex(char *out, size_t nbytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char buf[64];
+    pthread_once(&sodium_once, sodium_start);
+    if (nbytes > sizeof(buf))
+        nbytes = sizeof(buf);
+    randombytes_buf(buf, nbytes);
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = hex[buf[i] >> 4];
+        out[2 * i + 1] = hex[buf[i] & 15];
+    }
+    out[2 * nbytes] = '\0';
+}
+
+/* A span or trace id of all zeros is invalid per the spec; regenerate in that (2^-64) case. */
+static void random_id(char *out, size_t nbytes)
+{
+    do {
+        antar_random_hex(out, nbytes);
+    } while (strspn(out, "0") == 2 * nbytes);
+}
+
+void antar_trace_new(antar_trace_t *t)
+{
+    random_id(t->trace_id, 16);
+    random_id(t->span_id, 8);
+    t->parent_id[0] = '\0';
+    memcpy(t->flags, "01", 3);
+}
+
+/* n lowercase hex digits, not all zero. */
+static bool hex_id(const char *s, size_t n, bool allow_zero)
+{
+    bool nonzero = false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+        if (c != '0')
+            nonzero = true;
+    }
+    return nonzero || allow_zero;
+}
+
+bool antar_trace_from_header(antar_trace_t *t, const char *h)
+{
+    /* version(2) '-' trace-id(32) '-' parent-id(16) '-' flags(2) = 55. Version 00 must be
+     * exactly that long; we accept no other version, which the spec allows us to treat as a
+     * restart of the trace. */
+    if (!h || strlen(h) != 55 || h[0] != '0' || h[1] != '0' || h[2] != '-' || h[35] != '-' ||
+        h[52] != '-' || !hex_id(h + 3, 32, false) || !hex_id(h + 36, 16, false) ||
+        !hex_id(h + 53, 2, true)) {
+        antar_trace_new(t);
+        return false;
+    }
+    memcpy(t->trace_id, h + 3, 32);
+    t->trace_id[32] = '\0';
+    memcpy(t->parent_id, h + 36, 16);
+    t->parent_id[16] = '\0';
+    memcpy(t->flags, h + 53, 2);
+    t->flags[2] = '\0';
+    random_id(t->span_id, 8);
+    return true;
+}
+
+void antar_trace_child_header(const antar_trace_t *t, char out[56], char child_span[17])
+{
+    random_id(child_span, 8);
+    snprintf(out, 56, "00-%.32s-%.16s-%.2s", t->trace_id, child_span, t->flags);
+}
+
+const antar_trace_t *antar_trace_current(void)
+{
+    return tl_has_trace ? &tl_trace : NULL;
+}
+
+void antar_trace_set_current(const antar_trace_t *t)
+{
+    if (t) {
+        tl_trace = *t;
+        tl_has_trace = true;
+    } else {
+        tl_has_trace = false;
+    }
+}
+
+void antar_trace_begin(void)
+{
+    antar_trace_t t;
+    antar_trace_new(&t);
+    antar_trace_set_current(&t);
+}

@@ -1,0 +1,136 @@
+/* util.c — clocks and RFC 3339 time formatting/parsing. */
+#include "antar/util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+long long antar_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long antar_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void antar_time_rfc3339(long long ms, char out[32])
+{
+    /* Floor division so that times before the epoch still get a 0..999 ms part. */
+    long long sec = ms / 1000, rem = ms % 1000;
+    if (rem < 0) {
+        rem += 1000;
+        sec -= 1;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, 32, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    /* strftime bounds each field itself; years past 9999 simply do not fit and are cut. */
+    char date[24];
+    if (strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+        date[0] = '\0';
+    snprintf(out, 32, "%.19s.%03dZ", date, (int)rem);
+}
+
+/* Reads exactly n digits; -1 when any is missing. */
+static int digits(const char **p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    return v;
+}
+
+static int expect(const char **p, char c)
+{
+    if (**p != c)
+        return -1;
+    (*p)++;
+    return 0;
+}
+
+long long antar_time_parse(const char *s)
+{
+    if (!s)
+        return -1;
+    const char *p = s;
+    int Y = digits(&p, 4);
+    if (Y < 0 || expect(&p, '-'))
+        return -1;
+    int M = digits(&p, 2);
+    if (M < 1 || M > 12 || expect(&p, '-'))
+        return -1;
+    int D = digits(&p, 2);
+    if (D < 1 || D > 31)
+        return -1;
+    if (*p != 'T' && *p != 't')
+        return -1;
+    p++;
+    int h = digits(&p, 2);
+    if (h < 0 || h > 23 || expect(&p, ':'))
+        return -1;
+    int m = digits(&p, 2);
+    if (m < 0 || m > 59 || expect(&p, ':'))
+        return -1;
+    int sec = digits(&p, 2);
+    if (sec < 0 || sec > 60) /* 60: a leap second, folded into the next minute by timegm */
+        return -1;
+    long long frac_ms = 0;
+    if (*p == '.') {
+        p++;
+        int nd = 0, scale = 100;
+        while (isdigit((unsigned char)*p)) {
+            if (nd < 3) {
+                frac_ms += (*p - '0') * scale;
+                scale /= 10;
+            }
+            nd++;
+            p++;
+        }
+        if (nd == 0 || nd > 9)
+            return -1;
+    }
+    long long offset_s = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1;
+        p++;
+        int oh = digits(&p, 2);
+        if (oh < 0 || oh > 23 || expect(&p, ':'))
+            return -1;
+        int om = digits(&p, 2);
+        if (om < 0 || om > 59)
+            return -1;
+        offset_s = sign * (oh * 3600LL + om * 60LL);
+    } else {
+        return -1;
+    }
+    if (*p != '\0')
+        return -1;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+    if (D > mdays[M - 1] || (M == 2 && D == 29 && !leap))
+        return -1;
+    struct tm tm = {.tm_year = Y - 1900,
+                    .tm_mon = M - 1,
+                    .tm_mday = D,
+                    .tm_hour = h,
+                    .tm_min = m,
+                    .tm_sec = sec};
+    time_t t = timegm(&tm);
+    return ((long long)t - offset_s) * 1000 + frac_ms;
+}

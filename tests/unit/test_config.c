@@ -1,0 +1,87 @@
+/* Config defaults, environment overrides, invalid values. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "antar/config.h"
+
+static void clear_env(void)
+{
+    const char *vars[] = {"ANTAR_PORT",    "ANTAR_USER_PORT",  "ANTAR_CORE_PORT",
+                          "ANTAR_THREADS", "ANTAR_BODY_LIMIT", "ANTAR_HOST",
+                          "ANTAR_DB_PORT", "ANTAR_TIMEOUT_MS"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(*vars); i++)
+        unsetenv(vars[i]);
+}
+
+TestSuite(config, .init = clear_env);
+
+Test(config, defaults)
+{
+    antar_config_t c;
+    cr_assert_eq(antar_config_load(&c, "user"), 0);
+    cr_assert_str_eq(c.service, "user");
+    cr_assert_str_eq(c.host, "127.0.0.1");
+    cr_assert_eq(c.port, 8001);
+    cr_assert_eq(c.threads, 8);
+    cr_assert_eq(c.body_limit, 65536);
+    cr_assert_eq(c.db_port, 3307);
+    cr_assert_str_eq(c.db_user, "antar_user");
+    cr_assert_str_eq(c.db_name, "antar_user");
+    cr_assert_eq(c.redis_port, 6380);
+    cr_assert_eq(c.connect_timeout_ms, 500);
+    cr_assert_eq(c.timeout_ms, 3000);
+    cr_assert_eq(c.db_timeout_s, 3);
+    cr_assert_eq(c.redis_timeout_ms, 1000);
+    cr_assert_str_eq(c.client_id, "user-service");
+    cr_assert_str_eq(c.core_url, "http://127.0.0.1:8003");
+    cr_assert_str_eq(c.audience, "antar");
+    cr_assert_str_eq(c.api_file, "api/build/user.json");
+    cr_assert_str_eq(c.sql_dir, "services/user/sql");
+    cr_assert_str_eq(c.state_dir, ".run/user");
+    cr_assert_eq(antar_config()->port, 8001);
+    antar_config_load(&c, "driver");
+    cr_assert_eq(c.port, 8002);
+    antar_config_load(&c, "core");
+    cr_assert_eq(c.port, 8003);
+}
+
+Test(config, env_overrides)
+{
+    antar_config_t c;
+    setenv("ANTAR_PORT", "9000", 1);
+    setenv("ANTAR_THREADS", "2", 1);
+    setenv("ANTAR_HOST", "0.0.0.0", 1);
+    cr_assert_eq(antar_config_load(&c, "core"), 0);
+    cr_assert_eq(c.port, 9000);
+    cr_assert_eq(c.threads, 2);
+    cr_assert_str_eq(c.host, "0.0.0.0");
+    setenv("ANTAR_CORE_PORT", "9103", 1);
+    antar_config_load(&c, "core");
+    cr_assert_eq(c.port, 9103, "ANTAR_<SVC>_PORT wins");
+    antar_config_load(&c, "user");
+    cr_assert_eq(c.port, 9000);
+}
+
+Test(config, invalid_numbers_use_defaults)
+{
+    antar_config_t c;
+    setenv("ANTAR_PORT", "80x", 1);
+    setenv("ANTAR_THREADS", "0", 1);
+    setenv("ANTAR_BODY_LIMIT", "-5", 1);
+    setenv("ANTAR_DB_PORT", "70000", 1);
+    setenv("ANTAR_TIMEOUT_MS", " 5", 1);
+    cr_assert_eq(antar_config_load(&c, "user"), -1);
+    cr_assert_eq(c.port, 8001);
+    cr_assert_eq(c.threads, 8);
+    cr_assert_eq(c.body_limit, 65536);
+    cr_assert_eq(c.db_port, 3307);
+    cr_assert_eq(c.timeout_ms, 3000);
+}
+
+Test(config, env_helper)
+{
+    setenv("ANTAR_X_TEST", "", 1);
+    cr_assert_str_eq(antar_config_env("ANTAR_X_TEST", "d"), "d");
+    setenv("ANTAR_X_TEST", "v", 1);
+    cr_assert_str_eq(antar_config_env("ANTAR_X_TEST", "d"), "v");
+}

@@ -1,0 +1,213 @@
+/* antar_req_fields: every type, every rejection, the field named, outputs untouched on error. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "../../lib/http_internal.h"
+
+static const char *const vehicles[] = {"motorcycle", "car", NULL};
+
+static const char *name;
+static long long count;
+static double lat;
+static bool flag, flag_present;
+static const char *vehicle;
+
+static antar_field_t fields[] = {
+    {"name", ANTAR_FIELD_STRING, true, 1, 10, NULL, &name, NULL},
+    {"count", ANTAR_FIELD_INT, false, 1, 100, NULL, &count, NULL},
+    {"lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &lat, NULL},
+    {"flag", ANTAR_FIELD_BOOL, false, 0, 0, NULL, &flag, &flag_present},
+    {"vehicle", ANTAR_FIELD_ENUM, false, 0, 0, vehicles, &vehicle, NULL},
+};
+#define NF (sizeof(fields) / sizeof(*fields))
+
+static antar_req_t *req;
+
+static void reset(void)
+{
+    name = vehicle = NULL;
+    count = -1;
+    lat = -1000;
+    flag = false;
+    flag_present = false;
+}
+
+/* Builds a request from a JSON text or a form text and runs the checks. */
+static antar_err_t run(const char *ct, const char *body)
+{
+    char msg[256], field[130];
+    json_t *o = NULL;
+    bool form = false;
+    antar_err_t e =
+        antar_body_parse(ct, body, strlen(body), &o, &form, msg, sizeof(msg), field, sizeof(field));
+    cr_assert_eq(e, ANTAR_OK, "body did not parse: %s", msg);
+    antar_req_free(req);
+    req = antar_req_new_detached(NULL, "POST", "/t", o, form);
+    reset();
+    return antar_req_fields(req, fields, NF);
+}
+
+static antar_err_t json_(const char *body)
+{
+    return run("application/json", body);
+}
+
+static antar_err_t form_(const char *body)
+{
+    return run("application/x-www-form-urlencoded", body);
+}
+
+/* The reply is a 4xx envelope naming the field. */
+static void assert_rejected(antar_err_t got, antar_err_t want, const char *field)
+{
+    cr_assert_eq(got, want, "error %d, want %d (%s)", got, want, req->resp_body);
+    cr_assert_eq(req->status, antar_err_status(want));
+    json_t *env = json_loads(req->resp_body, 0, NULL);
+    cr_assert_not_null(env);
+    json_t *err = json_object_get(env, "error");
+    cr_assert_str_eq(json_string_value(json_object_get(err, "code")), antar_err_code(want));
+    if (field)
+        cr_assert_str_eq(json_string_value(json_object_get(err, "field")), field, "%s",
+                         req->resp_body);
+    json_decref(env);
+    /* outputs untouched */
+    cr_assert_null(name);
+    cr_assert_eq(count, -1);
+}
+
+static void fini(void)
+{
+    antar_req_free(req);
+    req = NULL;
+}
+
+TestSuite(fields, .fini = fini);
+
+Test(fields, json_all_types_ok)
+{
+    cr_assert_eq(json_("{\"name\":\"Sari\",\"count\":5,\"lat\":-6.2,\"flag\":true,"
+                       "\"vehicle\":\"car\",\"csrf_token\":\"x\"}"),
+                 ANTAR_OK, "%s", req->resp_body ? req->resp_body : "");
+    cr_assert_str_eq(name, "Sari");
+    cr_assert_eq(count, 5);
+    cr_assert_float_eq(lat, -6.2, 1e-9);
+    cr_assert(flag && flag_present);
+    cr_assert_str_eq(vehicle, "car");
+    cr_assert_not(req->replied);
+}
+
+Test(fields, form_all_types_ok)
+{
+    cr_assert_eq(form_("name=Sari&count=5&lat=-6.2&flag=false&vehicle=motorcycle"), ANTAR_OK);
+    cr_assert_str_eq(name, "Sari");
+    cr_assert_eq(count, 5);
+    cr_assert_float_eq(lat, -6.2, 1e-9);
+    cr_assert_not(flag);
+    cr_assert(flag_present);
+    cr_assert_str_eq(vehicle, "motorcycle");
+}
+
+Test(fields, optional_absent_untouched)
+{
+    cr_assert_eq(json_("{\"name\":\"\xc3\xa9\xc3\xa9\"}"), ANTAR_OK);
+    cr_assert_eq(count, -1);
+    cr_assert_not(flag_present);
+    cr_assert_str_eq(name, "\xc3\xa9\xc3\xa9");
+    /* integer JSON for a NUMBER field is fine */
+    cr_assert_eq(json_("{\"name\":\"a\",\"lat\":45}"), ANTAR_OK);
+    cr_assert_float_eq(lat, 45.0, 1e-9);
+}
+
+Test(fields, missing)
+{
+    assert_rejected(json_("{}"), ANTAR_E_MISSING_FIELD, "name");
+    assert_rejected(form_(""), ANTAR_E_MISSING_FIELD, "name");
+}
+
+Test(fields, unknown)
+{
+    assert_rejected(json_("{\"name\":\"a\",\"nmae\":\"b\"}"), ANTAR_E_UNKNOWN_FIELD, "nmae");
+    assert_rejected(form_("name=a&admin=true"), ANTAR_E_UNKNOWN_FIELD, "admin");
+}
+
+Test(fields, wrong_type_json)
+{
+    assert_rejected(json_("{\"name\":5}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":\"a\",\"count\":\"5\"}"), ANTAR_E_INVALID_FIELD, "count");
+    assert_rejected(json_("{\"name\":\"a\",\"count\":5.5}"), ANTAR_E_INVALID_FIELD, "count");
+    assert_rejected(json_("{\"name\":\"a\",\"lat\":\"1\"}"), ANTAR_E_INVALID_FIELD, "lat");
+    assert_rejected(json_("{\"name\":\"a\",\"flag\":1}"), ANTAR_E_INVALID_FIELD, "flag");
+    assert_rejected(json_("{\"name\":\"a\",\"flag\":\"true\"}"), ANTAR_E_INVALID_FIELD, "flag");
+    assert_rejected(json_("{\"name\":\"a\",\"vehicle\":1}"), ANTAR_E_INVALID_FIELD, "vehicle");
+    assert_rejected(json_("{\"name\":null}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":{}}"), ANTAR_E_INVALID_FIELD, "name");
+}
+
+Test(fields, out_of_range)
+{
+    assert_rejected(json_("{\"name\":\"\"}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":\"12345678901\"}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":\"a\",\"count\":0}"), ANTAR_E_INVALID_FIELD, "count");
+    assert_rejected(json_("{\"name\":\"a\",\"count\":101}"), ANTAR_E_INVALID_FIELD, "count");
+    assert_rejected(json_("{\"name\":\"a\",\"lat\":90.0001}"), ANTAR_E_INVALID_FIELD, "lat");
+    assert_rejected(form_("name=a&lat=-91"), ANTAR_E_INVALID_FIELD, "lat");
+    assert_rejected(form_("name=a&count=1000"), ANTAR_E_INVALID_FIELD, "count");
+    assert_rejected(json_("{\"name\":\"a\",\"vehicle\":\"bus\"}"), ANTAR_E_INVALID_FIELD,
+                    "vehicle");
+}
+
+Test(fields, form_numbers_strict)
+{
+    const char *bad_int[] = {"name=a&count=5x",   "name=a&count=+5",  "name=a&count=%205",
+                             "name=a&count=5%20", "name=a&count=",    "name=a&count=0x10",
+                             "name=a&count=5.0",  "name=a&count=5%00"};
+    for (size_t i = 0; i < sizeof(bad_int) / sizeof(*bad_int); i++)
+        assert_rejected(form_(bad_int[i]), ANTAR_E_INVALID_FIELD, "count");
+    const char *bad_num[] = {"name=a&lat=1.5abc", "name=a&lat=nan",   "name=a&lat=inf",
+                             "name=a&lat=0x1p3",  "name=a&lat=1e999", "name=a&lat=.5",
+                             "name=a&lat=1.",     "name=a&lat=",      "name=a&lat=+1"};
+    for (size_t i = 0; i < sizeof(bad_num) / sizeof(*bad_num); i++)
+        assert_rejected(form_(bad_num[i]), ANTAR_E_INVALID_FIELD, "lat");
+    assert_rejected(form_("name=a&flag=1"), ANTAR_E_INVALID_FIELD, "flag");
+    assert_rejected(form_("name=a&flag=TRUE"), ANTAR_E_INVALID_FIELD, "flag");
+    cr_assert_eq(form_("name=a&lat=1.5e1"), ANTAR_OK);
+    cr_assert_float_eq(lat, 15.0, 1e-9);
+}
+
+Test(fields, control_chars_and_utf8)
+{
+    assert_rejected(json_("{\"name\":\"a\\u0001b\"}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":\"a\\nb\"}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":\"a\\u0085\"}"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(form_("name=a%00b"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(form_("name=a%7F"), ANTAR_E_INVALID_FIELD, "name");
+    assert_rejected(json_("{\"name\":\"ok\",\"vehicle\":\"car\\t\"}"), ANTAR_E_INVALID_FIELD,
+                    "vehicle");
+}
+
+Test(fields, string_length_counts_characters)
+{
+    /* ten 2-byte characters fit in max 10 */
+    cr_assert_eq(json_("{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                       "\xc3\xa9\xc3\xa9\xc3\xa9\"}"),
+                 ANTAR_OK);
+}
+
+Test(fields, email_and_phone)
+{
+    cr_assert(antar_valid_email("sari@example.co.id"));
+    cr_assert(antar_valid_email("a.b+c@x.io"));
+    cr_assert_not(antar_valid_email("sari@localhost"));
+    cr_assert_not(antar_valid_email("@x.io"));
+    cr_assert_not(antar_valid_email("a@@x.io"));
+    cr_assert_not(antar_valid_email("a..b@x.io"));
+    cr_assert_not(antar_valid_email("a@-x.io"));
+    cr_assert_not(antar_valid_email("a b@x.io"));
+    cr_assert_not(antar_valid_email("a@x.i"));
+    cr_assert(antar_valid_phone("+6281234567890"));
+    cr_assert(antar_valid_phone("08123456"));
+    cr_assert_not(antar_valid_phone("0812345"));
+    cr_assert_not(antar_valid_phone("+62 812"));
+    cr_assert_not(antar_valid_phone("1234567890123456"));
+}
