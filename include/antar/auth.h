@@ -22,7 +22,9 @@
 int antar_auth_init(const antar_config_t *cfg);
 void antar_auth_cleanup(void);
 
-/* Verify a compact JWT; fill out on success. ANTAR_E_INVALID_TOKEN on any failure. */
+/* Verify a compact JWT (signature, alg pinned to EdDSA, typ at+jwt, iss, aud, exp, role/sub
+ * consistency, jti not revoked); fill out on success. ANTAR_E_INVALID_TOKEN on any failure;
+ * ANTAR_E_KV when Redis cannot say whether the token is revoked (fail closed). */
 antar_err_t antar_auth_verify(const char *token, antar_principal_t *out);
 
 /* The server's auth hook: Bearer token → principal; role in route->auth (else FORBIDDEN);
@@ -31,11 +33,24 @@ antar_err_t antar_auth_verify(const char *token, antar_principal_t *out);
  * csrf_token body field (else CSRF_INVALID). */
 antar_err_t antar_auth_hook(antar_req_t *req, const antar_route_t *route);
 
+/* Install the CSRF HMAC key from 64 hex chars (antar_auth_init does this from
+ * cfg->csrf_key_hex; unit tests call it directly). 0, or -1 when hex is not 64 hex chars. */
+int antar_csrf_init(const char *key_hex);
 /* A CSRF token for sub, valid for ttl_s seconds: base64url(exp || nonce || HMAC). out must hold
  * 128 bytes. 0 or -1. */
 int antar_csrf_issue(const char *sub, long ttl_s, char *out, size_t outlen, long long *exp);
 /* ANTAR_OK when token was issued for sub and has not expired (constant-time compare). */
 antar_err_t antar_csrf_verify(const char *sub, const char *token);
+
+/* Verify signature and claims of a compact JWT at time now (unix seconds) against the
+ * installed key set, without the revocation check and without the cache (unit tests,
+ * introspection). ANTAR_E_INVALID_TOKEN on any failure; out written only on success. */
+antar_err_t antar_auth_verify_at(const char *token, long long now, antar_principal_t *out);
+
+/* Core (the issuer) installs its own public JWKS (a JSON document {"keys": [...]}, copied)
+ * instead of fetching it over HTTP; call again after a key rotation. Also used by unit tests.
+ * 0, or -1 when the document does not parse. */
+int antar_auth_set_local_jwks(const char *jwks_json);
 
 /* Core replaces the HTTP token fetch with a local minter (it is the issuer). */
 typedef int (*antar_token_minter_fn)(char *buf, size_t len);

@@ -7,7 +7,7 @@
 #include "antar/config.h"
 #include "antar/http.h"
 
-/* oauth.c — the authorization server: /oauth/*, /.well-known/*, /csrf. */
+/* oauth.c — the authorization server: /oauth/…, /.well-known/…, /csrf. */
 extern const antar_route_t core_oauth_routes[];
 extern const size_t core_oauth_routes_len;
 /* Create or load the signing keys, register the service clients. 0 or -1. */

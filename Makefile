@@ -1,0 +1,48 @@
+# The README's commands. The real work is in scripts/ (bash) and CMake.
+#   make run     set up, build, start everything, run the demo, keep running until Ctrl-C
+#   make test    set up, ASan+UBSan build, unit + integration tests on the real stack
+#   make up      start everything in the background (returns once every /health is 200)
+#   make down    stop everything
+#   make build   release build into build/
+#   make bench   wrk benchmarks against a running `make up` stack → bench/results.md
+#   make format  clang-format the C sources
+SHELL := /bin/bash
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+
+.PHONY: all run test up down status setup build bench format clean
+
+all: build
+
+setup:
+	@scripts/setup.sh
+
+build:
+	@mkdir -p $(BUILD)/api
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+run:
+	@scripts/run.sh
+
+test:
+	@scripts/test.sh
+
+up: setup build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(CURDIR)/$(BUILD)/bin} scripts/stack.sh up
+
+down:
+	@scripts/stack.sh down
+
+status:
+	@scripts/stack.sh status
+
+bench:
+	@bench/run.sh
+
+format:
+	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \
+		xargs -0 -r clang-format -i
+
+clean:
+	rm -rf build build-asan

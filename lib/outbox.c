@@ -1,0 +1,485 @@
+/* outbox.c — transactional outbox (sender side) and inbox (receiver side).
+ *
+ * Messages are rows of the outbox table written in the caller's transaction. One delivery
+ * thread per process sends them; several processes (instances of a service) may share the
+ * table, so a message is claimed before it is sent: in a short transaction the thread locks
+ * due rows (FOR UPDATE SKIP LOCKED) and pushes their next_at forward by a lease, commits, and
+ * only then makes the HTTP calls, so no row lock is held across the network. A process that
+ * dies mid-delivery leaves leased rows that become due again when the lease ends: delivery is
+ * at least once, and receivers dedupe on the Idempotency-Key (antar_inbox_claim).
+ *
+ * Order per target: a message is only claimed when every earlier pending message for the same
+ * target is claimed with it, in id order. A message waiting for a retry (or leased by another
+ * process) is not due, so it holds back the later ones for its target until it is done.
+ */
+#include "antar/outbox.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "antar/config.h"
+#include "antar/db.h"
+#include "antar/log.h"
+#include "antar/trace.h"
+#include "antar/util.h"
+
+/* From db.c (internal to the db modules). */
+bool antar_db_in_tx(void);
+
+#define BATCH_MAX 16  /* messages claimed per round */
+#define SCAN_MAX 200  /* pending rows looked at per round, in id order */
+#define TARGETS_MAX 8 /* distinct targets tracked per round (there are three) */
+#define BACKOFF_FIRST_MS 500
+#define BACKOFF_MAX_MS 30000
+#define IDLE_WAIT_MS 1000
+#define PURGE_EVERY_MS (10 * 60 * 1000)
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv;
+static pthread_t g_thread;
+static bool g_running;
+static bool g_stop;
+static bool g_kicked;
+
+static const char *svc_key(antar_svc_t t)
+{
+    return antar_httpc_target_name(t);
+}
+
+static bool svc_from_key(const char *s, antar_svc_t *out)
+{
+    static const antar_svc_t all[] = {ANTAR_SVC_USER, ANTAR_SVC_DRIVER, ANTAR_SVC_CORE};
+    for (size_t i = 0; i < 3; i++) {
+        if (s && strcmp(s, svc_key(all[i])) == 0) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool method_ok(const char *m)
+{
+    static const char *const ok[] = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+    for (size_t i = 0; m && i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (strcmp(m, ok[i]) == 0)
+            return true;
+    return false;
+}
+
+antar_err_t antar_outbox_add(antar_svc_t target, const char *method, const char *path, json_t *body)
+{
+    if (!method_ok(method) || !path || path[0] != '/' || strlen(path) > 255) {
+        antar_logf("error", "antar_outbox_add: bad method or path");
+        return ANTAR_E_INTERNAL;
+    }
+    if (!antar_db_in_tx()) {
+        /* Without the caller's transaction the message and the state change could part ways,
+         * which is the one thing the outbox exists to prevent. */
+        antar_logf("error", "antar_outbox_add called outside a transaction (%s %s)", method, path);
+        return ANTAR_E_INTERNAL;
+    }
+    char event_id[33];
+    antar_random_hex(event_id, 16);
+    char tp[56] = "";
+    const antar_trace_t *cur = antar_trace_current();
+    if (cur) {
+        char child[17];
+        antar_trace_child_header(cur, tp, child);
+    }
+    char *json = NULL;
+    if (body) {
+        json = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!json)
+            return ANTAR_E_NOMEM;
+    }
+    antar_err_t err = antar_db_exec(
+        "INSERT INTO outbox (event_id, target, method, path, body, traceparent, status, attempts,"
+        " next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, UTC_TIMESTAMP(3),"
+        " UTC_TIMESTAMP(3))",
+        ANTAR_DB_ARGS(ANTAR_DB_S(event_id), ANTAR_DB_S(svc_key(target)), ANTAR_DB_S(method),
+                      ANTAR_DB_S(path), ANTAR_DB_S(json), ANTAR_DB_S(tp[0] ? tp : NULL)),
+        NULL, NULL);
+    free(json);
+    return err;
+}
+
+antar_err_t antar_inbox_claim(const char *event_id)
+{
+    if (!event_id || !event_id[0] || strlen(event_id) > 64)
+        return ANTAR_E_BAD_REQUEST;
+    return antar_db_exec("INSERT INTO inbox (event_id, received_at) VALUES (?, UTC_TIMESTAMP(3))",
+                         ANTAR_DB_ARGS(ANTAR_DB_S(event_id)), NULL, NULL);
+}
+
+/* ---- delivery ---------------------------------------------------------------------------- */
+
+typedef struct {
+    char names[TARGETS_MAX][32];
+    size_t n;
+} target_set_t;
+
+static bool tset_has(const target_set_t *s, const char *t)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], t) == 0)
+            return true;
+    return false;
+}
+
+static void tset_add(target_set_t *s, const char *t)
+{
+    if (!tset_has(s, t) && s->n < TARGETS_MAX)
+        snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", t);
+}
+
+static long lease_ms(void)
+{
+    const antar_config_t *cfg = antar_config();
+    long per = cfg && cfg->timeout_ms > 0 ? cfg->timeout_ms : 3000;
+    /* Long enough for a whole batch of calls that each run into the timeout. */
+    return per * BATCH_MAX + 30000;
+}
+
+/* Claims up to BATCH_MAX due messages, in id order, into *out (array of row objects).
+ * Returns ANTAR_OK (possibly with an empty array) or the database error. */
+static antar_err_t claim(json_t **out)
+{
+    json_t *scan = NULL, *claimed = json_array();
+    target_set_t blocked = {0};
+    long long chosen[BATCH_MAX];
+    size_t nchosen = 0;
+    if (!claimed)
+        return ANTAR_E_NOMEM;
+
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_query("SELECT id, target, next_at <= UTC_TIMESTAMP(3) AS due FROM outbox"
+                         " WHERE status = 'pending' ORDER BY id LIMIT 200",
+                         ANTAR_DB_NOARGS, &scan);
+    if (err != ANTAR_OK)
+        goto fail;
+    size_t i;
+    json_t *row;
+    json_array_foreach(scan, i, row)
+    {
+        const char *t = json_string_value(json_object_get(row, "target"));
+        if (!t || tset_has(&blocked, t))
+            continue;
+        if (json_integer_value(json_object_get(row, "due")) != 1 || nchosen == BATCH_MAX) {
+            tset_add(&blocked, t); /* everything after it for this target waits */
+            continue;
+        }
+        chosen[nchosen++] = json_integer_value(json_object_get(row, "id"));
+    }
+    memset(&blocked, 0, sizeof(blocked));
+    for (size_t k = 0; k < nchosen; k++) {
+        json_t *m = NULL;
+        /* The locking read sees the latest committed row: another process's lease or a
+         * delivery that finished since our snapshot drops it (and its successors). */
+        err = antar_db_query_one(
+            "SELECT id, event_id, target, method, path, body, traceparent, attempts FROM outbox"
+            " WHERE id = ? AND status = 'pending' AND next_at <= UTC_TIMESTAMP(3)"
+            " FOR UPDATE SKIP LOCKED",
+            ANTAR_DB_ARGS(ANTAR_DB_I(chosen[k])), &m);
+        if (err == ANTAR_E_NOT_FOUND) {
+            /* We only know its target from the scan. */
+            json_t *srow;
+            size_t j;
+            json_array_foreach(scan, j, srow)
+            {
+                if (json_integer_value(json_object_get(srow, "id")) == chosen[k]) {
+                    tset_add(&blocked, json_string_value(json_object_get(srow, "target")));
+                    break;
+                }
+            }
+            continue;
+        }
+        if (err != ANTAR_OK)
+            goto fail;
+        const char *t = json_string_value(json_object_get(m, "target"));
+        if (!t || tset_has(&blocked, t)) {
+            json_decref(m);
+            continue;
+        }
+        err = antar_db_exec(
+            "UPDATE outbox SET next_at = TIMESTAMPADD(MICROSECOND, ?,"
+            " UTC_TIMESTAMP(3)) WHERE id = ?",
+            ANTAR_DB_ARGS(ANTAR_DB_I((long long)lease_ms() * 1000), ANTAR_DB_I(chosen[k])), NULL,
+            NULL);
+        if (err != ANTAR_OK) {
+            json_decref(m);
+            goto fail;
+        }
+        json_array_append_new(claimed, m);
+    }
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    json_decref(scan);
+    *out = claimed;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    json_decref(scan);
+    json_decref(claimed);
+    return err;
+}
+
+static long backoff_ms(long long attempts_before)
+{
+    long ms = BACKOFF_FIRST_MS;
+    for (long long i = 0; i < attempts_before && ms < BACKOFF_MAX_MS; i++)
+        ms *= 2;
+    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+typedef enum { OUT_DELIVERED, OUT_RETRY, OUT_DEAD } outcome_t;
+
+static outcome_t classify(antar_err_t err, long status)
+{
+    if (err != ANTAR_OK)
+        return OUT_RETRY; /* timeout, unreachable, no token, broken response */
+    if ((status >= 200 && status < 300) || status == 409)
+        return OUT_DELIVERED;
+    /* 401: our service token was refused (rotated keys, receiver not ready), which says
+     * nothing about the message itself; keep it rather than lose it. */
+    if (status == 408 || status == 429 || status == 401)
+        return OUT_RETRY;
+    if (status >= 400 && status < 500)
+        return OUT_DEAD;
+    return OUT_RETRY;
+}
+
+/* Sends one claimed message and records the result. Returns its outcome; *retry_ms is set
+ * for a retry. */
+static outcome_t deliver_one(json_t *m, long *retry_ms)
+{
+    long long id = json_integer_value(json_object_get(m, "id"));
+    const char *event_id = json_string_value(json_object_get(m, "event_id"));
+    const char *target_s = json_string_value(json_object_get(m, "target"));
+    const char *method = json_string_value(json_object_get(m, "method"));
+    const char *path = json_string_value(json_object_get(m, "path"));
+    const char *body_s = json_string_value(json_object_get(m, "body"));
+    const char *tp = json_string_value(json_object_get(m, "traceparent"));
+    long long attempts = json_integer_value(json_object_get(m, "attempts"));
+
+    antar_trace_t t;
+    /* The delivery continues the trace of the request that queued the message. */
+    antar_trace_from_header(&t, tp);
+    antar_trace_set_current(&t);
+
+    antar_svc_t target;
+    json_t *body = NULL;
+    antar_err_t err = ANTAR_OK;
+    antar_httpc_res_t res = {0};
+    char last_error[256] = "";
+    outcome_t oc;
+
+    if (!svc_from_key(target_s, &target) || !method || !path || !event_id) {
+        snprintf(last_error, sizeof(last_error), "unknown target or malformed row");
+        oc = OUT_DEAD;
+        goto record;
+    }
+    if (body_s) {
+        json_error_t jerr;
+        body = json_loads(body_s, JSON_DECODE_ANY, &jerr);
+        if (!body) {
+            snprintf(last_error, sizeof(last_error), "stored body is not JSON");
+            oc = OUT_DEAD;
+            goto record;
+        }
+    }
+    char idem[80];
+    snprintf(idem, sizeof(idem), "Idempotency-Key: %s", event_id);
+    const char *hdrs[] = {idem, NULL};
+    err = antar_httpc_call(target, method, path, body, hdrs, &res);
+    oc = classify(err, res.status);
+    if (err != ANTAR_OK)
+        snprintf(last_error, sizeof(last_error), "%s", antar_err_code(err));
+    else if (oc != OUT_DELIVERED)
+        snprintf(last_error, sizeof(last_error), "http %ld", res.status);
+
+record:;
+    antar_err_t derr;
+    if (oc == OUT_DELIVERED) {
+        derr = antar_db_exec("UPDATE outbox SET status = 'delivered', attempts = attempts + 1,"
+                             " delivered_at = UTC_TIMESTAMP(3), last_error = NULL WHERE id = ?",
+                             ANTAR_DB_ARGS(ANTAR_DB_I(id)), NULL, NULL);
+    } else if (oc == OUT_DEAD) {
+        derr = antar_db_exec("UPDATE outbox SET status = 'dead', attempts = attempts + 1, "
+                             "last_error = ? WHERE id = ?",
+                             ANTAR_DB_ARGS(ANTAR_DB_S(last_error), ANTAR_DB_I(id)), NULL, NULL);
+        antar_log_json("error", "outbox_dead",
+                       json_pack("{s:I,s:s?,s:s?,s:s?,s:s}", "id", (json_int_t)id, "target",
+                                 target_s, "method", method, "path", path, "error", last_error));
+    } else {
+        *retry_ms = backoff_ms(attempts);
+        derr =
+            antar_db_exec("UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+                          " next_at = TIMESTAMPADD(MICROSECOND, ?, UTC_TIMESTAMP(3)) WHERE id = ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_S(last_error),
+                                        ANTAR_DB_I((long long)*retry_ms * 1000), ANTAR_DB_I(id)),
+                          NULL, NULL);
+        antar_log_json("warn", "outbox_retry",
+                       json_pack("{s:I,s:s?,s:s?,s:s,s:I,s:i}", "id", (json_int_t)id, "target",
+                                 target_s, "path", path, "error", last_error, "attempts",
+                                 (json_int_t)(attempts + 1), "retry_ms", (int)*retry_ms));
+    }
+    if (derr != ANTAR_OK) {
+        /* The lease runs out and the message is sent again; the receiver dedupes. */
+        antar_logf("error", "outbox: could not record the outcome of message %lld", id);
+    }
+    antar_httpc_res_clean(&res);
+    json_decref(body);
+    antar_trace_set_current(NULL);
+    return oc;
+}
+
+/* Claimed messages behind a failed one for the same target go back to the queue at once; the
+ * failed one's retry time then holds them back. */
+static void release(long long id)
+{
+    (void)antar_db_exec("UPDATE outbox SET next_at = UTC_TIMESTAMP(3) WHERE id = ? AND"
+                        " status = 'pending'",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(id)), NULL, NULL);
+}
+
+/* One round. Returns how many messages were claimed; *wait_ms is lowered to the soonest retry. */
+static size_t round_once(long *wait_ms)
+{
+    json_t *batch = NULL;
+    antar_err_t err = claim(&batch);
+    if (err != ANTAR_OK) {
+        antar_log_json("warn", "outbox_claim_failed",
+                       json_pack("{s:s}", "error", antar_err_code(err)));
+        return 0;
+    }
+    target_set_t failed = {0};
+    size_t i;
+    json_t *m;
+    json_array_foreach(batch, i, m)
+    {
+        const char *t = json_string_value(json_object_get(m, "target"));
+        if (t && tset_has(&failed, t)) {
+            release(json_integer_value(json_object_get(m, "id")));
+            continue;
+        }
+        long retry = 0;
+        if (deliver_one(m, &retry) == OUT_RETRY) {
+            if (t)
+                tset_add(&failed, t);
+            if (retry < *wait_ms)
+                *wait_ms = retry;
+        }
+    }
+    size_t n = json_array_size(batch);
+    json_decref(batch);
+    return n;
+}
+
+static void purge(void)
+{
+    /* Delivered messages are kept a week for inspection; dead ones until a human looks. */
+    (void)antar_db_exec("DELETE FROM outbox WHERE status = 'delivered' AND"
+                        " delivered_at < UTC_TIMESTAMP(3) - INTERVAL 7 DAY LIMIT 1000",
+                        ANTAR_DB_NOARGS, NULL, NULL);
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    long long last_purge = 0;
+    pthread_mutex_lock(&g_mu);
+    while (!g_stop) {
+        g_kicked = false;
+        pthread_mutex_unlock(&g_mu);
+
+        long wait = IDLE_WAIT_MS;
+        size_t n = round_once(&wait);
+        long long now = antar_mono_ms();
+        if (now - last_purge > PURGE_EVERY_MS) {
+            purge();
+            last_purge = now;
+        }
+
+        pthread_mutex_lock(&g_mu);
+        if (n == BATCH_MAX && wait == IDLE_WAIT_MS)
+            continue; /* a full batch went out cleanly: there may be more right away */
+        if (g_stop || g_kicked)
+            continue;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        while (!g_stop && !g_kicked) {
+            if (pthread_cond_timedwait(&g_cv, &g_mu, &ts) != 0)
+                break; /* timed out */
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    antar_db_thread_end();
+    antar_httpc_thread_end();
+    return NULL;
+}
+
+int antar_outbox_start(void)
+{
+    pthread_mutex_lock(&g_mu);
+    if (g_running) {
+        pthread_mutex_unlock(&g_mu);
+        return 0;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g_stop = false;
+    g_kicked = false;
+    if (pthread_create(&g_thread, NULL, worker, NULL) != 0) {
+        pthread_cond_destroy(&g_cv);
+        pthread_mutex_unlock(&g_mu);
+        return -1;
+    }
+    g_running = true;
+    pthread_mutex_unlock(&g_mu);
+    return 0;
+}
+
+void antar_outbox_kick(void)
+{
+    pthread_mutex_lock(&g_mu);
+    if (g_running) {
+        g_kicked = true;
+        pthread_cond_signal(&g_cv);
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+void antar_outbox_stop(void)
+{
+    pthread_mutex_lock(&g_mu);
+    if (!g_running) {
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+    g_stop = true;
+    pthread_cond_signal(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    /* The thread finishes the message in flight (bounded by the call timeout) and exits. */
+    pthread_join(g_thread, NULL);
+    pthread_mutex_lock(&g_mu);
+    g_running = false;
+    pthread_cond_destroy(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}

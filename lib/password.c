@@ -1,0 +1,117 @@
+/* lib/password.c — Argon2id password hashing with a bound on concurrent hashes.
+ *
+ * One Argon2id hash with the INTERACTIVE limits takes about 100 ms and 64 MiB. Without a bound,
+ * a burst of fifty logins would ask for 3 GiB at once and starve every other request of CPU, so
+ * every hash and verify first takes a slot of a counting semaphore (ANTAR_ARGON2_MAX_CONCURRENT,
+ * default 2); the others wait in line (bounded latency instead of unbounded memory).
+ */
+#include "antar/password.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+static struct {
+    pthread_once_t once;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int free_slots;
+    unsigned long long opslimit;
+    size_t memlimit;
+    bool ready; /* sodium_init succeeded */
+} g = {
+    .once = PTHREAD_ONCE_INIT,
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .cond = PTHREAD_COND_INITIALIZER,
+};
+
+/* A positive integer from the environment within [lo, hi], else def. A bad value falls back
+ * to the default rather than failing, because a typo must not weaken or disable hashing. */
+static unsigned long long env_ull(const char *name, unsigned long long def, unsigned long long lo,
+                                  unsigned long long hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || !end || *end || v[0] == '-' || n < lo || n > hi)
+        return def;
+    return n;
+}
+
+static void password_setup(void)
+{
+    g.ready = sodium_init() >= 0;
+    g.opslimit = env_ull("ANTAR_ARGON2_OPSLIMIT", crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                         crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_SENSITIVE);
+    g.memlimit = (size_t)env_ull("ANTAR_ARGON2_MEMLIMIT", crypto_pwhash_MEMLIMIT_INTERACTIVE,
+                                 crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_SENSITIVE);
+    g.free_slots = (int)env_ull("ANTAR_ARGON2_MAX_CONCURRENT", 2, 1, 64);
+}
+
+static void slot_take(void)
+{
+    pthread_once(&g.once, password_setup);
+    pthread_mutex_lock(&g.lock);
+    while (g.free_slots <= 0)
+        pthread_cond_wait(&g.cond, &g.lock);
+    g.free_slots--;
+    pthread_mutex_unlock(&g.lock);
+}
+
+static void slot_give(void)
+{
+    pthread_mutex_lock(&g.lock);
+    g.free_slots++;
+    pthread_cond_signal(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+}
+
+antar_err_t antar_password_hash(const char *password, char out[ANTAR_PASSWORD_HASH_MAX])
+{
+    _Static_assert(crypto_pwhash_STRBYTES <= ANTAR_PASSWORD_HASH_MAX, "hash buffer too small");
+    if (!password)
+        return ANTAR_E_BAD_REQUEST;
+    slot_take();
+    int rc =
+        g.ready ? crypto_pwhash_str(out, password, strlen(password), g.opslimit, g.memlimit) : -1;
+    slot_give();
+    /* crypto_pwhash_str fails only when it cannot get its memory. */
+    return rc == 0 ? ANTAR_OK : ANTAR_E_NOMEM;
+}
+
+bool antar_password_verify(const char *hash, const char *password)
+{
+    if (!hash || !password)
+        return false;
+    /* A stored value that is not an Argon2id string cannot match; reject it before spending a
+     * slot, and never let libsodium read past a truncated string. */
+    if (strnlen(hash, ANTAR_PASSWORD_HASH_MAX) >= ANTAR_PASSWORD_HASH_MAX ||
+        strncmp(hash, crypto_pwhash_argon2id_STRPREFIX, strlen(crypto_pwhash_argon2id_STRPREFIX)))
+        return false;
+    slot_take();
+    int rc = g.ready ? crypto_pwhash_str_verify(hash, password, strlen(password)) : -1;
+    slot_give();
+    return rc == 0;
+}
+
+void antar_password_dummy_verify(const char *password)
+{
+    /* Deriving a key with the same limits costs what verifying a stored hash made with them
+     * costs, and needs no stored hash (so no first-call spike to make one). */
+    static const unsigned char salt[crypto_pwhash_SALTBYTES] = "antar-dummy-salt";
+    unsigned char key[32];
+    const char *p = password ? password : "";
+    slot_take();
+    /* The result is thrown away either way; only the time spent matters. */
+    if (g.ready && crypto_pwhash(key, sizeof key, p, strlen(p), salt, g.opslimit, g.memlimit,
+                                 crypto_pwhash_ALG_ARGON2ID13) != 0)
+        sodium_memzero(key, sizeof key);
+    slot_give();
+    sodium_memzero(key, sizeof key);
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# run.sh — `make run`: set up, release build, start the stack, run the demo, then keep running
+# until Ctrl-C; the stack is always stopped on the way out (Ctrl-C, an error, or the end).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export ANTAR_RUN_DIR="${ANTAR_RUN_DIR:-$REPO/.run}"
+export ANTAR_PORT_OFFSET="${ANTAR_PORT_OFFSET:-0}"
+BUILD="${ANTAR_BUILD_DIR:-$REPO/build}"
+export ANTAR_BIN_DIR="${ANTAR_BIN_DIR:-$BUILD/bin}"
+export ANTAR_API_DIR="${ANTAR_API_DIR:-$BUILD/api}"
+export ANTAR_REPO="$REPO"
+OFF="$ANTAR_PORT_OFFSET"
+export ANTAR_EDGE_URL="http://127.0.0.1:$((8080 + OFF))"
+export ANTAR_USER_URL="http://127.0.0.1:$((8001 + OFF))"
+export ANTAR_DRIVER_URL="http://127.0.0.1:$((8002 + OFF))"
+export ANTAR_CORE_URL="http://127.0.0.1:$((8003 + OFF))"
+
+stopping=0
+stop_all() {
+    [ "$stopping" = 1 ] && return
+    stopping=1
+    trap '' INT TERM # a second Ctrl-C must not cut the shutdown short
+    echo
+    echo "run: stopping the stack"
+    "$REPO/scripts/stack.sh" down || true
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+"$REPO/scripts/setup.sh"
+echo "run: building (release) in $BUILD"
+mkdir -p "$BUILD/api" # the OpenAPI JSON rule does not create its folder
+cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)"
+"$REPO/scripts/stack.sh" up
+
+if [ -x "$REPO/scripts/demo.sh" ]; then
+    echo "run: demo"
+    "$REPO/scripts/demo.sh" || echo "run: the demo failed (exit $?); the stack keeps running"
+elif [ -f "$REPO/scripts/demo.sh" ]; then
+    bash "$REPO/scripts/demo.sh" || echo "run: the demo failed (exit $?); the stack keeps running"
+fi
+
+echo
+echo "run: Antar is up — edge $ANTAR_EDGE_URL (docs: $ANTAR_USER_URL/docs …); Ctrl-C stops everything"
+while true; do sleep 1; done

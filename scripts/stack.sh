@@ -1,0 +1,469 @@
+#!/usr/bin/env bash
+# stack.sh — start and stop the real Antar stack as ordinary processes under one run folder.
+#
+#   scripts/stack.sh up | down | status
+#   scripts/stack.sh start|stop|restart <mariadb|redis|core|user|driver|haproxy>
+#
+# Environment:
+#   ANTAR_RUN_DIR      <repo>/.run            data folders, sockets, logs, pid files, secrets
+#   ANTAR_PORT_OFFSET  0                      added to every port (MariaDB 3307, Redis 6380,
+#                                             user 8001, driver 8002, core 8003, edge 8080)
+#   ANTAR_BIN_DIR      <repo>/build/bin       where antar-<svc> binaries are
+#   ANTAR_API_DIR      $(dirname BIN)/api     the OpenAPI JSON files served at /openapi.json
+#   ANTAR_EDGE_RATE_LIMIT  30                 POSTs to /oauth/token, /users, /drivers per source
+#                                             IP per 10 s before the edge answers 429
+# Any other ANTAR_* variable and ASAN_OPTIONS/UBSAN_OPTIONS/LSAN_OPTIONS in the caller's
+# environment reach the services unchanged (the tests shorten dispatch timeouts that way).
+#
+# Every process is stopped only through its own pid file, after checking that the pid still
+# runs the program we started (a stale pid file must never kill a stranger).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RUN="${ANTAR_RUN_DIR:-$REPO/.run}"
+case "$RUN" in /*) ;; *) RUN="$PWD/$RUN" ;; esac
+OFF="${ANTAR_PORT_OFFSET:-0}"
+[[ "$OFF" =~ ^[0-9]+$ ]] || { echo "stack: ANTAR_PORT_OFFSET must be a number" >&2; exit 2; }
+BIN="${ANTAR_BIN_DIR:-$REPO/build/bin}"
+case "$BIN" in /*) ;; *) BIN="$REPO/$BIN" ;; esac
+API="${ANTAR_API_DIR:-$(dirname "$BIN")/api}"
+case "$API" in /*) ;; *) API="$REPO/$API" ;; esac
+
+DB_PORT=$((3307 + OFF))
+REDIS_PORT=$((6380 + OFF))
+USER_PORT=$((8001 + OFF))
+DRIVER_PORT=$((8002 + OFF))
+CORE_PORT=$((8003 + OFF))
+EDGE_PORT=$((8080 + OFF))
+
+LOG="$RUN/log"
+DB_DIR="$RUN/mariadb"
+DB_DATA="$DB_DIR/data"
+DB_SOCK="$DB_DIR/mariadb.sock"
+REDIS_DIR="$RUN/redis"
+SECRETS="$RUN/secrets.env"
+
+MARIADBD="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
+HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
+INSTALL_DB="$(command -v mariadb-install-db || echo /usr/bin/mariadb-install-db)"
+
+say() { echo "stack: $*"; }
+err() { echo "stack: error: $*" >&2; }
+
+svc_port() {
+    case "$1" in
+    user) echo "$USER_PORT" ;; driver) echo "$DRIVER_PORT" ;; core) echo "$CORE_PORT" ;;
+    esac
+}
+
+# The program name a component's pid must be running (checked in /proc/<pid>/comm prefix).
+comp_prog() {
+    case "$1" in
+    mariadb) echo mariadbd ;; redis) echo redis-server ;; haproxy) echo haproxy ;;
+    *) echo "antar-$1" ;;
+    esac
+}
+
+pidfile() { echo "$RUN/$1.pid"; }
+
+# Prints the pid when the component runs: pid file present, process alive, and its command
+# line names the program we started (so a stale pid file reused by a stranger is ignored).
+comp_pid() {
+    local f pid
+    f="$(pidfile "$1")"
+    [ -s "$f" ] || return 1
+    pid="$(head -n1 "$f" | tr -dc 0-9)"
+    [ -n "$pid" ] || return 1
+    kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(comp_prog "$1")" || return 1
+    echo "$pid"
+}
+
+# ---- secrets -------------------------------------------------------------------------------
+
+rand_hex() { od -An -tx1 -N"$1" /dev/urandom | tr -d ' \n'; }
+
+ensure_secrets() {
+    mkdir -p "$RUN"
+    chmod 700 "$RUN" 2>/dev/null || true
+    (umask 077 && touch "$SECRETS")
+    chmod 600 "$SECRETS"
+    local k n
+    for k in DB_ROOT_PASSWORD DB_PASSWORD_USER DB_PASSWORD_DRIVER DB_PASSWORD_CORE \
+        DB_PASSWORD_TEST CLIENT_SECRET_USER CLIENT_SECRET_DRIVER CLIENT_SECRET_CORE CSRF_KEY; do
+        if ! grep -q "^$k=" "$SECRETS"; then
+            n=24
+            [ "$k" = CSRF_KEY ] && n=32
+            echo "$k=$(rand_hex "$n")" >>"$SECRETS"
+        fi
+    done
+    # shellcheck disable=SC1090
+    . "$SECRETS"
+}
+
+# ---- process helpers -----------------------------------------------------------------------
+
+# Start a long-running program in its own session, stdout+stderr to a log, pid to a file.
+# The pid is the program's own (sh execs it), so kill by pid file hits the program itself.
+spawn() {
+    local pidf="$1" logf="$2"
+    shift 2
+    rm -f "$pidf"
+    setsid -f sh -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >>"$logf" 2>&1 </dev/null
+    local i
+    for i in $(seq 1 50); do
+        [ -s "$pidf" ] && return 0
+        sleep 0.1
+    done
+    err "could not start $1"
+    return 1
+}
+
+# SIGTERM, wait up to $2 seconds, then SIGKILL.
+stop_pid() {
+    local comp="$1" wait_s="$2" pid i
+    pid="$(comp_pid "$comp")" || { rm -f "$(pidfile "$comp")"; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 $((wait_s * 10))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        err "$comp (pid $pid) did not exit in ${wait_s}s; SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for i in $(seq 1 30); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$(pidfile "$comp")"
+    say "$comp stopped"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---- MariaDB -------------------------------------------------------------------------------
+
+db_root() {
+    MYSQL_PWD="$DB_ROOT_PASSWORD" mariadb --no-defaults --protocol=socket --socket="$DB_SOCK" \
+        -uroot --batch --skip-column-names "$@"
+}
+
+start_mariadb() {
+    ensure_secrets
+    if comp_pid mariadb >/dev/null; then say "mariadb already running"; return 0; fi
+    mkdir -p "$DB_DIR" "$LOG"
+    local asroot=()
+    [ "$(id -u)" -eq 0 ] && asroot=(--user=root)
+    if [ ! -d "$DB_DATA/mysql" ]; then
+        rm -rf "$DB_DATA"
+        if ! "$INSTALL_DB" --no-defaults --datadir="$DB_DATA" --auth-root-authentication-method=normal \
+            --skip-test-db "${asroot[@]}" >"$LOG/mariadb-install.log" 2>&1; then
+            tail -n 20 "$LOG/mariadb-install.log" >&2
+            err "mariadb-install-db failed"
+            return 1
+        fi
+    fi
+    spawn "$(pidfile mariadb)" "$LOG/mariadb.out" "$MARIADBD" --no-defaults --datadir="$DB_DATA" \
+        --socket="$DB_SOCK" --port="$DB_PORT" --bind-address=127.0.0.1 \
+        --pid-file="$(pidfile mariadb)" --log-error="$LOG/mariadb.log" \
+        --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+        --innodb-buffer-pool-size=64M --max-connections=300 --skip-name-resolve "${asroot[@]}"
+    local i up=0
+    for i in $(seq 1 300); do
+        if mariadb-admin --no-defaults --socket="$DB_SOCK" -uroot --connect-timeout=1 ping \
+            >/dev/null 2>&1; then
+            up=1
+            break
+        fi
+        if ! comp_pid mariadb >/dev/null && [ "$i" -gt 5 ]; then break; fi
+        sleep 0.1
+    done
+    if [ "$up" != 1 ]; then
+        tail -n 20 "$LOG/mariadb.log" >&2 2>/dev/null || true
+        err "mariadb did not come up (log: $LOG/mariadb.log)"
+        return 1
+    fi
+    provision_mariadb
+    say "mariadb up on 127.0.0.1:$DB_PORT (socket $DB_SOCK)"
+}
+
+# Root gets a password on first start; then one schema and one account per service (plus
+# antar_test for the unit tests), each account allowed only its own schema. Idempotent.
+provision_mariadb() {
+    if ! db_root -e 'SELECT 1' >/dev/null 2>&1; then
+        # Fresh datadir: root has no password yet.
+        mariadb --no-defaults --protocol=socket --socket="$DB_SOCK" -uroot -e \
+            "ALTER USER 'root'@'localhost' IDENTIFIED BY '$DB_ROOT_PASSWORD';" 2>/dev/null || {
+            err "cannot log in to mariadb as root (is $SECRETS from another datadir?)"
+            return 1
+        }
+    fi
+    local sql="DELETE FROM mysql.global_priv WHERE User='';
+DELETE FROM mysql.global_priv WHERE User='root' AND Host NOT IN ('localhost');
+FLUSH PRIVILEGES;
+"
+    local name pw
+    for name in user driver core test; do
+        case "$name" in
+        user) pw="$DB_PASSWORD_USER" ;; driver) pw="$DB_PASSWORD_DRIVER" ;;
+        core) pw="$DB_PASSWORD_CORE" ;; test) pw="$DB_PASSWORD_TEST" ;;
+        esac
+        local db="antar_$name" h
+        sql+="CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
+"
+        for h in localhost 127.0.0.1; do
+            sql+="CREATE USER IF NOT EXISTS '$db'@'$h' IDENTIFIED BY '$pw';
+ALTER USER '$db'@'$h' IDENTIFIED BY '$pw';
+GRANT ALL PRIVILEGES ON \`$db\`.* TO '$db'@'$h';
+"
+        done
+    done
+    if ! printf '%s' "$sql" | db_root >"$LOG/mariadb-provision.log" 2>&1; then
+        cat "$LOG/mariadb-provision.log" >&2
+        err "mariadb provisioning failed"
+        return 1
+    fi
+}
+
+# ---- Redis ---------------------------------------------------------------------------------
+
+start_redis() {
+    if comp_pid redis >/dev/null; then say "redis already running"; return 0; fi
+    mkdir -p "$REDIS_DIR" "$LOG"
+    rm -f "$(pidfile redis)"
+    if ! redis-server "$REPO/deploy/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 \
+        --dir "$REDIS_DIR" --pidfile "$(pidfile redis)" --daemonize yes \
+        --logfile "$LOG/redis.log" >>"$LOG/redis.log" 2>&1; then
+        tail -n 20 "$LOG/redis.log" >&2
+        err "redis-server failed to start"
+        return 1
+    fi
+    local i
+    for i in $(seq 1 100); do
+        if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] &&
+            [ "$(redis-cli -p "$REDIS_PORT" info persistence 2>/dev/null |
+                grep -c '^loading:0')" = 1 ]; then
+            say "redis up on 127.0.0.1:$REDIS_PORT"
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$LOG/redis.log" >&2
+    err "redis did not answer PING"
+    return 1
+}
+
+# ---- services ------------------------------------------------------------------------------
+
+start_service() {
+    local svc="$1" port secret dbpw
+    ensure_secrets
+    port="$(svc_port "$svc")"
+    if comp_pid "$svc" >/dev/null; then say "$svc already running"; return 0; fi
+    local exe="$BIN/antar-$svc"
+    if [ ! -x "$exe" ]; then
+        err "$exe not found or not executable — build first (make build, or set ANTAR_BIN_DIR)"
+        return 1
+    fi
+    if port_open "$port"; then
+        err "port $port is already in use: cannot start $svc"
+        return 1
+    fi
+    case "$svc" in
+    user) secret="$CLIENT_SECRET_USER" dbpw="$DB_PASSWORD_USER" ;;
+    driver) secret="$CLIENT_SECRET_DRIVER" dbpw="$DB_PASSWORD_DRIVER" ;;
+    core) secret="$CLIENT_SECRET_CORE" dbpw="$DB_PASSWORD_CORE" ;;
+    esac
+    mkdir -p "$LOG" "$RUN/$svc"
+    chmod 700 "$RUN/$svc"
+    local envs=(
+        -u ANTAR_USER_PORT -u ANTAR_DRIVER_PORT -u ANTAR_CORE_PORT
+        ANTAR_PORT="$port"
+        ANTAR_HOST=127.0.0.1
+        ANTAR_DB_HOST=127.0.0.1
+        ANTAR_DB_PORT="$DB_PORT"
+        ANTAR_DB_SOCKET="$DB_SOCK"
+        ANTAR_DB_USER="antar_$svc"
+        ANTAR_DB_PASSWORD="$dbpw"
+        ANTAR_DB_NAME="antar_$svc"
+        ANTAR_REDIS_HOST=127.0.0.1
+        ANTAR_REDIS_PORT="$REDIS_PORT"
+        ANTAR_USER_URL="http://127.0.0.1:$USER_PORT"
+        ANTAR_DRIVER_URL="http://127.0.0.1:$DRIVER_PORT"
+        ANTAR_CORE_URL="http://127.0.0.1:$CORE_PORT"
+        ANTAR_CLIENT_ID="$svc-service"
+        ANTAR_CLIENT_SECRET="$secret"
+        ANTAR_CSRF_KEY="$CSRF_KEY"
+        ANTAR_ISSUER="http://127.0.0.1:$EDGE_PORT"
+        ANTAR_API_FILE="$API/$svc.json"
+        ANTAR_DOCS_DIR="$REPO/third_party/node_modules/swagger-ui-dist"
+        ANTAR_SQL_DIR="$REPO/services/$svc/sql"
+        ANTAR_STATE_DIR="$RUN/$svc"
+    )
+    if [ "$svc" = core ]; then
+        envs+=(ANTAR_SERVICE_SECRETS="user-service:$CLIENT_SECRET_USER,driver-service:$CLIENT_SECRET_DRIVER,core-service:$CLIENT_SECRET_CORE")
+    fi
+    echo "---- $(date -u +%FT%TZ) start $svc" >>"$LOG/$svc.log"
+    (cd "$REPO" && spawn "$(pidfile "$svc")" "$LOG/$svc.log" env "${envs[@]}" "$exe")
+    say "$svc started (pid $(cat "$(pidfile "$svc")"), port $port)"
+}
+
+# Wait until each named service answers GET /health with 200; fail fast when one exits.
+wait_healthy() {
+    local deadline=$((SECONDS + ${ANTAR_UP_TIMEOUT_S:-60})) svc pending=("$@") left code
+    while [ "${#pending[@]}" -gt 0 ]; do
+        left=()
+        for svc in "${pending[@]}"; do
+            if ! comp_pid "$svc" >/dev/null; then
+                err "$svc exited during start-up; last lines of $LOG/$svc.log:"
+                tail -n 30 "$LOG/$svc.log" >&2 || true
+                return 1
+            fi
+            code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+                "http://127.0.0.1:$(svc_port "$svc")/health" 2>/dev/null || true)"
+            [ "$code" = 200 ] || left+=("$svc")
+        done
+        pending=("${left[@]+"${left[@]}"}")
+        [ "${#pending[@]}" -eq 0 ] && break
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            for svc in "${pending[@]}"; do
+                err "$svc not healthy after ${ANTAR_UP_TIMEOUT_S:-60}s; /health says:"
+                curl -s --max-time 2 "http://127.0.0.1:$(svc_port "$svc")/health" >&2 || true
+                echo >&2
+                err "last lines of $LOG/$svc.log:"
+                tail -n 30 "$LOG/$svc.log" >&2 || true
+            done
+            return 1
+        fi
+        sleep 0.2
+    done
+    return 0
+}
+
+# ---- HAProxy -------------------------------------------------------------------------------
+
+start_haproxy() {
+    if comp_pid haproxy >/dev/null; then say "haproxy already running"; return 0; fi
+    mkdir -p "$LOG"
+    export ANTAR_EDGE_PORT="$EDGE_PORT" ANTAR_EDGE_USER="127.0.0.1:$USER_PORT" \
+        ANTAR_EDGE_DRIVER="127.0.0.1:$DRIVER_PORT" ANTAR_EDGE_CORE="127.0.0.1:$CORE_PORT" \
+        ANTAR_DEPLOY_DIR="$REPO/deploy" ANTAR_EDGE_RUN_DIR="$RUN" \
+        ANTAR_EDGE_RATE_LIMIT="${ANTAR_EDGE_RATE_LIMIT:-30}" \
+        ANTAR_EDGE_BODY_LIMIT="${ANTAR_BODY_LIMIT:-65536}"
+    if ! "$HAPROXY" -q -c -f "$REPO/deploy/haproxy.cfg" >"$LOG/haproxy.log" 2>&1; then
+        cat "$LOG/haproxy.log" >&2
+        err "deploy/haproxy.cfg is invalid"
+        return 1
+    fi
+    rm -f "$(pidfile haproxy)"
+    if ! "$HAPROXY" -f "$REPO/deploy/haproxy.cfg" -D -p "$(pidfile haproxy)" \
+        >>"$LOG/haproxy.log" 2>&1; then
+        cat "$LOG/haproxy.log" >&2
+        err "haproxy failed to start"
+        return 1
+    fi
+    local i
+    for i in $(seq 1 50); do
+        port_open "$EDGE_PORT" && { say "haproxy up on 127.0.0.1:$EDGE_PORT"; return 0; }
+        sleep 0.1
+    done
+    err "haproxy is not listening on $EDGE_PORT"
+    return 1
+}
+
+# ---- components ----------------------------------------------------------------------------
+
+start_comp() {
+    case "$1" in
+    mariadb) start_mariadb ;;
+    redis) start_redis ;;
+    core | user | driver) start_service "$1" && wait_healthy "$1" ;;
+    haproxy) start_haproxy ;;
+    *) err "unknown component '$1' (mariadb redis core user driver haproxy)"; return 2 ;;
+    esac
+}
+
+stop_comp() {
+    case "$1" in
+    mariadb) stop_pid mariadb 30 ;;
+    redis) stop_pid redis 10 ;;
+    core | user | driver | haproxy) stop_pid "$1" 10 ;;
+    *) err "unknown component '$1' (mariadb redis core user driver haproxy)"; return 2 ;;
+    esac
+}
+
+do_down() {
+    local c
+    for c in haproxy driver user core redis mariadb; do stop_comp "$c"; done
+}
+
+do_up() {
+    mkdir -p "$RUN" "$LOG"
+    ensure_secrets
+    if ! {
+        start_mariadb && start_redis &&
+            start_service core &&
+            # Core is the token issuer the others talk to at start; let it listen first.
+            wait_port_or_exit core &&
+            start_service user && start_service driver &&
+            wait_healthy core user driver &&
+            start_haproxy
+    }; then
+        err "up failed; stopping what was started (logs stay in $LOG)"
+        do_down >/dev/null 2>&1 || true
+        return 1
+    fi
+    say "up: edge http://127.0.0.1:$EDGE_PORT  user :$USER_PORT  driver :$DRIVER_PORT  core :$CORE_PORT"
+}
+
+wait_port_or_exit() {
+    local svc="$1" port i
+    port="$(svc_port "$svc")"
+    for i in $(seq 1 300); do
+        port_open "$port" && return 0
+        if ! comp_pid "$svc" >/dev/null; then
+            err "$svc exited during start-up; last lines of $LOG/$svc.log:"
+            tail -n 30 "$LOG/$svc.log" >&2 || true
+            return 1
+        fi
+        sleep 0.1
+    done
+    err "$svc is not listening on $port after 30s; last lines of $LOG/$svc.log:"
+    tail -n 30 "$LOG/$svc.log" >&2 || true
+    return 1
+}
+
+do_status() {
+    local c pid port rc=0
+    for c in mariadb redis core user driver haproxy; do
+        case "$c" in
+        mariadb) port="$DB_PORT" ;; redis) port="$REDIS_PORT" ;; haproxy) port="$EDGE_PORT" ;;
+        *) port="$(svc_port "$c")" ;;
+        esac
+        if pid="$(comp_pid "$c")"; then
+            printf '%-8s running  pid %-7s port %s\n' "$c" "$pid" "$port"
+        else
+            printf '%-8s stopped           port %s\n' "$c" "$port"
+            rc=1
+        fi
+    done
+    return "$rc"
+}
+
+usage() {
+    echo "usage: $0 up|down|status|start <c>|stop <c>|restart <c>" >&2
+    echo "       components: mariadb redis core user driver haproxy" >&2
+    exit 2
+}
+
+cmd="${1:-}"
+case "$cmd" in
+up) do_up ;;
+down) do_down ;;
+status) do_status ;;
+start) [ $# -eq 2 ] || usage; start_comp "$2" ;;
+stop) [ $# -eq 2 ] || usage; stop_comp "$2" ;;
+restart) [ $# -eq 2 ] || usage; stop_comp "$2" && start_comp "$2" ;;
+*) usage ;;
+esac

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# test.sh — `make test`: set up, build with ASan+UBSan, start the real stack, run the unit tests
+# (CTest) and the integration tests (pytest) against it, stop everything, then fail on any
+# sanitizer report. The very last line is the summary: "N passed, N failed[, N skipped]".
+#
+# Environment: ANTAR_RUN_DIR (default <repo>/.run-test, wiped at start), ANTAR_PORT_OFFSET (0),
+# ANTAR_BUILD_DIR (<repo>/build-asan), ANTAR_JOBS (nproc), ANTAR_SKIP_SETUP=1 to skip setup.sh,
+# PYTEST_ARGS extra arguments for pytest (e.g. "-k platform").
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+export ANTAR_RUN_DIR="${ANTAR_RUN_DIR:-$REPO/.run-test}"
+case "$ANTAR_RUN_DIR" in /*) ;; *) ANTAR_RUN_DIR="$REPO/$ANTAR_RUN_DIR" ;; esac
+export ANTAR_PORT_OFFSET="${ANTAR_PORT_OFFSET:-0}"
+BUILD="${ANTAR_BUILD_DIR:-$REPO/build-asan}"
+export ANTAR_BIN_DIR="$BUILD/bin"
+export ANTAR_API_DIR="$BUILD/api"
+export ANTAR_REPO="$REPO"
+JOBS="${ANTAR_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+RUN="$ANTAR_RUN_DIR"
+LOG="$RUN/log"
+OFF="$ANTAR_PORT_OFFSET"
+
+# Settings that make dispatch observable within a test's patience, and an edge rate limit the
+# suite's many logins from 127.0.0.1 never reach. Callers may override any of them.
+export ANTAR_OFFER_TTL_S="${ANTAR_OFFER_TTL_S:-3}"
+export ANTAR_DISPATCH_MAX_S="${ANTAR_DISPATCH_MAX_S:-12}"
+export ANTAR_DISPATCH_MAX_CANDIDATES="${ANTAR_DISPATCH_MAX_CANDIDATES:-3}"
+export ANTAR_PRESENCE_TTL_S="${ANTAR_PRESENCE_TTL_S:-60}"
+export ANTAR_EDGE_RATE_LIMIT="${ANTAR_EDGE_RATE_LIMIT:-100000}"
+
+# Sanitizers: reports go to files under the run folder (checked at the end); leaks inside
+# system libraries only are suppressed (deploy/lsan.supp), never our own.
+export ASAN_OPTIONS="detect_leaks=1:log_path=$LOG/asan:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=0"
+export LSAN_OPTIONS="suppressions=$REPO/deploy/lsan.supp:print_suppressions=0"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$LOG/ubsan:suppressions=$REPO/deploy/ubsan.supp"
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+PHASES=()
+phase() { PHASES+=("$(printf '%-13s %s' "$1:" "$2")"); }
+hdr() { echo; echo "==== $*"; }
+
+STACK_UP=0
+stack_down() {
+    if [ "$STACK_UP" = 1 ]; then
+        STACK_UP=0
+        "$REPO/scripts/stack.sh" down >"$LOG/stack-down.log" 2>&1 || cat "$LOG/stack-down.log"
+    fi
+}
+trap stack_down EXIT
+trap 'echo "test.sh: interrupted" >&2; stack_down; exit 130' INT TERM
+
+# ---- setup ----------------------------------------------------------------------------------
+hdr "setup"
+if [ "${ANTAR_SKIP_SETUP:-0}" != 1 ]; then
+    if ! "$REPO/scripts/setup.sh"; then
+        echo "test.sh: setup failed" >&2
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+fi
+
+# A fresh run folder per test run: a clean database, and sanitizer logs of this run only.
+# Stop whatever a previous, interrupted run left in it first (by its pid files).
+"$REPO/scripts/stack.sh" down >/dev/null 2>&1 || true
+rm -rf "$RUN"
+mkdir -p "$LOG"
+
+# ---- build ----------------------------------------------------------------------------------
+hdr "build (ASan+UBSan) in $BUILD"
+build_ok=1
+# The OpenAPI JSON rule writes into $BUILD/api without creating it.
+mkdir -p "$BUILD/api"
+if ! cmake -S "$REPO" -B "$BUILD" -DANTAR_SANITIZE=ON >"$LOG/cmake.log" 2>&1; then
+    cat "$LOG/cmake.log"
+    build_ok=0
+elif ! cmake --build "$BUILD" -j"$JOBS" -- -k >"$LOG/build.log" 2>&1; then
+    # Keep going (-k): whatever did build still gets tested; the failure is counted once.
+    grep -E 'error|Error' "$LOG/build.log" | head -n 40
+    build_ok=0
+fi
+if [ "$build_ok" = 1 ]; then
+    phase build ok
+    echo "build ok"
+else
+    phase build "FAILED (log: $LOG/build.log)"
+    FAILED=$((FAILED + 1))
+fi
+
+# ---- stack ----------------------------------------------------------------------------------
+hdr "stack up (run dir $RUN, port offset $OFF)"
+STACK_UP=1
+if "$REPO/scripts/stack.sh" up; then
+    phase stack ok
+    stack_ok=1
+else
+    phase stack "FAILED (logs: $LOG)"
+    FAILED=$((FAILED + 1))
+    stack_ok=0
+    # The unit tests still get their real MariaDB and Redis.
+    "$REPO/scripts/stack.sh" start mariadb && "$REPO/scripts/stack.sh" start redis
+fi
+# shellcheck disable=SC1091
+[ -f "$RUN/secrets.env" ] && . "$RUN/secrets.env"
+
+# ---- unit tests -----------------------------------------------------------------------------
+hdr "unit tests (ctest)"
+export ANTAR_TEST_DB_HOST=127.0.0.1
+export ANTAR_TEST_DB_PORT=$((3307 + OFF))
+export ANTAR_TEST_DB_SOCKET="$RUN/mariadb/mariadb.sock"
+export ANTAR_TEST_DB_USER=antar_test
+export ANTAR_TEST_DB_PASSWORD="${DB_PASSWORD_TEST:-}"
+export ANTAR_TEST_DB_NAME=antar_test
+export ANTAR_TEST_REDIS_HOST=127.0.0.1
+export ANTAR_TEST_REDIS_PORT=$((6380 + OFF))
+ctest_xml="$LOG/ctest.xml"
+if [ -f "$BUILD/CTestTestfile.cmake" ]; then
+    ctest --test-dir "$BUILD" --output-on-failure --no-tests=ignore --timeout 300 \
+        --output-junit "$ctest_xml" 2>&1 | tee "$LOG/ctest.log" | grep -vE '^\s*$' | tail -n 200
+else
+    echo "no CTest file (build did not configure)"
+fi
+read -r c_pass c_fail c_skip < <(/usr/bin/python3 - "$ctest_xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 0, 0); sys.exit()
+p = f = s = 0
+for tc in root.iter("testcase"):
+    st = tc.get("status", "")
+    # "notrun" = the test binary is missing (it did not build): a failure, not a skip.
+    if st in ("fail", "notrun") or tc.find("failure") is not None or tc.find("error") is not None:
+        f += 1
+    elif st == "disabled" or tc.find("skipped") is not None:
+        s += 1
+    else:
+        p += 1
+print(p, f, s)
+EOF
+)
+PASSED=$((PASSED + c_pass)); FAILED=$((FAILED + c_fail)); SKIPPED=$((SKIPPED + c_skip))
+phase unit "$c_pass passed, $c_fail failed, $c_skip skipped"
+
+# ---- integration tests ----------------------------------------------------------------------
+hdr "integration tests (pytest)"
+export ANTAR_EDGE_URL="http://127.0.0.1:$((8080 + OFF))"
+export ANTAR_USER_URL="http://127.0.0.1:$((8001 + OFF))"
+export ANTAR_DRIVER_URL="http://127.0.0.1:$((8002 + OFF))"
+export ANTAR_CORE_URL="http://127.0.0.1:$((8003 + OFF))"
+py_xml="$LOG/pytest.xml"
+if [ "$stack_ok" = 1 ]; then
+    # shellcheck disable=SC2086
+    /usr/bin/python3 -m pytest "$REPO/tests/integration" -q -p no:cacheprovider \
+        --junitxml="$py_xml" ${PYTEST_ARGS:-} 2>&1 | tee "$LOG/pytest.log"
+    py_rc=${PIPESTATUS[0]}
+    read -r i_pass i_fail i_skip < <(/usr/bin/python3 - "$py_xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 0, 0); sys.exit()
+t = f = s = 0
+for ts in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
+    t += int(ts.get("tests", 0)); s += int(ts.get("skipped", 0))
+    f += int(ts.get("failures", 0)) + int(ts.get("errors", 0))
+print(max(t - f - s, 0), f, s)
+EOF
+)
+    # rc 5 = no tests collected; anything else non-zero with no failure counted is a crash of
+    # pytest itself (collection error, bad option) and counts as one failure.
+    if [ "$py_rc" -ne 0 ] && [ "$py_rc" -ne 5 ] && [ "$i_fail" -eq 0 ]; then i_fail=1; fi
+    phase integration "$i_pass passed, $i_fail failed, $i_skip skipped"
+else
+    i_pass=0 i_fail=0 i_skip=0
+    phase integration "not run (stack did not come up)"
+fi
+PASSED=$((PASSED + i_pass)); FAILED=$((FAILED + i_fail)); SKIPPED=$((SKIPPED + i_skip))
+
+# ---- stop, then look for sanitizer reports --------------------------------------------------
+hdr "stack down"
+stack_down
+"$REPO/scripts/stack.sh" status >/dev/null 2>&1 && echo "test.sh: warning: something still runs"
+
+hdr "sanitizer reports"
+san_files=()
+for f in "$LOG"/asan.* "$LOG"/ubsan.*; do [ -e "$f" ] && san_files+=("$f"); done
+if [ "${#san_files[@]}" -gt 0 ]; then
+    for f in "${san_files[@]}"; do
+        echo "---- $f"
+        head -n 80 "$f"
+    done
+    FAILED=$((FAILED + ${#san_files[@]}))
+    phase sanitizers "${#san_files[@]} report(s) — FAILED"
+else
+    echo "none"
+    phase sanitizers clean
+fi
+
+hdr "summary"
+for p in "${PHASES[@]}"; do echo "$p"; done
+trap - EXIT
+if [ "$SKIPPED" -gt 0 ]; then
+    echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+else
+    echo "$PASSED passed, $FAILED failed"
+fi
+[ "$FAILED" -eq 0 ]

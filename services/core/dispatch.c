@@ -1,0 +1,527 @@
+/* dispatch.c — finding a driver for an order: the internal dispatch routes and the worker.
+ *
+ * user-service hands an order over (POST /internal/dispatch, from its outbox); the state lives
+ * in Redis (dispatch_store.c), never in this process, so a restart or a second core instance
+ * loses nothing. One worker thread looks at the orders that are due: it expires the current
+ * offer at its deadline (driver-service arbitrates against an acceptance), offers the order to
+ * the next nearest free driver, and gives up after ANTAR_DISPATCH_MAX_CANDIDATES offers or
+ * ANTAR_DISPATCH_MAX_S seconds by telling user-service to expire the order (outbox). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "antar/db.h"
+#include "antar/httpc.h"
+#include "antar/kv.h"
+#include "antar/log.h"
+#include "antar/metrics.h"
+#include "antar/outbox.h"
+#include "antar/trace.h"
+#include "antar/util.h"
+#include "core.h"
+#include "dispatch.h"
+#include "dispatch_store.h"
+#include "fare_model.h"
+
+#define POLL_MS 200
+#define RETRY_MS 2000
+#define PURGE_EVERY_MS 5000
+#define CLAIM_BATCH 16
+/* Candidates answered 409 (busy at driver-service) tried in one go before yielding. */
+#define PICKS_PER_ROUND 8
+#define MAX_ID 9007199254740992LL
+
+/* ---- settings ------------------------------------------------------------------------------ */
+
+static core_settings_t settings;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+static long env_long(const char *name, long def, long min, long max)
+{
+    const char *s = antar_config_env(name, NULL);
+    if (!s)
+        return def;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !*s || *end || v < min || v > max) {
+        antar_logf("warn", "%s is not an integer in %ld..%ld; using %ld", name, min, max, def);
+        return def;
+    }
+    return v;
+}
+
+static void settings_load(void)
+{
+    settings.offer_ttl_s = env_long("ANTAR_OFFER_TTL_S", 15, 1, 3600);
+    settings.dispatch_max_s = env_long("ANTAR_DISPATCH_MAX_S", 120, 1, 86400);
+    settings.max_candidates = env_long("ANTAR_DISPATCH_MAX_CANDIDATES", 5, 1, 1000);
+    settings.radius_m = env_long("ANTAR_DISPATCH_RADIUS_M", 5000, 1, 100000);
+    settings.presence_ttl_s = env_long("ANTAR_PRESENCE_TTL_S", 60, 1, 86400);
+    settings.quote_ttl_s = env_long("ANTAR_QUOTE_TTL_S", 300, 1, 86400);
+}
+
+const core_settings_t *core_settings(void)
+{
+    pthread_once(&settings_once, settings_load);
+    return &settings;
+}
+
+/* A claim outlives the longest unit of work (a few sync calls with their timeouts), so that
+ * only a crashed worker's orders come back to the queue. */
+static long long lease_ms(void)
+{
+    return 30000 + core_settings()->offer_ttl_s * 1000;
+}
+
+/* ---- routes ------------------------------------------------------------------------------- */
+
+static void reply_state(antar_req_t *req, int status, long long order_id, const char *state)
+{
+    antar_http_reply(req, status,
+                     json_pack("{sI ss}", "order_id", (json_int_t)order_id, "status", state));
+}
+
+/* POST /internal/dispatch {order_id, user_id, vehicle_type, pickup_*, dropoff_*, price,
+ * currency} → 202. A redelivery is 202 too and changes nothing. */
+static void dispatch_create(antar_req_t *req)
+{
+    long long order_id = 0, user_id = 0, price = 0;
+    double plat = 0, plng = 0, dlat = 0, dlng = 0;
+    const char *vt = NULL, *currency = NULL, *paddr = NULL, *daddr = NULL;
+    if (!core_body_int(req, "order_id", true, 1, MAX_ID, &order_id, NULL) ||
+        !core_body_int(req, "user_id", true, 1, MAX_ID, &user_id, NULL) ||
+        !core_body_string(req, "vehicle_type", true, 16, &vt) ||
+        !core_body_number(req, "pickup_lat", true, -90, 90, &plat, NULL) ||
+        !core_body_number(req, "pickup_lng", true, -180, 180, &plng, NULL) ||
+        !core_body_number(req, "dropoff_lat", true, -90, 90, &dlat, NULL) ||
+        !core_body_number(req, "dropoff_lng", true, -180, 180, &dlng, NULL) ||
+        !core_body_int(req, "price", true, 0, 1000000000LL, &price, NULL) ||
+        !core_body_string(req, "currency", false, 3, &currency) ||
+        !core_body_string(req, "pickup_address", false, 255, &paddr) ||
+        !core_body_string(req, "dropoff_address", false, 255, &daddr))
+        return;
+    if (core_vehicle_parse(vt) < 0) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "vehicle_type",
+                        "vehicle_type must be motorcycle or car");
+        return;
+    }
+    if (currency && strcmp(currency, "IDR") != 0) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "currency", "currency must be IDR");
+        return;
+    }
+    /* Only validated fields are kept: they are what the offers will carry. */
+    json_t *payload = json_pack("{sI sI ss sf sf sf sf sI ss}", "order_id", (json_int_t)order_id,
+                                "user_id", (json_int_t)user_id, "vehicle_type", vt, "pickup_lat",
+                                plat, "pickup_lng", plng, "dropoff_lat", dlat, "dropoff_lng", dlng,
+                                "price", (json_int_t)price, "currency", "IDR");
+    if (!payload) {
+        antar_http_fail(req, ANTAR_E_NOMEM, NULL, NULL);
+        return;
+    }
+    if (paddr)
+        json_object_set_new(payload, "pickup_address", json_string(paddr));
+    if (daddr)
+        json_object_set_new(payload, "dropoff_address", json_string(daddr));
+    bool created = false;
+    long long now = antar_now_ms();
+    antar_err_t err = core_store_dispatch_create(order_id, payload, now, &created);
+    json_decref(payload);
+    if (err != ANTAR_OK) {
+        antar_http_fail(req, err, NULL, NULL);
+        return;
+    }
+    if (created) {
+        char cell[48];
+        core_fare_cell(plat, plng, cell, sizeof cell);
+        /* An order is demand for the surge; losing one count is harmless. */
+        (void)core_store_demand_add(cell, now);
+        antar_metrics_count("antar_dispatch_total", "outcome", "started");
+        antar_log_json("info", "dispatch_started",
+                       json_pack("{sI ss}", "order_id", (json_int_t)order_id, "vehicle_type", vt));
+        core_dispatch_wake();
+    }
+    json_t *res = json_pack("{sI ss sb}", "order_id", (json_int_t)order_id, "status", "dispatching",
+                            "created", created);
+    antar_http_reply(req, 202, res);
+}
+
+static bool offer_body(antar_req_t *req, long long *order_id, long long *driver_id,
+                       long long *offer_id, bool offer_required)
+{
+    if (antar_req_param_id(req, "order_id", order_id) != ANTAR_OK)
+        return false;
+    return core_body_int(req, "driver_id", true, 1, MAX_ID, driver_id, NULL) &&
+           core_body_int(req, "offer_id", offer_required, 1, MAX_ID, offer_id, NULL);
+}
+
+/* POST /internal/dispatch/{order_id}/rejected {driver_id, offer_id} → the next candidate now. */
+static void dispatch_rejected(antar_req_t *req)
+{
+    long long order_id, driver_id = 0, offer_id = 0;
+    if (!offer_body(req, &order_id, &driver_id, &offer_id, true))
+        return;
+    antar_err_t err = core_store_dispatch_rejected(order_id, driver_id, offer_id, antar_now_ms());
+    if (err != ANTAR_OK) {
+        antar_http_fail(req, err, NULL, NULL);
+        return;
+    }
+    core_dispatch_wake();
+    reply_state(req, 200, order_id, "rejected");
+}
+
+/* POST /internal/dispatch/{order_id}/accepted {driver_id, offer_id} → done, driver busy. */
+static void dispatch_accepted(antar_req_t *req)
+{
+    long long order_id, driver_id = 0, offer_id = 0;
+    if (!offer_body(req, &order_id, &driver_id, &offer_id, false))
+        return;
+    antar_err_t err = core_store_dispatch_accepted(order_id, driver_id);
+    if (err != ANTAR_OK) {
+        antar_http_fail(req, err, NULL, NULL);
+        return;
+    }
+    antar_metrics_count("antar_dispatch_total", "outcome", "accepted");
+    reply_state(req, 200, order_id, "accepted");
+}
+
+/* POST /internal/dispatch/{order_id}/cancel {} → stop; free the driver. */
+static void dispatch_cancel(antar_req_t *req)
+{
+    long long order_id;
+    if (antar_req_param_id(req, "order_id", &order_id) != ANTAR_OK)
+        return;
+    antar_err_t err = core_store_dispatch_cancel(order_id);
+    if (err != ANTAR_OK) {
+        antar_http_fail(req, err, NULL, NULL);
+        return;
+    }
+    antar_metrics_count("antar_dispatch_total", "outcome", "cancelled");
+    reply_state(req, 200, order_id, "cancelled");
+}
+
+const antar_route_t core_dispatch_routes[] = {
+    {"POST", "/internal/dispatch", dispatch_create, ANTAR_AUTH_SERVICE, NULL, 0},
+    {"POST", "/internal/dispatch/{order_id}/rejected", dispatch_rejected, ANTAR_AUTH_SERVICE, NULL,
+     0},
+    {"POST", "/internal/dispatch/{order_id}/accepted", dispatch_accepted, ANTAR_AUTH_SERVICE, NULL,
+     0},
+    {"POST", "/internal/dispatch/{order_id}/cancel", dispatch_cancel, ANTAR_AUTH_SERVICE, NULL, 0},
+    {"PUT", "/internal/drivers/{id}/presence", core_presence_put, ANTAR_AUTH_SERVICE, NULL, 0},
+    {"PUT", "/internal/drivers/{id}/availability", core_availability_put, ANTAR_AUTH_SERVICE, NULL,
+     0},
+};
+const size_t core_dispatch_routes_len =
+    sizeof core_dispatch_routes / sizeof core_dispatch_routes[0];
+
+/* ---- the worker ---------------------------------------------------------------------------- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t thread;
+    bool running, stop, woken;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void core_dispatch_wake(void)
+{
+    pthread_mutex_lock(&W.mu);
+    W.woken = true;
+    if (W.running)
+        pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+}
+
+typedef enum { OUTCOME_DONE, OUTCOME_ACCEPTED, OUTCOME_BUSY, OUTCOME_RETRY } call_outcome_t;
+
+static void log_order(const char *level, const char *event, long long order_id, long long driver,
+                      long long offer)
+{
+    json_t *f = json_pack("{sI}", "order_id", (json_int_t)order_id);
+    if (driver)
+        json_object_set_new(f, "driver_id", json_integer(driver));
+    if (offer)
+        json_object_set_new(f, "offer_id", json_integer(offer));
+    antar_log_json(level, event, f);
+}
+
+/* Ask driver-service to expire the offer at its deadline. It arbitrates: an offer accepted just
+ * before comes back as a 409 carrying the offer with status accepted. */
+static call_outcome_t offer_expire(long long offer_id)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/internal/offers/%lld/expire", offer_id);
+    json_t *body = json_object();
+    antar_httpc_res_t res;
+    antar_err_t err = antar_httpc_call(ANTAR_SVC_DRIVER, "POST", path, body, NULL, &res);
+    json_decref(body);
+    call_outcome_t out = OUTCOME_RETRY;
+    if (err == ANTAR_OK) {
+        const char *st = json_string_value(json_object_get(antar_httpc_result(&res), "status"));
+        if (res.status == 409 && st && strcmp(st, "accepted") == 0)
+            out = OUTCOME_ACCEPTED;
+        else if (res.status >= 200 && res.status < 500)
+            out = OUTCOME_DONE; /* expired now, or already rejected/lost/withdrawn/unknown */
+    }
+    antar_httpc_res_clean(&res);
+    return out;
+}
+
+/* Offer the order to driver_id. OUTCOME_DONE with *offer_id on success; OUTCOME_BUSY when
+ * driver-service refuses this driver (409: offline, busy, a live offer elsewhere); RETRY when
+ * it could not be asked. */
+static call_outcome_t offer_create(const core_dispatch_t *d, long long driver_id,
+                                   long long expires_ms, long long *offer_id)
+{
+    static const char *const keys[] = {
+        "order_id",    "vehicle_type", "pickup_lat",      "pickup_lng", "pickup_address",
+        "dropoff_lat", "dropoff_lng",  "dropoff_address", "price",      "currency"};
+    json_t *body = json_object();
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(d->payload, keys[i]);
+        if (v)
+            json_object_set(body, keys[i], v);
+    }
+    char ts[32];
+    antar_time_rfc3339(expires_ms, ts);
+    json_object_set_new(body, "driver_id", json_integer(driver_id));
+    json_object_set_new(body, "expires_at", json_string(ts));
+    antar_httpc_res_t res;
+    antar_err_t err =
+        antar_httpc_call(ANTAR_SVC_DRIVER, "POST", "/internal/offers", body, NULL, &res);
+    json_decref(body);
+    call_outcome_t out = OUTCOME_RETRY;
+    if (err == ANTAR_OK) {
+        json_t *id = json_object_get(antar_httpc_result(&res), "id");
+        if ((res.status == 200 || res.status == 201) && json_is_integer(id)) {
+            *offer_id = json_integer_value(id);
+            out = OUTCOME_DONE;
+        } else if (res.status >= 400 && res.status < 500) {
+            /* 409 is the expected refusal; any other 4xx is about this driver too (unknown to
+             * driver-service, say): move on rather than retry forever. */
+            if (res.status != 409)
+                log_order("warn", "offer_refused", d->order_id, driver_id, 0);
+            out = OUTCOME_BUSY;
+        }
+    }
+    antar_httpc_res_clean(&res);
+    return out;
+}
+
+/* Give up: user-service expires the order (outbox, in core's own database transaction), then
+ * the dispatch state goes. If the transaction fails the order is looked at again shortly. */
+static void order_expire(const core_dispatch_t *d)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/internal/orders/%lld/expire", d->order_id);
+    json_t *body = json_object();
+    antar_err_t err = antar_db_begin();
+    if (err == ANTAR_OK)
+        err = antar_outbox_add(ANTAR_SVC_USER, "POST", path, body);
+    if (err == ANTAR_OK)
+        err = antar_db_commit();
+    json_decref(body);
+    if (err != ANTAR_OK) {
+        antar_db_rollback();
+        log_order("error", "dispatch_expire_failed", d->order_id, 0, 0);
+        (void)core_store_dispatch_reschedule(d->order_id, antar_now_ms() + RETRY_MS);
+        return;
+    }
+    antar_outbox_kick();
+    (void)core_store_dispatch_expired(d->order_id);
+    antar_metrics_count("antar_dispatch_total", "outcome", "expired");
+    antar_log_json("info", "dispatch_expired",
+                   json_pack("{sI sI}", "order_id", (json_int_t)d->order_id, "offers",
+                             (json_int_t)d->attempts));
+}
+
+static bool limits_reached(const core_dispatch_t *d, long long now)
+{
+    const core_settings_t *s = core_settings();
+    return d->attempts >= s->max_candidates || now - d->started_ms >= s->dispatch_max_s * 1000;
+}
+
+/* One look at a claimed order. */
+static void order_step(long long order_id)
+{
+    const core_settings_t *s = core_settings();
+    core_dispatch_t d = {0};
+    antar_err_t err = core_store_dispatch_load(order_id, &d);
+    if (err == ANTAR_E_NOT_FOUND) { /* finished meanwhile: drop the stray due entry */
+        (void)core_store_dispatch_reschedule(order_id, 0);
+        return;
+    }
+    if (err != ANTAR_OK)
+        return; /* Redis trouble: the lease brings it back */
+    long long now = antar_now_ms();
+
+    if (d.offer_id) {
+        if (now < d.offer_deadline_ms) {
+            (void)core_store_dispatch_reschedule(order_id, d.offer_deadline_ms);
+            goto out;
+        }
+        call_outcome_t o = offer_expire(d.offer_id);
+        if (o == OUTCOME_ACCEPTED) {
+            /* The acceptance beat the deadline; its own message from driver-service will say
+             * the same, and both are idempotent. */
+            (void)core_store_dispatch_accepted(order_id, d.offer_driver);
+            log_order("info", "dispatch_accepted", order_id, d.offer_driver, d.offer_id);
+            goto out;
+        }
+        if (o == OUTCOME_RETRY) {
+            (void)core_store_dispatch_reschedule(order_id, now + RETRY_MS);
+            goto out;
+        }
+        log_order("info", "offer_expired", order_id, d.offer_driver, d.offer_id);
+        (void)core_store_dispatch_offer_done(order_id, d.offer_driver);
+        d.offer_id = 0;
+    }
+
+    const char *vt = json_string_value(json_object_get(d.payload, "vehicle_type"));
+    double plat = json_number_value(json_object_get(d.payload, "pickup_lat"));
+    double plng = json_number_value(json_object_get(d.payload, "pickup_lng"));
+    if (!vt || core_vehicle_parse(vt) < 0) { /* nothing writes such a payload; do not spin */
+        order_expire(&d);
+        goto out;
+    }
+    for (int round = 0; round < PICKS_PER_ROUND; round++) {
+        now = antar_now_ms();
+        if (limits_reached(&d, now)) {
+            order_expire(&d);
+            goto out;
+        }
+        long long driver = 0, offer_id = 0;
+        long long expires = now + s->offer_ttl_s * 1000;
+        err = core_store_dispatch_pick(order_id, vt, plat, plng, s->radius_m,
+                                       now - s->presence_ttl_s * 1000, s->offer_ttl_s * 1000,
+                                       &driver);
+        if (err != ANTAR_OK)
+            goto out;
+        if (!driver) {
+            /* Nobody free nearby: look again soon, and at the latest when time runs out. */
+            long long due = now + RETRY_MS, end = d.started_ms + s->dispatch_max_s * 1000;
+            (void)core_store_dispatch_reschedule(order_id, due < end ? due : end);
+            goto out;
+        }
+        call_outcome_t o = offer_create(&d, driver, expires, &offer_id);
+        if (o == OUTCOME_BUSY) {
+            (void)core_store_dispatch_unpick(order_id, driver, false);
+            continue;
+        }
+        if (o == OUTCOME_RETRY) {
+            (void)core_store_dispatch_unpick(order_id, driver, true);
+            (void)core_store_dispatch_reschedule(order_id, now + RETRY_MS);
+            goto out;
+        }
+        int recorded = 0;
+        err = core_store_dispatch_offered(order_id, driver, offer_id, expires, &recorded);
+        if (err != ANTAR_OK || recorded == 0) {
+            /* Cancelled or accepted meanwhile (or Redis failed): the offer must not stay live
+             * for an order nobody dispatches. */
+            (void)offer_expire(offer_id);
+            (void)core_store_dispatch_unpick(order_id, driver, false);
+            goto out;
+        }
+        antar_metrics_count("antar_offers_total", "outcome", "sent");
+        log_order("info", "offer_sent", order_id, driver, offer_id);
+        d.attempts++;
+        if (recorded == 1)
+            goto out;
+        /* recorded == 2: the driver rejected before we wrote it down; next one right away. */
+    }
+    (void)core_store_dispatch_reschedule(order_id, antar_now_ms() + POLL_MS);
+out:
+    core_dispatch_clean(&d);
+}
+
+static void *worker_main(void *arg)
+{
+    (void)arg;
+    long long last_purge = 0;
+    bool stop = false;
+    while (!stop) {
+        long long now = antar_now_ms();
+        size_t n = 0;
+        if (now - last_purge >= PURGE_EVERY_MS) {
+            long long purged = 0;
+            antar_trace_begin();
+            if (core_store_purge_stale(now - core_settings()->presence_ttl_s * 1000, &purged) ==
+                    ANTAR_OK &&
+                purged > 0)
+                antar_log_json("info", "drivers_purged",
+                               json_pack("{sI}", "count", (json_int_t)purged));
+            last_purge = now;
+        }
+        long long ids[CLAIM_BATCH];
+        antar_err_t err = core_store_dispatch_claim(now, lease_ms(), ids, CLAIM_BATCH, &n);
+        for (size_t i = 0; err == ANTAR_OK && i < n; i++) {
+            antar_trace_begin();
+            order_step(ids[i]);
+            (void)core_store_dispatch_release(ids[i]);
+        }
+        antar_trace_set_current(NULL);
+
+        pthread_mutex_lock(&W.mu);
+        if (!W.stop && !W.woken && n < CLAIM_BATCH) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            /* Back off when Redis is down so that the log is not flooded. */
+            long wait_ms = err == ANTAR_OK ? POLL_MS : 5 * POLL_MS;
+            ts.tv_nsec += wait_ms * 1000000L;
+            ts.tv_sec += ts.tv_nsec / 1000000000L;
+            ts.tv_nsec %= 1000000000L;
+            while (!W.stop && !W.woken && pthread_cond_timedwait(&W.cv, &W.mu, &ts) != ETIMEDOUT)
+                ;
+        }
+        W.woken = false;
+        stop = W.stop;
+        pthread_mutex_unlock(&W.mu);
+    }
+    antar_db_thread_end();
+    antar_kv_thread_end();
+    antar_httpc_thread_end();
+    return NULL;
+}
+
+int core_dispatch_start(const antar_config_t *cfg)
+{
+    (void)cfg;
+    const core_settings_t *s = core_settings();
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&W.cv, &attr);
+    pthread_condattr_destroy(&attr);
+    W.stop = false;
+    if (pthread_create(&W.thread, NULL, worker_main, NULL) != 0) {
+        antar_logf("error", "cannot start the dispatch worker");
+        pthread_cond_destroy(&W.cv);
+        return -1;
+    }
+    pthread_mutex_lock(&W.mu);
+    W.running = true;
+    pthread_mutex_unlock(&W.mu);
+    antar_log_json("info", "dispatch_worker_started",
+                   json_pack("{sI sI sI sI sI}", "offer_ttl_s", (json_int_t)s->offer_ttl_s, "max_s",
+                             (json_int_t)s->dispatch_max_s, "max_candidates",
+                             (json_int_t)s->max_candidates, "radius_m", (json_int_t)s->radius_m,
+                             "presence_ttl_s", (json_int_t)s->presence_ttl_s));
+    return 0;
+}
+
+void core_dispatch_stop(void)
+{
+    pthread_mutex_lock(&W.mu);
+    bool running = W.running;
+    W.stop = true;
+    W.running = false;
+    if (running)
+        pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+    if (!running)
+        return;
+    pthread_join(W.thread, NULL);
+    pthread_cond_destroy(&W.cv);
+}

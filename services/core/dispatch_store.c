@@ -1,0 +1,666 @@
+/* dispatch_store.c — core-service's Redis state (see dispatch_store.h for the keys).
+ *
+ * Everything that reads and then writes more than one key is a Lua script run with EVAL, so
+ * that concurrent requests, the worker and other core instances never see half a change.
+ * Scripts are sent in full each time: they are small, and EVAL keeps working across a Redis
+ * restart without a script-cache reload. */
+#include "dispatch_store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "antar/kv.h"
+#include "antar/log.h"
+
+#define TOMBSTONE_TTL_S "86400"
+#define DEMAND_WINDOW_MIN 10
+#define GEO_MAX_LAT 85.05112878
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+typedef struct {
+    char b[32];
+} num_t;
+
+static num_t num_ll(long long v)
+{
+    num_t n;
+    snprintf(n.b, sizeof n.b, "%lld", v);
+    return n;
+}
+
+static num_t num_deg(double v)
+{
+    num_t n;
+    snprintf(n.b, sizeof n.b, "%.7f", v);
+    return n;
+}
+
+/* A reply usable as a result: NULL (unreachable) and error replies become ANTAR_E_KV, logged
+ * with the operation's name (never with values: they may carry ids only, but keep it uniform). */
+static antar_err_t reply_ok(redisReply *r, const char *op)
+{
+    if (!r) {
+        antar_log_json("error", "redis_unreachable", json_pack("{ss}", "op", op));
+        return ANTAR_E_KV;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        antar_log_json("error", "redis_error", json_pack("{ss ss}", "op", op, "error", r->str));
+        return ANTAR_E_KV;
+    }
+    return ANTAR_OK;
+}
+
+/* EVAL script with nkeys keys followed by the arguments; args[] holds keys then ARGV. */
+static redisReply *eval(const char *script, int nkeys, const char *const *args, int nargs)
+{
+    const char *argv[24];
+    size_t lens[24];
+    char nk[8];
+    if (nargs + 3 > 24)
+        return NULL;
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[0] = "EVAL";
+    argv[1] = script;
+    argv[2] = nk;
+    for (int i = 0; i < nargs; i++)
+        argv[3 + i] = args[i];
+    for (int i = 0; i < nargs + 3; i++)
+        lens[i] = strlen(argv[i]);
+    return antar_kv_commandv(nargs + 3, argv, lens);
+}
+
+#define EVAL(script, nkeys, ...)                                                                   \
+    eval(script, nkeys, (const char *const[]){__VA_ARGS__},                                        \
+         (int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)))
+
+static long long reply_int(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+typedef struct {
+    char b[64];
+} rkey_t;
+
+static rkey_t key_driver(long long id, const char *suffix)
+{
+    rkey_t k;
+    snprintf(k.b, sizeof k.b, "driver:%lld%s", id, suffix);
+    return k;
+}
+
+static rkey_t key_dispatch(long long id, const char *suffix)
+{
+    rkey_t k;
+    snprintf(k.b, sizeof k.b, "dispatch:%lld%s", id, suffix);
+    return k;
+}
+
+static rkey_t key_geo(const char *vt)
+{
+    rkey_t k;
+    snprintf(k.b, sizeof k.b, "geo:drivers:%s", vt);
+    return k;
+}
+
+/* ---- presence ---------------------------------------------------------------------------- */
+
+static const char lua_online[] =
+    "local st = redis.call('HGET', KEYS[1], 'status')\n"
+    "if st ~= 'busy' then st = 'available' end\n"
+    "redis.call('HSET', KEYS[1], 'status', st, 'vehicle_type', ARGV[2])\n"
+    "redis.call('ZREM', KEYS[3], ARGV[1])\n"
+    "if ARGV[3] == '1' then\n"
+    "  redis.call('GEOADD', KEYS[2], ARGV[4], ARGV[5], ARGV[1])\n"
+    "  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])\n"
+    "end\n"
+    "return 1\n";
+
+antar_err_t core_store_presence_online(long long driver_id, const char *vt, bool has_pos,
+                                       double lat, double lng, long long now_ms)
+{
+    const char *other = strcmp(vt, "car") == 0 ? "motorcycle" : "car";
+    num_t id = num_ll(driver_id), n_lng = num_deg(lng), n_lat = num_deg(lat), now = num_ll(now_ms);
+    rkey_t k1 = key_driver(driver_id, ""), k2 = key_geo(vt), k3 = key_geo(other);
+    redisReply *r = EVAL(lua_online, 4, k1.b, k2.b, k3.b, "drivers:seen", id.b, vt,
+                         has_pos ? "1" : "0", n_lng.b, n_lat.b, now.b);
+    antar_err_t err = reply_ok(r, "presence_online");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_offline[] = "redis.call('ZREM', KEYS[2], ARGV[1])\n"
+                                  "redis.call('ZREM', KEYS[3], ARGV[1])\n"
+                                  "redis.call('ZREM', KEYS[4], ARGV[1])\n"
+                                  "if redis.call('HGET', KEYS[1], 'status') ~= 'busy' then\n"
+                                  "  redis.call('HSET', KEYS[1], 'status', 'offline')\n"
+                                  "end\n"
+                                  "return 1\n";
+
+antar_err_t core_store_presence_offline(long long driver_id)
+{
+    num_t id = num_ll(driver_id);
+    rkey_t k1 = key_driver(driver_id, "");
+    redisReply *r = EVAL(lua_offline, 4, k1.b, "geo:drivers:motorcycle", "geo:drivers:car",
+                         "drivers:seen", id.b);
+    antar_err_t err = reply_ok(r, "presence_offline");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_availability[] =
+    "if ARGV[1] == '1' then\n"
+    "  local cur = redis.call('HGET', KEYS[1], 'order_id')\n"
+    "  if ARGV[2] ~= '0' and cur and cur ~= ARGV[2] then return 0 end\n"
+    "  if redis.call('HGET', KEYS[1], 'status') ~= 'offline' then\n"
+    "    redis.call('HSET', KEYS[1], 'status', 'available')\n"
+    "  end\n"
+    "  redis.call('HDEL', KEYS[1], 'order_id')\n"
+    "else\n"
+    "  redis.call('HSET', KEYS[1], 'status', 'busy', 'order_id', ARGV[2])\n"
+    "end\n"
+    "return 1\n";
+
+antar_err_t core_store_availability(long long driver_id, bool available, long long order_id,
+                                    bool *applied)
+{
+    num_t oid = num_ll(order_id);
+    rkey_t k1 = key_driver(driver_id, "");
+    redisReply *r = EVAL(lua_availability, 1, k1.b, available ? "1" : "0", oid.b);
+    antar_err_t err = reply_ok(r, "availability");
+    if (err == ANTAR_OK)
+        *applied = reply_int(r) == 1;
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_purge[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 1000)\n"
+    "for _, id in ipairs(ids) do\n"
+    "  redis.call('ZREM', KEYS[2], id)\n"
+    "  redis.call('ZREM', KEYS[3], id)\n"
+    "  redis.call('ZREM', KEYS[1], id)\n"
+    "end\n"
+    "return #ids\n";
+
+antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged)
+{
+    num_t cut = num_ll(cutoff_ms);
+    redisReply *r =
+        EVAL(lua_purge, 3, "drivers:seen", "geo:drivers:motorcycle", "geo:drivers:car", cut.b);
+    antar_err_t err = reply_ok(r, "purge_stale");
+    if (err == ANTAR_OK)
+        *purged = reply_int(r);
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+/* Candidates around a point, nearest first. In "count" mode: how many are available, fresh and
+ * unlocked. In "pick" mode: the first of those not yet tried for the order, which gets locked
+ * (SET NX PX: a driver holds at most one live offer) and marked tried. */
+static const char lua_candidates[] =
+    "local ids = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],\n"
+    "                       'BYRADIUS', ARGV[4], 'm', 'ASC', 'COUNT', 64)\n"
+    "local n = 0\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local seen = redis.call('ZSCORE', KEYS[2], id)\n"
+    "  if seen and tonumber(seen) >= tonumber(ARGV[5]) then\n"
+    "    local st = redis.call('HMGET', 'driver:' .. id, 'status', 'vehicle_type')\n"
+    "    local lock = 'driver:' .. id .. ':offer'\n"
+    "    if st[1] == 'available' and st[2] == ARGV[1] then\n"
+    "      if ARGV[6] == 'count' then\n"
+    "        if redis.call('EXISTS', lock) == 0 then n = n + 1 end\n"
+    "      elseif redis.call('SISMEMBER', KEYS[3], id) == 0 then\n"
+    "        if redis.call('SET', lock, ARGV[7], 'NX', 'PX', ARGV[8]) then\n"
+    "          redis.call('SADD', KEYS[3], id)\n"
+    "          redis.call('EXPIRE', KEYS[3], ARGV[9])\n"
+    "          return id\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if ARGV[6] == 'count' then return n end\n"
+    "return false\n";
+
+static bool geo_lat_ok(double lat)
+{
+    return lat >= -GEO_MAX_LAT && lat <= GEO_MAX_LAT;
+}
+
+antar_err_t core_store_supply(const char *vt, double lat, double lng, long radius_m,
+                              long long cutoff_ms, long long *count)
+{
+    if (!geo_lat_ok(lat)) { /* outside what Redis can index: no driver can be there */
+        *count = 0;
+        return ANTAR_OK;
+    }
+    num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
+          cut = num_ll(cutoff_ms);
+    rkey_t geo = key_geo(vt);
+    redisReply *r = EVAL(lua_candidates, 3, geo.b, "drivers:seen", "dispatch:0:tried", vt, n_lng.b,
+                         n_lat.b, rad.b, cut.b, "count", "0", "1", "1");
+    antar_err_t err = reply_ok(r, "supply");
+    if (err == ANTAR_OK)
+        *count = reply_int(r);
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+/* ---- demand and quotes ------------------------------------------------------------------- */
+
+static const char lua_incr_ttl[] = "local n = redis.call('INCR', KEYS[1])\n"
+                                   "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
+                                   "return n\n";
+
+antar_err_t core_store_demand_add(const char *cell, long long now_ms)
+{
+    char key[96];
+    snprintf(key, sizeof key, "demand:%s:%lld", cell, now_ms / 60000);
+    redisReply *r = EVAL(lua_incr_ttl, 1, key, "660");
+    antar_err_t err = reply_ok(r, "demand_add");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_demand(const char *cell, long long now_ms, long long *count)
+{
+    char keys[DEMAND_WINDOW_MIN][96];
+    const char *argv[DEMAND_WINDOW_MIN + 1];
+    size_t lens[DEMAND_WINDOW_MIN + 1];
+    long long minute = now_ms / 60000;
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (int i = 0; i < DEMAND_WINDOW_MIN; i++) {
+        snprintf(keys[i], sizeof keys[i], "demand:%s:%lld", cell, minute - i);
+        argv[i + 1] = keys[i];
+        lens[i + 1] = strlen(keys[i]);
+    }
+    redisReply *r = antar_kv_commandv(DEMAND_WINDOW_MIN + 1, argv, lens);
+    antar_err_t err = reply_ok(r, "demand");
+    if (err == ANTAR_OK) {
+        long long sum = 0;
+        if (r->type == REDIS_REPLY_ARRAY)
+            for (size_t i = 0; i < r->elements; i++)
+                if (r->element[i]->type == REDIS_REPLY_STRING)
+                    sum += strtoll(r->element[i]->str, NULL, 10);
+        *count = sum;
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_quote_put(const char *id, json_t *quote, long ttl_s)
+{
+    char key[96];
+    char *text = json_dumps(quote, JSON_COMPACT);
+    if (!text)
+        return ANTAR_E_NOMEM;
+    snprintf(key, sizeof key, "quote:%s", id);
+    redisReply *r = antar_kv_command("SET %s %s EX %ld", key, text, ttl_s);
+    free(text);
+    antar_err_t err = reply_ok(r, "quote_put");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_quote_get(const char *id, json_t **quote)
+{
+    char key[96];
+    snprintf(key, sizeof key, "quote:%s", id);
+    redisReply *r = antar_kv_command("GET %s", key);
+    antar_err_t err = reply_ok(r, "quote_get");
+    if (err == ANTAR_OK) {
+        json_t *q = NULL;
+        if (r->type == REDIS_REPLY_STRING)
+            q = json_loadb(r->str, r->len, 0, NULL);
+        if (json_is_object(q))
+            *quote = q;
+        else {
+            json_decref(q);
+            err = ANTAR_E_NOT_FOUND;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+void core_dispatch_clean(core_dispatch_t *d)
+{
+    json_decref(d->payload);
+    memset(d, 0, sizeof *d);
+}
+
+static const char lua_create[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'payload', ARGV[1], 'attempts', 0, 'started_ms', ARGV[2])\n"
+    "redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_create(long long order_id, json_t *payload, long long now_ms,
+                                       bool *created)
+{
+    char *text = json_dumps(payload, JSON_COMPACT);
+    if (!text)
+        return ANTAR_E_NOMEM;
+    num_t oid = num_ll(order_id), now = num_ll(now_ms);
+    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":done");
+    redisReply *r = EVAL(lua_create, 3, k1.b, k2.b, "dispatch:due", text, now.b, oid.b);
+    free(text);
+    antar_err_t err = reply_ok(r, "dispatch_create");
+    if (err == ANTAR_OK)
+        *created = reply_int(r) == 1;
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_claim[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
+    "local out = {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  if redis.call('SET', 'dispatch:' .. id .. ':claim', '1', 'NX', 'PX', ARGV[4]) then\n"
+    "    redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
+    "    out[#out + 1] = id\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+antar_err_t core_store_dispatch_claim(long long now_ms, long long lease_ms, long long *ids,
+                                      size_t max, size_t *n)
+{
+    /* Scan a little more than max: orders leased by another worker are skipped. */
+    num_t now = num_ll(now_ms), until = num_ll(now_ms + lease_ms), lim = num_ll((long long)max),
+          lease = num_ll(lease_ms);
+    redisReply *r = EVAL(lua_claim, 1, "dispatch:due", now.b, until.b, lim.b, lease.b);
+    antar_err_t err = reply_ok(r, "dispatch_claim");
+    if (err == ANTAR_OK) {
+        size_t k = 0;
+        if (r->type == REDIS_REPLY_ARRAY)
+            for (size_t i = 0; i < r->elements && k < max; i++) {
+                long long id = reply_int(r->element[i]);
+                if (id > 0)
+                    ids[k++] = id;
+            }
+        *n = k;
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_dispatch_release(long long order_id)
+{
+    rkey_t k = key_dispatch(order_id, ":claim");
+    redisReply *r = antar_kv_command("DEL %s", k.b);
+    antar_err_t err = reply_ok(r, "dispatch_release");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_dispatch_load(long long order_id, core_dispatch_t *d)
+{
+    core_dispatch_t t = {.order_id = order_id};
+    rkey_t k = key_dispatch(order_id, "");
+    redisReply *r = antar_kv_command("HGETALL %s", k.b);
+    antar_err_t err = reply_ok(r, "dispatch_load");
+    if (err != ANTAR_OK)
+        goto out;
+    if (r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const redisReply *f = r->element[i], *v = r->element[i + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(f->str, "payload") == 0) {
+                json_decref(t.payload);
+                t.payload = json_loadb(v->str, v->len, 0, NULL);
+            } else if (strcmp(f->str, "attempts") == 0)
+                t.attempts = strtoll(v->str, NULL, 10);
+            else if (strcmp(f->str, "started_ms") == 0)
+                t.started_ms = strtoll(v->str, NULL, 10);
+            else if (strcmp(f->str, "offer_id") == 0)
+                t.offer_id = strtoll(v->str, NULL, 10);
+            else if (strcmp(f->str, "offer_driver") == 0)
+                t.offer_driver = strtoll(v->str, NULL, 10);
+            else if (strcmp(f->str, "offer_deadline_ms") == 0)
+                t.offer_deadline_ms = strtoll(v->str, NULL, 10);
+        }
+    }
+    if (!json_is_object(t.payload)) {
+        /* No hash (finished or cancelled) — or one without a payload, which nothing writes. */
+        json_decref(t.payload);
+        err = ANTAR_E_NOT_FOUND;
+        goto out;
+    }
+    *d = t;
+out:
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_dispatch_pick(long long order_id, const char *vt, double lat, double lng,
+                                     long radius_m, long long cutoff_ms, long long lock_ms,
+                                     long long *driver_id)
+{
+    if (!geo_lat_ok(lat)) {
+        *driver_id = 0;
+        return ANTAR_OK;
+    }
+    num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
+          cut = num_ll(cutoff_ms), oid = num_ll(order_id), lock = num_ll(lock_ms);
+    rkey_t geo = key_geo(vt), tried = key_dispatch(order_id, ":tried");
+    /* The tried set outlives the longest dispatch so that nobody is asked twice. */
+    redisReply *r = EVAL(lua_candidates, 3, geo.b, "drivers:seen", tried.b, vt, n_lng.b, n_lat.b,
+                         rad.b, cut.b, "pick", oid.b, lock.b, "86400");
+    antar_err_t err = reply_ok(r, "dispatch_pick");
+    if (err == ANTAR_OK)
+        *driver_id = r->type == REDIS_REPLY_NIL ? 0 : reply_int(r);
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_unpick[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                 "  redis.call('DEL', KEYS[1])\n"
+                                 "end\n"
+                                 "if ARGV[3] == '1' then redis.call('SREM', KEYS[2], ARGV[2]) end\n"
+                                 "return 1\n";
+
+antar_err_t core_store_dispatch_unpick(long long order_id, long long driver_id, bool forget)
+{
+    num_t oid = num_ll(order_id), did = num_ll(driver_id);
+    rkey_t lock = key_driver(driver_id, ":offer"), tried = key_dispatch(order_id, ":tried");
+    redisReply *r = EVAL(lua_unpick, 2, lock.b, tried.b, oid.b, did.b, forget ? "1" : "0");
+    antar_err_t err = reply_ok(r, "dispatch_unpick");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_offered[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "redis.call('HINCRBY', KEYS[1], 'attempts', 1)\n"
+    "if redis.call('HGET', KEYS[1], 'rejected_offer') == ARGV[2] then\n"
+    "  redis.call('HDEL', KEYS[1], 'rejected_offer')\n"
+    "  return 2\n"
+    "end\n"
+    "redis.call('HSET', KEYS[1], 'offer_id', ARGV[2], 'offer_driver', ARGV[1],\n"
+    "           'offer_deadline_ms', ARGV[3])\n"
+    "redis.call('ZADD', KEYS[2], 'LT', ARGV[3], ARGV[4])\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_offered(long long order_id, long long driver_id, long long offer_id,
+                                        long long deadline_ms, int *outcome)
+{
+    num_t did = num_ll(driver_id), ofid = num_ll(offer_id), dl = num_ll(deadline_ms),
+          oid = num_ll(order_id);
+    rkey_t k1 = key_dispatch(order_id, "");
+    redisReply *r = EVAL(lua_offered, 2, k1.b, "dispatch:due", did.b, ofid.b, dl.b, oid.b);
+    antar_err_t err = reply_ok(r, "dispatch_offered");
+    if (err == ANTAR_OK)
+        *outcome = (int)reply_int(r);
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_offer_done[] =
+    "redis.call('HDEL', KEYS[1], 'offer_id', 'offer_driver', 'offer_deadline_ms')\n"
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_offer_done(long long order_id, long long driver_id)
+{
+    num_t oid = num_ll(order_id);
+    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_driver(driver_id, ":offer");
+    redisReply *r = EVAL(lua_offer_done, 2, k1.b, k2.b, oid.b);
+    antar_err_t err = reply_ok(r, "dispatch_offer_done");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_reschedule[] = "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
+                                     "  redis.call('ZREM', KEYS[2], ARGV[2])\n"
+                                     "  return 0\n"
+                                     "end\n"
+                                     "redis.call('ZADD', KEYS[2], 'LT', ARGV[1], ARGV[2])\n"
+                                     "return 1\n";
+
+antar_err_t core_store_dispatch_reschedule(long long order_id, long long due_ms)
+{
+    num_t due = num_ll(due_ms), oid = num_ll(order_id);
+    rkey_t k1 = key_dispatch(order_id, "");
+    redisReply *r = EVAL(lua_reschedule, 2, k1.b, "dispatch:due", due.b, oid.b);
+    antar_err_t err = reply_ok(r, "dispatch_reschedule");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_rejected[] =
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "if redis.call('HGET', KEYS[1], 'offer_id') == ARGV[3] then\n"
+    "  redis.call('HDEL', KEYS[1], 'offer_id', 'offer_driver', 'offer_deadline_ms')\n"
+    "else\n"
+    "  redis.call('HSET', KEYS[1], 'rejected_offer', ARGV[3])\n"
+    "end\n"
+    "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_rejected(long long order_id, long long driver_id,
+                                         long long offer_id, long long now_ms)
+{
+    num_t oid = num_ll(order_id), did = num_ll(driver_id), ofid = num_ll(offer_id),
+          now = num_ll(now_ms);
+    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_driver(driver_id, ":offer");
+    redisReply *r = EVAL(lua_rejected, 3, k1.b, k2.b, "dispatch:due", oid.b, did.b, ofid.b, now.b);
+    antar_err_t err = reply_ok(r, "dispatch_rejected");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+/* An acceptance after a cancellation must not leave the driver busy with a dead order; after an
+ * expiry it still counts, because user-service only assigns a searching order. */
+static const char lua_accepted[] =
+    "if redis.call('GET', KEYS[3]) == 'cancelled' then return 0 end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "redis.call('ZREM', KEYS[4], ARGV[1])\n"
+    "redis.call('SET', KEYS[3], 'accepted:' .. ARGV[2], 'EX', " TOMBSTONE_TTL_S ")\n"
+    "redis.call('HSET', KEYS[5], 'status', 'busy', 'order_id', ARGV[1])\n"
+    "if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_accepted(long long order_id, long long driver_id)
+{
+    num_t oid = num_ll(order_id), did = num_ll(driver_id);
+    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
+           k3 = key_dispatch(order_id, ":done"), k5 = key_driver(driver_id, ""),
+           k6 = key_driver(driver_id, ":offer");
+    redisReply *r =
+        EVAL(lua_accepted, 6, k1.b, k2.b, k3.b, "dispatch:due", k5.b, k6.b, oid.b, did.b);
+    antar_err_t err = reply_ok(r, "dispatch_accepted");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_cancel[] =
+    "local drv = redis.call('HGET', KEYS[1], 'offer_driver')\n"
+    "if drv then\n"
+    "  local lock = 'driver:' .. drv .. ':offer'\n"
+    "  if redis.call('GET', lock) == ARGV[1] then redis.call('DEL', lock) end\n"
+    "end\n"
+    "local done = redis.call('GET', KEYS[3])\n"
+    "if done and string.sub(done, 1, 9) == 'accepted:' then\n"
+    "  local dk = 'driver:' .. string.sub(done, 10)\n"
+    "  if redis.call('HGET', dk, 'order_id') == ARGV[1] then\n"
+    "    redis.call('HDEL', dk, 'order_id')\n"
+    "    if redis.call('HGET', dk, 'status') == 'busy' then\n"
+    "      redis.call('HSET', dk, 'status', 'available')\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "redis.call('ZREM', KEYS[4], ARGV[1])\n"
+    "redis.call('SET', KEYS[3], 'cancelled', 'EX', " TOMBSTONE_TTL_S ")\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_cancel(long long order_id)
+{
+    num_t oid = num_ll(order_id);
+    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
+           k3 = key_dispatch(order_id, ":done");
+    redisReply *r = EVAL(lua_cancel, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
+    antar_err_t err = reply_ok(r, "dispatch_cancel");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+static const char lua_expired[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+    "local drv = redis.call('HGET', KEYS[1], 'offer_driver')\n"
+    "if drv then\n"
+    "  local lock = 'driver:' .. drv .. ':offer'\n"
+    "  if redis.call('GET', lock) == ARGV[1] then redis.call('DEL', lock) end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1], KEYS[2])\n"
+    "redis.call('ZREM', KEYS[4], ARGV[1])\n"
+    "redis.call('SET', KEYS[3], 'expired', 'EX', " TOMBSTONE_TTL_S ")\n"
+    "return 1\n";
+
+antar_err_t core_store_dispatch_expired(long long order_id)
+{
+    num_t oid = num_ll(order_id);
+    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
+           k3 = key_dispatch(order_id, ":done");
+    redisReply *r = EVAL(lua_expired, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
+    antar_err_t err = reply_ok(r, "dispatch_expired");
+    if (r)
+        freeReplyObject(r);
+    return err;
+}

@@ -1,0 +1,119 @@
+/* dispatch_store.h — core-service's Redis state: the driver presence index, demand counters,
+ * fare quotes and the per-order dispatch state. Redis access only: no HTTP, no fare rules.
+ *
+ * Keys (docs/contract.md "Dispatch"):
+ *   geo:drivers:<vehicle_type>  GEO set of positioned drivers
+ *   drivers:seen                zset driver_id → last position update (ms)
+ *   driver:<id>                 hash {status available|busy|offline, vehicle_type, order_id}
+ *   driver:<id>:offer           live offer lock, value order_id, PX = offer TTL
+ *   demand:<cell>:<minute>      estimates + orders per grid cell and minute (TTL 11 min)
+ *   quote:<id>                  JSON quote, TTL = quote TTL
+ *   dispatch:<order_id>         hash {payload, attempts, started_ms, offer_id, offer_driver,
+ *                               offer_deadline_ms, rejected_offer}
+ *   dispatch:<order_id>:tried   set of drivers already offered this order
+ *   dispatch:<order_id>:claim   a worker's lease on the order while it works on it
+ *   dispatch:<order_id>:done    tombstone "accepted:<driver>", "expired" or "cancelled" (1 day)
+ *   dispatch:due                zset order_id → when the worker should look at it next (ms)
+ * Multi-key changes run as Lua scripts so that they are atomic. Every function returns
+ * ANTAR_E_KV when Redis cannot be reached or answers an error, and writes outputs only on
+ * ANTAR_OK.
+ */
+#ifndef CORE_DISPATCH_STORE_H
+#define CORE_DISPATCH_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "antar/error.h"
+
+/* ---- presence ---------------------------------------------------------------------------- */
+
+/* A driver is online: state hash (status stays busy if busy, else available), and when has_pos
+ * its position in geo:drivers:<vt> and drivers:seen = now_ms. Removes it from the other
+ * vehicle type's index. */
+antar_err_t core_store_presence_online(long long driver_id, const char *vt, bool has_pos,
+                                       double lat, double lng, long long now_ms);
+/* A driver is offline: out of every index; status offline unless busy with an order. */
+antar_err_t core_store_presence_offline(long long driver_id);
+/* available: status available (unless offline) and order_id cleared — ignored (*applied =
+ * false) when the driver is busy with another order than order_id (0 = any). Not available:
+ * busy with order_id. */
+antar_err_t core_store_availability(long long driver_id, bool available, long long order_id,
+                                    bool *applied);
+/* Drop positions last seen before cutoff_ms from the geo indexes; *purged = how many. */
+antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged);
+/* Available, fresh (seen ≥ cutoff_ms), unlocked drivers of vt within radius_m of the point. */
+antar_err_t core_store_supply(const char *vt, double lat, double lng, long radius_m,
+                              long long cutoff_ms, long long *count);
+
+/* ---- demand and quotes ------------------------------------------------------------------- */
+
+/* Count one estimate or order in cell for the minute of now_ms. */
+antar_err_t core_store_demand_add(const char *cell, long long now_ms);
+/* Estimates + orders in cell over the 10 minutes up to now_ms. */
+antar_err_t core_store_demand(const char *cell, long long now_ms, long long *count);
+/* Store quote (borrowed, serialised) under id for ttl_s seconds. */
+antar_err_t core_store_quote_put(const char *id, json_t *quote, long ttl_s);
+/* The stored quote (new reference, caller decrefs); ANTAR_E_NOT_FOUND when absent/expired. */
+antar_err_t core_store_quote_get(const char *id, json_t **quote);
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+typedef struct {
+    long long order_id;
+    json_t *payload; /* owned: the order as delivered (vehicle_type, pickup_*, price, …) */
+    long long attempts;
+    long long started_ms;
+    long long offer_id; /* current live offer, 0 when none */
+    long long offer_driver;
+    long long offer_deadline_ms;
+} core_dispatch_t;
+
+void core_dispatch_clean(core_dispatch_t *d);
+
+/* Start dispatching order_id (payload borrowed) due at now_ms. *created = false when the order
+ * is already being dispatched or was finished (a redelivery): nothing changes then. */
+antar_err_t core_store_dispatch_create(long long order_id, json_t *payload, long long now_ms,
+                                       bool *created);
+/* Claim up to max due orders (score ≤ now_ms) for lease_ms: each is leased to this caller only
+ * (dispatch:<id>:claim SET NX) and its due time pushed to now + lease, so a crash mid-work
+ * makes it due again instead of losing it. ids[] gets the claimed order ids. */
+antar_err_t core_store_dispatch_claim(long long now_ms, long long lease_ms, long long *ids,
+                                      size_t max, size_t *n);
+/* End the lease of order_id (the due time set meanwhile stays). */
+antar_err_t core_store_dispatch_release(long long order_id);
+/* Load the state; ANTAR_E_NOT_FOUND when the order is no longer dispatched. */
+antar_err_t core_store_dispatch_load(long long order_id, core_dispatch_t *d);
+/* Next candidate for the order: the nearest available, fresh, untried, unlocked driver of vt
+ * within radius_m of the pickup; it is marked tried and locked for lock_ms (SET NX). *driver_id
+ * = 0 when there is none. */
+antar_err_t core_store_dispatch_pick(long long order_id, const char *vt, double lat, double lng,
+                                     long radius_m, long long cutoff_ms, long long lock_ms,
+                                     long long *driver_id);
+/* Undo a pick whose offer was not created: release the driver's lock (when it is this
+ * order's) and, when forget, remove it from the tried set so that it may be asked again. */
+antar_err_t core_store_dispatch_unpick(long long order_id, long long driver_id, bool forget);
+/* Record the live offer and make the order due at deadline_ms. *outcome: 1 recorded; 0 the
+ * order is no longer dispatched; 2 the offer was already rejected (nothing recorded). */
+antar_err_t core_store_dispatch_offered(long long order_id, long long driver_id, long long offer_id,
+                                        long long deadline_ms, int *outcome);
+/* The current offer ended without acceptance: clear it, release the driver's lock. */
+antar_err_t core_store_dispatch_offer_done(long long order_id, long long driver_id);
+/* Make the order due at due_ms if it is still dispatched (ZADD LT: an earlier due time set
+ * meanwhile — a rejection — wins). */
+antar_err_t core_store_dispatch_reschedule(long long order_id, long long due_ms);
+/* The driver rejected offer_id: release its lock, clear the offer (or remember the rejection
+ * when the offer is not recorded yet), make the order due now_ms. */
+antar_err_t core_store_dispatch_rejected(long long order_id, long long driver_id,
+                                         long long offer_id, long long now_ms);
+/* The driver accepted: dispatch done (tombstone accepted:<driver>), driver busy with the order
+ * — unless the order was cancelled meanwhile. */
+antar_err_t core_store_dispatch_accepted(long long order_id, long long driver_id);
+/* Stop dispatching (tombstone cancelled); free the driver holding its offer lock or busy with
+ * it. */
+antar_err_t core_store_dispatch_cancel(long long order_id);
+/* The worker gave up (tombstone expired): clear the state. */
+antar_err_t core_store_dispatch_expired(long long order_id);
+
+#endif

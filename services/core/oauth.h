@@ -1,0 +1,110 @@
+/* core-service's authorization server, internal interfaces between its files:
+ * keys.c (signing keys, JWT minting, JWKS), oauth_store.c (refresh tokens in MariaDB,
+ * authorization codes and login throttling in Redis), oauth.c (token, revoke, introspect,
+ * metadata, CSRF endpoints), oauth_authorize.c (the login page). */
+#ifndef CORE_OAUTH_H
+#define CORE_OAUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "antar/config.h"
+#include "antar/error.h"
+#include "antar/http.h"
+
+#define OAUTH_ACCESS_TTL_S 900
+#define OAUTH_CODE_TTL_S 60
+
+/* ---- clients (oauth.c) ------------------------------------------------------------------ */
+typedef struct {
+    const char *id;       /* "user-app" */
+    bool confidential;    /* has a secret: a service */
+    unsigned role;        /* ANTAR_AUTH_USER / DRIVER / SERVICE */
+    const char *scope;    /* "user", "driver", "internal" */
+    unsigned char secret_hash[32]; /* BLAKE2b-256 of the secret; confidential only */
+    bool has_secret;
+} oauth_client_t;
+
+/* The client by id, or NULL. Static storage. */
+const oauth_client_t *oauth_client_find(const char *id);
+/* Is uri one of the registered redirect URIs of the apps (exact antar://callback, or
+ * http://127.0.0.1:<port>/callback)? */
+bool oauth_redirect_uri_ok(const char *uri);
+/* Verify credentials with the service that owns the client's accounts. On ANTAR_OK, sub (64
+ * bytes) holds "user:17"/"driver:5". ANTAR_E_UNAUTHORIZED for wrong credentials;
+ * UNAVAILABLE/TIMEOUT/UPSTREAM when the service cannot answer. */
+antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
+                                 const char *password, char *sub);
+
+/* ---- keys.c ----------------------------------------------------------------------------- */
+/* Load or create the signing keys in dir (created 0700, key files 0600); rotate the current
+ * key when it is older than max_age_s. Installs the public JWKS into lib/auth. 0 or -1. */
+int core_keys_init(const char *dir, long long max_age_s);
+void core_keys_shutdown(void);
+/* Rotate now if the current key is older than the limit (cheap when it is not). */
+void core_keys_maybe_rotate(void);
+/* Sign claims (borrowed) as an at+jwt with the current key; kid set here. Returns a malloc'd
+ * compact JWT (caller frees), or NULL. */
+char *core_keys_sign(json_t *claims);
+/* The public JWKS document {"keys": [...]} (new reference). */
+json_t *core_keys_jwks(void);
+
+/* Mint an access token. sub/role/client_id/scope borrowed. jti_out (64 bytes) and exp_out may
+ * be NULL. Returns malloc'd JWT or NULL. */
+char *oauth_mint_access(const char *sub, const char *role, const char *client_id,
+                        const char *scope, char *jti_out, long long *exp_out);
+
+/* ---- oauth_store.c ---------------------------------------------------------------------- */
+/* 43-char base64url of 32 random bytes. out must hold 64 bytes. */
+void oauth_random_token(char *out);
+/* Lowercase hex BLAKE2b-256 of s. out must hold 65 bytes. */
+void oauth_hash_hex(const char *s, char *out);
+
+typedef struct {
+    char client_id[64];
+    char sub[64];
+    char role[16];
+    char scope[256];
+    long long exp;
+} oauth_grant_t;
+
+/* Store a new refresh token (hash only) for a new family (family NULL) or as the successor of
+ * parent_id in family. access_jti/access_exp remember the access token issued with it, so that
+ * revoking the family can also revoke that access token. */
+antar_err_t oauth_refresh_store(const char *token, const oauth_grant_t *g, const char *family,
+                                long long parent_id, const char *access_jti,
+                                long long access_exp);
+/* Use a refresh token once: on ANTAR_OK, g, family (33 bytes) and id are filled and the token
+ * is marked used. A token already used revokes its whole family (and returns
+ * ANTAR_E_CONFLICT); unknown, expired or revoked → ANTAR_E_NOT_FOUND. */
+antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family,
+                              long long *id);
+/* Revoke the family of a refresh token; when client_id is not NULL only if the token belongs
+ * to it. ANTAR_OK also when the token is unknown (RFC 7009). */
+antar_err_t oauth_refresh_revoke(const char *token, const char *client_id);
+/* Look a refresh token up for introspection. ANTAR_E_NOT_FOUND when not active. */
+antar_err_t oauth_refresh_lookup(const char *token, oauth_grant_t *g);
+/* Put an access token's jti on the Redis revocation list until exp. */
+antar_err_t oauth_revoke_jti(const char *jti, long long exp);
+
+/* One-time authorization codes in Redis (GETDEL). */
+antar_err_t oauth_code_store(const char *code, json_t *data);
+/* On ANTAR_OK *data is a new object; ANTAR_E_NOT_FOUND when unknown, used or expired. */
+antar_err_t oauth_code_take(const char *code, json_t **data);
+
+/* Login throttling: ANTAR_OK when username and ip may try now, else ANTAR_E_TOO_MANY_REQUESTS
+ * with *retry_after set. */
+antar_err_t oauth_throttle_check(const char *username, const char *ip, long *retry_after);
+void oauth_throttle_fail(const char *username, const char *ip);
+void oauth_throttle_success(const char *username);
+
+/* A form-urlencoded body as a JSON object of strings; NULL when a component is badly escaped,
+ * repeated, or too long. New reference. */
+json_t *oauth_form_params(antar_req_t *req);
+
+/* ---- oauth_authorize.c ------------------------------------------------------------------ */
+void oauth_authorize_get(antar_req_t *req);
+void oauth_authorize_post(antar_req_t *req);
+
+#endif

@@ -1,0 +1,174 @@
+/* driver-service: drivers, vehicles, offers, trips and earnings.
+ *
+ * routes.c speaks HTTP and calls the domain modules below (drivers.c, offers.c, trips.c),
+ * which hold the rules and the calls to other services and keep their rows through store.c,
+ * the only file with SQL. Domain functions return an antar_err_t; on error *field (when the
+ * function takes one) names the offending input field or is left NULL. Every json_t ** output
+ * is a new reference owned by the caller, and is set only on success unless said otherwise.
+ */
+#ifndef ANTAR_DRIVER_H
+#define ANTAR_DRIVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "antar/error.h"
+#include "antar/http.h"
+#include "antar/httpc.h"
+
+/* Longest normalised plate: "AB 1234 XYZ" plus NUL. */
+#define DRIVER_PLATE_MAX 16
+
+/* ---- routes.c -------------------------------------------------------------------------- */
+extern const antar_route_t driver_routes[];
+extern const size_t driver_routes_len;
+
+/* ---- drivers.c ------------------------------------------------------------------------- */
+typedef struct {
+    const char *name, *email, *phone, *password, *vehicle_type, *plate_number;
+} driver_signup_t;
+
+typedef struct {
+    const char *name, *email, *phone, *plate_number; /* NULL = unchanged */
+} driver_patch_t;
+
+/* "b1234xyz" / "B 1234  xyz" → "B 1234 XYZ": 1–2 letters, 1–4 digits, 0–3 letters, spaces
+ * optional. false (out untouched) when s is not a plate. */
+bool driver_plate_normalize(const char *s, char out[DRIVER_PLATE_MAX]);
+/* Sign up a driver and their vehicle. DUPLICATE with *field = "email"/"phone"/"plate_number";
+ * INVALID_FIELD with *field for a bad email, phone or plate. */
+antar_err_t driver_signup(const driver_signup_t *in, json_t **out, const char **field);
+/* The driver's own record {id, name, email, phone, vehicle_type, plate_number, rating, status,
+ * created_at}. NOT_FOUND. */
+antar_err_t driver_get(long long id, json_t **out);
+/* Change own fields; errors as driver_signup. Nothing changes on error. */
+antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out, const char **field);
+/* Go online/offline: tells core (sync) first, then records it. CONFLICT when going offline
+ * during a trip; UNAVAILABLE/TIMEOUT/UPSTREAM when core cannot take it (nothing changed). */
+antar_err_t driver_set_status(long long id, const char *status, json_t **out);
+/* Record the position and pass it to core → {lat, lng, updated_at}. */
+antar_err_t driver_set_location(long long id, double lat, double lng, json_t **out);
+/* {total, currency, trips, today} (today = the current day in Jakarta, UTC+7). */
+antar_err_t driver_earnings(long long id, json_t **out);
+/* Credential check for core: username is an email or a phone. UNAUTHORIZED when unknown or
+ * wrong (both cost one Argon2id verification). */
+antar_err_t driver_verify_credentials(const char *username, const char *password, json_t **out);
+/* {id, name, vehicle_type, plate_number, rating}: no contact data. NOT_FOUND. */
+antar_err_t driver_public(long long id, json_t **out);
+/* Record the rating a customer gave for order_id (once per order; event_id from the outbox,
+ * may be NULL) and recompute the average → {id, rating}. NOT_FOUND for an unknown driver,
+ * CONFLICT when that driver did not complete that order. */
+antar_err_t driver_rate(long long id, long long order_id, int rating, const char *event_id,
+                        json_t **out);
+
+/* ---- offers.c -------------------------------------------------------------------------- */
+typedef struct {
+    long long order_id, driver_id, price;
+    const char *vehicle_type; /* NULL: the driver's own */
+    double pickup_lat, pickup_lng, dropoff_lat, dropoff_lng;
+    bool has_pickup, has_dropoff, has_price;
+    const char *pickup_address, *dropoff_address, *currency; /* may be NULL */
+    long long expires_ms;                                    /* 0: now + ANTAR_OFFER_TTL_S */
+} offer_new_t;
+
+/* Create an offer for core's dispatch (the order is read from user-service for the customer's
+ * first name). *created is false when the same (order, driver) offer already existed: then
+ * *out is that offer. CONFLICT when the driver is offline, busy, holds a live offer, or the
+ * order was cancelled; NOT_FOUND for an unknown driver. */
+antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created);
+/* {items, next_cursor: null}: the driver's pending, unexpired offers. */
+antar_err_t offer_list_pending(long long driver_id, json_t **out);
+/* Accept: the offer arbitrates the deadline, user-service the order. → trip. NOT_FOUND for an
+ * offer of another driver; CONFLICT when no longer pending, expired, or the order went to
+ * someone else; UNAVAILABLE/TIMEOUT when user-service cannot be reached (offer pending again). */
+antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out);
+/* Reject a pending offer → offer. NOT_FOUND, CONFLICT. */
+antar_err_t offer_reject(long long driver_id, long long offer_id, json_t **out);
+/* core's deadline: pending → expired → offer. CONFLICT when it had been accepted, and then *out
+ * is the offer too. NOT_FOUND. */
+antar_err_t offer_expire(long long offer_id, json_t **out);
+/* user-service says the order was cancelled: withdraw its offers, cancel its accepted trip.
+ * Idempotent → {order_id, offers_withdrawn, trip_cancelled}. */
+antar_err_t offer_order_cancelled(long long order_id, const char *event_id, json_t **out);
+
+/* ---- trips.c --------------------------------------------------------------------------- */
+/* accepted → picked_up, after user-service agreed. NOT_FOUND (not this driver's), CONFLICT. */
+antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out);
+/* picked_up → completed with the earning, after user-service agreed. */
+antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out);
+/* {items, next_cursor}: newest first; cursor 0 = from the newest. */
+antar_err_t trip_list(long long driver_id, long long cursor, int limit, json_t **out);
+/* The trip row (store shape) → the API's trip object (new reference). */
+json_t *trip_to_json(json_t *row);
+/* 80 % of price, rounded down. */
+long long trip_earning(long long price);
+
+/* ---- sync calls (drivers.c) ------------------------------------------------------------ */
+/* Call another service and turn the outcome into an error: 2xx → ANTAR_OK with *result (new
+ * reference, may be NULL when result not wanted); 409 → CONFLICT; 404 → NOT_FOUND; other 4xx →
+ * UPSTREAM; 5xx → UNAVAILABLE; timeout → TIMEOUT; unreachable → UNAVAILABLE. */
+antar_err_t driver_call(antar_svc_t target, const char *method, const char *path, json_t *body,
+                        json_t **result);
+
+/* ---- store.c (SQL only) ---------------------------------------------------------------- */
+/* Rows are new jansson objects keyed by column; the caller decrefs them. */
+antar_err_t store_driver_insert(const char *name, const char *email, const char *phone,
+                                const char *hash, const char *vehicle_type, const char *plate,
+                                long long *id);
+/* Which unique field already holds one of these values: "email", "phone", "plate_number", or
+ * NULL (except_id: the driver that may keep its own values, 0 for none). */
+const char *store_driver_which_duplicate(const char *email, const char *phone, const char *plate,
+                                         long long except_id);
+antar_err_t store_driver_get(long long id, json_t **row);
+/* Row with id, name, password_hash, vehicle_type; NOT_FOUND. */
+antar_err_t store_driver_by_login(const char *username, json_t **row);
+antar_err_t store_driver_update(long long id, const driver_patch_t *p);
+antar_err_t store_driver_set_status(long long id, const char *status);
+antar_err_t store_driver_set_location(long long id, double lat, double lng);
+/* Trips in progress (accepted or picked_up) of the driver. */
+antar_err_t store_driver_active_trips(long long id, long long *n);
+/* {total, trips, today} since day_start ("YYYY-MM-DD HH:MM:SS" UTC). */
+antar_err_t store_driver_earnings(long long id, const char *day_start, json_t **row);
+/* Insert the rating and recompute the average in one transaction. DUPLICATE when the order was
+ * rated before (or event_id seen). */
+antar_err_t store_driver_rate(long long id, long long order_id, int rating, const char *event_id);
+/* COUNT of completed trips of order_id by driver id. */
+antar_err_t store_trip_completed_by(long long driver_id, long long order_id, bool *yes);
+
+/* In one transaction with the driver row locked: refuse (CONFLICT, *why set) when offline,
+ * busy, holding a live offer or the order is cancelled; else insert. */
+antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first_name,
+                               const char *expires_at, long long *id, const char **why);
+antar_err_t store_offer_get(long long id, json_t **row);
+antar_err_t store_offer_find(long long order_id, long long driver_id, json_t **row);
+antar_err_t store_offers_pending(long long driver_id, json_t **rows);
+/* The conditional UPDATE of "Who wins an order": affected = 1 wins. */
+antar_err_t store_offer_claim(long long id, long long driver_id, bool *won);
+/* Move an offer from one status to another (conditional); *changed when it did. */
+antar_err_t store_offer_move(long long id, const char *from, const char *to, bool *changed);
+/* An accept whose assign could not be made: back to pending, or to expired (with the outbox
+ * "rejected" to core, which had been told it was accepted) when the deadline passed. */
+antar_err_t store_offer_unclaim(long long id, json_t *outbox_body, const char *outbox_path,
+                                bool *expired);
+/* Accepted offer → trip row + outbox "accepted" to core, one transaction. CONFLICT when the
+ * offer is no longer accepted (withdrawn by a cancellation meanwhile). */
+antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const char *outbox_path);
+/* Pending → rejected + outbox "rejected" to core, one transaction. *changed false = not
+ * pending. */
+antar_err_t store_offer_reject(long long id, long long driver_id, json_t *outbox_body,
+                               const char *outbox_path, bool *changed);
+/* Cancellation: withdraw offers, cancel the accepted trip, remember the order. DUPLICATE when
+ * event_id was seen. */
+antar_err_t store_order_cancel(long long order_id, const char *event_id, long long *withdrawn,
+                               long long *trips_cancelled);
+antar_err_t store_trip_get(long long order_id, json_t **row);
+antar_err_t store_trip_pickup(long long order_id, long long driver_id, bool *changed);
+/* picked_up → completed + earnings row + outbox availability to core, one transaction.
+ * CONFLICT when the trip was not picked_up. */
+antar_err_t store_trip_complete(long long order_id, long long driver_id, long long earning,
+                                json_t *outbox_body, const char *outbox_path);
+/* Trips with id < cursor (0 = all), newest first, limit rows; includes earning. */
+antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, json_t **rows);
+
+#endif

@@ -1,0 +1,322 @@
+/* driver-service: offers — created by core's dispatch, accepted or rejected by the driver,
+ * expired by core's deadline, withdrawn when the customer cancels.
+ *
+ * Exactly one driver wins an order: the offer row arbitrates accept against the deadline (one
+ * conditional UPDATE), and user-service's order row arbitrates between drivers (assign).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "antar/config.h"
+#include "antar/outbox.h"
+#include "antar/util.h"
+#include "driver.h"
+
+static json_t *offer_to_json(json_t *row)
+{
+    json_t *name = json_object_get(row, "customer_first_name");
+    return json_pack(
+        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:O}, "
+        "s:O, s:O}",
+        "id", json_object_get(row, "id"), "order_id", json_object_get(row, "order_id"), "status",
+        json_object_get(row, "status"), "pickup_lat", json_object_get(row, "pickup_lat"),
+        "pickup_lng", json_object_get(row, "pickup_lng"), "pickup_address",
+        json_object_get(row, "pickup_address"), "dropoff_lat", json_object_get(row, "dropoff_lat"),
+        "dropoff_lng", json_object_get(row, "dropoff_lng"), "dropoff_address",
+        json_object_get(row, "dropoff_address"), "vehicle_type",
+        json_object_get(row, "vehicle_type"), "price", json_object_get(row, "price"), "currency",
+        json_object_get(row, "currency"), "customer", "first_name", name ? name : json_null(),
+        "expires_at", json_object_get(row, "expires_at"), "created_at",
+        json_object_get(row, "created_at"));
+}
+
+/* The offer row of id as API JSON into *out. */
+static antar_err_t offer_load(long long id, json_t **out)
+{
+    json_t *row = NULL;
+    antar_err_t err = store_offer_get(id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    *out = offer_to_json(row);
+    json_decref(row);
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}
+
+/* ms since the epoch → "YYYY-MM-DD HH:MM:SS.mmm" (UTC, the sessions' time zone). */
+static void sql_time(long long ms, char out[32])
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[24];
+    gmtime_r(&s, &tm);
+    strftime(base, sizeof base, "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(out, 32, "%s.%03lld", base, ms % 1000);
+}
+
+static const char *str_or(json_t *obj, const char *key, const char *def)
+{
+    const char *s = json_string_value(json_object_get(obj, key));
+    return s ? s : def;
+}
+
+/* The customer's first name: the first word of the name user-service gives us. */
+static void first_name_of(json_t *order, char out[101])
+{
+    json_t *customer = json_object_get(order, "customer");
+    const char *name = str_or(customer, "first_name", NULL);
+    if (!name)
+        name = str_or(customer, "name", "");
+    size_t n = strcspn(name, " ");
+    if (n > 100)
+        n = 100;
+    memcpy(out, name, n);
+    out[n] = '\0';
+}
+
+antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created)
+{
+    json_t *row = NULL, *order = NULL;
+    char path[96], first[101], expires[32];
+    const char *why = NULL;
+    long long id = 0;
+    offer_new_t o = *in;
+    *created = false;
+
+    /* The same (order, driver) again is a retry of core's call: the same answer. */
+    antar_err_t err = store_offer_find(in->order_id, in->driver_id, &row);
+    if (err == ANTAR_OK) {
+        *out = offer_to_json(row);
+        json_decref(row);
+        return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+    }
+    if (err != ANTAR_E_NOT_FOUND)
+        return err;
+
+    err = store_driver_get(in->driver_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    const char *own_type = str_or(row, "vehicle_type", "");
+    if (o.vehicle_type && strcmp(o.vehicle_type, own_type) != 0) {
+        err = ANTAR_E_CONFLICT;
+        goto done;
+    }
+
+    snprintf(path, sizeof path, "/internal/orders/%lld", in->order_id);
+    err = driver_call(ANTAR_SVC_USER, "GET", path, NULL, &order);
+    if (err == ANTAR_E_NOT_FOUND)
+        err = ANTAR_E_CONFLICT;
+    if (err != ANTAR_OK)
+        goto done;
+    if (strcmp(str_or(order, "status", "searching"), "searching") != 0) {
+        err = ANTAR_E_CONFLICT; /* taken or cancelled meanwhile */
+        goto done;
+    }
+    first_name_of(order, first);
+
+    /* What core did not send, the order tells. */
+    o.vehicle_type = own_type;
+    if (!o.has_pickup) {
+        o.pickup_lat = json_number_value(json_object_get(order, "pickup_lat"));
+        o.pickup_lng = json_number_value(json_object_get(order, "pickup_lng"));
+    }
+    if (!o.has_dropoff) {
+        o.dropoff_lat = json_number_value(json_object_get(order, "dropoff_lat"));
+        o.dropoff_lng = json_number_value(json_object_get(order, "dropoff_lng"));
+    }
+    if (!o.has_price)
+        o.price = json_integer_value(json_object_get(order, "price"));
+    if (!o.pickup_address)
+        o.pickup_address = str_or(order, "pickup_address", NULL);
+    if (!o.dropoff_address)
+        o.dropoff_address = str_or(order, "dropoff_address", NULL);
+    if (!o.currency)
+        o.currency = str_or(order, "currency", "IDR");
+    if (o.expires_ms <= 0) {
+        long ttl = atol(antar_config_env("ANTAR_OFFER_TTL_S", "15"));
+        o.expires_ms = antar_now_ms() + (ttl > 0 ? ttl : 15) * 1000;
+    }
+    sql_time(o.expires_ms, expires);
+
+    err = store_offer_create(&o, first[0] ? first : NULL, expires, &id, &why);
+    if (err == ANTAR_E_DUPLICATE) {
+        /* A retry raced this call and inserted the same offer: answer with it. */
+        json_decref(row);
+        row = NULL;
+        err = store_offer_find(in->order_id, in->driver_id, &row);
+        if (err == ANTAR_OK) {
+            *out = offer_to_json(row);
+            err = *out ? ANTAR_OK : ANTAR_E_NOMEM;
+        }
+        goto done;
+    }
+    if (err != ANTAR_OK)
+        goto done;
+    err = offer_load(id, out);
+    *created = err == ANTAR_OK;
+done:
+    json_decref(row);
+    json_decref(order);
+    return err;
+}
+
+antar_err_t offer_list_pending(long long driver_id, json_t **out)
+{
+    json_t *rows = NULL, *items = NULL, *row;
+    size_t i;
+    antar_err_t err = store_offers_pending(driver_id, &rows);
+    if (err != ANTAR_OK)
+        return err;
+    items = json_array();
+    json_array_foreach(rows, i, row) json_array_append_new(items, offer_to_json(row));
+    json_decref(rows);
+    *out = json_pack("{s:o, s:n}", "items", items, "next_cursor");
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}
+
+/* The offer row of id when it belongs to driver_id; NOT_FOUND otherwise, so that another
+ * driver's offers cannot even be probed. */
+static antar_err_t own_offer(long long driver_id, long long id, json_t **row)
+{
+    antar_err_t err = store_offer_get(id, row);
+    if (err != ANTAR_OK)
+        return err;
+    if (json_integer_value(json_object_get(*row, "driver_id")) != driver_id) {
+        json_decref(*row);
+        *row = NULL;
+        return ANTAR_E_NOT_FOUND;
+    }
+    return ANTAR_OK;
+}
+
+/* The trip of order_id as API JSON when it belongs to driver_id. */
+static antar_err_t trip_of(long long driver_id, long long order_id, json_t **out)
+{
+    json_t *row = NULL;
+    antar_err_t err = store_trip_get(order_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    if (json_integer_value(json_object_get(row, "driver_id")) != driver_id) {
+        json_decref(row);
+        return ANTAR_E_NOT_FOUND;
+    }
+    *out = trip_to_json(row);
+    json_decref(row);
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}
+
+antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)
+{
+    json_t *row = NULL, *body = NULL;
+    char path[96];
+    bool won = false, moved = false;
+    antar_err_t err = own_offer(driver_id, offer_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    long long order_id = json_integer_value(json_object_get(row, "order_id"));
+
+    err = store_offer_claim(offer_id, driver_id, &won);
+    if (err != ANTAR_OK)
+        goto done;
+    if (!won) {
+        /* Expired, rejected, lost, withdrawn — or accepted already: a second accept is a wrong
+         * transition too, so that of two accepts at once exactly one succeeds. */
+        err = ANTAR_E_CONFLICT;
+        goto done;
+    }
+
+    body = json_pack("{s:I, s:I}", "driver_id", (json_int_t)driver_id, "offer_id",
+                     (json_int_t)offer_id);
+    if (!body) {
+        err = ANTAR_E_NOMEM;
+        goto done;
+    }
+    snprintf(path, sizeof path, "/internal/orders/%lld/assign", order_id);
+    err = driver_call(ANTAR_SVC_USER, "POST", path, body, NULL);
+    if (err == ANTAR_E_CONFLICT || err == ANTAR_E_NOT_FOUND) {
+        /* The order went to another driver or was cancelled: this offer lost. */
+        store_offer_move(offer_id, "accepted", "lost", &moved);
+        err = ANTAR_E_CONFLICT;
+        goto done;
+    }
+    if (err != ANTAR_OK) {
+        /* user-service did not answer: the offer goes back to pending (the driver may try
+         * again before the deadline); past it, core — which was told "accepted" by the 409 of
+         * its expire call meanwhile — hears that this driver is out, and moves on. */
+        antar_err_t e2;
+        snprintf(path, sizeof path, "/internal/dispatch/%lld/rejected", order_id);
+        e2 = store_offer_unclaim(offer_id, body, path, &moved);
+        if (e2 == ANTAR_OK && moved)
+            antar_outbox_kick();
+        goto done;
+    }
+
+    snprintf(path, sizeof path, "/internal/dispatch/%lld/accepted", order_id);
+    err = store_trip_create(offer_id, body, path);
+    if (err != ANTAR_OK)
+        goto done;
+    antar_outbox_kick();
+    err = trip_of(driver_id, order_id, out);
+done:
+    json_decref(row);
+    json_decref(body);
+    return err;
+}
+
+antar_err_t offer_reject(long long driver_id, long long offer_id, json_t **out)
+{
+    json_t *row = NULL, *body = NULL;
+    char path[96];
+    bool changed = false;
+    antar_err_t err = own_offer(driver_id, offer_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    long long order_id = json_integer_value(json_object_get(row, "order_id"));
+    body = json_pack("{s:I, s:I}", "driver_id", (json_int_t)driver_id, "offer_id",
+                     (json_int_t)offer_id);
+    if (!body) {
+        err = ANTAR_E_NOMEM;
+        goto done;
+    }
+    snprintf(path, sizeof path, "/internal/dispatch/%lld/rejected", order_id);
+    err = store_offer_reject(offer_id, driver_id, body, path, &changed);
+    if (err != ANTAR_OK)
+        goto done;
+    if (!changed) {
+        err = ANTAR_E_CONFLICT;
+        goto done;
+    }
+    antar_outbox_kick();
+    err = offer_load(offer_id, out);
+done:
+    json_decref(row);
+    json_decref(body);
+    return err;
+}
+
+antar_err_t offer_expire(long long offer_id, json_t **out)
+{
+    bool changed = false;
+    antar_err_t err = store_offer_move(offer_id, "pending", "expired", &changed);
+    if (err != ANTAR_OK)
+        return err;
+    err = offer_load(offer_id, out);
+    if (err != ANTAR_OK)
+        return err;
+    const char *status = json_string_value(json_object_get(*out, "status"));
+    if (!changed && status && strcmp(status, "accepted") == 0)
+        return ANTAR_E_CONFLICT; /* *out stays set: core reads the offer from the 409 */
+    return ANTAR_OK;
+}
+
+antar_err_t offer_order_cancelled(long long order_id, const char *event_id, json_t **out)
+{
+    long long withdrawn = 0, cancelled = 0;
+    antar_err_t err = store_order_cancel(order_id, event_id, &withdrawn, &cancelled);
+    if (err != ANTAR_OK && err != ANTAR_E_DUPLICATE)
+        return err;
+    *out = json_pack("{s:I, s:I, s:b}", "order_id", (json_int_t)order_id, "offers_withdrawn",
+                     (json_int_t)withdrawn, "trip_cancelled", cancelled > 0);
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}

@@ -1,0 +1,453 @@
+/* driver-service routes: HTTP only — parse, authorize, call the domain, respond. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "antar/http.h"
+#include "antar/util.h"
+#include "driver.h"
+
+static const char *const vehicle_types[] = {"motorcycle", "car", NULL};
+static const char *const statuses[] = {"online", "offline", NULL};
+
+static long long me(antar_req_t *req)
+{
+    const antar_principal_t *p = antar_req_principal(req);
+    return p ? p->id : 0;
+}
+
+/* Reply with the domain's outcome: result on success (status ok_status), else the error
+ * envelope naming field. Steals result. */
+static void respond(antar_req_t *req, antar_err_t err, int ok_status, json_t *result,
+                    const char *field)
+{
+    if (err == ANTAR_OK) {
+        antar_http_reply(req, ok_status, result);
+        return;
+    }
+    json_decref(result);
+    switch (err) {
+    case ANTAR_E_DUPLICATE:
+        antar_http_fail(req, err, field, "%s is already registered", field ? field : "a value");
+        break;
+    case ANTAR_E_INVALID_FIELD:
+        antar_http_fail(req, err, field, "%s is not valid", field ? field : "a field");
+        break;
+    default:
+        antar_http_fail(req, err, field, NULL);
+    }
+}
+
+/* ---- lenient readers for internal bodies -------------------------------------------------
+ * Internal callers are other services of ours: fields we do not use are ignored (a newer caller
+ * may send more), but the ones we use are checked as strictly as public input. Each reader
+ * replies 422 naming the field and returns false on bad input. */
+
+static bool in_number(antar_req_t *req, const char *name, bool required, double min, double max,
+                      double *out, bool *present)
+{
+    json_t *v = json_object_get(antar_req_body(req), name);
+    double d;
+    if (present)
+        *present = false;
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return true;
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, name, "%s is required", name);
+        return false;
+    }
+    if (json_is_number(v)) {
+        d = json_number_value(v);
+    } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 32) {
+        char *end = NULL;
+        errno = 0;
+        d = strtod(json_string_value(v), &end);
+        if (errno || *end)
+            goto bad;
+    } else {
+        goto bad;
+    }
+    if (!isfinite(d) || d < min || d > max)
+        goto bad;
+    *out = d;
+    if (present)
+        *present = true;
+    return true;
+bad:
+    antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be a number between %g and %g", name,
+                    min, max);
+    return false;
+}
+
+static bool in_int(antar_req_t *req, const char *name, bool required, long long min, long long max,
+                   long long *out, bool *present)
+{
+    double d = 0;
+    bool given = false;
+    if (!in_number(req, name, required, (double)min, (double)max, &d, &given))
+        return false;
+    if (present)
+        *present = given;
+    if (!given)
+        return true;
+    if (d != floor(d)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be an integer", name);
+        return false;
+    }
+    *out = (long long)d;
+    return true;
+}
+
+static bool in_string(antar_req_t *req, const char *name, bool required, size_t max,
+                      const char **out)
+{
+    json_t *v = json_object_get(antar_req_body(req), name);
+    if (!v || json_is_null(v)) {
+        if (!required)
+            return true;
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, name, "%s is required", name);
+        return false;
+    }
+    if (!json_is_string(v) || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, name,
+                        "%s must be a string of at most %zu "
+                        "bytes",
+                        name, max);
+        return false;
+    }
+    *out = json_string_value(v);
+    return true;
+}
+
+/* The outbox's event id, when it looks like one. */
+static const char *event_id(antar_req_t *req)
+{
+    const char *k = antar_req_header(req, "Idempotency-Key");
+    return k && *k && strlen(k) <= 100 ? k : NULL;
+}
+
+/* ---- public: drivers ------------------------------------------------------------------- */
+
+static void drivers_signup(antar_req_t *req)
+{
+    driver_signup_t in = {0};
+    const antar_field_t fields[] = {
+        {"name", ANTAR_FIELD_STRING, true, 1, 100, NULL, &in.name, NULL},
+        {"email", ANTAR_FIELD_STRING, true, 3, 254, NULL, &in.email, NULL},
+        {"phone", ANTAR_FIELD_STRING, true, 8, 16, NULL, &in.phone, NULL},
+        {"password", ANTAR_FIELD_STRING, true, 8, 128, NULL, &in.password, NULL},
+        {"vehicle_type", ANTAR_FIELD_ENUM, true, 0, 0, vehicle_types, &in.vehicle_type, NULL},
+        {"plate_number", ANTAR_FIELD_STRING, true, 1, 16, NULL, &in.plate_number, NULL},
+    };
+    json_t *out = NULL;
+    const char *field = NULL;
+    if (antar_req_fields(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+        return;
+    antar_err_t err = driver_signup(&in, &out, &field);
+    respond(req, err, 201, out, field);
+}
+
+static void drivers_me_get(antar_req_t *req)
+{
+    json_t *out = NULL;
+    antar_err_t err = driver_get(me(req), &out);
+    respond(req, err, 200, out, NULL);
+}
+
+static void drivers_me_patch(antar_req_t *req)
+{
+    driver_patch_t p = {0};
+    const antar_field_t fields[] = {
+        {"name", ANTAR_FIELD_STRING, false, 1, 100, NULL, &p.name, NULL},
+        {"email", ANTAR_FIELD_STRING, false, 3, 254, NULL, &p.email, NULL},
+        {"phone", ANTAR_FIELD_STRING, false, 8, 16, NULL, &p.phone, NULL},
+        {"plate_number", ANTAR_FIELD_STRING, false, 1, 16, NULL, &p.plate_number, NULL},
+    };
+    json_t *out = NULL;
+    const char *field = NULL;
+    if (antar_req_fields(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+        return;
+    if (!p.name && !p.email && !p.phone && !p.plate_number) {
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, NULL,
+                        "give at least one of name, email, phone, plate_number");
+        return;
+    }
+    antar_err_t err = driver_update(me(req), &p, &out, &field);
+    respond(req, err, 200, out, field);
+}
+
+static void drivers_me_status(antar_req_t *req)
+{
+    const char *status = NULL;
+    const antar_field_t fields[] = {
+        {"status", ANTAR_FIELD_ENUM, true, 0, 0, statuses, &status, NULL},
+    };
+    json_t *out = NULL;
+    if (antar_req_fields(req, fields, 1) != ANTAR_OK)
+        return;
+    antar_err_t err = driver_set_status(me(req), status, &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, "status", "cannot go offline during a trip");
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+static void drivers_me_location(antar_req_t *req)
+{
+    double lat = 0, lng = 0;
+    const antar_field_t fields[] = {
+        {"lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &lat, NULL},
+        {"lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &lng, NULL},
+    };
+    json_t *out = NULL;
+    if (antar_req_fields(req, fields, 2) != ANTAR_OK)
+        return;
+    antar_err_t err = driver_set_location(me(req), lat, lng, &out);
+    respond(req, err, 200, out, NULL);
+}
+
+static void drivers_me_earnings(antar_req_t *req)
+{
+    json_t *out = NULL;
+    antar_err_t err = driver_earnings(me(req), &out);
+    respond(req, err, 200, out, NULL);
+}
+
+/* ---- public: offers and trips ---------------------------------------------------------- */
+
+static void offers_list(antar_req_t *req)
+{
+    json_t *out = NULL;
+    antar_err_t err = offer_list_pending(me(req), &out);
+    respond(req, err, 200, out, NULL);
+}
+
+static void offers_accept(antar_req_t *req)
+{
+    long long id;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    antar_err_t err = offer_accept(me(req), id, &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, NULL, "the offer is no longer open");
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+static void offers_reject(antar_req_t *req)
+{
+    long long id;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    antar_err_t err = offer_reject(me(req), id, &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, NULL, "the offer is no longer pending");
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+static void trips_move(antar_req_t *req, bool complete)
+{
+    long long id;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "order_id", &id) != ANTAR_OK)
+        return;
+    antar_err_t err = complete ? trip_complete(me(req), id, &out) : trip_pickup(me(req), id, &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, NULL,
+                        complete ? "only a picked-up trip can be completed"
+                                 : "only an accepted trip can be picked up");
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+static void trips_pickup(antar_req_t *req)
+{
+    trips_move(req, false);
+}
+
+static void trips_complete(antar_req_t *req)
+{
+    trips_move(req, true);
+}
+
+/* A query argument as an integer in [min, max]; false (422 sent) when it is not one. */
+static bool query_int(antar_req_t *req, const char *name, long long min, long long max,
+                      long long *out)
+{
+    const char *s = antar_req_query(req, name);
+    if (!s)
+        return true;
+    char *end = NULL;
+    errno = 0;
+    long long v = strlen(s) <= 18 ? strtoll(s, &end, 10) : 0;
+    if (!end || end == s || *end || errno || v < min || v > max) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, name,
+                        "%s must be an integer between %lld "
+                        "and %lld",
+                        name, min, max);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void trips_list(antar_req_t *req)
+{
+    long long cursor = 0, limit = 20;
+    json_t *out = NULL;
+    if (!query_int(req, "cursor", 1, 9007199254740992LL, &cursor) ||
+        !query_int(req, "limit", 1, 50, &limit))
+        return;
+    antar_err_t err = trip_list(me(req), cursor, (int)limit, &out);
+    respond(req, err, 200, out, NULL);
+}
+
+/* ---- internal -------------------------------------------------------------------------- */
+
+static void internal_credentials_verify(antar_req_t *req)
+{
+    const char *username = NULL, *password = NULL;
+    json_t *out = NULL;
+    if (!in_string(req, "username", true, 254, &username) ||
+        !in_string(req, "password", true, 128, &password))
+        return;
+    antar_err_t err = driver_verify_credentials(username, password, &out);
+    if (err == ANTAR_E_UNAUTHORIZED) {
+        /* The contract's wire code, which the toolkit's error table does not have. */
+        json_t *env = antar_envelope(401, NULL, err, NULL, "wrong username or password");
+        json_t *e = json_object_get(env, "error");
+        if (e)
+            json_object_set_new(e, "code", json_string("invalid_credentials"));
+        antar_http_reply_json(req, 401, env);
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+static void internal_driver_get(antar_req_t *req)
+{
+    long long id;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    antar_err_t err = driver_public(id, &out);
+    respond(req, err, 200, out, NULL);
+}
+
+static void internal_offers_create(antar_req_t *req)
+{
+    offer_new_t in = {0};
+    const char *expires_at = NULL;
+    json_t *out = NULL;
+    bool created = false;
+    if (!in_int(req, "order_id", true, 1, 9007199254740992LL, &in.order_id, NULL) ||
+        !in_int(req, "driver_id", true, 1, 9007199254740992LL, &in.driver_id, NULL) ||
+        !in_string(req, "vehicle_type", false, 16, &in.vehicle_type) ||
+        !in_number(req, "pickup_lat", false, -90, 90, &in.pickup_lat, &in.has_pickup) ||
+        !in_number(req, "pickup_lng", false, -180, 180, &in.pickup_lng, NULL) ||
+        !in_number(req, "dropoff_lat", false, -90, 90, &in.dropoff_lat, &in.has_dropoff) ||
+        !in_number(req, "dropoff_lng", false, -180, 180, &in.dropoff_lng, NULL) ||
+        !in_string(req, "pickup_address", false, 255, &in.pickup_address) ||
+        !in_string(req, "dropoff_address", false, 255, &in.dropoff_address) ||
+        !in_int(req, "price", false, 0, 1000000000LL, &in.price, &in.has_price) ||
+        !in_string(req, "currency", false, 3, &in.currency) ||
+        !in_string(req, "expires_at", false, 40, &expires_at))
+        return;
+    if (in.vehicle_type && strcmp(in.vehicle_type, "motorcycle") != 0 &&
+        strcmp(in.vehicle_type, "car") != 0) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "vehicle_type",
+                        "vehicle_type must be motorcycle or car");
+        return;
+    }
+    if (expires_at && (in.expires_ms = antar_time_parse(expires_at)) < 0) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "expires_at",
+                        "expires_at must be an RFC 3339 time");
+        return;
+    }
+    antar_err_t err = offer_create(&in, &out, &created);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, "driver_id",
+                        "the driver is offline, busy or holds a live offer, or the order is "
+                        "no longer searching");
+        return;
+    }
+    respond(req, err, created ? 201 : 200, out, NULL);
+}
+
+static void internal_offers_expire(antar_req_t *req)
+{
+    long long id;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    antar_err_t err = offer_expire(id, &out);
+    if (err == ANTAR_E_CONFLICT && out) {
+        /* Core needs to see that the offer was accepted: it rides along with the 409. */
+        json_t *env = antar_envelope(409, NULL, err, NULL, "the offer was already accepted");
+        json_object_set_new(env, "result", out);
+        antar_http_reply_json(req, 409, env);
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+static void internal_order_cancelled(antar_req_t *req)
+{
+    long long id;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "order_id", &id) != ANTAR_OK)
+        return;
+    antar_err_t err = offer_order_cancelled(id, event_id(req), &out);
+    respond(req, err, 200, out, NULL);
+}
+
+static void internal_driver_rating(antar_req_t *req)
+{
+    long long id, order_id = 0, rating = 0;
+    json_t *out = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    if (!in_int(req, "order_id", true, 1, 9007199254740992LL, &order_id, NULL) ||
+        !in_int(req, "rating", true, 1, 5, &rating, NULL))
+        return;
+    antar_err_t err = driver_rate(id, order_id, (int)rating, event_id(req), &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, "order_id", "this driver did not complete that order");
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
+#define DRV ANTAR_AUTH_DRIVER, "driver"
+#define SVC ANTAR_AUTH_SERVICE, "internal"
+
+const antar_route_t driver_routes[] = {
+    {"POST", "/drivers", drivers_signup, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_NO_CSRF},
+    {"GET", "/drivers/me", drivers_me_get, DRV, 0},
+    {"PATCH", "/drivers/me", drivers_me_patch, DRV, 0},
+    {"PUT", "/drivers/me/status", drivers_me_status, DRV, 0},
+    {"PUT", "/drivers/me/location", drivers_me_location, DRV, 0},
+    {"GET", "/drivers/me/earnings", drivers_me_earnings, DRV, 0},
+    {"GET", "/offers", offers_list, DRV, 0},
+    {"POST", "/offers/{id}/accept", offers_accept, DRV, 0},
+    {"POST", "/offers/{id}/reject", offers_reject, DRV, 0},
+    {"POST", "/trips/{order_id}/pickup", trips_pickup, DRV, 0},
+    {"POST", "/trips/{order_id}/complete", trips_complete, DRV, 0},
+    {"GET", "/trips", trips_list, DRV, 0},
+    {"POST", "/internal/credentials/verify", internal_credentials_verify, SVC, 0},
+    {"GET", "/internal/drivers/{id}", internal_driver_get, SVC, 0},
+    {"POST", "/internal/drivers/{id}/ratings", internal_driver_rating, SVC, 0},
+    {"POST", "/internal/offers", internal_offers_create, SVC, 0},
+    {"POST", "/internal/offers/{id}/expire", internal_offers_expire, SVC, 0},
+    {"POST", "/internal/orders/{order_id}/cancelled", internal_order_cancelled, SVC, 0},
+};
+const size_t driver_routes_len = sizeof driver_routes / sizeof driver_routes[0];

@@ -1,0 +1,517 @@
+/* driver-service store: every SQL statement of the service, nothing else. */
+#include <string.h>
+
+#include "antar/db.h"
+#include "antar/outbox.h"
+#include "driver.h"
+
+/* Runs a one-row SELECT whose column "n" is an integer. */
+static antar_err_t count_of(const char *sql, const antar_db_arg_t *args, size_t nargs, long long *n)
+{
+    json_t *row = NULL;
+    antar_err_t err = antar_db_query_one(sql, args, nargs, &row);
+    if (err == ANTAR_E_NOT_FOUND) {
+        *n = 0;
+        return ANTAR_OK;
+    }
+    if (err != ANTAR_OK)
+        return err;
+    json_t *v = json_object_get(row, "n");
+    *n = json_is_integer(v) ? json_integer_value(v) : (long long)json_number_value(v);
+    json_decref(row);
+    return ANTAR_OK;
+}
+
+/* ---- drivers --------------------------------------------------------------------------- */
+
+#define DRIVER_COLUMNS                                                                             \
+    "SELECT d.id, d.name, d.email, d.phone, v.vehicle_type, v.plate_number, d.rating, "            \
+    "d.rating_count, d.status, d.lat, d.lng, d.location_updated_at, d.created_at, "                \
+    "d.updated_at FROM drivers d JOIN vehicles v ON v.driver_id = d.id "
+
+antar_err_t store_driver_insert(const char *name, const char *email, const char *phone,
+                                const char *hash, const char *vehicle_type, const char *plate,
+                                long long *id)
+{
+    unsigned long long new_id = 0;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = antar_db_exec(
+        "INSERT INTO drivers (name, email, phone, password_hash) "
+        "VALUES (?, ?, ?, ?)",
+        ANTAR_DB_ARGS(ANTAR_DB_S(name), ANTAR_DB_S(email), ANTAR_DB_S(phone), ANTAR_DB_S(hash)),
+        NULL, &new_id);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_exec(
+        "INSERT INTO vehicles (driver_id, vehicle_type, plate_number) "
+        "VALUES (?, ?, ?)",
+        ANTAR_DB_ARGS(ANTAR_DB_I((long long)new_id), ANTAR_DB_S(vehicle_type), ANTAR_DB_S(plate)),
+        NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    *id = (long long)new_id;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    return err;
+}
+
+const char *store_driver_which_duplicate(const char *email, const char *phone, const char *plate,
+                                         long long except_id)
+{
+    long long n = 0;
+    if (email &&
+        count_of("SELECT COUNT(*) AS n FROM drivers WHERE email = ? AND id <> ?",
+                 ANTAR_DB_ARGS(ANTAR_DB_S(email), ANTAR_DB_I(except_id)), &n) == ANTAR_OK &&
+        n > 0)
+        return "email";
+    if (phone &&
+        count_of("SELECT COUNT(*) AS n FROM drivers WHERE phone = ? AND id <> ?",
+                 ANTAR_DB_ARGS(ANTAR_DB_S(phone), ANTAR_DB_I(except_id)), &n) == ANTAR_OK &&
+        n > 0)
+        return "phone";
+    if (plate &&
+        count_of("SELECT COUNT(*) AS n FROM vehicles WHERE plate_number = ? AND driver_id <> ?",
+                 ANTAR_DB_ARGS(ANTAR_DB_S(plate), ANTAR_DB_I(except_id)), &n) == ANTAR_OK &&
+        n > 0)
+        return "plate_number";
+    return NULL;
+}
+
+antar_err_t store_driver_get(long long id, json_t **row)
+{
+    return antar_db_query_one(DRIVER_COLUMNS "WHERE d.id = ?", ANTAR_DB_ARGS(ANTAR_DB_I(id)), row);
+}
+
+antar_err_t store_driver_by_login(const char *username, json_t **row)
+{
+    const char *sql = strchr(username, '@')
+                          ? "SELECT d.id, d.name, d.password_hash, v.vehicle_type FROM drivers d "
+                            "JOIN vehicles v ON v.driver_id = d.id WHERE d.email = ?"
+                          : "SELECT d.id, d.name, d.password_hash, v.vehicle_type FROM drivers d "
+                            "JOIN vehicles v ON v.driver_id = d.id WHERE d.phone = ?";
+    return antar_db_query_one(sql, ANTAR_DB_ARGS(ANTAR_DB_S(username)), row);
+}
+
+antar_err_t store_driver_update(long long id, const driver_patch_t *p)
+{
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    /* COALESCE keeps a column when its new value is NULL (not given). */
+    err = antar_db_exec("UPDATE drivers SET name = COALESCE(?, name), email = COALESCE(?, email), "
+                        "phone = COALESCE(?, phone) WHERE id = ?",
+                        ANTAR_DB_ARGS(ANTAR_DB_S(p->name), ANTAR_DB_S(p->email),
+                                      ANTAR_DB_S(p->phone), ANTAR_DB_I(id)),
+                        NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    if (p->plate_number) {
+        err = antar_db_exec("UPDATE vehicles SET plate_number = ? WHERE driver_id = ?",
+                            ANTAR_DB_ARGS(ANTAR_DB_S(p->plate_number), ANTAR_DB_I(id)), NULL, NULL);
+        if (err != ANTAR_OK)
+            goto fail;
+    }
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    return err;
+}
+
+antar_err_t store_driver_set_status(long long id, const char *status)
+{
+    return antar_db_exec("UPDATE drivers SET status = ? WHERE id = ?",
+                         ANTAR_DB_ARGS(ANTAR_DB_S(status), ANTAR_DB_I(id)), NULL, NULL);
+}
+
+antar_err_t store_driver_set_location(long long id, double lat, double lng)
+{
+    return antar_db_exec("UPDATE drivers SET lat = ?, lng = ?, location_updated_at = NOW(3) "
+                         "WHERE id = ?",
+                         ANTAR_DB_ARGS(ANTAR_DB_D(lat), ANTAR_DB_D(lng), ANTAR_DB_I(id)), NULL,
+                         NULL);
+}
+
+antar_err_t store_driver_active_trips(long long id, long long *n)
+{
+    return count_of("SELECT COUNT(*) AS n FROM trips WHERE driver_id = ? "
+                    "AND status IN ('accepted', 'picked_up')",
+                    ANTAR_DB_ARGS(ANTAR_DB_I(id)), n);
+}
+
+antar_err_t store_driver_earnings(long long id, const char *day_start, json_t **row)
+{
+    return antar_db_query_one(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS SIGNED) AS total, COUNT(*) AS trips, "
+        "CAST(COALESCE(SUM(CASE WHEN created_at >= ? THEN amount ELSE 0 END), 0) AS SIGNED) "
+        "AS today FROM earnings WHERE driver_id = ?",
+        ANTAR_DB_ARGS(ANTAR_DB_S(day_start), ANTAR_DB_I(id)), row);
+}
+
+antar_err_t store_driver_rate(long long id, long long order_id, int rating, const char *event_id)
+{
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    if (event_id && (err = antar_inbox_claim(event_id)) != ANTAR_OK)
+        goto fail;
+    err = antar_db_exec("INSERT INTO driver_ratings (driver_id, order_id, rating) VALUES (?, ?, ?)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(order_id), ANTAR_DB_I(rating)),
+                        NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_exec(
+        "UPDATE drivers SET rating = (SELECT ROUND(AVG(rating), 2) FROM driver_ratings "
+        "WHERE driver_id = ?), rating_count = (SELECT COUNT(*) FROM driver_ratings "
+        "WHERE driver_id = ?) WHERE id = ?",
+        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(id), ANTAR_DB_I(id)), NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    return err;
+}
+
+antar_err_t store_trip_completed_by(long long driver_id, long long order_id, bool *yes)
+{
+    long long n = 0;
+    antar_err_t err = count_of("SELECT COUNT(*) AS n FROM trips WHERE order_id = ? AND "
+                               "driver_id = ? AND status = 'completed'",
+                               ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), &n);
+    *yes = n > 0;
+    return err;
+}
+
+/* ---- offers ---------------------------------------------------------------------------- */
+
+antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first_name,
+                               const char *expires_at, long long *id, const char **why)
+{
+    json_t *row = NULL;
+    long long n = 0;
+    unsigned long long new_id = 0;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    /* The driver row lock serialises offers to one driver, so two dispatches can never both
+     * see "no live offer" and both insert one. */
+    err = antar_db_query_one("SELECT status FROM drivers WHERE id = ? FOR UPDATE",
+                             ANTAR_DB_ARGS(ANTAR_DB_I(in->driver_id)), &row);
+    if (err != ANTAR_OK)
+        goto fail;
+    const char *status = json_string_value(json_object_get(row, "status"));
+    if (!status || strcmp(status, "online") != 0) {
+        *why = "the driver is offline";
+        err = ANTAR_E_CONFLICT;
+        goto fail;
+    }
+    err = count_of("SELECT COUNT(*) AS n FROM cancelled_orders WHERE order_id = ?",
+                   ANTAR_DB_ARGS(ANTAR_DB_I(in->order_id)), &n);
+    if (err != ANTAR_OK)
+        goto fail;
+    if (n > 0) {
+        *why = "the order was cancelled";
+        err = ANTAR_E_CONFLICT;
+        goto fail;
+    }
+    err = store_driver_active_trips(in->driver_id, &n);
+    if (err != ANTAR_OK)
+        goto fail;
+    if (n > 0) {
+        *why = "the driver is on a trip";
+        err = ANTAR_E_CONFLICT;
+        goto fail;
+    }
+    /* An accepted offer without its trip yet is an accept in flight: busy as well (for a
+     * while only, so that a failure between assign and trip cannot block the driver forever). */
+    err = count_of("SELECT COUNT(*) AS n FROM offers o WHERE o.driver_id = ? AND "
+                   "((o.status = 'pending' AND o.expires_at > NOW(3)) OR "
+                   "(o.status = 'accepted' AND o.updated_at > NOW(3) - INTERVAL 30 SECOND AND "
+                   "NOT EXISTS (SELECT 1 FROM trips t WHERE t.offer_id = o.id)))",
+                   ANTAR_DB_ARGS(ANTAR_DB_I(in->driver_id)), &n);
+    if (err != ANTAR_OK)
+        goto fail;
+    if (n > 0) {
+        *why = "the driver already holds a live offer";
+        err = ANTAR_E_CONFLICT;
+        goto fail;
+    }
+    err = antar_db_exec(
+        "INSERT INTO offers (order_id, driver_id, vehicle_type, pickup_lat, pickup_lng, "
+        "pickup_address, dropoff_lat, dropoff_lng, dropoff_address, price, currency, "
+        "customer_first_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ANTAR_DB_ARGS(ANTAR_DB_I(in->order_id), ANTAR_DB_I(in->driver_id),
+                      ANTAR_DB_S(in->vehicle_type), ANTAR_DB_D(in->pickup_lat),
+                      ANTAR_DB_D(in->pickup_lng), ANTAR_DB_S(in->pickup_address),
+                      ANTAR_DB_D(in->dropoff_lat), ANTAR_DB_D(in->dropoff_lng),
+                      ANTAR_DB_S(in->dropoff_address), ANTAR_DB_I(in->price),
+                      ANTAR_DB_S(in->currency ? in->currency : "IDR"),
+                      ANTAR_DB_S(customer_first_name), ANTAR_DB_S(expires_at)),
+        NULL, &new_id);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    json_decref(row);
+    *id = (long long)new_id;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    json_decref(row);
+    return err;
+}
+
+antar_err_t store_offer_get(long long id, json_t **row)
+{
+    return antar_db_query_one("SELECT * FROM offers WHERE id = ?", ANTAR_DB_ARGS(ANTAR_DB_I(id)),
+                              row);
+}
+
+antar_err_t store_offer_find(long long order_id, long long driver_id, json_t **row)
+{
+    return antar_db_query_one("SELECT * FROM offers WHERE order_id = ? AND driver_id = ?",
+                              ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), row);
+}
+
+antar_err_t store_offers_pending(long long driver_id, json_t **rows)
+{
+    return antar_db_query("SELECT * FROM offers WHERE driver_id = ? AND status = 'pending' AND "
+                          "expires_at > NOW(3) ORDER BY id DESC LIMIT 50",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(driver_id)), rows);
+}
+
+antar_err_t store_offer_claim(long long id, long long driver_id, bool *won)
+{
+    unsigned long long affected = 0;
+    antar_err_t err =
+        antar_db_exec("UPDATE offers SET status = 'accepted' WHERE id = ? AND "
+                      "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
+                      ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), &affected, NULL);
+    *won = err == ANTAR_OK && affected == 1;
+    return err;
+}
+
+antar_err_t store_offer_move(long long id, const char *from, const char *to, bool *changed)
+{
+    unsigned long long affected = 0;
+    antar_err_t err = antar_db_exec("UPDATE offers SET status = ? WHERE id = ? AND status = ?",
+                                    ANTAR_DB_ARGS(ANTAR_DB_S(to), ANTAR_DB_I(id), ANTAR_DB_S(from)),
+                                    &affected, NULL);
+    *changed = err == ANTAR_OK && affected == 1;
+    return err;
+}
+
+antar_err_t store_offer_unclaim(long long id, json_t *outbox_body, const char *outbox_path,
+                                bool *expired)
+{
+    json_t *row = NULL;
+    *expired = false;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = antar_db_exec("UPDATE offers SET status = IF(expires_at > NOW(3), 'pending', 'expired') "
+                        "WHERE id = ? AND status = 'accepted'",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(id)), NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_query_one("SELECT status FROM offers WHERE id = ?",
+                             ANTAR_DB_ARGS(ANTAR_DB_I(id)), &row);
+    if (err != ANTAR_OK)
+        goto fail;
+    const char *status = json_string_value(json_object_get(row, "status"));
+    if (status && strcmp(status, "expired") == 0) {
+        err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
+        if (err != ANTAR_OK)
+            goto fail;
+        *expired = true;
+    }
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    json_decref(row);
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    json_decref(row);
+    *expired = false;
+    return err;
+}
+
+antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const char *outbox_path)
+{
+    json_t *row = NULL;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    /* Locking the offer orders this against a cancellation that withdraws it. */
+    err = antar_db_query_one("SELECT status FROM offers WHERE id = ? FOR UPDATE",
+                             ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), &row);
+    if (err != ANTAR_OK)
+        goto fail;
+    const char *status = json_string_value(json_object_get(row, "status"));
+    if (!status || strcmp(status, "accepted") != 0) {
+        err = ANTAR_E_CONFLICT;
+        goto fail;
+    }
+    err = antar_db_exec(
+        "INSERT INTO trips (order_id, driver_id, offer_id, pickup_lat, pickup_lng, "
+        "pickup_address, dropoff_lat, dropoff_lng, dropoff_address, price, currency, "
+        "customer_first_name) SELECT order_id, driver_id, id, pickup_lat, pickup_lng, "
+        "pickup_address, dropoff_lat, dropoff_lng, dropoff_address, price, currency, "
+        "customer_first_name FROM offers WHERE id = ?",
+        ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    json_decref(row);
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    json_decref(row);
+    return err;
+}
+
+antar_err_t store_offer_reject(long long id, long long driver_id, json_t *outbox_body,
+                               const char *outbox_path, bool *changed)
+{
+    unsigned long long affected = 0;
+    *changed = false;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = antar_db_exec("UPDATE offers SET status = 'rejected' WHERE id = ? AND driver_id = ? "
+                        "AND status = 'pending'",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), &affected, NULL);
+    if (err != ANTAR_OK || affected != 1)
+        goto fail;
+    err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    *changed = true;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    return err;
+}
+
+antar_err_t store_order_cancel(long long order_id, const char *event_id, long long *withdrawn,
+                               long long *trips_cancelled)
+{
+    unsigned long long a = 0, b = 0;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    if (event_id && (err = antar_inbox_claim(event_id)) != ANTAR_OK)
+        goto fail;
+    err = antar_db_exec("INSERT IGNORE INTO cancelled_orders (order_id) VALUES (?)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), NULL, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_exec("UPDATE offers SET status = 'withdrawn' WHERE order_id = ? AND "
+                        "status IN ('pending', 'accepted')",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), &a, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_exec("UPDATE trips SET status = 'cancelled', cancelled_at = NOW(3) "
+                        "WHERE order_id = ? AND status = 'accepted'",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), &b, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    *withdrawn = (long long)a;
+    *trips_cancelled = (long long)b;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    return err;
+}
+
+/* ---- trips ----------------------------------------------------------------------------- */
+
+#define TRIP_COLUMNS                                                                               \
+    "SELECT t.*, e.amount AS earning FROM trips t "                                                \
+    "LEFT JOIN earnings e ON e.order_id = t.order_id "
+
+antar_err_t store_trip_get(long long order_id, json_t **row)
+{
+    return antar_db_query_one(TRIP_COLUMNS "WHERE t.order_id = ?",
+                              ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), row);
+}
+
+antar_err_t store_trip_pickup(long long order_id, long long driver_id, bool *changed)
+{
+    unsigned long long affected = 0;
+    antar_err_t err = antar_db_exec(
+        "UPDATE trips SET status = 'picked_up', picked_up_at = NOW(3) WHERE order_id = ? AND "
+        "driver_id = ? AND status = 'accepted'",
+        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), &affected, NULL);
+    *changed = err == ANTAR_OK && affected == 1;
+    return err;
+}
+
+antar_err_t store_trip_complete(long long order_id, long long driver_id, long long earning,
+                                json_t *outbox_body, const char *outbox_path)
+{
+    unsigned long long affected = 0;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = antar_db_exec(
+        "UPDATE trips SET status = 'completed', completed_at = NOW(3) WHERE order_id = ? AND "
+        "driver_id = ? AND status = 'picked_up'",
+        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), &affected, NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    if (affected != 1) {
+        err = ANTAR_E_CONFLICT;
+        goto fail;
+    }
+    err = antar_db_exec(
+        "INSERT INTO earnings (driver_id, order_id, amount) VALUES (?, ?, ?)",
+        ANTAR_DB_ARGS(ANTAR_DB_I(driver_id), ANTAR_DB_I(order_id), ANTAR_DB_I(earning)), NULL,
+        NULL);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_outbox_add(ANTAR_SVC_CORE, "PUT", outbox_path, outbox_body);
+    if (err != ANTAR_OK)
+        goto fail;
+    err = antar_db_commit();
+    if (err != ANTAR_OK)
+        goto fail;
+    return ANTAR_OK;
+fail:
+    antar_db_rollback();
+    return err;
+}
+
+antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, json_t **rows)
+{
+    return antar_db_query(TRIP_COLUMNS "WHERE t.driver_id = ? AND (? = 0 OR t.id < ?) "
+                                       "ORDER BY t.id DESC LIMIT ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(driver_id), ANTAR_DB_I(cursor),
+                                        ANTAR_DB_I(cursor), ANTAR_DB_I(limit)),
+                          rows);
+}

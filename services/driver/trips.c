@@ -1,0 +1,159 @@
+/* driver-service: trips — the state machine accepted → picked_up → completed, kept in step
+ * with user-service's order (asked first, so that the order is never behind the trip), and the
+ * driver's earning on completion. */
+#include <stdio.h>
+#include <string.h>
+
+#include "antar/outbox.h"
+#include "driver.h"
+
+long long trip_earning(long long price)
+{
+    return price > 0 ? price * 80 / 100 : 0;
+}
+
+json_t *trip_to_json(json_t *row)
+{
+    json_t *name = json_object_get(row, "customer_first_name");
+    json_t *earning = json_object_get(row, "earning");
+    return json_pack(
+        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:{s:O}, s:O, "
+        "s:O, s:O, s:O}",
+        "order_id", json_object_get(row, "order_id"), "status", json_object_get(row, "status"),
+        "pickup_lat", json_object_get(row, "pickup_lat"), "pickup_lng",
+        json_object_get(row, "pickup_lng"), "pickup_address",
+        json_object_get(row, "pickup_address"), "dropoff_lat", json_object_get(row, "dropoff_lat"),
+        "dropoff_lng", json_object_get(row, "dropoff_lng"), "dropoff_address",
+        json_object_get(row, "dropoff_address"), "price", json_object_get(row, "price"), "earning",
+        earning ? earning : json_null(), "currency", json_object_get(row, "currency"), "customer",
+        "first_name", name ? name : json_null(), "accepted_at", json_object_get(row, "accepted_at"),
+        "picked_up_at", json_object_get(row, "picked_up_at"), "completed_at",
+        json_object_get(row, "completed_at"), "cancelled_at", json_object_get(row, "cancelled_at"));
+}
+
+/* The trip row of order_id when it is driver_id's; NOT_FOUND otherwise. */
+static antar_err_t own_trip(long long driver_id, long long order_id, json_t **row)
+{
+    antar_err_t err = store_trip_get(order_id, row);
+    if (err != ANTAR_OK)
+        return err;
+    if (json_integer_value(json_object_get(*row, "driver_id")) != driver_id) {
+        json_decref(*row);
+        *row = NULL;
+        return ANTAR_E_NOT_FOUND;
+    }
+    return ANTAR_OK;
+}
+
+static antar_err_t trip_reload(long long order_id, json_t **out)
+{
+    json_t *row = NULL;
+    antar_err_t err = store_trip_get(order_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    *out = trip_to_json(row);
+    json_decref(row);
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}
+
+/* Asks user-service to move the order (pickup/complete) for driver_id. */
+static antar_err_t order_move(long long driver_id, long long order_id, const char *verb)
+{
+    char path[96];
+    json_t *body = json_pack("{s:I}", "driver_id", (json_int_t)driver_id);
+    if (!body)
+        return ANTAR_E_NOMEM;
+    snprintf(path, sizeof path, "/internal/orders/%lld/%s", order_id, verb);
+    antar_err_t err = driver_call(ANTAR_SVC_USER, "POST", path, body, NULL);
+    json_decref(body);
+    /* user-service not knowing an order we hold a trip for means it is not in a state that
+     * allows this: a conflict, not a missing trip. */
+    return err == ANTAR_E_NOT_FOUND ? ANTAR_E_CONFLICT : err;
+}
+
+antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out)
+{
+    json_t *row = NULL;
+    bool changed = false;
+    antar_err_t err = own_trip(driver_id, order_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    const char *status = json_string_value(json_object_get(row, "status"));
+    if (!status || strcmp(status, "accepted") != 0) {
+        err = ANTAR_E_CONFLICT;
+        goto done;
+    }
+    err = order_move(driver_id, order_id, "pickup");
+    if (err != ANTAR_OK)
+        goto done;
+    err = store_trip_pickup(order_id, driver_id, &changed);
+    if (err != ANTAR_OK)
+        goto done;
+    if (!changed) {
+        err = ANTAR_E_CONFLICT; /* cancelled while we asked */
+        goto done;
+    }
+    err = trip_reload(order_id, out);
+done:
+    json_decref(row);
+    return err;
+}
+
+antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
+{
+    json_t *row = NULL, *body = NULL;
+    char path[96];
+    antar_err_t err = own_trip(driver_id, order_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    const char *status = json_string_value(json_object_get(row, "status"));
+    if (!status || strcmp(status, "picked_up") != 0) {
+        err = ANTAR_E_CONFLICT;
+        goto done;
+    }
+    err = order_move(driver_id, order_id, "complete");
+    if (err != ANTAR_OK)
+        goto done;
+    body = json_pack("{s:b, s:I}", "available", 1, "order_id", (json_int_t)order_id);
+    if (!body) {
+        err = ANTAR_E_NOMEM;
+        goto done;
+    }
+    snprintf(path, sizeof path, "/internal/drivers/%lld/availability", driver_id);
+    err = store_trip_complete(order_id, driver_id,
+                              trip_earning(json_integer_value(json_object_get(row, "price"))), body,
+                              path);
+    if (err != ANTAR_OK)
+        goto done;
+    antar_outbox_kick();
+    err = trip_reload(order_id, out);
+done:
+    json_decref(row);
+    json_decref(body);
+    return err;
+}
+
+antar_err_t trip_list(long long driver_id, long long cursor, int limit, json_t **out)
+{
+    json_t *rows = NULL, *items, *row;
+    size_t i;
+    char next[24];
+    /* One row more than asked tells whether there is a next page. */
+    antar_err_t err = store_trips_list(driver_id, cursor, limit + 1, &rows);
+    if (err != ANTAR_OK)
+        return err;
+    items = json_array();
+    long long last = 0;
+    bool more = json_array_size(rows) > (size_t)limit;
+    json_array_foreach(rows, i, row)
+    {
+        if (i == (size_t)limit)
+            break;
+        json_array_append_new(items, trip_to_json(row));
+        last = json_integer_value(json_object_get(row, "id"));
+    }
+    json_decref(rows);
+    snprintf(next, sizeof next, "%lld", last);
+    *out = json_pack("{s:o, s:s?}", "items", items, "next_cursor", more ? next : NULL);
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}

@@ -1,0 +1,603 @@
+/* user-service orders: placement (fare from core, then the order and its dispatch message in
+ * one transaction), the user's history, cancel, rating, and the transitions other services
+ * drive. No HTTP serving and no SQL here: SQL is in store.c, outgoing calls go through
+ * antar/httpc.h and antar/outbox.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "antar/httpc.h"
+#include "antar/log.h"
+#include "antar/outbox.h"
+#include "antar/util.h"
+#include "user.h"
+
+static void why_set(user_why_t *why, const char *field, const char *fmt, const char *arg)
+{
+    why->field = field;
+    snprintf(why->message, sizeof why->message, fmt, arg ? arg : "");
+}
+
+static const char *row_str(const json_t *row, const char *key)
+{
+    const char *s = json_string_value(json_object_get(row, key));
+    return s ? s : "";
+}
+
+static long long row_int(const json_t *row, const char *key)
+{
+    return (long long)json_integer_value(json_object_get(row, key));
+}
+
+/* ---- driver profiles (sync from driver-service, cached briefly per thread) --------------- */
+
+#define DRIVER_CACHE_SLOTS 64
+#define DRIVER_CACHE_TTL_MS 10000
+
+/* Per thread so that no lock is needed: each MHD worker keeps its own small direct-mapped
+ * cache. A profile changes rarely (name, plate, rating), so ten seconds of staleness is fine. */
+static _Thread_local struct {
+    long long id;
+    long long until_ms;
+    json_t *profile;
+} driver_cache[DRIVER_CACHE_SLOTS];
+
+/* The driver's public profile as a new object. When driver-service cannot answer, the order is
+ * still served with driver {id} only (a read never fails because of it); *down then stays set
+ * for the rest of the request so that a list does not wait for one timeout per order. */
+static json_t *driver_profile(long long driver_id, bool *down)
+{
+    unsigned slot = (unsigned)(driver_id % DRIVER_CACHE_SLOTS);
+    long long now = antar_mono_ms();
+    if (driver_cache[slot].profile && driver_cache[slot].id == driver_id &&
+        driver_cache[slot].until_ms > now)
+        return json_deep_copy(driver_cache[slot].profile);
+    if (*down)
+        return json_pack("{s:I}", "id", (json_int_t)driver_id);
+
+    char path[64];
+    snprintf(path, sizeof path, "/internal/drivers/%lld", driver_id);
+    antar_httpc_res_t res;
+    antar_err_t err = antar_httpc_call(ANTAR_SVC_DRIVER, "GET", path, NULL, NULL, &res);
+    json_t *result = err == ANTAR_OK && res.status == 200 ? antar_httpc_result(&res) : NULL;
+    json_t *profile = NULL;
+    if (json_is_object(result)) {
+        /* Copy only the public fields, whatever else driver-service sends. */
+        profile = json_pack("{s:I}", "id", (json_int_t)driver_id);
+        static const char *const keep[] = {"name", "vehicle_type", "plate_number", "rating"};
+        for (size_t i = 0; profile && i < sizeof keep / sizeof keep[0]; i++) {
+            json_t *v = json_object_get(result, keep[i]);
+            json_object_set(profile, keep[i], v ? v : json_null());
+        }
+    } else if (err != ANTAR_OK || res.status >= 500) {
+        *down = true;
+    }
+    antar_httpc_res_clean(&res);
+    if (!profile)
+        return json_pack("{s:I}", "id", (json_int_t)driver_id);
+    json_decref(driver_cache[slot].profile);
+    driver_cache[slot].id = driver_id;
+    driver_cache[slot].until_ms = now + DRIVER_CACHE_TTL_MS;
+    driver_cache[slot].profile = json_deep_copy(profile);
+    return profile;
+}
+
+/* ---- order views ------------------------------------------------------------------------ */
+
+/* Strip the bookkeeping columns from a store row and set "driver". Steals row; returns it.
+ * fetch_driver: full public profile from driver-service, else {id} only. */
+static json_t *order_view(json_t *row, bool fetch_driver, bool *down)
+{
+    long long driver_id = row_int(row, "driver_id");
+    json_object_del(row, "user_id");
+    json_object_del(row, "driver_id");
+    json_object_del(row, "request_hash");
+    json_t *driver = json_null();
+    if (driver_id > 0) {
+        driver = fetch_driver ? driver_profile(driver_id, down)
+                              : json_pack("{s:I}", "id", (json_int_t)driver_id);
+        if (!driver)
+            driver = json_null();
+    }
+    json_object_set_new(row, "driver", driver);
+    return row;
+}
+
+/* The order as a client sees it, read fresh (after a commit). */
+static antar_err_t order_read(long long id, long long user_id, json_t **out)
+{
+    json_t *row = NULL;
+    antar_err_t err = store_order_get(id, user_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    bool down = false;
+    *out = order_view(row, true, &down);
+    return ANTAR_OK;
+}
+
+/* The order for another service, plus the customer's first name and the owner/driver ids.
+ * "driver" stays null here and the assigned driver is "driver_id": driver-service is the
+ * caller, and calling it back for the profile from inside its own request could tie up both
+ * thread pools (the profile schema has no id-only form). */
+static antar_err_t order_internal(json_t *row, json_t **out)
+{
+    long long user_id = row_int(row, "user_id");
+    long long driver_id = row_int(row, "driver_id");
+    json_t *user = NULL;
+    char first[101] = "";
+    if (store_user_get(user_id, &user) == ANTAR_OK) {
+        /* First name = the first word: the driver needs a name to call out, nothing more. */
+        snprintf(first, sizeof first, "%s", row_str(user, "name"));
+        first[strcspn(first, " \t")] = '\0';
+        json_decref(user);
+    }
+    bool down = false;
+    json_t *o = order_view(row, false, &down);
+    json_object_set_new(o, "driver", json_null());
+    json_object_set_new(o, "customer",
+                        json_pack("{s:I, s:s}", "id", (json_int_t)user_id, "first_name", first));
+    json_object_set_new(o, "user_id", json_integer(user_id));
+    json_object_set_new(o, "driver_id", driver_id > 0 ? json_integer(driver_id) : json_null());
+    *out = o;
+    return ANTAR_OK;
+}
+
+static antar_err_t order_read_internal(long long id, json_t **out)
+{
+    json_t *row = NULL;
+    antar_err_t err = store_order_get(id, 0, &row);
+    if (err != ANTAR_OK)
+        return err;
+    return order_internal(row, out);
+}
+
+/* ---- placement -------------------------------------------------------------------------- */
+
+/* A digest of what the client asked for, stored with an Idempotency-Key so that a replay with
+ * a different body is told apart from a retry. hex holds 65 bytes. */
+static void request_hash(const order_input_t *in, char hex[65])
+{
+    char buf[1024];
+    unsigned char digest[32];
+    int n = snprintf(buf, sizeof buf, "%.7f|%.7f|%.7f|%.7f|%s|%s|%s|%s", in->pickup_lat,
+                     in->pickup_lng, in->dropoff_lat, in->dropoff_lng, in->vehicle_type,
+                     in->quote_id ? in->quote_id : "", in->pickup_address, in->dropoff_address);
+    crypto_generichash(digest, sizeof digest, (const unsigned char *)buf,
+                       n < 0                    ? 0
+                       : (size_t)n < sizeof buf ? (size_t)n
+                                                : sizeof buf - 1,
+                       NULL, 0);
+    sodium_bin2hex(hex, 65, digest, sizeof digest);
+}
+
+/* The stored order for a key that was seen before: the same order when the request is the
+ * same, else a conflict (a key names one request, never two). Steals row. */
+static antar_err_t replay(json_t *row, const char *hash, json_t **out, bool *replayed,
+                          user_why_t *why)
+{
+    if (strcmp(row_str(row, "request_hash"), hash) != 0) {
+        json_decref(row);
+        why_set(why, "Idempotency-Key",
+                "this Idempotency-Key was already used for a different order request%s", NULL);
+        return ANTAR_E_CONFLICT;
+    }
+    bool down = false;
+    *out = order_view(row, true, &down);
+    *replayed = true;
+    return ANTAR_OK;
+}
+
+typedef struct {
+    long long distance_m, duration_s, price;
+    char currency[8];
+    double surge;
+} fare_t;
+
+/* Ask core for the fare (sync). Transport failures become 503/504; a field core rejects
+ * (an unknown quote_id, say) is passed on as the same 422. */
+static antar_err_t fetch_quote(long long user_id, const order_input_t *in, fare_t *fare,
+                               user_why_t *why)
+{
+    json_t *body =
+        json_pack("{s:I, s:f, s:f, s:f, s:f, s:s}", "user_id", (json_int_t)user_id, "pickup_lat",
+                  in->pickup_lat, "pickup_lng", in->pickup_lng, "dropoff_lat", in->dropoff_lat,
+                  "dropoff_lng", in->dropoff_lng, "vehicle_type", in->vehicle_type);
+    if (!body)
+        return ANTAR_E_NOMEM;
+    if (in->quote_id)
+        json_object_set_new(body, "quote_id", json_string(in->quote_id));
+    antar_httpc_res_t res;
+    antar_err_t err =
+        antar_httpc_call(ANTAR_SVC_CORE, "POST", "/internal/fares/quote", body, NULL, &res);
+    json_decref(body);
+    if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UNAVAILABLE) {
+        why_set(why, NULL, "core-service could not give a fare: %s",
+                err == ANTAR_E_TIMEOUT ? "it timed out" : "it is unreachable");
+        goto out;
+    }
+    if (err != ANTAR_OK) {
+        why_set(why, NULL, "core-service could not be called%s", NULL);
+        err = ANTAR_E_UNAVAILABLE;
+        goto out;
+    }
+    json_t *r = antar_httpc_result(&res);
+    if (res.status == 200 || res.status == 201) {
+        json_t *price = json_object_get(r, "price");
+        if (!json_is_integer(price) || json_integer_value(price) < 0) {
+            why_set(why, NULL, "core-service answered a fare without a valid price%s", NULL);
+            err = ANTAR_E_UPSTREAM;
+            goto out;
+        }
+        fare->price = (long long)json_integer_value(price);
+        fare->distance_m = row_int(r, "distance_m");
+        fare->duration_s = row_int(r, "duration_s");
+        json_t *surge = json_object_get(r, "surge_multiplier");
+        fare->surge = json_is_number(surge) ? json_number_value(surge) : 1.0;
+        snprintf(fare->currency, sizeof fare->currency, "%s",
+                 json_is_string(json_object_get(r, "currency")) ? row_str(r, "currency") : "IDR");
+        err = ANTAR_OK;
+        goto out;
+    }
+    json_t *e = json_object_get(res.body, "error");
+    if (res.status == 422 && json_is_object(e)) {
+        /* The field names are the same on both sides (quote_id, pickup_lat …). */
+        static const char *const known[] = {"quote_id",    "pickup_lat",  "pickup_lng",
+                                            "dropoff_lat", "dropoff_lng", "vehicle_type"};
+        const char *f = json_string_value(json_object_get(e, "field"));
+        why->field = NULL;
+        for (size_t i = 0; f && i < sizeof known / sizeof known[0]; i++)
+            if (strcmp(f, known[i]) == 0)
+                why->field = known[i];
+        snprintf(why->message, sizeof why->message, "%s",
+                 json_is_string(json_object_get(e, "message")) ? row_str(e, "message")
+                                                               : "the fare request was refused");
+        err = ANTAR_E_INVALID_FIELD;
+    } else if (res.status == 503) {
+        why_set(why, NULL, "core-service is unavailable%s", NULL);
+        err = ANTAR_E_UNAVAILABLE;
+    } else {
+        why_set(why, NULL, "core-service failed to give a fare%s", NULL);
+        err = ANTAR_E_UPSTREAM;
+    }
+out:
+    antar_httpc_res_clean(&res);
+    return err;
+}
+
+/* The dispatch message: the fields of docs/contract.md, nothing else (receivers reject
+ * unknown fields). */
+static json_t *dispatch_payload(long long id, long long user_id, const order_input_t *in,
+                                const fare_t *fare)
+{
+    return json_pack("{s:I, s:I, s:s, s:f, s:f, s:s, s:f, s:f, s:s, s:I, s:s}", "order_id",
+                     (json_int_t)id, "user_id", (json_int_t)user_id, "vehicle_type",
+                     in->vehicle_type, "pickup_lat", in->pickup_lat, "pickup_lng", in->pickup_lng,
+                     "pickup_address", in->pickup_address, "dropoff_lat", in->dropoff_lat,
+                     "dropoff_lng", in->dropoff_lng, "dropoff_address", in->dropoff_address,
+                     "price", (json_int_t)fare->price, "currency", fare->currency);
+}
+
+/* The order and its dispatch message, atomically. */
+static antar_err_t insert_with_dispatch(long long user_id, const order_input_t *in,
+                                        const fare_t *fare, const char *hash, long long *id)
+{
+    json_t *payload = NULL;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = store_order_insert(user_id, in, fare->distance_m, fare->duration_s, fare->price,
+                             fare->currency, fare->surge, in->idempotency_key ? hash : NULL, id);
+    if (err != ANTAR_OK)
+        goto fail;
+    payload = dispatch_payload(*id, user_id, in, fare);
+    if (!payload) {
+        err = ANTAR_E_NOMEM;
+        goto fail;
+    }
+    if ((err = antar_outbox_add(ANTAR_SVC_CORE, "POST", "/internal/dispatch", payload)) != ANTAR_OK)
+        goto fail;
+    json_decref(payload);
+    if ((err = antar_db_commit()) != ANTAR_OK)
+        goto fail_nopayload;
+    antar_outbox_kick();
+    return ANTAR_OK;
+fail:
+    json_decref(payload);
+fail_nopayload:
+    antar_db_rollback();
+    return err;
+}
+
+/* What already exists for this request: the order of the same Idempotency-Key (a replay, or a
+ * conflict when the body differs), or another active order (409). NOT_FOUND when neither.
+ * The active check comes first and the key lookup after it, so that an order committed by a
+ * concurrent request with the same key between the two reads is still found as a replay. */
+static antar_err_t existing(long long user_id, const order_input_t *in, const char *hash,
+                            json_t **out, bool *replayed, user_why_t *why)
+{
+    json_t *row = NULL;
+    long long active_id = 0;
+    antar_err_t err = store_order_active(user_id, &row);
+    if (err == ANTAR_OK) {
+        active_id = row_int(row, "id");
+        json_decref(row);
+    } else if (err != ANTAR_E_NOT_FOUND) {
+        return err;
+    }
+    if (in->idempotency_key) {
+        err = store_order_by_key(user_id, in->idempotency_key, &row);
+        if (err == ANTAR_OK)
+            return replay(row, hash, out, replayed, why);
+        if (err != ANTAR_E_NOT_FOUND)
+            return err;
+    }
+    if (active_id > 0) {
+        char id_s[24];
+        snprintf(id_s, sizeof id_s, "%lld", active_id);
+        why_set(why, NULL, "you already have an active order (id %s)", id_s);
+        return ANTAR_E_CONFLICT;
+    }
+    return ANTAR_E_NOT_FOUND;
+}
+
+antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **out, bool *replayed,
+                          user_why_t *why)
+{
+    char hash[65];
+    antar_err_t err;
+    fare_t fare = {0};
+
+    *replayed = false;
+    request_hash(in, hash);
+    /* A retry of a request already done answers at once, without asking core again. */
+    err = existing(user_id, in, hash, out, replayed, why);
+    if (err != ANTAR_E_NOT_FOUND)
+        return err;
+    if ((err = fetch_quote(user_id, in, &fare, why)) != ANTAR_OK)
+        return err;
+
+    /* Two requests at the same moment both get here; the unique keys (user_id,
+     * idempotency_key) and active_user_id let exactly one insert win, and the loser reads
+     * what won. A deadlock between the two keys (CONFLICT) is simply tried again. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        long long id = 0;
+        err = insert_with_dispatch(user_id, in, &fare, hash, &id);
+        if (err == ANTAR_OK)
+            return order_read(id, 0, out);
+        if (err != ANTAR_E_DUPLICATE && err != ANTAR_E_CONFLICT)
+            return err;
+        err = existing(user_id, in, hash, out, replayed, why);
+        if (err != ANTAR_E_NOT_FOUND)
+            return err;
+    }
+    why_set(why, NULL, "the order could not be placed, try again%s", NULL);
+    return ANTAR_E_CONFLICT;
+}
+
+/* ---- the user's reads and actions -------------------------------------------------------- */
+
+antar_err_t orders_list(long long user_id, long long before_id, int limit, json_t **items,
+                        long long *next_before)
+{
+    json_t *rows = NULL;
+    /* One extra row says whether there is a next page. */
+    antar_err_t err = store_order_list(user_id, before_id, limit + 1, &rows);
+    if (err != ANTAR_OK)
+        return err;
+    *next_before = 0;
+    if (json_array_size(rows) > (size_t)limit) {
+        json_array_remove(rows, (size_t)limit);
+        *next_before = row_int(json_array_get(rows, (size_t)limit - 1), "id");
+    }
+    bool down = false;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) order_view(row, true, &down);
+    *items = rows;
+    return ANTAR_OK;
+}
+
+antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out)
+{
+    return order_read(id, user_id, out);
+}
+
+antar_err_t orders_cancel(long long user_id, long long id, const char *reason, json_t **out,
+                          user_why_t *why)
+{
+    char path[96];
+    bool won = false;
+    json_t *empty = json_object(), *row = NULL;
+    antar_err_t err;
+
+    if (!empty)
+        return ANTAR_E_NOMEM;
+    if ((err = antar_db_begin()) != ANTAR_OK)
+        goto done;
+    if ((err = store_order_cancel(id, user_id, reason, &won)) != ANTAR_OK)
+        goto fail;
+    if (!won) {
+        antar_db_rollback();
+        err = store_order_get(id, user_id, &row);
+        if (err == ANTAR_OK) {
+            why_set(why, NULL,
+                    "the order is %s: only a searching or accepted order can be cancelled",
+                    row_str(row, "status"));
+            json_decref(row);
+            err = ANTAR_E_CONFLICT;
+        }
+        goto done;
+    }
+    /* Core stops dispatching (and frees an assigned driver); driver-service withdraws offers
+     * and cancels an accepted trip. Both in this transaction, so neither is ever lost. */
+    snprintf(path, sizeof path, "/internal/dispatch/%lld/cancel", id);
+    if ((err = antar_outbox_add(ANTAR_SVC_CORE, "POST", path, empty)) != ANTAR_OK)
+        goto fail;
+    snprintf(path, sizeof path, "/internal/orders/%lld/cancelled", id);
+    if ((err = antar_outbox_add(ANTAR_SVC_DRIVER, "POST", path, empty)) != ANTAR_OK)
+        goto fail;
+    if ((err = antar_db_commit()) != ANTAR_OK)
+        goto fail;
+    antar_outbox_kick();
+    err = order_read(id, user_id, out);
+    goto done;
+fail:
+    antar_db_rollback();
+done:
+    json_decref(empty);
+    return err;
+}
+
+antar_err_t orders_rate(long long user_id, long long id, int rating, const char *comment,
+                        json_t **out, user_why_t *why)
+{
+    char path[96];
+    json_t *row = NULL, *msg = NULL;
+    antar_err_t err = store_order_get(id, user_id, &row);
+    if (err != ANTAR_OK)
+        return err;
+    /* completed is final, so this check cannot go stale before the insert below. */
+    if (strcmp(row_str(row, "status"), "completed") != 0) {
+        why_set(why, NULL, "the order is %s: only a completed order can be rated",
+                row_str(row, "status"));
+        json_decref(row);
+        return ANTAR_E_CONFLICT;
+    }
+    long long driver_id = row_int(row, "driver_id");
+    json_decref(row);
+
+    if ((err = antar_db_begin()) != ANTAR_OK)
+        return err;
+    err = store_rating_insert(id, user_id, driver_id, rating, comment);
+    if (err == ANTAR_E_DUPLICATE) {
+        why_set(why, NULL, "this order has already been rated%s", NULL);
+        goto fail;
+    }
+    if (err != ANTAR_OK)
+        goto fail;
+    msg = json_pack("{s:I, s:i}", "order_id", (json_int_t)id, "rating", rating);
+    if (!msg) {
+        err = ANTAR_E_NOMEM;
+        goto fail;
+    }
+    snprintf(path, sizeof path, "/internal/drivers/%lld/ratings", driver_id);
+    if ((err = antar_outbox_add(ANTAR_SVC_DRIVER, "POST", path, msg)) != ANTAR_OK)
+        goto fail;
+    if ((err = antar_db_commit()) != ANTAR_OK)
+        goto fail;
+    json_decref(msg);
+    antar_outbox_kick();
+    return store_rating_get(id, out);
+fail:
+    json_decref(msg);
+    antar_db_rollback();
+    return err;
+}
+
+/* ---- transitions driven by driver-service and core --------------------------------------- */
+
+antar_err_t orders_get_internal(long long id, json_t **out)
+{
+    return order_read_internal(id, out);
+}
+
+/* After a conditional UPDATE that did not win: 200 with the order when the same driver already
+ * made this move (a retry), 404 when there is no such order, 409 otherwise. done_states lists
+ * the statuses that count as "already done by this driver". */
+static antar_err_t after_lost(long long id, long long driver_id, const char *const *done_states,
+                              const char *wanted, json_t **out, user_why_t *why)
+{
+    json_t *row = NULL;
+    antar_err_t err = store_order_get(id, 0, &row);
+    if (err != ANTAR_OK)
+        return err;
+    const char *status = row_str(row, "status");
+    if (driver_id > 0 && row_int(row, "driver_id") == driver_id)
+        for (size_t i = 0; done_states[i]; i++)
+            if (strcmp(status, done_states[i]) == 0)
+                return order_internal(row, out);
+    char msg[96];
+    snprintf(msg, sizeof msg, "the order is %s, not %s", status, wanted);
+    if (driver_id > 0 && row_int(row, "driver_id") != driver_id && strcmp(status, "searching") != 0)
+        snprintf(msg, sizeof msg, "the order is %s for another driver", status);
+    json_decref(row);
+    why_set(why, NULL, "%s", msg);
+    return ANTAR_E_CONFLICT;
+}
+
+antar_err_t orders_assign(long long id, long long driver_id, long long offer_id, json_t **out,
+                          user_why_t *why)
+{
+    bool won = false;
+    antar_err_t err = store_order_assign(id, driver_id, offer_id, &won);
+    if (err != ANTAR_OK)
+        return err;
+    if (won)
+        return order_read_internal(id, out);
+    static const char *const done[] = {"accepted", "picked_up", "completed", NULL};
+    return after_lost(id, driver_id, done, "searching", out, why);
+}
+
+antar_err_t orders_pickup(long long id, long long driver_id, json_t **out, user_why_t *why)
+{
+    bool won = false;
+    antar_err_t err = store_order_pickup(id, driver_id, &won);
+    if (err != ANTAR_OK)
+        return err;
+    if (won)
+        return order_read_internal(id, out);
+    static const char *const done[] = {"picked_up", NULL};
+    return after_lost(id, driver_id, done, "accepted", out, why);
+}
+
+antar_err_t orders_complete(long long id, long long driver_id, json_t **out, user_why_t *why)
+{
+    bool won = false;
+    antar_err_t err = store_order_complete(id, driver_id, &won);
+    if (err != ANTAR_OK)
+        return err;
+    if (won)
+        return order_read_internal(id, out);
+    static const char *const done[] = {"completed", NULL};
+    return after_lost(id, driver_id, done, "picked_up", out, why);
+}
+
+antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user_why_t *why)
+{
+    bool won = false;
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    if (event_id) {
+        err = antar_inbox_claim(event_id);
+        if (err == ANTAR_E_DUPLICATE) {
+            /* Delivered before: answer with the order as it is, apply nothing. */
+            antar_db_rollback();
+            return order_read_internal(id, out);
+        }
+        if (err != ANTAR_OK)
+            goto fail;
+    }
+    if ((err = store_order_expire(id, &won)) != ANTAR_OK)
+        goto fail;
+    if (!won) {
+        antar_db_rollback();
+        json_t *row = NULL;
+        if ((err = store_order_get(id, 0, &row)) != ANTAR_OK)
+            return err;
+        /* Expiring twice is a redelivery, not a conflict. */
+        if (strcmp(row_str(row, "status"), "expired") == 0)
+            return order_internal(row, out);
+        why_set(why, NULL, "the order is %s, no longer searching", row_str(row, "status"));
+        json_decref(row);
+        return ANTAR_E_CONFLICT;
+    }
+    if ((err = antar_db_commit()) != ANTAR_OK)
+        goto fail;
+    antar_log_json("info", "order_expired", json_pack("{s:I}", "order_id", (json_int_t)id));
+    return order_read_internal(id, out);
+fail:
+    antar_db_rollback();
+    return err;
+}

@@ -1,0 +1,420 @@
+/* user-service routes: HTTP only. Each handler validates its fields (antar_req_fields sends
+ * the 4xx naming the field), takes the caller from the verified principal, calls users.c or
+ * orders.c, and replies once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "user.h"
+
+#define ID_MAX 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
+
+static const char *const vehicle_types[] = {"motorcycle", "car", NULL};
+
+/* Reply with a domain error, its field and message when the domain gave them. */
+static void fail(antar_req_t *req, antar_err_t err, const user_why_t *why)
+{
+    if (err == ANTAR_E_NOT_FOUND && !why->message[0]) {
+        antar_http_fail(req, err, NULL, "%s", "no such order");
+        return;
+    }
+    antar_http_fail(req, err, why->field, "%s",
+                    why->message[0] ? why->message : antar_err_message(err));
+}
+
+static long long caller_id(antar_req_t *req)
+{
+    const antar_principal_t *p = antar_req_principal(req);
+    return p ? p->id : 0;
+}
+
+/* ---- accounts ---------------------------------------------------------------------------- */
+
+static void user_to_reply(antar_req_t *req, antar_err_t err, json_t *user, const user_why_t *why,
+                          int status)
+{
+    if (err != ANTAR_OK) {
+        if (err == ANTAR_E_NOT_FOUND)
+            antar_http_fail(req, err, NULL, "%s", "no such account");
+        else
+            fail(req, err, why);
+        return;
+    }
+    antar_http_reply(req, status, user);
+}
+
+static bool formats_ok(antar_req_t *req, const char *email, const char *phone)
+{
+    if (email && !antar_valid_email(email)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "email", "%s",
+                        "email must be a valid address such as name@example.com");
+        return false;
+    }
+    if (phone && !antar_valid_phone(phone)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "phone", "%s",
+                        "phone must be 8 to 15 digits, optionally starting with +");
+        return false;
+    }
+    return true;
+}
+
+static void post_users(antar_req_t *req)
+{
+    const char *name = NULL, *email = NULL, *phone = NULL, *password = NULL;
+    const antar_field_t f[] = {
+        {"name", ANTAR_FIELD_STRING, true, 1, 100, NULL, &name, NULL},
+        {"email", ANTAR_FIELD_STRING, true, 3, 254, NULL, &email, NULL},
+        {"phone", ANTAR_FIELD_STRING, true, 1, 20, NULL, &phone, NULL},
+        {"password", ANTAR_FIELD_STRING, true, 8, 128, NULL, &password, NULL},
+    };
+    if (antar_req_fields(req, f, sizeof f / sizeof f[0]) != ANTAR_OK)
+        return;
+    if (!formats_ok(req, email, phone))
+        return;
+    user_why_t why = {0};
+    json_t *user = NULL;
+    antar_err_t err = users_signup(name, email, phone, password, &user, &why);
+    user_to_reply(req, err, user, &why, 201);
+}
+
+static void get_me(antar_req_t *req)
+{
+    user_why_t why = {0};
+    json_t *user = NULL;
+    antar_err_t err = users_get(caller_id(req), &user);
+    user_to_reply(req, err, user, &why, 200);
+}
+
+static void patch_me(antar_req_t *req)
+{
+    const char *name = NULL, *email = NULL, *phone = NULL;
+    const antar_field_t f[] = {
+        {"name", ANTAR_FIELD_STRING, false, 1, 100, NULL, &name, NULL},
+        {"email", ANTAR_FIELD_STRING, false, 3, 254, NULL, &email, NULL},
+        {"phone", ANTAR_FIELD_STRING, false, 1, 20, NULL, &phone, NULL},
+    };
+    if (antar_req_fields(req, f, sizeof f / sizeof f[0]) != ANTAR_OK)
+        return;
+    if (!name && !email && !phone) {
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, NULL, "%s",
+                        "give at least one of name, email, phone");
+        return;
+    }
+    if (!formats_ok(req, email, phone))
+        return;
+    user_why_t why = {0};
+    json_t *user = NULL;
+    antar_err_t err = users_update(caller_id(req), name, email, phone, &user, &why);
+    user_to_reply(req, err, user, &why, 200);
+}
+
+/* ---- orders ------------------------------------------------------------------------------ */
+
+/* An Idempotency-Key is 1 to 64 printable ASCII characters. */
+static bool key_ok(const char *k)
+{
+    size_t n = strlen(k);
+    if (n < 1 || n > 64)
+        return false;
+    for (; *k; k++)
+        if (*k < 0x20 || *k > 0x7e)
+            return false;
+    return true;
+}
+
+static void post_orders(antar_req_t *req)
+{
+    order_input_t in = {0};
+    const antar_field_t f[] = {
+        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.pickup_lat, NULL},
+        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.pickup_lng, NULL},
+        {"pickup_address", ANTAR_FIELD_STRING, true, 1, 255, NULL, &in.pickup_address, NULL},
+        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.dropoff_lat, NULL},
+        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.dropoff_lng, NULL},
+        {"dropoff_address", ANTAR_FIELD_STRING, true, 1, 255, NULL, &in.dropoff_address, NULL},
+        {"vehicle_type", ANTAR_FIELD_ENUM, true, 0, 0, vehicle_types, &in.vehicle_type, NULL},
+        {"quote_id", ANTAR_FIELD_STRING, false, 1, 64, NULL, &in.quote_id, NULL},
+    };
+    if (antar_req_fields(req, f, sizeof f / sizeof f[0]) != ANTAR_OK)
+        return;
+    in.idempotency_key = antar_req_header(req, "Idempotency-Key");
+    if (in.idempotency_key && !key_ok(in.idempotency_key)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "Idempotency-Key", "%s",
+                        "Idempotency-Key must be 1 to 64 printable ASCII characters");
+        return;
+    }
+    user_why_t why = {0};
+    json_t *order = NULL;
+    bool replayed = false;
+    antar_err_t err = orders_create(caller_id(req), &in, &order, &replayed, &why);
+    if (err != ANTAR_OK) {
+        fail(req, err, &why);
+        return;
+    }
+    /* A replay answers 200 with the order the first request created (201 only creates), so a
+     * client can tell a retry from a new order; the header says so too. */
+    if (replayed)
+        antar_http_add_header(req, "Idempotent-Replayed", "true");
+    antar_http_reply(req, replayed ? 200 : 201, order);
+}
+
+/* Cursors are opaque to clients: base64url("o:<last id>"). */
+static void cursor_encode(long long id, char out[64])
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "o:%lld", id);
+    sodium_bin2base64(out, 64, (const unsigned char *)raw, (size_t)n,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static bool cursor_decode(const char *s, long long *id)
+{
+    unsigned char raw[32];
+    size_t len = 0;
+    if (strlen(s) > 40 || sodium_base642bin(raw, sizeof raw - 1, s, strlen(s), NULL, &len, NULL,
+                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return false;
+    raw[len] = '\0';
+    if (len < 3 || raw[0] != 'o' || raw[1] != ':')
+        return false;
+    char *end = NULL;
+    long long v = strtoll((const char *)raw + 2, &end, 10);
+    if (!end || *end || v < 1)
+        return false;
+    *id = v;
+    return true;
+}
+
+static void get_orders(antar_req_t *req)
+{
+    long long before = 0, limit = 20;
+    const char *l = antar_req_query(req, "limit");
+    const char *c = antar_req_query(req, "cursor");
+    if (l) {
+        char *end = NULL;
+        limit = strtoll(l, &end, 10);
+        if (!*l || !end || *end || limit < 1 || limit > 50) {
+            antar_http_fail(req, ANTAR_E_INVALID_FIELD, "limit", "%s",
+                            "limit must be an integer from 1 to 50");
+            return;
+        }
+    }
+    if (c && !cursor_decode(c, &before)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "cursor", "%s",
+                        "cursor is not one this service gave out");
+        return;
+    }
+    json_t *items = NULL;
+    long long next = 0;
+    antar_err_t err = orders_list(caller_id(req), before, (int)limit, &items, &next);
+    if (err != ANTAR_OK) {
+        user_why_t why = {0};
+        fail(req, err, &why);
+        return;
+    }
+    char cur[64];
+    if (next > 0)
+        cursor_encode(next, cur);
+    antar_http_reply(
+        req, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor", next > 0 ? cur : NULL));
+}
+
+static void get_order(antar_req_t *req)
+{
+    long long id;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *order = NULL;
+    antar_err_t err = orders_get_for_user(caller_id(req), id, &order);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 200, order);
+}
+
+static void post_cancel(antar_req_t *req)
+{
+    long long id;
+    const char *reason = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const antar_field_t f[] = {
+        {"reason", ANTAR_FIELD_STRING, false, 1, 255, NULL, &reason, NULL},
+    };
+    if (antar_req_fields(req, f, 1) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *order = NULL;
+    antar_err_t err = orders_cancel(caller_id(req), id, reason, &order, &why);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 200, order);
+}
+
+static void post_rating(antar_req_t *req)
+{
+    long long id, rating = 0;
+    const char *comment = NULL;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const antar_field_t f[] = {
+        {"rating", ANTAR_FIELD_INT, true, 1, 5, NULL, &rating, NULL},
+        {"comment", ANTAR_FIELD_STRING, false, 0, 500, NULL, &comment, NULL},
+    };
+    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *r = NULL;
+    antar_err_t err = orders_rate(caller_id(req), id, (int)rating, comment, &r, &why);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 201, r);
+}
+
+/* ---- internal (service tokens) ------------------------------------------------------------ */
+
+static void post_verify(antar_req_t *req)
+{
+    const char *username = NULL, *password = NULL;
+    /* Longer passwords than sign-up allows are checked (and fail) like any other, so that the
+     * answer is always the same 401 and never tells anything about the account. */
+    const antar_field_t f[] = {
+        {"username", ANTAR_FIELD_STRING, true, 1, 254, NULL, &username, NULL},
+        {"password", ANTAR_FIELD_STRING, true, 1, 1024, NULL, &password, NULL},
+    };
+    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+        return;
+    json_t *who = NULL;
+    antar_err_t err = users_verify_credentials(username, password, &who);
+    if (err == ANTAR_E_UNAUTHORIZED) {
+        /* The contract's code is invalid_credentials; error.h has no such entry yet, so the
+         * envelope is built with the generic 401 and its code replaced. */
+        json_t *env =
+            antar_envelope(401, NULL, ANTAR_E_UNAUTHORIZED, NULL, "invalid username or password");
+        json_t *e = json_object_get(env, "error");
+        if (e)
+            json_object_set_new(e, "code", json_string("invalid_credentials"));
+        antar_http_reply_json(req, 401, env);
+        return;
+    }
+    if (err != ANTAR_OK) {
+        user_why_t why = {0};
+        fail(req, err, &why);
+        return;
+    }
+    antar_http_reply(req, 200, who);
+}
+
+static void get_internal_order(antar_req_t *req)
+{
+    long long id;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *order = NULL;
+    antar_err_t err = orders_get_internal(id, &order);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 200, order);
+}
+
+typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, json_t **out,
+                                      user_why_t *why);
+
+static void driver_move(antar_req_t *req, driver_move_fn fn)
+{
+    long long id, driver_id = 0;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const antar_field_t f[] = {
+        {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
+    };
+    if (antar_req_fields(req, f, 1) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *order = NULL;
+    antar_err_t err = fn(id, driver_id, &order, &why);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 200, order);
+}
+
+static void post_assign(antar_req_t *req)
+{
+    long long id, driver_id = 0, offer_id = 0;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const antar_field_t f[] = {
+        {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
+        {"offer_id", ANTAR_FIELD_INT, false, 1, ID_MAX, NULL, &offer_id, NULL},
+    };
+    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *order = NULL;
+    antar_err_t err = orders_assign(id, driver_id, offer_id, &order, &why);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 200, order);
+}
+
+static void post_pickup(antar_req_t *req)
+{
+    driver_move(req, orders_pickup);
+}
+
+static void post_complete(antar_req_t *req)
+{
+    driver_move(req, orders_complete);
+}
+
+static void post_expire(antar_req_t *req)
+{
+    long long id;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
+        return;
+    const char *key = antar_req_header(req, "Idempotency-Key");
+    if (key && !key_ok(key)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "Idempotency-Key", "%s",
+                        "Idempotency-Key must be 1 to 64 printable ASCII characters");
+        return;
+    }
+    user_why_t why = {0};
+    json_t *order = NULL;
+    antar_err_t err = orders_expire(id, key, &order, &why);
+    if (err != ANTAR_OK)
+        fail(req, err, &why);
+    else
+        antar_http_reply(req, 200, order);
+}
+
+#define U ANTAR_AUTH_USER
+#define S ANTAR_AUTH_SERVICE
+
+const antar_route_t user_routes[] = {
+    {"POST", "/users", post_users, ANTAR_AUTH_NONE, NULL, 0},
+    {"GET", "/users/me", get_me, U, "user", 0},
+    {"PATCH", "/users/me", patch_me, U, "user", 0},
+    {"POST", "/orders", post_orders, U, "user", 0},
+    {"GET", "/orders", get_orders, U, "user", 0},
+    {"GET", "/orders/{id}", get_order, U, "user", 0},
+    {"POST", "/orders/{id}/cancel", post_cancel, U, "user", 0},
+    {"POST", "/orders/{id}/rating", post_rating, U, "user", 0},
+    {"POST", "/internal/credentials/verify", post_verify, S, "internal", 0},
+    {"GET", "/internal/orders/{id}", get_internal_order, S, "internal", 0},
+    {"POST", "/internal/orders/{id}/assign", post_assign, S, "internal", 0},
+    {"POST", "/internal/orders/{id}/pickup", post_pickup, S, "internal", 0},
+    {"POST", "/internal/orders/{id}/complete", post_complete, S, "internal", 0},
+    {"POST", "/internal/orders/{id}/expire", post_expire, S, "internal", 0},
+};
+const size_t user_routes_len = sizeof user_routes / sizeof user_routes[0];

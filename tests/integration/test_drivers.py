@@ -1,0 +1,255 @@
+"""driver-service on the real stack: sign-up and every way it can be refused, the driver's own
+record (and only their own), status and location, earnings and trip history when empty."""
+
+import random
+
+import pytest
+
+from antar_client import (csrf, login, new_driver, new_user, signup_driver, unique_email,
+                          unique_phone, unique_plate)
+
+
+def _err(r, status, code=None, field=None):
+    assert r.status == status, r
+    e = r.body["error"]
+    if code is not None:
+        assert e["code"] == code, r
+    if field is not None:
+        assert e["field"] == field, r
+    return e
+
+
+def _body(**over):
+    b = {"name": "Budi Santoso", "email": unique_email("d"), "phone": unique_phone(),
+         "password": "correct-horse-1", "vehicle_type": "motorcycle",
+         "plate_number": unique_plate()}
+    b.update(over)
+    return b
+
+
+def _far_point():
+    """A point around Jakarta that no other test uses (drivers of one test never get the
+    orders of another)."""
+    return (-6.2 + random.uniform(-0.4, 0.4), 106.8 + random.uniform(-0.4, 0.4))
+
+
+# ---- sign-up ------------------------------------------------------------------------------
+
+
+def test_signup_returns_driver_without_secrets(edge):
+    num = random.randint(1000, 9999)
+    suffix = "".join(random.choice("abcdefghjk") for _ in range(3))
+    b = _body(plate_number=f"b  {num}   {suffix}", vehicle_type="car")
+    r = edge.post("/drivers", json=b)
+    assert r.status == 201, r
+    d = r.result
+    for k in ("id", "name", "email", "phone", "vehicle_type", "plate_number", "rating",
+              "status", "created_at"):
+        assert k in d, d
+    assert d["plate_number"] == f"B {num} {suffix.upper()}"
+    assert d["vehicle_type"] == "car"
+    assert d["status"] == "offline"
+    assert d["rating"] is None
+    assert d["email"] == b["email"]
+    assert not any("password" in k or "hash" in k for k in d), d
+    assert b["password"] not in r.text
+
+
+@pytest.mark.parametrize("raw,norm", [("B1234XYZ", "B 1234 XYZ"), ("ab 1 c", "AB 1 C"),
+                                      ("D 9", "D 9"), (" F 12 AB ", "F 12 AB")])
+def test_plate_normalised(edge, raw, norm):
+    # A unique number keeps parallel runs apart; the shape is what is tested.
+    num = str(random.randint(1000, 9999))
+    raw = raw.replace("1234", num)
+    norm = norm.replace("1234", num)
+    r = edge.post("/drivers", json=_body(plate_number=raw))
+    if r.status == 409:  # the short plates are few: someone may hold this one already
+        assert r.error["field"] == "plate_number", r
+        return
+    assert r.status == 201, r
+    assert r.result["plate_number"] == norm
+
+
+def test_signup_form_body(edge):
+    b = _body()
+    r = edge.post("/drivers", form=b)
+    assert r.status == 201, r
+    assert r.result["email"] == b["email"]
+
+
+@pytest.mark.parametrize("field", ["name", "email", "phone", "password", "vehicle_type",
+                                   "plate_number"])
+def test_signup_missing_field(edge, field):
+    b = _body()
+    del b[field]
+    _err(edge.post("/drivers", json=b), 422, "missing_field", field)
+
+
+@pytest.mark.parametrize("field,value", [
+    ("name", ""), ("name", "x" * 101), ("name", 12),
+    ("email", "not-an-email"), ("email", "a@"), ("email", "x" * 250 + "@example.com"),
+    ("phone", "12"), ("phone", "phone-number"), ("phone", "+62" + "1" * 20),
+    ("password", "short7!"), ("password", "p" * 129),
+    ("vehicle_type", "truck"), ("vehicle_type", ""),
+    ("plate_number", "1234"), ("plate_number", "ABC 1234"), ("plate_number", "B 12345"),
+    ("plate_number", "B 1234 WXYZ"), ("plate_number", "B-1234-XY"), ("plate_number", ""),
+    ("plate_number", "B 12 34"),
+])
+def test_signup_invalid_field(edge, field, value):
+    _err(edge.post("/drivers", json=_body(**{field: value})), 422, None, field)
+
+
+def test_signup_unknown_field(edge):
+    _err(edge.post("/drivers", json=_body(role="admin")), 422, "unknown_field", "role")
+
+
+def test_signup_415_and_400(edge):
+    r = edge.post("/drivers", data="name=x", headers={"Content-Type": "text/plain"})
+    _err(r, 415, "unsupported_media_type")
+    r = edge.post("/drivers", data="{nope", headers={"Content-Type": "application/json"})
+    _err(r, 400, "malformed_json")
+
+
+def test_signup_duplicates_name_the_field(edge):
+    first = _body()
+    assert edge.post("/drivers", json=first).status == 201
+    _err(edge.post("/drivers", json=_body(email=first["email"])), 409, "duplicate", "email")
+    _err(edge.post("/drivers", json=_body(email=first["email"].upper())), 409, "duplicate",
+         "email")
+    _err(edge.post("/drivers", json=_body(phone=first["phone"])), 409, "duplicate", "phone")
+    # The same plate written differently is the same plate.
+    plate = first["plate_number"].replace(" ", "").lower()
+    _err(edge.post("/drivers", json=_body(plate_number=plate)), 409, "duplicate",
+         "plate_number")
+
+
+def test_login_by_email_and_phone(edge):
+    d = signup_driver(edge)
+    assert login(edge, d["email"], d["password"], "driver-app")
+    assert login(edge, d["phone"], d["password"], "driver-app")
+    r = edge.post("/oauth/token", form={"grant_type": "password", "username": d["email"],
+                                        "password": "wrong-password", "client_id": "driver-app"})
+    assert r.status in (400, 401), r
+
+
+# ---- own record ---------------------------------------------------------------------------
+
+
+def test_me_requires_a_driver_token(edge):
+    _err(edge.get("/drivers/me"), 401)
+    u = new_user(edge)
+    _err(edge.get("/drivers/me", token=u.token), 403)
+
+
+def test_me_is_only_mine(edge):
+    a = new_driver(edge)
+    b = new_driver(edge)
+    ra = edge.get("/drivers/me", token=a.token)
+    rb = edge.get("/drivers/me", token=b.token)
+    assert ra.status == 200 and rb.status == 200, (ra, rb)
+    assert ra.result["id"] == a.id and rb.result["id"] == b.id
+    assert ra.result["email"] == a.account["email"]
+    # A's changes never touch B.
+    r = edge.patch("/drivers/me", json={"name": "Anton"}, token=a.token, csrf=a.csrf)
+    assert r.status == 200 and r.result["name"] == "Anton", r
+    assert edge.get("/drivers/me", token=b.token).result["name"] == b.account["name"]
+
+
+def test_patch_me(edge):
+    a = new_driver(edge)
+    other = signup_driver(edge)
+    _err(edge.patch("/drivers/me", json={"name": "X"}, token=a.token), 403, "csrf_token_invalid")
+    _err(edge.patch("/drivers/me", json={}, token=a.token, csrf=a.csrf), 422, "missing_field")
+    _err(edge.patch("/drivers/me", json={"email": other["email"]}, token=a.token, csrf=a.csrf),
+         409, "duplicate", "email")
+    _err(edge.patch("/drivers/me", json={"plate_number": other["plate_number"]}, token=a.token,
+                    csrf=a.csrf), 409, "duplicate", "plate_number")
+    _err(edge.patch("/drivers/me", json={"plate_number": "12"}, token=a.token, csrf=a.csrf),
+         422, "invalid_field", "plate_number")
+    _err(edge.patch("/drivers/me", json={"status": "online"}, token=a.token, csrf=a.csrf),
+         422, "unknown_field", "status")
+    plate = unique_plate()
+    email = unique_email("new")
+    r = edge.patch("/drivers/me", json={"plate_number": plate.lower(), "email": email,
+                                        "phone": unique_phone()}, token=a.token, csrf=a.csrf)
+    assert r.status == 200, r
+    assert r.result["plate_number"] == plate and r.result["email"] == email
+    # The new email logs in.
+    assert login(edge, email, a.account["password"], "driver-app")
+
+
+# ---- status, location ---------------------------------------------------------------------
+
+
+def test_status_and_location(edge):
+    a = new_driver(edge)
+    lat, lng = _far_point()
+    r = edge.put("/drivers/me/location", json={"lat": lat, "lng": lng}, token=a.token,
+                 csrf=a.csrf)
+    assert r.status == 200, r
+    assert abs(r.result["lat"] - lat) < 1e-9 and abs(r.result["lng"] - lng) < 1e-9
+    assert r.result["updated_at"]
+    r = edge.put("/drivers/me/status", json={"status": "online"}, token=a.token, csrf=a.csrf)
+    assert r.status == 200 and r.result["status"] == "online", r
+    assert edge.get("/drivers/me", token=a.token).result["status"] == "online"
+    r = edge.put("/drivers/me/status", form={"status": "offline"}, token=a.token, csrf=a.csrf)
+    assert r.status == 200 and r.result["status"] == "offline", r
+
+
+@pytest.mark.parametrize("body,field", [({"lat": 91, "lng": 106.8}, "lat"),
+                                        ({"lat": -6.2, "lng": -181}, "lng"),
+                                        ({"lat": "x", "lng": 106.8}, "lat"),
+                                        ({"lng": 106.8}, "lat")])
+def test_location_rejects(edge, body, field):
+    a = new_driver(edge)
+    _err(edge.put("/drivers/me/location", json=body, token=a.token, csrf=a.csrf), 422, None,
+         field)
+
+
+def test_status_rejects(edge):
+    a = new_driver(edge)
+    _err(edge.put("/drivers/me/status", json={"status": "busy"}, token=a.token, csrf=a.csrf),
+         422, "invalid_field", "status")
+    _err(edge.put("/drivers/me/status", json={"status": "online"}, token=a.token), 403,
+         "csrf_token_invalid")
+
+
+# ---- earnings, trips, offers when there are none -----------------------------------------
+
+
+def test_empty_history(edge):
+    a = new_driver(edge)
+    r = edge.get("/drivers/me/earnings", token=a.token)
+    assert r.status == 200, r
+    assert r.result == {"total": 0, "currency": "IDR", "trips": 0, "today": 0}
+    r = edge.get("/trips", token=a.token)
+    assert r.status == 200 and r.result == {"items": [], "next_cursor": None}, r
+    r = edge.get("/offers", token=a.token)
+    assert r.status == 200 and r.result == {"items": [], "next_cursor": None}, r
+
+
+@pytest.mark.parametrize("params,field", [({"limit": "0"}, "limit"), ({"limit": "51"}, "limit"),
+                                          ({"limit": "x"}, "limit"), ({"cursor": "-1"}, "cursor"),
+                                          ({"cursor": "abc"}, "cursor")])
+def test_trips_paging_rejects(edge, params, field):
+    a = new_driver(edge)
+    _err(edge.get("/trips", token=a.token, params=params), 422, "invalid_field", field)
+
+
+def test_unknown_offer_and_trip_are_404(edge):
+    a = new_driver(edge)
+    _err(edge.post("/offers/999999999/accept", token=a.token, csrf=a.csrf), 404)
+    _err(edge.post("/offers/999999999/reject", token=a.token, csrf=a.csrf), 404)
+    _err(edge.post("/offers/abc/accept", token=a.token, csrf=a.csrf), 404)
+    _err(edge.post("/trips/999999999/pickup", token=a.token, csrf=a.csrf), 404)
+    _err(edge.post("/trips/999999999/complete", token=a.token, csrf=a.csrf), 404)
+
+
+def test_internal_routes_refuse_client_tokens(driver_api, edge):
+    a = new_driver(edge)
+    _err(driver_api.get(f"/internal/drivers/{a.id}"), 401)
+    _err(driver_api.get(f"/internal/drivers/{a.id}", token=a.token), 403)
+    _err(driver_api.post("/internal/offers", json={"order_id": 1, "driver_id": a.id},
+                         token=a.token, csrf=a.csrf), 403)
+    _err(driver_api.post("/internal/credentials/verify",
+                         json={"username": a.account["email"], "password": "x" * 10}), 401)

@@ -1,0 +1,479 @@
+/* test_outbox.c — lib/outbox.c: delivery to a receiver started inside the test (127.0.0.1,
+ * ephemeral port), against the real test database (ANTAR_TEST_DB_*, exported by `make test`). */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "antar/config.h"
+#include "antar/db.h"
+#include "antar/httpc.h"
+#include "antar/log.h"
+#include "antar/outbox.h"
+#include "antar/trace.h"
+#include "antar/util.h"
+
+/* ---- a minimal HTTP/1.1 server with keep-alive, recording what it receives ---------------- */
+
+#define REQ_MAX 128
+
+typedef struct {
+    char method[16];
+    char path[256];
+    char headers[4096];
+    char body[4096];
+    int conn_no; /* which accepted connection carried it */
+} req_t;
+
+static struct {
+    pthread_mutex_t mu;
+    req_t reqs[REQ_MAX];
+    int nreq;
+    int nconn;
+    int lfd;
+    int port;
+} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .lfd = -1};
+
+static const char *hdr_value(const req_t *r, const char *name, char *out, size_t n)
+{
+    const char *p = r->headers;
+    size_t nl = strlen(name);
+    while (*p) {
+        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t l = strcspn(v, "\r\n");
+            snprintf(out, n, "%.*s", (int)l, v);
+            return out;
+        }
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    return NULL;
+}
+
+static void reply(int fd, int status, const char *ctype, const char *body)
+{
+    char head[256];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", status,
+                     ctype, strlen(body));
+    (void)!write(fd, head, (size_t)n);
+    (void)!write(fd, body, strlen(body));
+}
+
+static void *conn_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    pthread_mutex_lock(&srv.mu);
+    int conn_no = ++srv.nconn;
+    pthread_mutex_unlock(&srv.mu);
+    char buf[16384];
+    size_t len = 0;
+    for (;;) {
+        char *end;
+        while (!(end = strstr(buf, "\r\n\r\n"))) {
+            if (len >= sizeof(buf) - 1)
+                goto out;
+            ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
+            if (k <= 0)
+                goto out;
+            len += (size_t)k;
+            buf[len] = '\0';
+        }
+        req_t r = {.conn_no = conn_no};
+        size_t hlen = (size_t)(end - buf) + 4;
+        sscanf(buf, "%15s %255s", r.method, r.path);
+        snprintf(r.headers, sizeof(r.headers), "%.*s", (int)hlen, buf);
+        char cl[32];
+        size_t blen = hdr_value(&r, "Content-Length", cl, sizeof(cl)) ? (size_t)atol(cl) : 0;
+        while (len < hlen + blen) {
+            ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
+            if (k <= 0)
+                goto out;
+            len += (size_t)k;
+        }
+        snprintf(r.body, sizeof(r.body), "%.*s", (int)blen, buf + hlen);
+        memmove(buf, buf + hlen + blen, len - hlen - blen);
+        len -= hlen + blen;
+        buf[len] = '\0';
+        pthread_mutex_lock(&srv.mu);
+        if (srv.nreq < REQ_MAX)
+            srv.reqs[srv.nreq++] = r;
+        pthread_mutex_unlock(&srv.mu);
+
+        int seen = 0;
+        pthread_mutex_lock(&srv.mu);
+        for (int i = 0; i < srv.nreq; i++)
+            if (strcmp(srv.reqs[i].path, r.path) == 0)
+                seen++;
+        pthread_mutex_unlock(&srv.mu);
+        if (strncmp(r.path, "/t/flaky/", 9) == 0 && seen <= 2)
+            reply(fd, 503, "application/json", "{\"status\":503}");
+        else if (strncmp(r.path, "/t/dead/", 8) == 0)
+            reply(fd, 422, "application/json", "{\"status\":422}");
+        else if (strncmp(r.path, "/t/conflict/", 12) == 0)
+            reply(fd, 409, "application/json", "{\"status\":409}");
+        else
+            reply(fd, 200, "application/json", "{\"status\":200,\"result\":{}}");
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+static void *accept_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(srv.lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_t t;
+        pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd);
+        pthread_detach(t);
+    }
+}
+
+static int listen_on(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind");
+    cr_assert(listen(fd, 16) == 0);
+    socklen_t al = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    srv.port = ntohs(a.sin_port);
+    return fd;
+}
+
+static void server_start(int port)
+{
+    srv.lfd = listen_on(port);
+    pthread_t t;
+    pthread_create(&t, NULL, accept_main, NULL);
+    pthread_detach(t);
+}
+
+/* A port nobody listens on: bound once, then closed. */
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    socklen_t al = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* ---- the tests --------------------------------------------------------------------------- */
+
+static antar_config_t cfg;
+static bool ready;
+static char run_id[17]; /* makes this run's paths unique in a shared table */
+
+static int test_token(char *buf, size_t len)
+{
+    snprintf(buf, len, "svc-token");
+    return 0;
+}
+
+static void map_env(const char *from, const char *to)
+{
+    const char *v = getenv(from);
+    if (v && *v)
+        setenv(to, v, 1);
+}
+
+static void setup(void)
+{
+    if (!getenv("ANTAR_TEST_DB_HOST") && !getenv("ANTAR_TEST_DB_SOCKET"))
+        return;
+    map_env("ANTAR_TEST_DB_HOST", "ANTAR_DB_HOST");
+    map_env("ANTAR_TEST_DB_PORT", "ANTAR_DB_PORT");
+    map_env("ANTAR_TEST_DB_SOCKET", "ANTAR_DB_SOCKET");
+    map_env("ANTAR_TEST_DB_USER", "ANTAR_DB_USER");
+    map_env("ANTAR_TEST_DB_PASSWORD", "ANTAR_DB_PASSWORD");
+    setenv("ANTAR_DB_NAME",
+           getenv("ANTAR_TEST_DB_NAME") ? getenv("ANTAR_TEST_DB_NAME") : "antar_test", 1);
+    setenv("ANTAR_CONNECT_TIMEOUT_MS", "300", 1);
+    setenv("ANTAR_TIMEOUT_MS", "1000", 1);
+    antar_log_init("test");
+    antar_config_load(&cfg, "user");
+    antar_random_hex(run_id, 8);
+    if (antar_db_init(&cfg) != 0 || antar_httpc_init(&cfg) != 0)
+        return;
+    antar_httpc_set_token_provider(test_token);
+    if (antar_db_migrate(NULL) != ANTAR_OK)
+        return;
+    /* Leftovers of earlier runs would hold back this run's messages (order per target). */
+    antar_db_exec("UPDATE outbox SET status = 'dead', last_error = 'test reset' WHERE status ="
+                  " 'pending'",
+                  ANTAR_DB_NOARGS, NULL, NULL);
+    ready = true;
+}
+
+static void teardown(void)
+{
+    if (!ready)
+        return;
+    antar_outbox_stop();
+    antar_httpc_thread_end();
+    antar_db_cleanup();
+}
+
+#define NEED_DB()                                                                                  \
+    do {                                                                                           \
+        if (!ready)                                                                                \
+            cr_skip_test("no test database (ANTAR_TEST_DB_* unset; run via make test)");           \
+    } while (0)
+
+TestSuite(outbox, .init = setup, .fini = teardown);
+
+static void point_core_at(int port)
+{
+    snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:%d", port);
+}
+
+static int count_path(const char *path)
+{
+    int n = 0;
+    pthread_mutex_lock(&srv.mu);
+    for (int i = 0; i < srv.nreq; i++)
+        if (strcmp(srv.reqs[i].path, path) == 0)
+            n++;
+    pthread_mutex_unlock(&srv.mu);
+    return n;
+}
+
+static bool wait_for(const char *path, int n, int ms)
+{
+    for (int waited = 0; waited < ms; waited += 50) {
+        if (count_path(path) >= n)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static req_t find_req(const char *path)
+{
+    req_t r = {0};
+    pthread_mutex_lock(&srv.mu);
+    for (int i = 0; i < srv.nreq; i++)
+        if (strcmp(srv.reqs[i].path, path) == 0) {
+            r = srv.reqs[i];
+            break;
+        }
+    pthread_mutex_unlock(&srv.mu);
+    return r;
+}
+
+static json_t *row_for(const char *path)
+{
+    json_t *row = NULL;
+    cr_assert(antar_db_query_one("SELECT event_id, status, attempts, traceparent, last_error FROM"
+                                 " outbox WHERE path = ?",
+                                 ANTAR_DB_ARGS(ANTAR_DB_S(path)), &row) == ANTAR_OK,
+              "row for %s", path);
+    return row;
+}
+
+static void add_committed(const char *path, json_t *body)
+{
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", path, body) == ANTAR_OK);
+    cr_assert(antar_db_commit() == ANTAR_OK);
+}
+
+Test(outbox, committed_message_delivered_once_with_key_and_trace)
+{
+    NEED_DB();
+    server_start(0);
+    point_core_at(srv.port);
+    cr_assert(antar_outbox_start() == 0);
+    char path[96];
+    snprintf(path, sizeof(path), "/t/ok/%s/1", run_id);
+    antar_trace_t t;
+    antar_trace_new(&t);
+    antar_trace_set_current(&t);
+    json_t *body = json_pack("{s:i,s:s}", "order_id", 42, "note", "'; DROP TABLE outbox; --");
+    add_committed(path, body);
+    antar_trace_set_current(NULL);
+    antar_outbox_kick();
+    cr_assert(wait_for(path, 1, 5000), "delivered");
+    usleep(1500000); /* a second round must not send it again */
+    cr_assert(count_path(path) == 1, "delivered exactly once, got %d", count_path(path));
+
+    req_t r = find_req(path);
+    json_t *row = row_for(path);
+    char v[128];
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "delivered");
+    cr_assert_str_eq(hdr_value(&r, "Idempotency-Key", v, sizeof(v)),
+                     json_string_value(json_object_get(row, "event_id")));
+    cr_assert(strlen(v) == 32);
+    cr_assert_str_eq(hdr_value(&r, "Authorization", v, sizeof(v)), "Bearer svc-token");
+    hdr_value(&r, "traceparent", v, sizeof(v));
+    cr_assert(strncmp(v + 3, t.trace_id, 32) == 0, "the delivery continues the trace: %s", v);
+    json_t *got = json_loads(r.body, 0, NULL);
+    cr_assert(json_equal(got, body), "body as queued: %s", r.body);
+    json_decref(got);
+    json_decref(body);
+    json_decref(row);
+}
+
+Test(outbox, rolled_back_message_never_delivered)
+{
+    NEED_DB();
+    server_start(0);
+    point_core_at(srv.port);
+    cr_assert(antar_outbox_start() == 0);
+    char path[96], path2[96];
+    snprintf(path, sizeof(path), "/t/ok/%s/rolled-back", run_id);
+    snprintf(path2, sizeof(path2), "/t/ok/%s/after", run_id);
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", path, NULL) == ANTAR_OK);
+    antar_db_rollback();
+    add_committed(path2, NULL);
+    antar_outbox_kick();
+    cr_assert(wait_for(path2, 1, 5000), "the committed one arrives");
+    usleep(300000);
+    cr_assert(count_path(path) == 0, "the rolled-back one never does");
+    json_t *row = NULL;
+    cr_assert(antar_db_query_one("SELECT id FROM outbox WHERE path = ?",
+                                 ANTAR_DB_ARGS(ANTAR_DB_S(path)), &row) == ANTAR_E_NOT_FOUND);
+}
+
+Test(outbox, add_outside_transaction_is_refused)
+{
+    NEED_DB();
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", "/t/x", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "BREW", "/t/x", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", "no-slash", NULL) == ANTAR_E_INTERNAL);
+    antar_db_rollback();
+}
+
+Test(outbox, receiver_down_then_up_is_delivered_after_retry)
+{
+    NEED_DB();
+    int port = closed_port();
+    point_core_at(port);
+    cr_assert(antar_outbox_start() == 0);
+    char path[96];
+    snprintf(path, sizeof(path), "/t/ok/%s/later", run_id);
+    add_committed(path, NULL);
+    antar_outbox_kick();
+    usleep(1200000); /* a few failed attempts (0.5 s, 1 s backoff) */
+    json_t *row = row_for(path);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "pending");
+    cr_assert(json_integer_value(json_object_get(row, "attempts")) >= 1);
+    json_decref(row);
+    server_start(port);
+    cr_assert(wait_for(path, 1, 6000), "delivered once the receiver is up");
+    usleep(200000);
+    row = row_for(path);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "delivered");
+    cr_assert(json_integer_value(json_object_get(row, "attempts")) >= 2);
+    json_decref(row);
+}
+
+Test(outbox, order_per_target_is_kept_across_retries)
+{
+    NEED_DB();
+    server_start(0);
+    point_core_at(srv.port);
+    char a[96], b[96];
+    snprintf(a, sizeof(a), "/t/flaky/%s/a", run_id); /* 503 twice, then 200 */
+    snprintf(b, sizeof(b), "/t/ok/%s/b", run_id);
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", a, NULL) == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", b, NULL) == ANTAR_OK);
+    cr_assert(antar_db_commit() == ANTAR_OK);
+    cr_assert(antar_outbox_start() == 0);
+    antar_outbox_kick();
+    cr_assert(wait_for(b, 1, 8000), "b delivered in the end");
+    pthread_mutex_lock(&srv.mu);
+    int first_b = -1, last_a = -1, na = 0;
+    for (int i = 0; i < srv.nreq; i++) {
+        if (strcmp(srv.reqs[i].path, a) == 0) {
+            last_a = i;
+            na++;
+        }
+        if (strcmp(srv.reqs[i].path, b) == 0 && first_b < 0)
+            first_b = i;
+    }
+    pthread_mutex_unlock(&srv.mu);
+    cr_assert(na == 3, "a tried 3 times, got %d", na);
+    cr_assert(last_a < first_b, "b only after a succeeded (a last at %d, b first at %d)", last_a,
+              first_b);
+}
+
+Test(outbox, permanent_4xx_is_dead_and_409_is_delivered)
+{
+    NEED_DB();
+    server_start(0);
+    point_core_at(srv.port);
+    char dead[96], conflict[96];
+    snprintf(dead, sizeof(dead), "/t/dead/%s", run_id);
+    snprintf(conflict, sizeof(conflict), "/t/conflict/%s", run_id);
+    add_committed(dead, NULL);
+    add_committed(conflict, NULL);
+    cr_assert(antar_outbox_start() == 0);
+    antar_outbox_kick();
+    cr_assert(wait_for(conflict, 1, 5000));
+    usleep(1500000);
+    cr_assert(count_path(dead) == 1, "a dead message is not retried");
+    json_t *row = row_for(dead);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "dead");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "last_error")), "http 422");
+    json_decref(row);
+    row = row_for(conflict);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "delivered");
+    json_decref(row);
+}
+
+Test(outbox, inbox_claim_twice_is_duplicate)
+{
+    NEED_DB();
+    char id[33];
+    antar_random_hex(id, 16);
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_inbox_claim(id) == ANTAR_OK);
+    antar_db_rollback();
+    /* The rolled-back claim left nothing behind. */
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_inbox_claim(id) == ANTAR_OK);
+    cr_assert(antar_db_commit() == ANTAR_OK);
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_inbox_claim(id) == ANTAR_E_DUPLICATE);
+    antar_db_rollback();
+    cr_assert(antar_inbox_claim("") == ANTAR_E_BAD_REQUEST);
+}
+
+Test(outbox, start_stop_kick_are_safe)
+{
+    NEED_DB();
+    antar_outbox_kick(); /* before start: a no-op */
+    antar_outbox_stop();
+    cr_assert(antar_outbox_start() == 0);
+    cr_assert(antar_outbox_start() == 0);
+    antar_outbox_kick();
+    antar_outbox_stop();
+    antar_outbox_stop();
+}
