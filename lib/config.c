@@ -128,7 +128,7 @@ int antar_config_load(antar_config_t *cfg, const char *service)
     rc |= set_str(cfg->issuer, sizeof(cfg->issuer), "ANTAR_ISSUER", "http://127.0.0.1:8080");
     rc |= set_str(cfg->audience, sizeof(cfg->audience), "ANTAR_AUDIENCE", "antar");
 
-    snprintf(buf, sizeof(buf), "api/build/%s.json", service);
+    snprintf(buf, sizeof(buf), "build/api/%s.json", service);
     rc |= set_str(cfg->api_file, sizeof(cfg->api_file), "ANTAR_API_FILE", buf);
     rc |= set_str(cfg->docs_dir, sizeof(cfg->docs_dir), "ANTAR_DOCS_DIR",
                   "third_party/node_modules/swagger-ui-dist");

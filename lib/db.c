@@ -23,10 +23,7 @@
 
 #include "antar/log.h"
 
-/* Shared with db_migrate.c and outbox.c (declared there too; not part of the public API). */
-antar_err_t antar_db_map_errno(unsigned e);
-antar_err_t antar_db_plain(const char *sql, bool retry);
-bool antar_db_in_tx(void);
+#include "db_internal.h"
 
 #define STMT_CACHE_SIZE 32
 
@@ -280,6 +277,9 @@ static MYSQL_STMT *stmt_get(db_conn_t *c, const char *sql, unsigned *e)
         *e = CR_OUT_OF_MEMORY;
         return NULL;
     }
+    /* Have store_result compute max_length, so result buffers are sized once per query. */
+    my_bool upd = 1;
+    mysql_stmt_attr_set(st, STMT_ATTR_UPDATE_MAX_LENGTH, &upd);
     if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
         *e = mysql_stmt_errno(st);
         log_db_error("prepare", *e, mysql_stmt_sqlstate(st), sql);

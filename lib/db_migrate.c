@@ -17,8 +17,7 @@
 
 #include "antar/log.h"
 
-/* From db.c (internal to the db module). */
-antar_err_t antar_db_plain(const char *sql, bool retry);
+#include "db_internal.h"
 
 #define MIGRATION_MAX_BYTES (1024 * 1024)
 #define MIGRATION_MAX_FILES 512

@@ -27,8 +27,7 @@
 #include "antar/trace.h"
 #include "antar/util.h"
 
-/* From db.c (internal to the db modules). */
-bool antar_db_in_tx(void);
+#include "db_internal.h"
 
 #define BATCH_MAX 16  /* messages claimed per round */
 #define SCAN_MAX 200  /* pending rows looked at per round, in id order */
@@ -350,6 +349,14 @@ static void release(long long id)
                         ANTAR_DB_ARGS(ANTAR_DB_I(id)), NULL, NULL);
 }
 
+static bool stopping(void)
+{
+    pthread_mutex_lock(&g_mu);
+    bool stop = g_stop;
+    pthread_mutex_unlock(&g_mu);
+    return stop;
+}
+
 /* One round. Returns how many messages were claimed; *wait_ms is lowered to the soonest retry. */
 static size_t round_once(long *wait_ms)
 {
@@ -366,7 +373,9 @@ static size_t round_once(long *wait_ms)
     json_array_foreach(batch, i, m)
     {
         const char *t = json_string_value(json_object_get(m, "target"));
-        if (t && tset_has(&failed, t)) {
+        /* On stop, what is not sent yet goes back to the queue for the next process instead
+         * of waiting out its lease. */
+        if ((t && tset_has(&failed, t)) || stopping()) {
             release(json_integer_value(json_object_get(m, "id")));
             continue;
         }

@@ -21,7 +21,7 @@
  *   ANTAR_CSRF_KEY           ""               64 hex chars shared by all services (CSRF HMAC key)
  *   ANTAR_ISSUER             http://127.0.0.1:8080   the `iss` of access tokens
  *   ANTAR_AUDIENCE           antar            the `aud` every service requires
- *   ANTAR_API_FILE           api/build/<svc>.json   OpenAPI document served at /openapi.json
+ *   ANTAR_API_FILE           build/api/<svc>.json   OpenAPI document served at /openapi.json
  *   ANTAR_DOCS_DIR           third_party/node_modules/swagger-ui-dist   served under /docs
  *   ANTAR_SQL_DIR            services/<svc>/sql     numbered migrations
  *   ANTAR_STATE_DIR          .run/<svc>             per-service state (core's signing keys)

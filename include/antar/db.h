@@ -9,6 +9,10 @@
  * Errors: duplicate key → ANTAR_E_DUPLICATE; deadlock or lock-wait timeout → ANTAR_E_CONFLICT;
  * connection trouble → ANTAR_E_DB; anything else → ANTAR_E_INTERNAL (logged with the errno,
  * never with the bound values).
+ * Affected-row counts are matched rows (CLIENT_FOUND_ROWS): an UPDATE that matches a row but
+ * changes nothing still reports 1, so 0 always means "no such row, or not in that state".
+ * A TEXT argument that is exactly an RFC 3339 timestamp is bound as a UTC DATETIME, the same
+ * format rows come back in.
  */
 #ifndef ANTAR_DB_H
 #define ANTAR_DB_H

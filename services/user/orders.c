@@ -2,7 +2,9 @@
  * one transaction), the user's history, cancel, rating, and the transitions other services
  * drive. No HTTP serving and no SQL here: SQL is in store.c, outgoing calls go through
  * antar/httpc.h and antar/outbox.h. */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -36,23 +38,55 @@ static long long row_int(const json_t *row, const char *key)
 #define DRIVER_CACHE_TTL_MS 10000
 
 /* Per thread so that no lock is needed: each MHD worker keeps its own small direct-mapped
- * cache. A profile changes rarely (name, plate, rating), so ten seconds of staleness is fine. */
-static _Thread_local struct {
+ * cache. A profile changes rarely (name, plate, rating), so ten seconds of staleness is fine.
+ * A pthread key (not _Thread_local) so that a worker's cache is freed when the thread ends. */
+typedef struct {
     long long id;
     long long until_ms;
     json_t *profile;
-} driver_cache[DRIVER_CACHE_SLOTS];
+} driver_cache_slot_t;
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_free(void *p)
+{
+    driver_cache_slot_t *slots = p;
+    for (size_t i = 0; i < DRIVER_CACHE_SLOTS; i++)
+        json_decref(slots[i].profile);
+    free(slots);
+}
+
+static void cache_key_init(void)
+{
+    (void)pthread_key_create(&cache_key, cache_free);
+}
+
+/* This thread's cache, or NULL (out of memory: then nothing is cached). */
+static driver_cache_slot_t *cache_slots(void)
+{
+    pthread_once(&cache_once, cache_key_init);
+    driver_cache_slot_t *slots = pthread_getspecific(cache_key);
+    if (!slots) {
+        slots = calloc(DRIVER_CACHE_SLOTS, sizeof *slots);
+        if (slots && pthread_setspecific(cache_key, slots) != 0) {
+            free(slots);
+            slots = NULL;
+        }
+    }
+    return slots;
+}
 
 /* The driver's public profile as a new object. When driver-service cannot answer, the order is
  * still served with driver {id} only (a read never fails because of it); *down then stays set
  * for the rest of the request so that a list does not wait for one timeout per order. */
 static json_t *driver_profile(long long driver_id, bool *down)
 {
-    unsigned slot = (unsigned)(driver_id % DRIVER_CACHE_SLOTS);
+    driver_cache_slot_t *cache = cache_slots();
+    driver_cache_slot_t *slot = cache ? &cache[driver_id % DRIVER_CACHE_SLOTS] : NULL;
     long long now = antar_mono_ms();
-    if (driver_cache[slot].profile && driver_cache[slot].id == driver_id &&
-        driver_cache[slot].until_ms > now)
-        return json_deep_copy(driver_cache[slot].profile);
+    if (slot && slot->profile && slot->id == driver_id && slot->until_ms > now)
+        return json_deep_copy(slot->profile);
     if (*down)
         return json_pack("{s:I}", "id", (json_int_t)driver_id);
 
@@ -76,10 +110,12 @@ static json_t *driver_profile(long long driver_id, bool *down)
     antar_httpc_res_clean(&res);
     if (!profile)
         return json_pack("{s:I}", "id", (json_int_t)driver_id);
-    json_decref(driver_cache[slot].profile);
-    driver_cache[slot].id = driver_id;
-    driver_cache[slot].until_ms = now + DRIVER_CACHE_TTL_MS;
-    driver_cache[slot].profile = json_deep_copy(profile);
+    if (slot) {
+        json_decref(slot->profile);
+        slot->id = driver_id;
+        slot->until_ms = now + DRIVER_CACHE_TTL_MS;
+        slot->profile = json_deep_copy(profile);
+    }
     return profile;
 }
 

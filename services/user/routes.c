@@ -292,14 +292,7 @@ static void post_verify(antar_req_t *req)
     json_t *who = NULL;
     antar_err_t err = users_verify_credentials(username, password, &who);
     if (err == ANTAR_E_UNAUTHORIZED) {
-        /* The contract's code is invalid_credentials; error.h has no such entry yet, so the
-         * envelope is built with the generic 401 and its code replaced. */
-        json_t *env =
-            antar_envelope(401, NULL, ANTAR_E_UNAUTHORIZED, NULL, "invalid username or password");
-        json_t *e = json_object_get(env, "error");
-        if (e)
-            json_object_set_new(e, "code", json_string("invalid_credentials"));
-        antar_http_reply_json(req, 401, env);
+        antar_http_fail(req, ANTAR_E_INVALID_CREDENTIALS, NULL, NULL);
         return;
     }
     if (err != ANTAR_OK) {
