@@ -4,9 +4,11 @@
  * tokens):
  *   keys/current.jwk   the signing key as a private JWK {kty OKP, crv Ed25519, x, d, kid, alg,
  *                      created}, mode 0600
+ *   keys/next.jwk      during a rotation only: the next signing key, already in the JWKS
  *   keys/previous.jwk  the public JWK of the key it replaced, with "retired" (unix seconds)
  * The kid is the RFC 7638 thumbprint. Rotation needs no command: when current.jwk is older
- * than ANTAR_KEY_MAX_AGE_S (30 days by default) it becomes previous.jwk and a new key is made.
+ * than ANTAR_KEY_MAX_AGE_S (30 days by default) a next key is made and published; 10 s later
+ * it replaces current.jwk, and the old one becomes previous.jwk.
  * The previous public key stays in the JWKS for the access-token lifetime plus a minute after
  * the rotation, so tokens signed just before it stay valid until they expire.
  */
@@ -26,12 +28,16 @@
 #include "antar/log.h"
 #include "oauth.h"
 
+/* Longer than the services' 5 s JWKS refetch interval (lib/auth_jwt.c). */
+#define KEY_PUBLISH_LEAD_S 10
+
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static char keys_dir[512];
 static long long keys_max_age;
-static json_t *cur_priv; /* private JWK of the current key */
-static json_t *prev_pub; /* public JWK of the previous key, or NULL */
-static jwk_t *cur_jwk;   /* Rhonabwy form of cur_priv */
+static json_t *cur_priv;  /* private JWK of the current key */
+static json_t *next_priv; /* published, not yet signing (rotation in progress), or NULL */
+static json_t *prev_pub;  /* public JWK of the previous key, or NULL */
+static jwk_t *cur_jwk;    /* Rhonabwy form of cur_priv */
 
 static void b64url(const unsigned char *in, size_t n, char *out, size_t outlen)
 {
@@ -117,37 +123,83 @@ static int install_locked(void)
     return rc;
 }
 
-static int rotate_locked(void)
+static long long created_of(json_t *k)
+{
+    return json_integer_value(json_object_get(k, "created"));
+}
+
+static int valid_private(json_t *k)
+{
+    return json_is_string(json_object_get(k, "d")) && json_is_string(json_object_get(k, "kid")) &&
+           json_is_string(json_object_get(k, "x"));
+}
+
+/* First start: the first key signs at once (nobody holds a token yet). */
+static int create_first_locked(void)
 {
     json_t *fresh = key_generate();
-    if (!fresh)
-        return -1;
-    if (cur_priv) {
-        json_t *pub = public_of(cur_priv);
-        json_object_set_new(pub, "retired", json_integer((json_int_t)time(NULL)));
-        if (write_json_file("previous.jwk", pub) != 0) {
-            json_decref(pub);
-            json_decref(fresh);
-            return -1;
-        }
-        json_decref(prev_pub);
-        prev_pub = pub;
-    }
-    if (write_json_file("current.jwk", fresh) != 0) {
+    if (!fresh || write_json_file("current.jwk", fresh) != 0) {
         json_decref(fresh);
         return -1;
     }
-    json_decref(cur_priv);
     cur_priv = fresh;
     antar_log_json("info", "signing_key_created",
                    json_pack("{s:O}", "kid", json_object_get(cur_priv, "kid")));
     return install_locked();
 }
 
-static int too_old(void)
+/* Rotation, step 1: make the next key and publish it in the JWKS without signing with it.
+ * A service refetches the JWKS at most once every 5 s on an unknown kid; publishing the key
+ * KEY_PUBLISH_LEAD_S before it signs anything means that any fetch a service made in those
+ * seconds already had it, so no fresh token is ever refused for its kid. */
+static int prepare_next_locked(void)
 {
-    long long created = json_integer_value(json_object_get(cur_priv, "created"));
-    return (long long)time(NULL) - created > keys_max_age;
+    json_t *fresh = key_generate();
+    if (!fresh || write_json_file("next.jwk", fresh) != 0) {
+        json_decref(fresh);
+        return -1;
+    }
+    next_priv = fresh;
+    antar_log_json("info", "signing_key_published",
+                   json_pack("{s:O}", "kid", json_object_get(next_priv, "kid")));
+    return install_locked();
+}
+
+/* Rotation, step 2: the next key signs from now on; the current one is retired but stays in
+ * the JWKS until the tokens it signed have expired. rename() makes the switch atomic. */
+static int promote_next_locked(void)
+{
+    char from[600], to[600];
+    json_t *pub = public_of(cur_priv);
+    json_object_set_new(pub, "retired", json_integer((json_int_t)time(NULL)));
+    if (write_json_file("previous.jwk", pub) != 0) {
+        json_decref(pub);
+        return -1;
+    }
+    snprintf(from, sizeof from, "%s/next.jwk", keys_dir);
+    snprintf(to, sizeof to, "%s/current.jwk", keys_dir);
+    if (rename(from, to) != 0) {
+        json_decref(pub);
+        return -1;
+    }
+    json_decref(prev_pub);
+    prev_pub = pub;
+    json_decref(cur_priv);
+    cur_priv = next_priv;
+    next_priv = NULL;
+    antar_log_json("info", "signing_key_rotated",
+                   json_pack("{s:O}", "kid", json_object_get(cur_priv, "kid")));
+    return install_locked();
+}
+
+static int rotate_step_locked(void)
+{
+    long long now = (long long)time(NULL);
+    if (next_priv)
+        return now >= created_of(next_priv) + KEY_PUBLISH_LEAD_S ? promote_next_locked() : 0;
+    if (now - created_of(cur_priv) > keys_max_age)
+        return prepare_next_locked();
+    return 0;
 }
 
 int core_keys_init(const char *dir, long long max_age_s)
@@ -162,16 +214,21 @@ int core_keys_init(const char *dir, long long max_age_s)
     }
     chmod(dir, 0700);
     cur_priv = read_json_file("current.jwk");
+    next_priv = read_json_file("next.jwk");
     prev_pub = read_json_file("previous.jwk");
-    if (cur_priv && (!json_is_string(json_object_get(cur_priv, "d")) ||
-                     !json_is_string(json_object_get(cur_priv, "kid")))) {
-        antar_logf("error", "keys/current.jwk is not a private Ed25519 JWK");
+    if ((cur_priv && !valid_private(cur_priv)) || (next_priv && !valid_private(next_priv))) {
+        antar_logf("error", "keys/current.jwk or keys/next.jwk is not a private Ed25519 JWK");
         goto out;
     }
-    if (!cur_priv || too_old())
-        rc = rotate_locked();
-    else
+    if (!cur_priv) {
+        json_decref(next_priv);
+        next_priv = NULL;
+        rc = create_first_locked();
+    } else {
         rc = install_locked();
+        if (rc == 0 && rotate_step_locked() != 0)
+            antar_logf("error", "signing key rotation failed; keeping the current key");
+    }
 out:
     pthread_mutex_unlock(&keys_lock);
     return rc;
@@ -183,15 +240,16 @@ void core_keys_shutdown(void)
     r_jwk_free(cur_jwk);
     cur_jwk = NULL;
     json_decref(cur_priv);
+    json_decref(next_priv);
     json_decref(prev_pub);
-    cur_priv = prev_pub = NULL;
+    cur_priv = next_priv = prev_pub = NULL;
     pthread_mutex_unlock(&keys_lock);
 }
 
 void core_keys_maybe_rotate(void)
 {
     pthread_mutex_lock(&keys_lock);
-    if (cur_priv && too_old() && rotate_locked() != 0)
+    if (cur_priv && rotate_step_locked() != 0)
         antar_logf("error", "signing key rotation failed; keeping the current key");
     pthread_mutex_unlock(&keys_lock);
 }
@@ -202,6 +260,8 @@ static json_t *jwks_locked(void)
     json_t *keys = json_array();
     if (cur_priv)
         json_array_append_new(keys, public_of(cur_priv));
+    if (next_priv)
+        json_array_append_new(keys, public_of(next_priv));
     if (prev_pub) {
         long long retired = json_integer_value(json_object_get(prev_pub, "retired"));
         if ((long long)time(NULL) < retired + OAUTH_ACCESS_TTL_S + 60) {

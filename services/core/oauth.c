@@ -349,6 +349,18 @@ static bool scope_ok(const oauth_client_t *c, json_t *params)
     return !s || !strcmp(s, c->scope);
 }
 
+/* Only the contract's answer for wrong credentials (401 invalid_credentials) counts as a wrong
+ * password; a 401 about core's own service token is the account service failing, not the user. */
+static bool credentials_refused(const antar_httpc_res_t *res)
+{
+    json_t *e = json_object_get(res->body, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    if (res->status == 401)
+        return code && !strcmp(code, "invalid_credentials");
+    /* A username that is not an email or phone at all is refused as a field error. */
+    return res->status == 422 || res->status == 404;
+}
+
 antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
                                  const char *password, char *sub)
 {
@@ -367,7 +379,7 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
         snprintf(want, sizeof want, "%s%lld", prefix, (long long)id);
         if (res.status == 200 && id > 0 && (!rsub || !strcmp(rsub, want))) {
             snprintf(sub, 64, "%s", want);
-        } else if (res.status == 401 || res.status == 404 || res.status == 422) {
+        } else if (credentials_refused(&res)) {
             err = ANTAR_E_UNAUTHORIZED;
         } else {
             err = ANTAR_E_UPSTREAM;

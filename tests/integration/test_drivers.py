@@ -1,12 +1,13 @@
 """driver-service on the real stack: sign-up and every way it can be refused, the driver's own
 record (and only their own), status and location, earnings and trip history when empty."""
 
+import os
 import random
 
 import pytest
 
-from antar_client import (csrf, login, new_driver, new_user, signup_driver, unique_email,
-                          unique_phone, unique_plate)
+from antar_client import (login, new_driver, new_user, signup_driver, unique_email,
+                          unique_phone, unique_plate, wait_for)
 
 
 def _err(r, status, code=None, field=None):
@@ -253,3 +254,167 @@ def test_internal_routes_refuse_client_tokens(driver_api, edge):
                          token=a.token, csrf=a.csrf), 403)
     _err(driver_api.post("/internal/credentials/verify",
                          json={"username": a.account["email"], "password": "x" * 10}), 401)
+
+
+# ---- internal routes, called as core and user-service would ------------------------------
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _secrets():
+    run = os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
+    out = {}
+    try:
+        with open(os.path.join(run, "secrets.env")) as f:
+            for line in f:
+                k, _, v = line.strip().partition("=")
+                out[k] = v
+    except OSError:
+        pass
+    return out
+
+
+def _service_token(core_api, client="core-service", key="CLIENT_SECRET_CORE"):
+    """A client_credentials token from the stack's own test secrets, or skip."""
+    secret = os.environ.get("ANTAR_TEST_" + key) or _secrets().get(key)
+    if not secret:
+        pytest.skip("no service client secret available to the tests")
+    r = core_api.post("/oauth/token", form={"grant_type": "client_credentials",
+                                            "client_id": client, "client_secret": secret})
+    if r.status != 200:
+        import requests
+        raw = requests.post(core_api.base_url + "/oauth/token", auth=(client, secret),
+                            data={"grant_type": "client_credentials"}, timeout=20)
+        assert raw.status_code == 200, raw.text
+        return raw.json()["access_token"]
+    return r.body["access_token"]
+
+
+@pytest.fixture(scope="module")
+def svc(core_api):
+    return _service_token(core_api)
+
+
+def test_internal_public_profile_has_no_contact_data(driver_api, edge, svc):
+    d = signup_driver(edge)
+    r = driver_api.get(f"/internal/drivers/{d['id']}", token=svc)
+    assert r.status == 200, r
+    assert r.result == {"id": d["id"], "name": d["name"], "vehicle_type": d["vehicle_type"],
+                        "plate_number": d["plate_number"], "rating": None}
+    _err(driver_api.get("/internal/drivers/999999999", token=svc), 404)
+
+
+def test_internal_credentials_verify(driver_api, edge, svc):
+    d = signup_driver(edge)
+    for username in (d["email"], d["email"].upper(), d["phone"]):
+        r = driver_api.post("/internal/credentials/verify",
+                            json={"username": username, "password": d["password"]}, token=svc)
+        assert r.status == 200, r
+        assert r.result == {"id": d["id"], "sub": f"driver:{d['id']}", "name": d["name"],
+                            "vehicle_type": d["vehicle_type"]}
+    for username, pw in ((d["email"], "wrong-password"), (unique_email(), d["password"]),
+                         (unique_phone(), d["password"])):
+        _err(driver_api.post("/internal/credentials/verify",
+                             json={"username": username, "password": pw}, token=svc),
+             401, "invalid_credentials")
+    _err(driver_api.post("/internal/credentials/verify", json={"password": "x" * 10},
+                         token=svc), 422, "missing_field", "username")
+
+
+def _searching_order(edge):
+    """An order at a spot where no driver is, so that it stays searching for a while."""
+    u = new_user(edge)
+    lat, lng = _far_point()
+    body = {"pickup_lat": lat, "pickup_lng": lng, "pickup_address": "Jl. Kosong 1",
+            "dropoff_lat": lat + 0.02, "dropoff_lng": lng + 0.01, "dropoff_address": "Jl. Ujung",
+            "vehicle_type": "motorcycle"}
+    r = edge.post("/orders", json=body, token=u.token, csrf=u.csrf)
+    assert r.status == 201, r
+    return u, r.result
+
+
+def _online_far_away(edge, d):
+    # Far outside Jakarta: core never picks this driver for the tests' orders.
+    lat, lng = -8.6 + random.uniform(-0.05, 0.05), 115.2 + random.uniform(-0.05, 0.05)
+    r = edge.put("/drivers/me/location", json={"lat": lat, "lng": lng}, token=d.token,
+                 csrf=d.csrf)
+    assert r.status == 200, r
+    r = edge.put("/drivers/me/status", json={"status": "online"}, token=d.token, csrf=d.csrf)
+    assert r.status == 200, r
+
+
+def test_internal_offers_lifecycle(driver_api, edge, svc):
+    d = new_driver(edge)
+    u, order = _searching_order(edge)
+    offer_body = {"order_id": order["id"], "driver_id": d.id, "vehicle_type": "motorcycle",
+                  "pickup_lat": order["pickup_lat"], "pickup_lng": order["pickup_lng"],
+                  "pickup_address": order["pickup_address"],
+                  "dropoff_lat": order["dropoff_lat"], "dropoff_lng": order["dropoff_lng"],
+                  "dropoff_address": order["dropoff_address"], "price": order["price"],
+                  "currency": "IDR"}
+    # Offline drivers get no offers.
+    _err(driver_api.post("/internal/offers", json=offer_body, token=svc), 409, "conflict")
+    _online_far_away(edge, d)
+    try:
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, price=-1), token=svc),
+             422, "invalid_field", "price")
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, expires_at="soon"),
+                             token=svc), 422, "invalid_field", "expires_at")
+        r = driver_api.post("/internal/offers", json=offer_body, token=svc)
+        assert r.status == 201, r
+        offer = r.result
+        assert offer["status"] == "pending" and offer["order_id"] == order["id"]
+        assert offer["customer"]["first_name"] == "Sari"
+        # Idempotent per (order, driver).
+        again = driver_api.post("/internal/offers", json=offer_body, token=svc)
+        assert again.status == 200 and again.result["id"] == offer["id"], again
+        # One live offer per driver.
+        u2, order2 = _searching_order(edge)
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, order_id=order2["id"]),
+                             token=svc), 409)
+        assert [o["id"] for o in edge.get("/offers", token=d.token).result["items"]] == \
+            [offer["id"]]
+        # The deadline: pending → expired, idempotently; then accept is too late.
+        r = driver_api.post(f"/internal/offers/{offer['id']}/expire", json={}, token=svc)
+        assert r.status == 200 and r.result["status"] == "expired", r
+        r = driver_api.post(f"/internal/offers/{offer['id']}/expire", json={}, token=svc)
+        assert r.status == 200 and r.result["status"] == "expired", r
+        _err(edge.post(f"/offers/{offer['id']}/accept", token=d.token, csrf=d.csrf), 409)
+        _err(driver_api.post("/internal/offers/999999999/expire", json={}, token=svc), 404)
+        # Now free for the second order; accept it, and the deadline loses with a 409.
+        r = driver_api.post("/internal/offers", json=dict(offer_body, order_id=order2["id"]),
+                            token=svc)
+        assert r.status == 201, r
+        offer2 = r.result
+        r = edge.post(f"/offers/{offer2['id']}/accept", token=d.token, csrf=d.csrf)
+        assert r.status == 200 and r.result["status"] == "accepted", r
+        r = driver_api.post(f"/internal/offers/{offer2['id']}/expire", json={}, token=svc,
+                            envelope=False)
+        assert r.status == 409 and r.body["result"]["status"] == "accepted", r
+        # Busy drivers get no offers.
+        _, order3 = _searching_order(edge)
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, order_id=order3["id"]),
+                             token=svc), 409)
+        # A rating for an order this driver did not complete is refused.
+        _err(driver_api.post(f"/internal/drivers/{d.id}/ratings",
+                             json={"order_id": order2["id"], "rating": 5}, token=svc), 409)
+        _err(driver_api.post(f"/internal/drivers/{d.id}/ratings",
+                             json={"order_id": order2["id"], "rating": 6}, token=svc), 422,
+             "invalid_field", "rating")
+        # The customer cancels; user-service's outbox tells us; a repeat changes nothing.
+        r = edge.post(f"/orders/{order2['id']}/cancel", json={}, token=u2.token, csrf=u2.csrf)
+        assert r.status == 200, r
+
+        def trip_cancelled():
+            items = edge.get("/trips", token=d.token).result["items"]
+            return items and items[0]["order_id"] == order2["id"] and \
+                items[0]["status"] == "cancelled"
+        wait_for(trip_cancelled, timeout=20, what="trip cancelled")
+        hdr = {"Idempotency-Key": "test-" + unique_email()}
+        for _ in range(2):
+            r = driver_api.post(f"/internal/orders/{order2['id']}/cancelled", json={},
+                                token=svc, headers=hdr)
+            assert r.status == 200, r
+        _err(edge.post(f"/trips/{order2['id']}/pickup", token=d.token, csrf=d.csrf), 409)
+    finally:
+        edge.put("/drivers/me/status", json={"status": "offline"}, token=d.token, csrf=d.csrf)
