@@ -3,12 +3,12 @@
 #   make test    set up, ASan+UBSan build, unit + integration tests on the real stack
 #   make up      start everything in the background (returns once every /health is 200)
 #   make down    stop everything
-#   make build   release build into build/
+#   make build   optimised build (RelWithDebInfo) into build/
 #   make bench   wrk benchmarks against a running `make up` stack → bench/results.md
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
-BUILD ?= build
+BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
 .PHONY: all run test up down status setup build bench format clean
 
@@ -19,7 +19,7 @@ setup:
 
 build:
 	@mkdir -p $(BUILD)/api
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANTAR_SANITIZE=OFF >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run:
@@ -29,7 +29,7 @@ test:
 	@scripts/test.sh
 
 up: setup build
-	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(CURDIR)/$(BUILD)/bin} scripts/stack.sh up
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/stack.sh up
 
 down:
 	@scripts/stack.sh down

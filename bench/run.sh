@@ -58,7 +58,7 @@ run() {
     local name="$1" url="$2" script="$3" line
     cat "$REPO/bench/$script" "$REPO/bench/report.lua" >"$TMP/s.lua"
     echo "bench: $name ($DUR, $CONN connections)" >&2
-    line="$(ANTAR_BENCH_TOKEN="$token" ANTAR_BENCH_BODY="${BODY:-}" \
+    line="$(ANTAR_BENCH_TOKEN="$token" ANTAR_BENCH_CSRF="$csrf" ANTAR_BENCH_BODY="${BODY:-}" \
         timeout 60 wrk -t1 -c"$CONN" -d"$DUR" --timeout 5s -s "$TMP/s.lua" "$url" |
         grep '^ANTAR_RESULT' || true)"
     if [ -z "$line" ]; then

@@ -423,6 +423,7 @@ int antar_auth_init(const antar_config_t *cfg)
     if (!cache)
         return -1;
     antar_httpc_set_token_provider(antar_auth_service_token);
+    antar_httpc_set_token_reset(antar_auth_service_token_reset);
     return 0;
 }
 

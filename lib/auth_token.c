@@ -110,3 +110,11 @@ int antar_auth_service_token(char *buf, size_t len)
     pthread_mutex_unlock(&tok_lock);
     return rc;
 }
+
+void antar_auth_service_token_reset(void)
+{
+    pthread_mutex_lock(&tok_lock);
+    tok_exp = 0;
+    tok_retry_at = 0;
+    pthread_mutex_unlock(&tok_lock);
+}

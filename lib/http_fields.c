@@ -15,6 +15,7 @@
 #include "http_internal.h"
 
 #define INT_LIMIT 9007199254740992.0 /* 2^53 */
+#define INT_LIMIT_LL 9007199254740992LL
 
 typedef union {
     const char *s;
@@ -146,7 +147,11 @@ static antar_err_t check_one(antar_req_t *req, const antar_field_t *f, json_t *v
             i = json_integer_value(v);
         }
         double lo = bounded(f) ? f->min : -INT_LIMIT, hi = bounded(f) ? f->max : INT_LIMIT;
-        if ((double)i < lo || (double)i > hi) {
+        /* The default limit is compared as an integer: 2^53 + 1 rounds to 2^53 as a double and
+         * would slip through a floating-point compare. */
+        bool out_of_range = bounded(f) ? ((double)i < lo || (double)i > hi)
+                                       : (i < -INT_LIMIT_LL || i > INT_LIMIT_LL);
+        if (out_of_range) {
             antar_http_fail(req, ANTAR_E_INVALID_FIELD, n, "%s must be between %.0f and %.0f", n,
                             lo, hi);
             return ANTAR_E_INVALID_FIELD;

@@ -237,15 +237,19 @@ const char *antar_req_client_ip(const antar_req_t *r)
     antar_req_t *m = (antar_req_t *)r; /* computed once, lazily */
     if (m->client_ip[0])
         return m->client_ip;
-    /* The edge is the only thing that can reach the services' ports from outside, and it sets
-     * X-Forwarded-For; the first entry is the original client. */
+    /* The edge is the only thing that can reach the services' ports from outside, and it
+     * appends the address it saw to X-Forwarded-For. Earlier entries come from the client and
+     * can say anything, so only the last one — the edge's own — is trusted (per-address login
+     * throttles depend on it). */
     const char *xff = antar_req_header(r, "X-Forwarded-For");
     if (xff) {
-        while (*xff == ' ')
-            xff++;
-        size_t n = strcspn(xff, ", ");
-        if (n > 0 && n < sizeof(m->client_ip) && strspn(xff, "0123456789abcdefABCDEF.:") >= n) {
-            memcpy(m->client_ip, xff, n);
+        const char *last = strrchr(xff, ',');
+        last = last ? last + 1 : xff;
+        while (*last == ' ')
+            last++;
+        size_t n = strcspn(last, " ");
+        if (n > 0 && n < sizeof(m->client_ip) && strspn(last, "0123456789abcdefABCDEF.:") >= n) {
+            memcpy(m->client_ip, last, n);
             m->client_ip[n] = '\0';
             return m->client_ip;
         }

@@ -26,6 +26,7 @@
 
 static const antar_config_t *g_cfg;
 static antar_token_provider_fn g_token_fn;
+static void (*g_token_reset_fn)(void);
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_ok;
@@ -50,6 +51,11 @@ int antar_httpc_init(const antar_config_t *cfg)
     g_cfg = cfg;
     pthread_once(&g_once, global_init);
     return g_ok ? 0 : -1;
+}
+
+void antar_httpc_set_token_reset(void (*fn)(void))
+{
+    g_token_reset_fn = fn;
 }
 
 void antar_httpc_set_token_provider(antar_token_provider_fn fn)
@@ -252,7 +258,7 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *line)
     return n;
 }
 
-antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
+static antar_err_t call_once(antar_svc_t target, const char *method, const char *path, json_t *body,
                              const char *const *headers, antar_httpc_res_t *res)
 {
     antar_httpc_res_t dummy;
@@ -440,4 +446,24 @@ void antar_httpc_res_clean(antar_httpc_res_t *res)
     json_decref(res->body);
     res->body = NULL;
     res->status = 0;
+}
+
+antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
+                             const char *const *headers, antar_httpc_res_t *res)
+{
+    antar_httpc_res_t local;
+    if (!res)
+        res = &local;
+    antar_err_t err = call_once(target, method, path, body, headers, res);
+    /* A 401 from a peer means our cached service token is no longer accepted (core rotated its
+     * key, or the token was revoked): drop it and try once more with a fresh one, so a service
+     * recovers by itself instead of failing every call until the token would have expired. */
+    if (err == ANTAR_OK && res->status == 401 && g_token_reset_fn) {
+        g_token_reset_fn();
+        antar_httpc_res_clean(res);
+        err = call_once(target, method, path, body, headers, res);
+    }
+    if (res == &local)
+        antar_httpc_res_clean(res);
+    return err;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh — `make run`: set up, release build, start the stack, run the demo, then keep running
+# run.sh — `make run`: set up, optimised build, start the stack, run the demo, then keep running
 # until Ctrl-C; the stack is always stopped on the way out (Ctrl-C, an error, or the end).
 set -euo pipefail
 
@@ -24,16 +24,23 @@ stop_all() {
     trap '' INT TERM # a second Ctrl-C must not cut the shutdown short
     echo
     echo "run: stopping the stack"
-    "$REPO/scripts/stack.sh" down || true
+    # In its own session: the terminal's next Ctrl-C reaches our process group, not this.
+    setsid -w "$REPO/scripts/stack.sh" down || true
 }
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+trap 'trap "" INT TERM; exit 130' INT TERM
 
 "$REPO/scripts/setup.sh"
-echo "run: building (release) in $BUILD"
-mkdir -p "$BUILD/api" # the OpenAPI JSON rule does not create its folder
-cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)"
+# RelWithDebInfo: optimised (-O2, NDEBUG) with symbols, so a crash report is readable.
+echo "run: building (RelWithDebInfo) in $BUILD"
+mkdir -p "$BUILD/api" "$ANTAR_RUN_DIR/log" # the OpenAPI JSON rule does not create its folder
+blog="$ANTAR_RUN_DIR/log/build.log"
+if ! { cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANTAR_SANITIZE=OFF &&
+    cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)"; } >"$blog" 2>&1; then
+    grep -E 'error|Error' "$blog" | head -n 30
+    echo "run: build failed (full log: $blog)" >&2
+    exit 1
+fi
 "$REPO/scripts/stack.sh" up
 
 if [ -x "$REPO/scripts/demo.sh" ]; then

@@ -399,6 +399,13 @@ do_down() {
 }
 
 do_up() {
+    local svc
+    for svc in core user driver; do
+        if [ ! -x "$BIN/antar-$svc" ]; then
+            err "$BIN/antar-$svc not found or not executable — build first (make build, or set ANTAR_BIN_DIR)"
+            return 1
+        fi
+    done
     mkdir -p "$RUN" "$LOG"
     ensure_secrets
     if ! {

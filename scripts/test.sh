@@ -67,7 +67,10 @@ fi
 # A fresh run folder per test run: a clean database, and sanitizer logs of this run only.
 # Stop whatever a previous, interrupted run left in it first (by its pid files).
 "$REPO/scripts/stack.sh" down >/dev/null 2>&1 || true
-rm -rf "$RUN"
+case "$(basename "$RUN")" in
+.run* | run*) rm -rf "$RUN" ;;
+*) echo "test.sh: not wiping $RUN (name it .run-something); reusing it" ;;
+esac
 mkdir -p "$LOG"
 
 # ---- build ----------------------------------------------------------------------------------

@@ -58,5 +58,8 @@ void antar_auth_set_local_minter(antar_token_minter_fn fn);
 /* This service's bearer token (client_credentials against core, cached and renewed a minute
  * before exp). 0 and buf filled, or -1. Thread-safe. */
 int antar_auth_service_token(char *buf, size_t len);
+/* Forget the cached service token (a callee answered 401 invalid_token, e.g. after core lost
+ * its key): the next antar_auth_service_token fetches a new one. Thread-safe. */
+void antar_auth_service_token_reset(void);
 
 #endif

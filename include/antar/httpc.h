@@ -26,6 +26,9 @@ typedef int (*antar_token_provider_fn)(char *buf, size_t len);
 /* Once, before threads start (curl_global_init); cfg borrowed. 0 or -1. */
 int antar_httpc_init(const antar_config_t *cfg);
 void antar_httpc_set_token_provider(antar_token_provider_fn fn);
+/* Called when a peer answers 401 to a service call: forget the cached token. The call is then
+ * retried once with a fresh token. */
+void antar_httpc_set_token_reset(void (*fn)(void));
 /* "user-service", "driver-service", "core-service". */
 const char *antar_httpc_target_name(antar_svc_t target);
 

@@ -109,6 +109,11 @@ static rkey_t key_geo(const char *vt)
     return k;
 }
 
+static bool geo_lat_ok(double lat)
+{
+    return lat >= -GEO_MAX_LAT && lat <= GEO_MAX_LAT;
+}
+
 /* ---- presence ---------------------------------------------------------------------------- */
 
 static const char lua_online[] =
@@ -119,6 +124,9 @@ static const char lua_online[] =
     "if ARGV[3] == '1' then\n"
     "  redis.call('GEOADD', KEYS[2], ARGV[4], ARGV[5], ARGV[1])\n"
     "  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])\n"
+    "elseif ARGV[3] == '2' then\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "  redis.call('ZREM', KEYS[4], ARGV[1])\n"
     "end\n"
     "return 1\n";
 
@@ -126,10 +134,13 @@ antar_err_t core_store_presence_online(long long driver_id, const char *vt, bool
                                        double lat, double lng, long long now_ms)
 {
     const char *other = strcmp(vt, "car") == 0 ? "motorcycle" : "car";
+    /* A position Redis cannot index (beyond ±85.05°) is no usable position: the driver leaves
+     * the index rather than keep an old one. */
+    const char *pos = !has_pos ? "0" : geo_lat_ok(lat) ? "1" : "2";
     num_t id = num_ll(driver_id), n_lng = num_deg(lng), n_lat = num_deg(lat), now = num_ll(now_ms);
     rkey_t k1 = key_driver(driver_id, ""), k2 = key_geo(vt), k3 = key_geo(other);
-    redisReply *r = EVAL(lua_online, 4, k1.b, k2.b, k3.b, "drivers:seen", id.b, vt,
-                         has_pos ? "1" : "0", n_lng.b, n_lat.b, now.b);
+    redisReply *r = EVAL(lua_online, 4, k1.b, k2.b, k3.b, "drivers:seen", id.b, vt, pos, n_lng.b,
+                         n_lat.b, now.b);
     antar_err_t err = reply_ok(r, "presence_online");
     if (r)
         freeReplyObject(r);
@@ -232,11 +243,6 @@ static const char lua_candidates[] =
     "end\n"
     "if ARGV[6] == 'count' then return n end\n"
     "return false\n";
-
-static bool geo_lat_ok(double lat)
-{
-    return lat >= -GEO_MAX_LAT && lat <= GEO_MAX_LAT;
-}
 
 antar_err_t core_store_supply(const char *vt, double lat, double lng, long radius_m,
                               long long cutoff_ms, long long *count)

@@ -5,7 +5,8 @@
  *   keys/current.jwk   the signing key as a private JWK {kty OKP, crv Ed25519, x, d, kid, alg,
  *                      created}, mode 0600
  *   keys/next.jwk      during a rotation only: the next signing key, already in the JWKS
- *   keys/previous.jwk  the public JWK of the key it replaced, with "retired" (unix seconds)
+ *   keys/previous.jwk  {"keys": [...]}: public JWKs of retired keys, each with "retired"
+ *                      (unix seconds), kept while tokens they signed may be alive
  * The kid is the RFC 7638 thumbprint. Rotation needs no command: when current.jwk is older
  * than ANTAR_KEY_MAX_AGE_S (30 days by default) a next key is made and published; 10 s later
  * it replaces current.jwk, and the old one becomes previous.jwk.
@@ -30,13 +31,15 @@
 
 /* Longer than the services' 5 s JWKS refetch interval (lib/auth_jwt.c). */
 #define KEY_PUBLISH_LEAD_S 10
+/* A retired key verifies until every token it signed has expired, plus a margin. */
+#define KEY_RETIRED_KEEP_S (OAUTH_ACCESS_TTL_S + 60)
 
 static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
 static char keys_dir[512];
 static long long keys_max_age;
 static json_t *cur_priv;  /* private JWK of the current key */
 static json_t *next_priv; /* published, not yet signing (rotation in progress), or NULL */
-static json_t *prev_pub;  /* public JWK of the previous key, or NULL */
+static json_t *prev_pub;  /* {"keys": [public JWK + "retired"]}: retired keys, or NULL */
 static jwk_t *cur_jwk;    /* Rhonabwy form of cur_priv */
 
 static void b64url(const unsigned char *in, size_t n, char *out, size_t outlen)
@@ -170,8 +173,19 @@ static int prepare_next_locked(void)
 static int promote_next_locked(void)
 {
     char from[600], to[600];
-    json_t *pub = public_of(cur_priv);
-    json_object_set_new(pub, "retired", json_integer((json_int_t)time(NULL)));
+    long long now = (long long)time(NULL);
+    json_t *pub = json_pack("{s:[]}", "keys"), *list = json_object_get(pub, "keys"), *k;
+    size_t i;
+    /* Keep every retired key whose tokens may still be alive, not only the last one: two
+     * rotations within one token lifetime must not cut off the older tokens. */
+    json_array_foreach(json_object_get(prev_pub, "keys"), i, k)
+    {
+        if (now < json_integer_value(json_object_get(k, "retired")) + KEY_RETIRED_KEEP_S)
+            json_array_append(list, k);
+    }
+    json_t *cur = public_of(cur_priv);
+    json_object_set_new(cur, "retired", json_integer((json_int_t)now));
+    json_array_append_new(list, cur);
     if (write_json_file("previous.jwk", pub) != 0) {
         json_decref(pub);
         return -1;
@@ -262,10 +276,13 @@ static json_t *jwks_locked(void)
         json_array_append_new(keys, public_of(cur_priv));
     if (next_priv)
         json_array_append_new(keys, public_of(next_priv));
-    if (prev_pub) {
-        long long retired = json_integer_value(json_object_get(prev_pub, "retired"));
-        if ((long long)time(NULL) < retired + OAUTH_ACCESS_TTL_S + 60) {
-            json_t *p = json_deep_copy(prev_pub);
+    json_t *k;
+    size_t i;
+    json_array_foreach(json_object_get(prev_pub, "keys"), i, k)
+    {
+        if ((long long)time(NULL) <
+            json_integer_value(json_object_get(k, "retired")) + KEY_RETIRED_KEEP_S) {
+            json_t *p = json_deep_copy(k);
             json_object_del(p, "retired");
             json_array_append_new(keys, p);
         }

@@ -18,10 +18,10 @@
 
 /* ---- clients (oauth.c) ------------------------------------------------------------------ */
 typedef struct {
-    const char *id;       /* "user-app" */
-    bool confidential;    /* has a secret: a service */
-    unsigned role;        /* ANTAR_AUTH_USER / DRIVER / SERVICE */
-    const char *scope;    /* "user", "driver", "internal" */
+    const char *id;                /* "user-app" */
+    bool confidential;             /* has a secret: a service */
+    unsigned role;                 /* ANTAR_AUTH_USER / DRIVER / SERVICE */
+    const char *scope;             /* "user", "driver", "internal" */
     unsigned char secret_hash[32]; /* BLAKE2b-256 of the secret; confidential only */
     bool has_secret;
 } oauth_client_t;
@@ -52,8 +52,8 @@ json_t *core_keys_jwks(void);
 
 /* Mint an access token. sub/role/client_id/scope borrowed. jti_out (64 bytes) and exp_out may
  * be NULL. Returns malloc'd JWT or NULL. */
-char *oauth_mint_access(const char *sub, const char *role, const char *client_id,
-                        const char *scope, char *jti_out, long long *exp_out);
+char *oauth_mint_access(const char *sub, const char *role, const char *client_id, const char *scope,
+                        char *jti_out, long long *exp_out);
 
 /* ---- oauth_store.c ---------------------------------------------------------------------- */
 /* 43-char base64url of 32 random bytes. out must hold 64 bytes. */
@@ -73,13 +73,11 @@ typedef struct {
  * parent_id in family. access_jti/access_exp remember the access token issued with it, so that
  * revoking the family can also revoke that access token. */
 antar_err_t oauth_refresh_store(const char *token, const oauth_grant_t *g, const char *family,
-                                long long parent_id, const char *access_jti,
-                                long long access_exp);
+                                long long parent_id, const char *access_jti, long long access_exp);
 /* Use a refresh token once: on ANTAR_OK, g, family (33 bytes) and id are filled and the token
  * is marked used. A token already used revokes its whole family (and returns
  * ANTAR_E_CONFLICT); unknown, expired or revoked → ANTAR_E_NOT_FOUND. */
-antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family,
-                              long long *id);
+antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family, long long *id);
 /* Revoke the family of a refresh token; when client_id is not NULL only if the token belongs
  * to it. ANTAR_OK also when the token is unknown (RFC 7009). */
 antar_err_t oauth_refresh_revoke(const char *token, const char *client_id);

@@ -129,9 +129,6 @@ bool core_body_bool(antar_req_t *req, const char *name, bool required, bool *out
 
 /* ---- routes -------------------------------------------------------------------------------- */
 
-/* GEOADD takes latitudes within ±85.05112878° only; nobody drives closer to a pole anyway. */
-#define PRESENCE_MAX_LAT 85.05
-
 static bool body_vehicle(antar_req_t *req, bool required, const char **vt)
 {
     const char *s = NULL;
@@ -166,7 +163,7 @@ void core_presence_put(antar_req_t *req)
     }
     if (!body_vehicle(req, online, &vt))
         return;
-    if (!core_body_number(req, "lat", false, -PRESENCE_MAX_LAT, PRESENCE_MAX_LAT, &lat, &has_lat) ||
+    if (!core_body_number(req, "lat", false, -90, 90, &lat, &has_lat) ||
         !core_body_number(req, "lng", false, -180, 180, &lng, &has_lng))
         return;
     if (has_lat != has_lng) {

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "antar/config.h"
+#include "antar/metrics.h"
 #include "antar/outbox.h"
 #include "antar/util.h"
 #include "driver.h"
@@ -155,6 +156,8 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created)
         goto done;
     err = offer_load(id, out);
     *created = err == ANTAR_OK;
+    if (*created)
+        antar_metrics_count("antar_offers_total", "outcome", "created");
 done:
     json_decref(row);
     json_decref(order);
@@ -237,6 +240,7 @@ antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)
     if (err == ANTAR_E_CONFLICT || err == ANTAR_E_NOT_FOUND) {
         /* The order went to another driver or was cancelled: this offer lost. */
         store_offer_move(offer_id, "accepted", "lost", &moved);
+        antar_metrics_count("antar_offers_total", "outcome", "lost");
         err = ANTAR_E_CONFLICT;
         goto done;
     }
@@ -257,6 +261,7 @@ antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)
     if (err != ANTAR_OK)
         goto done;
     antar_outbox_kick();
+    antar_metrics_count("antar_offers_total", "outcome", "accepted");
     err = trip_of(driver_id, order_id, out);
 done:
     json_decref(row);
@@ -288,6 +293,7 @@ antar_err_t offer_reject(long long driver_id, long long offer_id, json_t **out)
         goto done;
     }
     antar_outbox_kick();
+    antar_metrics_count("antar_offers_total", "outcome", "rejected");
     err = offer_load(offer_id, out);
 done:
     json_decref(row);
@@ -301,6 +307,8 @@ antar_err_t offer_expire(long long offer_id, json_t **out)
     antar_err_t err = store_offer_move(offer_id, "pending", "expired", &changed);
     if (err != ANTAR_OK)
         return err;
+    if (changed)
+        antar_metrics_count("antar_offers_total", "outcome", "expired");
     err = offer_load(offer_id, out);
     if (err != ANTAR_OK)
         return err;

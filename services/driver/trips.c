@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "antar/metrics.h"
 #include "antar/outbox.h"
 #include "driver.h"
 
@@ -126,6 +127,7 @@ antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
     if (err != ANTAR_OK)
         goto done;
     antar_outbox_kick();
+    antar_metrics_count("antar_trips_total", "status", "completed");
     err = trip_reload(order_id, out);
 done:
     json_decref(row);

@@ -89,6 +89,15 @@ def order_status(edge, who, order_id):
     return r.result["status"]
 
 
+def restart_core(stack, edge):
+    """Stop core (SIGTERM: its worker finishes the order in hand), start it again, and wait
+    until the edge routes to it again (HAProxy's health checks take a moment)."""
+    stack.stop("core")
+    stack.start("core")
+    wait_for(lambda: edge.get("/.well-known/jwks.json", envelope=False).status == 200,
+             timeout=20, interval=0.3, what="the edge to route to core again")
+
+
 def reject(edge, d, offer):
     r = edge.post(f"/offers/{offer['id']}/reject", json={}, token=d.token, csrf=d.csrf,
                   envelope=False)
@@ -261,8 +270,7 @@ def test_core_restart_while_an_offer_is_out_loses_nothing(edge, stack):
     second = driver_at(edge, east(p, 1200))
     who, order = order_at(edge, p)
     offer = wait_offer(edge, first, order["id"])
-    stack.stop("core")
-    stack.start("core")
+    restart_core(stack, edge)
     # The restarted core expires the unanswered offer at its deadline and moves on.
     wait_offer(edge, second, order["id"], timeout=OFFER_TTL_S + 15)
     assert all(o["id"] != offer["id"] for o in offers_for(edge, first, order["id"]))
@@ -274,8 +282,78 @@ def test_core_restart_before_any_driver_loses_nothing(edge, stack):
     p = fresh_point()
     who, order = order_at(edge, p)
     time.sleep(0.5)  # dispatch has the order and found nobody
-    stack.stop("core")
-    stack.start("core")
+    restart_core(stack, edge)
     late = driver_at(edge, north(p, 400))
     wait_offer(edge, late, order["id"], timeout=10)
     assert order_status(edge, who, order["id"]) == "searching"
+
+
+# ---- the driver index and the dispatch state, through the internal routes -----------------
+
+def _fake_id():
+    """An id no real driver or order has (the index is keyed by the ids other services send)."""
+    return random.randint(10**12, 2 * 10**12)
+
+
+def test_presence_and_availability_lifecycle(core_api, user_service_token):
+    tok, d = user_service_token, _fake_id()
+    p = fresh_point()
+    path = f"/internal/drivers/{d}"
+    r = core_api.put(path + "/presence", json={"status": "online", "vehicle_type": "car",
+                                               "lat": p[0], "lng": p[1]}, token=tok)
+    assert r.status == 200 and r.result["status"] == "online", r
+    assert redis_cli("HGET", f"driver:{d}", "status") == "available"
+    assert redis_cli("ZSCORE", "geo:drivers:car", d) != ""
+    assert redis_cli("ZSCORE", "drivers:seen", d) != ""
+    # Busy with order 5; a late "available" about another order changes nothing.
+    r = core_api.put(path + "/availability", json={"available": False, "order_id": 5}, token=tok)
+    assert r.status == 200 and r.result["applied"] is True, r
+    r = core_api.put(path + "/availability", json={"available": True, "order_id": 6}, token=tok)
+    assert r.status == 200 and r.result["applied"] is False, r
+    assert redis_cli("HGET", f"driver:{d}", "status") == "busy"
+    # Moving while busy keeps the driver busy.
+    r = core_api.put(path + "/presence", json={"status": "online", "vehicle_type": "car",
+                                               "lat": p[0], "lng": p[1]}, token=tok)
+    assert r.status == 200 and redis_cli("HGET", f"driver:{d}", "status") == "busy"
+    r = core_api.put(path + "/availability", json={"available": True, "order_id": 5}, token=tok)
+    assert r.status == 200 and r.result["applied"] is True, r
+    assert redis_cli("HGET", f"driver:{d}", "status") == "available"
+    # Switching vehicle type moves the driver to the other index.
+    r = core_api.put(path + "/presence", json={"status": "online", "vehicle_type": "motorcycle",
+                                               "lat": p[0], "lng": p[1]}, token=tok)
+    assert r.status == 200
+    assert redis_cli("ZSCORE", "geo:drivers:car", d) == ""
+    assert redis_cli("ZSCORE", "geo:drivers:motorcycle", d) != ""
+    # Offline: out of every index.
+    r = core_api.put(path + "/presence", json={"status": "offline"}, token=tok)
+    assert r.status == 200 and r.result["status"] == "offline", r
+    assert redis_cli("ZSCORE", "geo:drivers:motorcycle", d) == ""
+    assert redis_cli("ZSCORE", "drivers:seen", d) == ""
+    assert redis_cli("HGET", f"driver:{d}", "status") == "offline"
+    # A position Redis cannot index (near a pole) is accepted but not indexed.
+    r = core_api.put(path + "/presence", json={"status": "online", "vehicle_type": "car",
+                                               "lat": 89.5, "lng": 10}, token=tok)
+    assert r.status == 200, r
+    assert redis_cli("ZSCORE", "geo:drivers:car", d) == ""
+
+
+def test_accept_then_cancel_frees_the_driver(core_api, user_service_token):
+    tok, d, order = user_service_token, _fake_id(), _fake_id()
+    r = core_api.post(f"/internal/dispatch/{order}/accepted", json={"driver_id": d, "offer_id": 7},
+                      token=tok)
+    assert r.status == 200, r
+    assert redis_cli("HGET", f"driver:{d}", "status") == "busy"
+    assert redis_cli("HGET", f"driver:{d}", "order_id") == str(order)
+    r = core_api.post(f"/internal/dispatch/{order}/cancel", json={}, token=tok)
+    assert r.status == 200 and r.result["status"] == "cancelled", r
+    assert redis_cli("HGET", f"driver:{d}", "status") == "available"
+    assert redis_cli("HGET", f"driver:{d}", "order_id") == ""
+    # A late delivery of the acceptance, or of the dispatch itself, does not bring it back.
+    r = core_api.post(f"/internal/dispatch/{order}/accepted", json={"driver_id": d, "offer_id": 7},
+                      token=tok)
+    assert r.status == 200 and redis_cli("HGET", f"driver:{d}", "status") == "available"
+    body = {"order_id": order, "user_id": 1, "vehicle_type": "car", "pickup_lat": -2.5,
+            "pickup_lng": 102.5, "dropoff_lat": -2.6, "dropoff_lng": 102.6, "price": 20000}
+    r = core_api.post("/internal/dispatch", json=body, token=tok)
+    assert r.status == 202 and r.result["created"] is False, r
+    assert redis_cli("ZSCORE", "dispatch:due", order) == ""

@@ -418,3 +418,38 @@ def test_internal_offers_lifecycle(driver_api, edge, svc):
         _err(edge.post(f"/trips/{order2['id']}/pickup", token=d.token, csrf=d.csrf), 409)
     finally:
         edge.put("/drivers/me/status", json={"status": "offline"}, token=d.token, csrf=d.csrf)
+
+
+@pytest.mark.disruptive
+def test_accept_with_user_service_down_is_503_and_offer_stays(driver_api, edge, svc, stack):
+    d = new_driver(edge)
+    u, order = _searching_order(edge)
+    _online_far_away(edge, d)
+    try:
+        # A long deadline, so that the offer outlives the restart below.
+        body = {"order_id": order["id"], "driver_id": d.id, "expires_at": "2099-01-01T00:00:00Z"}
+        r = driver_api.post("/internal/offers", json=body, token=svc)
+        assert r.status == 201, r
+        offer = r.result
+        stack.stop("user")
+        try:
+            r = edge.post(f"/offers/{offer['id']}/accept", token=d.token, csrf=d.csrf)
+            assert r.status in (503, 504), r
+            assert [o["id"] for o in edge.get("/offers", token=d.token).result["items"]] == \
+                [offer["id"]]
+        finally:
+            stack.start("user")
+        # Back up: the same offer can be accepted, unless dispatch gave the order up meanwhile.
+        r = edge.post(f"/offers/{offer['id']}/accept", token=d.token, csrf=d.csrf)
+        assert r.status in (200, 409), r
+        if r.status == 200:
+            # The edge may need a moment to see user-service healthy again.
+            seen = wait_for(lambda: edge.get(f"/orders/{order['id']}", token=u.token).result,
+                            timeout=20, what="the order through the edge")
+            assert seen["status"] == "accepted" and seen["driver"]["id"] == d.id
+            r = edge.post(f"/orders/{order['id']}/cancel", json={}, token=u.token, csrf=u.csrf)
+            assert r.status == 200, r
+    finally:
+        wait_for(lambda: edge.put("/drivers/me/status", json={"status": "offline"},
+                                  token=d.token, csrf=d.csrf).status == 200, timeout=20,
+                 what="driver offline")

@@ -322,6 +322,11 @@ def test_cancel_racing_accept(edge, online):
         _err(edge.post(f"/trips/{o['id']}/pickup", token=d.token, csrf=d.csrf),
              404 if accept.status == 409 else 409)
         assert _offer_for_none(edge, d)
+        # Core freed the driver: the next order nearby is offered to them again.
+        nxt = _order(edge, u, point)
+        nxt_offer = _offer_for(edge, d, nxt["id"], timeout=20)
+        _ok(edge.post(f"/offers/{nxt_offer['id']}/reject", token=d.token, csrf=d.csrf))
+        _ok(edge.post(f"/orders/{nxt['id']}/cancel", json={}, token=u.token, csrf=u.csrf))
         wait_for(lambda: edge.put("/drivers/me/status", json={"status": "offline"},
                                   token=d.token, csrf=d.csrf).status == 200, timeout=20,
                  what="driver free to go offline")

@@ -35,7 +35,7 @@ Test(config, defaults)
     cr_assert_str_eq(c.client_id, "user-service");
     cr_assert_str_eq(c.core_url, "http://127.0.0.1:8003");
     cr_assert_str_eq(c.audience, "antar");
-    cr_assert_str_eq(c.api_file, "api/build/user.json");
+    cr_assert_str_eq(c.api_file, "build/api/user.json");
     cr_assert_str_eq(c.sql_dir, "services/user/sql");
     cr_assert_str_eq(c.state_dir, ".run/user");
     cr_assert_eq(antar_config()->port, 8001);

@@ -211,3 +211,45 @@ Test(fields, email_and_phone)
     cr_assert_not(antar_valid_phone("+62 812"));
     cr_assert_not(antar_valid_phone("1234567890123456"));
 }
+
+/* Found by tests/fuzz/fuzz_fields: an INT field without bounds is documented as limited to
+ * ±2^53, but the limit was compared as a double, and 2^53 + 1 rounds to 2^53, so it passed. */
+static antar_err_t run_unbounded_int(const char *ct, const char *body, long long *out)
+{
+    char msg[256], field[130];
+    json_t *o = NULL;
+    bool form = false;
+    cr_assert_eq(antar_body_parse(ct, body, strlen(body), &o, &form, msg, sizeof(msg), field,
+                                  sizeof(field)),
+                 ANTAR_OK, "%s", msg);
+    antar_req_free(req);
+    req = antar_req_new_detached(NULL, "POST", "/t", o, form);
+    antar_field_t f[] = {{"big", ANTAR_FIELD_INT, true, 0, 0, NULL, out, NULL}};
+    return antar_req_fields(req, f, 1);
+}
+
+Test(fields, unbounded_int_limit_is_exact)
+{
+    long long v = -1;
+    cr_assert_eq(run_unbounded_int("application/json", "{\"big\":9007199254740992}", &v),
+                 ANTAR_OK);
+    cr_assert_eq(v, 9007199254740992LL);
+    cr_assert_eq(run_unbounded_int("application/json", "{\"big\":-9007199254740992}", &v),
+                 ANTAR_OK);
+    cr_assert_eq(v, -9007199254740992LL);
+    const char *bad[][2] = {
+        {"application/json", "{\"big\":9007199254740993}"},
+        {"application/json", "{\"big\":-9007199254740993}"},
+        {"application/json", "{\"big\":9223372036854775807}"},
+        {"application/x-www-form-urlencoded", "big=9007199254740993"},
+        {"application/x-www-form-urlencoded", "big=-9223372036854775808"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        v = -1;
+        cr_assert_eq(run_unbounded_int(bad[i][0], bad[i][1], &v), ANTAR_E_INVALID_FIELD, "%s",
+                     bad[i][1]);
+        cr_assert_eq(req->status, 422);
+        cr_assert(strstr(req->resp_body, "\"field\":\"big\""), "%s", req->resp_body);
+        cr_assert_eq(v, -1, "output written on failure");
+    }
+}
