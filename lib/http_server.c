@@ -591,6 +591,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* MHD decodes %00 like any other escape, and the NUL then cuts the path short: a request for
+ * "/docs/swagger-ui.css%00.png" would be served swagger-ui.css, and "/orders/1%00/cancel" would
+ * be routed as "/orders/1". Keeping "%00" as its three literal characters instead makes such a
+ * path match nothing and such an id no id (404), in paths and query arguments alike. Everything
+ * else is decoded exactly as MHD's own unescaper does. */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    size_t out = 0;
+    char *p = s;
+    for (;;) {
+        char *z = strstr(p, "%00");
+        if (z)
+            *z = '\0';
+        /* Decoding only shrinks, so the output never overtakes the input. */
+        size_t n = MHD_http_unescape(p);
+        memmove(s + out, p, n);
+        out += n;
+        if (!z)
+            break;
+        memcpy(s + out, "%00", 3);
+        out += 3;
+        p = z + 3;
+    }
+    s[out] = '\0';
+    return out;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
@@ -669,8 +698,8 @@ int antar_server_start(antar_server_t *s)
         NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(cfg->threads > 0 ? cfg->threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
         CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_keep_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->daemon) {
         antar_logf("error", "cannot listen on %s:%d (%s)", cfg->host, cfg->port, strerror(errno));
         return -1;

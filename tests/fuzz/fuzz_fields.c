@@ -65,8 +65,7 @@ static void check_param_id(const char *seg)
         FUZZ_CHECK(id >= 1 && id <= 9007199254740992LL, "id %lld out of range", id);
         char back[32];
         snprintf(back, sizeof(back), "%lld", id);
-        FUZZ_CHECK(strcmp(back, seg) == 0, "id %lld is not the canonical form of the segment",
-                   id);
+        FUZZ_CHECK(strcmp(back, seg) == 0, "id %lld is not the canonical form of the segment", id);
     } else {
         FUZZ_CHECK(e == ANTAR_E_NOT_FOUND, "param_id error %d", e);
         FUZZ_CHECK(id == -1, "output written on failure");
@@ -113,8 +112,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_formats(text + 1);
 
     /* The rest as a JSON value, put under one of the table's fields (or an unknown one). */
-    static const char *const names[] = {"name",  "note", "count",   "big",        "lat",
-                                        "x",     "flag", "vehicle", "csrf_token", "zzz"};
+    static const char *const names[] = {"name", "note", "count",   "big",        "lat",
+                                        "x",    "flag", "vehicle", "csrf_token", "zzz"};
     const char *fname = names[which % 10];
     json_error_t jerr;
     json_t *v = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);

@@ -174,21 +174,25 @@ class Problems(list):
             self.append(f"{what}: {e}")
 
     def done(self):
-        assert not self, f"{len(self)} failing case(s):\n  " + "\n  ".join(self)
+        if self:
+            raise AssertionError(f"{len(self)} failing case(s):\n  " + "\n  ".join(self))
 
 
 def _expect(r, status, code=None, field=None):
     """r is an error envelope with status; code and error.field as given (field=... skips)."""
     if isinstance(status, int):
         status = (status,)
-    assert r.status in status, f"expected {'/'.join(map(str, status))}, got {r!r}"
+    if r.status not in status:
+        raise AssertionError(f"expected {'/'.join(map(str, status))}, got {r!r}")
     e = r.error
-    assert isinstance(e, dict), f"no error object: {r!r}"
+    if not isinstance(e, dict):
+        raise AssertionError(f"no error object: {r!r}")
     if code is not None:
         codes = (code,) if isinstance(code, str) else code
-        assert e["code"] in codes, f"error.code {e['code']!r}, expected {codes}: {r!r}"
-    if field is not ...:
-        assert e["field"] == field, f"error.field {e['field']!r}, expected {field!r}: {r!r}"
+        if e["code"] not in codes:
+            raise AssertionError(f"error.code {e['code']!r}, expected {codes}: {r!r}")
+    if field is not ... and e["field"] != field:
+        raise AssertionError(f"error.field {e['field']!r}, expected {field!r}: {r!r}")
 
 
 def _send(ctx, op, problems, what, ident=None, **kw):

@@ -219,9 +219,9 @@ static antar_err_t run_unbounded_int(const char *ct, const char *body, long long
     char msg[256], field[130];
     json_t *o = NULL;
     bool form = false;
-    cr_assert_eq(antar_body_parse(ct, body, strlen(body), &o, &form, msg, sizeof(msg), field,
-                                  sizeof(field)),
-                 ANTAR_OK, "%s", msg);
+    cr_assert_eq(
+        antar_body_parse(ct, body, strlen(body), &o, &form, msg, sizeof(msg), field, sizeof(field)),
+        ANTAR_OK, "%s", msg);
     antar_req_free(req);
     req = antar_req_new_detached(NULL, "POST", "/t", o, form);
     antar_field_t f[] = {{"big", ANTAR_FIELD_INT, true, 0, 0, NULL, out, NULL}};
@@ -231,8 +231,7 @@ static antar_err_t run_unbounded_int(const char *ct, const char *body, long long
 Test(fields, unbounded_int_limit_is_exact)
 {
     long long v = -1;
-    cr_assert_eq(run_unbounded_int("application/json", "{\"big\":9007199254740992}", &v),
-                 ANTAR_OK);
+    cr_assert_eq(run_unbounded_int("application/json", "{\"big\":9007199254740992}", &v), ANTAR_OK);
     cr_assert_eq(v, 9007199254740992LL);
     cr_assert_eq(run_unbounded_int("application/json", "{\"big\":-9007199254740992}", &v),
                  ANTAR_OK);

@@ -390,3 +390,20 @@ Test(server, print_routes)
                           "GET /docs/{file}\nPOST /echo/{id}\n"),
               "%s", buf);
 }
+
+/* Found by tests/integration/test_hostile.py: MHD decoded %00 like any escape and the NUL cut
+ * the path short, so "/echo/5%00" was routed as "/echo/5" and "/docs/x.css%00.png" served
+ * x.css. "%00" now stays three literal characters; every other escape is still decoded. */
+Test(server, nul_escape_is_kept_literal)
+{
+    assert_error(call("POST", "/echo/5%00", "application/json", "{\"name\":\"x\"}", NULL), 404,
+                 "not_found", "id");
+    assert_error(call("POST", "/echo/5%00/x", "application/json", "{\"name\":\"x\"}", NULL), 404,
+                 "not_found", NULL);
+    resp_t *r = call("POST", "/echo/%35", "application/json", "{\"name\":\"x\"}", NULL);
+    cr_assert_eq(r->status, 201, "%s", r->body);
+    cr_assert(strstr(r->body, "\"id\":5,"), "%s", r->body);
+    r = call("GET", "/trace?q=a%00b%41", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    cr_assert(strstr(r->body, "\"q\":\"a%00bA\""), "%s", r->body);
+}
