@@ -74,7 +74,7 @@ run() {
     echo "# Benchmarks"
     echo
     echo "$(date -u +%FT%TZ), $(nproc) CPUs, wrk -t1 -c$CONN -d$DUR on loopback; servers not pinned;"
-    echo "against whichever build the running stack uses (\`make up\`: release). Regenerate: \`make bench\`."
+    echo "against whichever build the running stack uses (\`make up\`: RelWithDebInfo). Regenerate: \`make bench\`."
     echo
     echo "| endpoint | req/s | p50 ms | p99 ms | requests | non-2xx |"
     echo "|---|---:|---:|---:|---:|---:|"
@@ -92,8 +92,11 @@ run() {
     fi
     BODY="" run "reference: Node http, same tiny JSON" "http://127.0.0.1:$REF_PORT/" get_auth.lua
     echo
-    echo "GET /orders/{id} includes the assigned driver's profile from driver-service once an order"
-    echo "is accepted; the order benchmarked here is still \`searching\`, so it is one SELECT."
+    echo "Notes: GET /health is not free — it pings MariaDB and Redis on every call, which the Node"
+    echo "reference does not. GET /orders/{id} adds the driver's profile from driver-service once an"
+    echo "order is accepted; the order measured here is still \`searching\` (one SELECT plus the JWT"
+    echo "check). wrk and the servers share the same CPUs; numbers from a busy machine are only"
+    echo "comparable within one run."
 } >"$TMP/results.md"
 mv "$TMP/results.md" "$OUT"
 cat "$OUT"

@@ -33,7 +33,12 @@ static int set_str(char *dst, size_t size, const char *name, const char *def)
         v = def;
         rc = -1;
     }
-    snprintf(dst, size, "%s", v);
+    /* Both v and def fit (defaults are short); copy with the length we checked. */
+    size_t n = strlen(v);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
     return rc;
 }
 

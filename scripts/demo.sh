@@ -44,7 +44,7 @@ show_calls() {
           | ($e | map(select(.event == "call") | .span_id)) as $calls
           | $e[]
           | select(.event == "call"
-                   or (.event == "request" and (($calls | index(.parent_span_id // "")) == null)))
+                   or (.event == "request" and ((.parent_span_id // "") as $p | ($calls | any(.[]; . == $p)) | not)))
           | [.ts,
              (if .event == "call"
               then "    \(.service)-service → \(.target)  \(.method) \(.path)  → \(.status // .outcome)  (\(.duration_ms) ms)"

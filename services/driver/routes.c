@@ -231,6 +231,9 @@ static void offers_accept(antar_req_t *req)
     json_t *out = NULL;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
+    /* These take no fields: anything in the body is refused, not ignored. */
+    if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
+        return;
     antar_err_t err = offer_accept(me(req), id, &out);
     if (err == ANTAR_E_CONFLICT) {
         antar_http_fail(req, err, NULL, "the offer is no longer open");
@@ -245,6 +248,9 @@ static void offers_reject(antar_req_t *req)
     json_t *out = NULL;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
+    /* These take no fields: anything in the body is refused, not ignored. */
+    if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
+        return;
     antar_err_t err = offer_reject(me(req), id, &out);
     if (err == ANTAR_E_CONFLICT) {
         antar_http_fail(req, err, NULL, "the offer is no longer pending");
@@ -258,6 +264,9 @@ static void trips_move(antar_req_t *req, bool complete)
     long long id;
     json_t *out = NULL;
     if (antar_req_param_id(req, "order_id", &id) != ANTAR_OK)
+        return;
+    /* These take no fields: anything in the body is refused, not ignored. */
+    if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
         return;
     antar_err_t err = complete ? trip_complete(me(req), id, &out) : trip_pickup(me(req), id, &out);
     if (err == ANTAR_E_CONFLICT) {
@@ -322,12 +331,7 @@ static void internal_credentials_verify(antar_req_t *req)
         return;
     antar_err_t err = driver_verify_credentials(username, password, &out);
     if (err == ANTAR_E_UNAUTHORIZED) {
-        /* The contract's wire code, which the toolkit's error table does not have. */
-        json_t *env = antar_envelope(401, NULL, err, NULL, "wrong username or password");
-        json_t *e = json_object_get(env, "error");
-        if (e)
-            json_object_set_new(e, "code", json_string("invalid_credentials"));
-        antar_http_reply_json(req, 401, env);
+        antar_http_fail(req, ANTAR_E_INVALID_CREDENTIALS, NULL, NULL);
         return;
     }
     respond(req, err, 200, out, NULL);

@@ -455,8 +455,9 @@ def test_hostile_names_are_data(ctx, user_api, value):
 
 
 @pytest.mark.parametrize("value", [SQLISH, SCRIPT, RTL], ids=["sql", "script", "rtl"])
-def test_hostile_signup_and_address_are_data(ctx, user_api, driver_api, value):
-    u = ctx.sessions["user"]
+def test_hostile_signup_and_address_are_data(ctx, user_api, driver_api, core_api, value):
+    # A user has one active order at a time: a fresh user for this one.
+    u = _session(user_api, core_api, "user")
     acc = signup_user(user_api, name=value)
     assert acc["name"] == value, acc
     drv = signup_driver(driver_api, name=value)
