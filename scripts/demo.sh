@@ -45,7 +45,7 @@ show_calls() {
           | $e[]
           | select(.event == "call"
                    or (.event == "request" and ((.parent_span_id // "") as $p | ($calls | any(.[]; . == $p)) | not)))
-          | [.ts,
+          | [(if .event == "call" then "1" else "0" end) + .ts,
              (if .event == "call"
               then "    \(.service)-service → \(.target)  \(.method) \(.path)  → \(.status // .outcome)  (\(.duration_ms) ms)"
               else "    client → edge → \(.service)-service  \(.method) \(.path)  → \(.status)  (\(.duration_ms) ms)"

@@ -125,6 +125,14 @@ static void dispatch_create(antar_req_t *req)
         json_object_set_new(payload, "pickup_address", json_string(paddr));
     if (daddr)
         json_object_set_new(payload, "dropoff_address", json_string(daddr));
+    /* The order's trace travels with its dispatch state, so the worker's calls for this order
+     * (offers, expiry) stay in the trace of the request that placed it. */
+    const antar_trace_t *tr = antar_trace_current();
+    if (tr) {
+        char tp[56];
+        snprintf(tp, sizeof tp, "00-%s-%s-%s", tr->trace_id, tr->span_id, tr->flags);
+        json_object_set_new(payload, "traceparent", json_string(tp));
+    }
     bool created = false;
     long long now = antar_now_ms();
     antar_err_t err = core_store_dispatch_create(order_id, payload, now, &created);
@@ -355,6 +363,12 @@ static void order_step(long long order_id)
     }
     if (err != ANTAR_OK)
         return; /* Redis trouble: the lease brings it back */
+    const char *tp = json_string_value(json_object_get(d.payload, "traceparent"));
+    if (tp) {
+        antar_trace_t t;
+        if (antar_trace_from_header(&t, tp))
+            antar_trace_set_current(&t);
+    }
     long long now = antar_now_ms();
 
     if (d.offer_id) {

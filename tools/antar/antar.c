@@ -123,9 +123,12 @@ static res_t call(const cli_t *cli, const char *method, const char *path, const 
     CURL *c = curl_easy_init();
     if (!c)
         die("out of memory");
-    char url[1024], h[2300], trace_id[33], span[17];
+    /* One trace per command: a login's token and CSRF requests land in the same trace. */
+    static char trace_id[33];
+    char url[1024], h[2300], span[17];
     snprintf(url, sizeof url, "%s%s", cli->edge, path);
-    hex(trace_id, 16);
+    if (!trace_id[0])
+        hex(trace_id, 16);
     hex(span, 8);
 
     struct curl_slist *hs = NULL;
