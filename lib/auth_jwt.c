@@ -5,16 +5,35 @@
  * algorithm-confusion tokens fail before any signature check. Rhonabwy never fetches keys named
  * by the token (jku/x5u/jwk headers are ignored: R_FLAG_IGNORE_REMOTE and an explicit key).
  * A verified token's principal is cached under a BLAKE2b hash of the token until its exp,
- * because a Rhonabwy verify costs about 210 µs; the revocation check in Redis is made on every
- * request all the same, so a revoked token stops working at once.
+ * because a Rhonabwy verify costs about 210 µs.
+ *
+ * Revocation ("revoked:jti:<jti>" in Redis) is asked of Redis on a token's first use, and its
+ * "not revoked" answer is then reused only while Redis itself guarantees nothing changed: a
+ * watcher thread holds one connection with client-side-caching invalidations (CLIENT TRACKING
+ * BCAST on the prefix "revoked:jti:", redirected to itself and subscribed to
+ * __redis__:invalidate). Any byte from Redis on it — a revocation, an expiry, a FLUSHALL — and
+ * any loss of that connection bumps a generation counter, which voids every reused answer.
+ * A reused answer also needs the watcher's socket to have nothing unread at that instant (one
+ * poll(), no wait): Redis queues the invalidation before it answers the revoking SET (BCAST
+ * messages are queued in beforeSleep, at the head of the pending writes), so any request that
+ * begins after a revocation was acknowledged sees either the unread message or the bumped
+ * counter, and asks Redis again. There is therefore no window beyond Redis's own ordering; as a
+ * belt-and-braces bound an answer is reused for at most REVOKED_REUSE_MS. Without the watcher
+ * (Redis unreachable, tracking refused, ANTAR_REVOCATION_WATCH=0) every request asks Redis.
  */
 #include <ctype.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <rhonabwy.h>
 #include <sodium.h>
 
@@ -29,6 +48,9 @@
 #define CACHE_SLOTS 4096
 #define EXP_LEEWAY_S 5
 #define ACCESS_MAX_LIFE_S 900
+#define REVOKED_PREFIX "revoked:jti:"
+#define REVOKED_REUSE_MS 5000 /* longest reuse of one "not revoked" answer */
+#define WATCH_RETRY_MS 1000
 
 static const antar_config_t *auth_cfg;
 static char auth_issuer[256];
@@ -43,6 +65,10 @@ static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
 typedef struct {
     unsigned char hash[crypto_generichash_BYTES];
     antar_principal_t p; /* p.exp == 0: empty slot */
+    /* The last "not revoked" answer from Redis: valid while rev_gen is the watcher's current
+     * generation (0 = none) and before rev_until_ms (monotonic). */
+    uint_fast64_t rev_gen;
+    long long rev_until_ms;
 } cache_slot_t;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_slot_t *cache;
@@ -297,9 +323,99 @@ antar_err_t antar_auth_verify_at(const char *token, long long now, antar_princip
     return verify_with_refetch(token, now, out, 1);
 }
 
+/* ---- revocation ---------------------------------------------------------------------- */
+
+/* Generation of the watcher's view: bumped before the watcher reads anything from Redis and
+ * whenever its connection comes or goes. Starts at 1; 0 marks "no answer kept". */
+static atomic_uint_fast64_t rev_gen = 1;
+static atomic_int rev_fd = -1; /* the watcher's socket while tracking is live, else -1 */
+static atomic_bool rev_stop;
+static pthread_t rev_thread;
+static bool rev_thread_up;
+
+static void rev_sleep_ms(int ms)
+{
+    for (int t = 0; t < ms && !atomic_load(&rev_stop); t += 100)
+        usleep(100 * 1000);
+}
+
+/* One command on the watcher's connection; 0 when the reply has the expected type. */
+static int rev_cmd(redisContext *c, int want_type, long long *integer, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    int ok = r && r->type == want_type;
+    if (ok && integer)
+        *integer = r->integer;
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+static redisContext *rev_connect(void)
+{
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+    redisContext *c = redisConnectWithTimeout(auth_cfg->redis_host, auth_cfg->redis_port, tv);
+    long long id = 0;
+    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
+        rev_cmd(c, REDIS_REPLY_INTEGER, &id, "CLIENT ID") != 0 ||
+        rev_cmd(c, REDIS_REPLY_STATUS, NULL, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s", id,
+                REVOKED_PREFIX) != 0 ||
+        rev_cmd(c, REDIS_REPLY_ARRAY, NULL, "SUBSCRIBE __redis__:invalidate") != 0) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void *rev_watch(void *arg)
+{
+    (void)arg;
+    int logged = 0;
+    while (!atomic_load(&rev_stop)) {
+        redisContext *c = rev_connect();
+        if (!c) {
+            if (!logged++)
+                antar_logf("warn", "revocation watcher cannot track Redis; every request asks");
+            rev_sleep_ms(WATCH_RETRY_MS);
+            continue;
+        }
+        logged = 0;
+        /* Live from here: publish the socket, then start a new generation. */
+        atomic_store(&rev_fd, c->fd);
+        atomic_fetch_add(&rev_gen, 1);
+        for (;;) {
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            int n = poll(&pfd, 1, 100);
+            if (atomic_load(&rev_stop))
+                break;
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n == 0)
+                continue;
+            /* Something came (or the connection broke): forget every kept answer before the
+             * bytes leave the socket, so there is no instant where neither shows. */
+            atomic_fetch_add(&rev_gen, 1);
+            if (n < 0 || (pfd.revents & (POLLERR | POLLNVAL)))
+                break;
+            char buf[4096];
+            ssize_t got = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+                break;
+        }
+        atomic_store(&rev_fd, -1);
+        atomic_fetch_add(&rev_gen, 1);
+        redisFree(c);
+    }
+    return NULL;
+}
+
 static antar_err_t revoked_check(const char *jti)
 {
-    redisReply *r = antar_kv_command("EXISTS revoked:jti:%s", jti);
+    redisReply *r = antar_kv_command("EXISTS " REVOKED_PREFIX "%s", jti);
     if (!r)
         return ANTAR_E_KV;
     antar_err_t err = ANTAR_OK;
@@ -311,12 +427,27 @@ static antar_err_t revoked_check(const char *jti)
     return err;
 }
 
+/* May the kept answer of generation kept_gen still be used? */
+static int rev_reusable(uint_fast64_t kept_gen)
+{
+    uint_fast64_t g = atomic_load(&rev_gen);
+    int fd = atomic_load(&rev_fd);
+    if (kept_gen == 0 || kept_gen != g || fd < 0)
+        return 0;
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, 0) != 0)
+        return 0; /* unread news (or an error): ask Redis */
+    /* Re-read: if the watcher moved on meanwhile (even closed that fd), do not trust it. */
+    return atomic_load(&rev_gen) == g;
+}
+
 antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
 {
     unsigned char h[crypto_generichash_BYTES];
-    long long now = (long long)time(NULL);
+    long long now = (long long)time(NULL), mono = antar_mono_ms();
     antar_principal_t p;
     int hit = 0;
+    uint_fast64_t kept_gen = 0;
     if (!token || strlen(token) > TOKEN_MAX)
         return ANTAR_E_INVALID_TOKEN;
     crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), NULL, 0);
@@ -325,6 +456,8 @@ antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
     if (cache && cache[slot].p.exp > now && !sodium_memcmp(cache[slot].hash, h, sizeof h)) {
         p = cache[slot].p;
         hit = 1;
+        if (mono < cache[slot].rev_until_ms)
+            kept_gen = cache[slot].rev_gen;
     }
     pthread_mutex_unlock(&cache_lock);
     if (!hit) {
@@ -335,14 +468,29 @@ antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
         if (cache) {
             memcpy(cache[slot].hash, h, sizeof h);
             cache[slot].p = p;
+            cache[slot].rev_gen = 0;
+            cache[slot].rev_until_ms = 0;
         }
         pthread_mutex_unlock(&cache_lock);
     }
     if (p.exp + EXP_LEEWAY_S <= now)
         return ANTAR_E_INVALID_TOKEN;
-    antar_err_t err = revoked_check(p.jti);
-    if (err != ANTAR_OK)
-        return err;
+    if (!rev_reusable(kept_gen)) {
+        /* The generation before asking: an invalidation that lands while we ask voids it. */
+        uint_fast64_t g = atomic_load(&rev_gen);
+        int live = atomic_load(&rev_fd) >= 0;
+        antar_err_t err = revoked_check(p.jti);
+        if (err != ANTAR_OK)
+            return err;
+        if (live) {
+            pthread_mutex_lock(&cache_lock);
+            if (cache && !sodium_memcmp(cache[slot].hash, h, sizeof h)) {
+                cache[slot].rev_gen = g;
+                cache[slot].rev_until_ms = mono + REVOKED_REUSE_MS;
+            }
+            pthread_mutex_unlock(&cache_lock);
+        }
+    }
     *out = p;
     return ANTAR_OK;
 }
@@ -424,11 +572,21 @@ int antar_auth_init(const antar_config_t *cfg)
         return -1;
     antar_httpc_set_token_provider(antar_auth_service_token);
     antar_httpc_set_token_reset(antar_auth_service_token_reset);
+    const char *watch = antar_config_env("ANTAR_REVOCATION_WATCH", "1");
+    if (!rev_thread_up && cfg->redis_host[0] && cfg->redis_port > 0 && strcmp(watch, "0") != 0) {
+        atomic_store(&rev_stop, false);
+        rev_thread_up = pthread_create(&rev_thread, NULL, rev_watch, NULL) == 0;
+    }
     return 0;
 }
 
 void antar_auth_cleanup(void)
 {
+    if (rev_thread_up) {
+        atomic_store(&rev_stop, true);
+        pthread_join(rev_thread, NULL);
+        rev_thread_up = false;
+    }
     jwks_install(NULL);
     jwks_local = 0;
     pthread_mutex_lock(&cache_lock);

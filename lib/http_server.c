@@ -79,9 +79,9 @@ static antar_req_t *req_new(antar_server_t *srv, const char *method, const char 
      * requests built by tests. */
     size_t plen = url ? strcspn(url, "?") : 0;
     r->path = strndup(url ? url : "", plen);
-    r->kept = json_array();
+    r->kept = NULL; /* made on the first antar_req_keep: most requests keep nothing */
     r->error = ANTAR_OK;
-    if (!r->path || !r->kept) {
+    if (!r->path) {
         antar_req_free(r);
         return NULL;
     }
@@ -151,6 +151,10 @@ static char *req_strndup(antar_req_t *r, const char *s, size_t n)
 
 json_t *antar_req_keep(antar_req_t *r, json_t *value)
 {
+    if (value && !r->kept && !(r->kept = json_array())) {
+        json_decref(value);
+        return NULL;
+    }
     if (value && json_array_append_new(r->kept, value) != 0)
         return NULL; /* append_new released it */
     return value;
@@ -441,25 +445,27 @@ static void run_route(antar_req_t *r)
     }
 }
 
-static void log_request(antar_req_t *r, double seconds)
+static void log_request(antar_req_t *r, long long micros)
 {
-    json_t *f = json_object();
-    json_object_set_new(f, "method", json_string(r->method));
-    /* The path can hold anything a client sent: store it only if it is clean text. */
-    json_object_set_new(f, "path",
-                        antar_text_ok(r->path, strlen(r->path), false) ? json_string(r->path)
-                                                                       : json_string("(invalid)"));
-    json_object_set_new(f, "route", json_string(antar_req_route(r)));
-    json_object_set_new(f, "status", json_integer(r->status));
-    json_object_set_new(f, "duration_ms", json_real((double)(long long)(seconds * 1e6) / 1e3));
-    json_object_set_new(f, "request_id", json_string(r->request_id));
-    json_object_set_new(f, "trace_id", json_string(r->trace.trace_id));
-    json_object_set_new(f, "span_id", json_string(r->trace.span_id));
-    json_object_set_new(f, "parent_span_id",
-                        r->trace.parent_id[0] ? json_string(r->trace.parent_id) : json_null());
-    if (r->error != ANTAR_OK)
-        json_object_set_new(f, "error", json_string(antar_err_code(r->error)));
-    antar_log_json(r->status >= 500 ? "error" : "info", "request", f);
+    /* The header's trace_id/span_id are the current trace's: make sure it is this request's,
+     * whatever the handler did with the thread's trace. */
+    antar_trace_set_current(&r->trace);
+    /* The path and method can hold anything a client sent: store them only if clean text. */
+    const char *path = antar_text_ok(r->path, strlen(r->path), false) ? r->path : "(invalid)";
+    const char *method =
+        antar_text_ok(r->method, strlen(r->method), false) ? r->method : "(invalid)";
+    antar_log_field_t f[] = {
+        {"method", ANTAR_LOG_STR, method, 0, 0},
+        {"path", ANTAR_LOG_STR, path, 0, 0},
+        {"route", ANTAR_LOG_STR, antar_req_route(r), 0, 0},
+        {"status", ANTAR_LOG_INT, NULL, r->status, 0},
+        {"duration_ms", ANTAR_LOG_MS, NULL, micros, 0},
+        {"request_id", ANTAR_LOG_STR, r->request_id, 0, 0},
+        {"parent_span_id", ANTAR_LOG_STR, r->trace.parent_id[0] ? r->trace.parent_id : NULL, 0, 0},
+        {"error", ANTAR_LOG_STR, r->error != ANTAR_OK ? antar_err_code(r->error) : NULL, 0, 0},
+    };
+    size_t n = sizeof(f) / sizeof(*f) - (r->error != ANTAR_OK ? 0 : 1);
+    antar_log_fields(r->status >= 500 ? "error" : "info", "request", f, n);
 }
 
 /* Runs the request on this thread and leaves the reply recorded in r. */
@@ -482,9 +488,9 @@ static void dispatch(antar_req_t *r)
     else
         run_route(r);
 
-    double seconds = (double)(now_ns() - r->start_ns) / 1e9;
-    log_request(r, seconds);
-    antar_metrics_request(antar_req_route(r), r->method, r->status, seconds);
+    long long ns = now_ns() - r->start_ns;
+    log_request(r, ns / 1000);
+    antar_metrics_request(antar_req_route(r), r->method, r->status, (double)ns / 1e9);
     antar_trace_set_current(NULL);
 }
 

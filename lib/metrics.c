@@ -46,37 +46,70 @@ static void copy_label(char dst[LABEL_MAX], const char *s)
     snprintf(dst, LABEL_MAX, "%s", s ? s : "");
 }
 
-/* Finds or adds the series (a, b, c); NULL when the table is full. Caller holds mu. */
-static counter_t *counter_get(counter_t *tab, size_t cap, size_t *n, const char *a, const char *b,
-                              const char *c)
+/* stored (a label as copy_label keeps it) equals s cut the same way, without copying s. */
+static int label_eq(const char *stored, const char *s)
 {
-    char ka[LABEL_MAX], kb[LABEL_MAX], kc[LABEL_MAX];
-    copy_label(ka, a);
-    copy_label(kb, b);
-    copy_label(kc, c);
+    if (!s)
+        s = "";
+    for (size_t i = 0; i < LABEL_MAX - 1; i++) {
+        if (stored[i] != s[i])
+            return 0;
+        if (!s[i])
+            return 1;
+    }
+    return 1; /* both cut at LABEL_MAX - 1 */
+}
+
+static int counter_is(const counter_t *e, const char *a, const char *b, const char *c)
+{
+    return label_eq(e->a, a) && label_eq(e->b, b) && label_eq(e->c, c);
+}
+
+/* Finds or adds the series (a, b, c); NULL when the table is full. Caller holds mu. *hint is the
+ * caller's guess (a thread's last index), tried first: a busy route hits it every time. */
+static counter_t *counter_get_hint(counter_t *tab, size_t cap, size_t *n, const char *a,
+                                   const char *b, const char *c, size_t *hint)
+{
+    if (hint && *hint < *n && counter_is(&tab[*hint], a, b, c))
+        return &tab[*hint];
     for (size_t i = 0; i < *n; i++)
-        if (!strcmp(tab[i].a, ka) && !strcmp(tab[i].b, kb) && !strcmp(tab[i].c, kc))
+        if (counter_is(&tab[i], a, b, c)) {
+            if (hint)
+                *hint = i;
             return &tab[i];
+        }
     if (*n >= cap) {
         dropped++;
         return NULL;
     }
     counter_t *e = &tab[(*n)++];
-    memcpy(e->a, ka, LABEL_MAX);
-    memcpy(e->b, kb, LABEL_MAX);
-    memcpy(e->c, kc, LABEL_MAX);
+    copy_label(e->a, a);
+    copy_label(e->b, b);
+    copy_label(e->c, c);
     e->n = 0;
+    if (hint)
+        *hint = (size_t)(e - tab);
     return e;
 }
 
-static void histo_observe(histo_t *tab, size_t cap, size_t *n, const char *key, double v)
+static counter_t *counter_get(counter_t *tab, size_t cap, size_t *n, const char *a, const char *b,
+                              const char *c)
 {
-    char k[LABEL_MAX];
-    copy_label(k, key);
+    return counter_get_hint(tab, cap, n, a, b, c, NULL);
+}
+
+static void histo_observe_hint(histo_t *tab, size_t cap, size_t *n, const char *key, double v,
+                               size_t *hint)
+{
     histo_t *h = NULL;
+    if (hint && *hint < *n && label_eq(tab[*hint].key, key))
+        h = &tab[*hint];
     for (size_t i = 0; i < *n && !h; i++)
-        if (!strcmp(tab[i].key, k))
+        if (label_eq(tab[i].key, key)) {
             h = &tab[i];
+            if (hint)
+                *hint = i;
+        }
     if (!h) {
         if (*n >= cap) {
             dropped++;
@@ -84,7 +117,9 @@ static void histo_observe(histo_t *tab, size_t cap, size_t *n, const char *key, 
         }
         h = &tab[(*n)++];
         memset(h, 0, sizeof(*h));
-        memcpy(h->key, k, LABEL_MAX);
+        copy_label(h->key, key);
+        if (hint)
+            *hint = (size_t)(h - tab);
     }
     if (!(v >= 0)) /* also catches NaN */
         v = 0;
@@ -97,15 +132,22 @@ static void histo_observe(histo_t *tab, size_t cap, size_t *n, const char *key, 
     h->sum += v;
 }
 
+static void histo_observe(histo_t *tab, size_t cap, size_t *n, const char *key, double v)
+{
+    histo_observe_hint(tab, cap, n, key, v, NULL);
+}
+
 void antar_metrics_request(const char *route, const char *method, int status, double seconds)
 {
+    /* Each server thread mostly sees the same few series: remember where its last ones were. */
+    static _Thread_local size_t count_hint, histo_hint;
     char st[16];
     snprintf(st, sizeof(st), "%d", status);
     pthread_mutex_lock(&mu);
-    counter_t *c = counter_get(req_count, 256, &n_req_count, route, method, st);
+    counter_t *c = counter_get_hint(req_count, 256, &n_req_count, route, method, st, &count_hint);
     if (c)
         c->n++;
-    histo_observe(req_histo, 96, &n_req_histo, route, seconds);
+    histo_observe_hint(req_histo, 96, &n_req_histo, route, seconds, &histo_hint);
     pthread_mutex_unlock(&mu);
 }
 

@@ -12,11 +12,70 @@ static _Thread_local bool tl_has_trace;
 
 static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
 
+static unsigned g_rng_fork_gen; /* bumped in a forked child */
+
+static void fork_child(void)
+{
+    __atomic_add_fetch(&g_rng_fork_gen, 1, __ATOMIC_RELAXED);
+}
+
 static void sodium_start(void)
 {
     /* randombytes_buf works without it, but sodium_init picks the best RNG once, safely. */
     if (sodium_init() < 0)
         fprintf(stderr, "trace: sodium_init failed\n");
+    /* A forked child must not replay its parent's stream. */
+    pthread_atfork(NULL, NULL, fork_child);
+}
+
+/* Random bytes for ids, without a getrandom() system call per id (three per request, a few
+ * percent of a trivial request's time): each thread keeps a ChaCha20 key seeded from the
+ * kernel's generator and draws blocks of keystream, replacing the key with the first 32 bytes
+ * of every block ("fast key erasure", as arc4random does), so the output stays unpredictable
+ * and earlier output cannot be recomputed from the state. */
+typedef struct {
+    unsigned char key[crypto_stream_chacha20_KEYBYTES];
+    unsigned char buf[480];
+    size_t avail; /* unread bytes at the end of buf */
+    unsigned fork_gen;
+    bool seeded;
+} rng_t;
+
+static _Thread_local rng_t tl_rng;
+
+static void rng_refill(rng_t *g)
+{
+    static const unsigned char nonce[crypto_stream_chacha20_NONCEBYTES]; /* key is never reused */
+    unsigned fg = __atomic_load_n(&g_rng_fork_gen, __ATOMIC_RELAXED);
+    if (!g->seeded || g->fork_gen != fg) {
+        randombytes_buf(g->key, sizeof(g->key));
+        g->fork_gen = fg;
+        g->seeded = true;
+    }
+    unsigned char block[sizeof(g->key) + sizeof(g->buf)];
+    crypto_stream_chacha20(block, sizeof(block), nonce, g->key);
+    memcpy(g->key, block, sizeof(g->key));
+    memcpy(g->buf, block + sizeof(g->key), sizeof(g->buf));
+    sodium_memzero(block, sizeof(block));
+    g->avail = sizeof(g->buf);
+}
+
+static void rng_bytes(unsigned char *out, size_t n)
+{
+    rng_t *g = &tl_rng;
+    if (g->seeded && g->fork_gen != __atomic_load_n(&g_rng_fork_gen, __ATOMIC_RELAXED))
+        g->avail = 0; /* forked: drop what the parent may also hold */
+    while (n > 0) {
+        if (g->avail == 0)
+            rng_refill(g);
+        size_t take = n < g->avail ? n : g->avail;
+        unsigned char *src = g->buf + sizeof(g->buf) - g->avail;
+        memcpy(out, src, take);
+        sodium_memzero(src, take); /* handed out once only */
+        out += take;
+        n -= take;
+        g->avail -= take;
+    }
 }
 
 void antar_random_hex(char *out, size_t nbytes)
@@ -26,12 +85,13 @@ void antar_random_hex(char *out, size_t nbytes)
     pthread_once(&sodium_once, sodium_start);
     if (nbytes > sizeof(buf))
         nbytes = sizeof(buf);
-    randombytes_buf(buf, nbytes);
+    rng_bytes(buf, nbytes);
     for (size_t i = 0; i < nbytes; i++) {
         out[2 * i] = hex[buf[i] >> 4];
         out[2 * i + 1] = hex[buf[i] & 15];
     }
     out[2 * nbytes] = '\0';
+    sodium_memzero(buf, nbytes);
 }
 
 /* A span or trace id of all zeros is invalid per the spec; regenerate in that (2^-64) case. */

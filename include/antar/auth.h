@@ -6,7 +6,12 @@
  * an unknown kid at most once every 5 s), with the algorithm pinned to EdDSA (alg none, HMAC
  * and anything else refused), iss == cfg->issuer, aud containing cfg->audience, exp in the
  * future, and the jti not revoked (Redis key "revoked:jti:<jti>"). Verified claims are cached
- * per token until exp.
+ * per token until exp. Redis's "not revoked" answer is reused only while a watcher connection
+ * with Redis client-side-caching invalidations (CLIENT TRACKING BCAST on "revoked:jti:") has
+ * seen nothing at all change under that prefix (and for at most 5 s); any change, or the loss of
+ * that connection, sends the next check to Redis again, so a revocation acknowledged by Redis is
+ * seen by the next request (lib/auth_jwt.c explains why). ANTAR_REVOCATION_WATCH=0 turns the
+ * reuse off: then every request asks Redis.
  */
 #ifndef ANTAR_AUTH_H
 #define ANTAR_AUTH_H

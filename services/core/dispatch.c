@@ -210,16 +210,15 @@ static void dispatch_cancel(antar_req_t *req)
     reply_state(req, 200, order_id, "cancelled");
 }
 
+#define SVC ANTAR_AUTH_SERVICE, "internal"
+
 const antar_route_t core_dispatch_routes[] = {
-    {"POST", "/internal/dispatch", dispatch_create, ANTAR_AUTH_SERVICE, NULL, 0},
-    {"POST", "/internal/dispatch/{order_id}/rejected", dispatch_rejected, ANTAR_AUTH_SERVICE, NULL,
-     0},
-    {"POST", "/internal/dispatch/{order_id}/accepted", dispatch_accepted, ANTAR_AUTH_SERVICE, NULL,
-     0},
-    {"POST", "/internal/dispatch/{order_id}/cancel", dispatch_cancel, ANTAR_AUTH_SERVICE, NULL, 0},
-    {"PUT", "/internal/drivers/{id}/presence", core_presence_put, ANTAR_AUTH_SERVICE, NULL, 0},
-    {"PUT", "/internal/drivers/{id}/availability", core_availability_put, ANTAR_AUTH_SERVICE, NULL,
-     0},
+    {"POST", "/internal/dispatch", dispatch_create, SVC, 0},
+    {"POST", "/internal/dispatch/{order_id}/rejected", dispatch_rejected, SVC, 0},
+    {"POST", "/internal/dispatch/{order_id}/accepted", dispatch_accepted, SVC, 0},
+    {"POST", "/internal/dispatch/{order_id}/cancel", dispatch_cancel, SVC, 0},
+    {"PUT", "/internal/drivers/{id}/presence", core_presence_put, SVC, 0},
+    {"PUT", "/internal/drivers/{id}/availability", core_availability_put, SVC, 0},
 };
 const size_t core_dispatch_routes_len =
     sizeof core_dispatch_routes / sizeof core_dispatch_routes[0];

@@ -52,6 +52,15 @@ static antar_err_t reply_ok(redisReply *r, const char *op)
     return ANTAR_OK;
 }
 
+/* reply_ok for a reply whose content is not needed; frees it. */
+static antar_err_t reply_done(redisReply *r, const char *op)
+{
+    antar_err_t err = reply_ok(r, op);
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
 /* EVAL script with nkeys keys followed by the arguments; args[] holds keys then ARGV. */
 static redisReply *eval(const char *script, int nkeys, const char *const *args, int nargs)
 {
@@ -141,10 +150,7 @@ antar_err_t core_store_presence_online(long long driver_id, const char *vt, bool
     rkey_t k1 = key_driver(driver_id, ""), k2 = key_geo(vt), k3 = key_geo(other);
     redisReply *r = EVAL(lua_online, 4, k1.b, k2.b, k3.b, "drivers:seen", id.b, vt, pos, n_lng.b,
                          n_lat.b, now.b);
-    antar_err_t err = reply_ok(r, "presence_online");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "presence_online");
 }
 
 static const char lua_offline[] = "redis.call('ZREM', KEYS[2], ARGV[1])\n"
@@ -161,10 +167,7 @@ antar_err_t core_store_presence_offline(long long driver_id)
     rkey_t k1 = key_driver(driver_id, "");
     redisReply *r = EVAL(lua_offline, 4, k1.b, "geo:drivers:motorcycle", "geo:drivers:car",
                          "drivers:seen", id.b);
-    antar_err_t err = reply_ok(r, "presence_offline");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "presence_offline");
 }
 
 static const char lua_availability[] =
@@ -275,10 +278,7 @@ antar_err_t core_store_demand_add(const char *cell, long long now_ms)
     char key[96];
     snprintf(key, sizeof key, "demand:%s:%lld", cell, now_ms / 60000);
     redisReply *r = EVAL(lua_incr_ttl, 1, key, "660");
-    antar_err_t err = reply_ok(r, "demand_add");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "demand_add");
 }
 
 antar_err_t core_store_demand(const char *cell, long long now_ms, long long *count)
@@ -318,10 +318,7 @@ antar_err_t core_store_quote_put(const char *id, json_t *quote, long ttl_s)
     snprintf(key, sizeof key, "quote:%s", id);
     redisReply *r = antar_kv_command("SET %s %s EX %ld", key, text, ttl_s);
     free(text);
-    antar_err_t err = reply_ok(r, "quote_put");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "quote_put");
 }
 
 antar_err_t core_store_quote_get(const char *id, json_t **quote)
@@ -394,7 +391,8 @@ static const char lua_claim[] =
 antar_err_t core_store_dispatch_claim(long long now_ms, long long lease_ms, long long *ids,
                                       size_t max, size_t *n)
 {
-    /* Scan a little more than max: orders leased by another worker are skipped. */
+    /* At most max due orders are looked at (every one found is leased, so no more may be
+     * taken than will be worked on); those leased by another worker are skipped. */
     num_t now = num_ll(now_ms), until = num_ll(now_ms + lease_ms), lim = num_ll((long long)max),
           lease = num_ll(lease_ms);
     redisReply *r = EVAL(lua_claim, 1, "dispatch:due", now.b, until.b, lim.b, lease.b);
@@ -418,10 +416,7 @@ antar_err_t core_store_dispatch_release(long long order_id)
 {
     rkey_t k = key_dispatch(order_id, ":claim");
     redisReply *r = antar_kv_command("DEL %s", k.b);
-    antar_err_t err = reply_ok(r, "dispatch_release");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_release");
 }
 
 antar_err_t core_store_dispatch_load(long long order_id, core_dispatch_t *d)
@@ -498,10 +493,7 @@ antar_err_t core_store_dispatch_unpick(long long order_id, long long driver_id, 
     num_t oid = num_ll(order_id), did = num_ll(driver_id);
     rkey_t lock = key_driver(driver_id, ":offer"), tried = key_dispatch(order_id, ":tried");
     redisReply *r = EVAL(lua_unpick, 2, lock.b, tried.b, oid.b, did.b, forget ? "1" : "0");
-    antar_err_t err = reply_ok(r, "dispatch_unpick");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_unpick");
 }
 
 static const char lua_offered[] =
@@ -541,10 +533,7 @@ antar_err_t core_store_dispatch_offer_done(long long order_id, long long driver_
     num_t oid = num_ll(order_id);
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_driver(driver_id, ":offer");
     redisReply *r = EVAL(lua_offer_done, 2, k1.b, k2.b, oid.b);
-    antar_err_t err = reply_ok(r, "dispatch_offer_done");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_offer_done");
 }
 
 static const char lua_reschedule[] = "if redis.call('EXISTS', KEYS[1]) == 0 then\n"
@@ -559,10 +548,7 @@ antar_err_t core_store_dispatch_reschedule(long long order_id, long long due_ms)
     num_t due = num_ll(due_ms), oid = num_ll(order_id);
     rkey_t k1 = key_dispatch(order_id, "");
     redisReply *r = EVAL(lua_reschedule, 2, k1.b, "dispatch:due", due.b, oid.b);
-    antar_err_t err = reply_ok(r, "dispatch_reschedule");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_reschedule");
 }
 
 static const char lua_rejected[] =
@@ -583,10 +569,7 @@ antar_err_t core_store_dispatch_rejected(long long order_id, long long driver_id
           now = num_ll(now_ms);
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_driver(driver_id, ":offer");
     redisReply *r = EVAL(lua_rejected, 3, k1.b, k2.b, "dispatch:due", oid.b, did.b, ofid.b, now.b);
-    antar_err_t err = reply_ok(r, "dispatch_rejected");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_rejected");
 }
 
 /* An acceptance after a cancellation must not leave the driver busy with a dead order; after an
@@ -608,10 +591,7 @@ antar_err_t core_store_dispatch_accepted(long long order_id, long long driver_id
            k6 = key_driver(driver_id, ":offer");
     redisReply *r =
         EVAL(lua_accepted, 6, k1.b, k2.b, k3.b, "dispatch:due", k5.b, k6.b, oid.b, did.b);
-    antar_err_t err = reply_ok(r, "dispatch_accepted");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_accepted");
 }
 
 static const char lua_cancel[] =
@@ -641,10 +621,7 @@ antar_err_t core_store_dispatch_cancel(long long order_id)
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
            k3 = key_dispatch(order_id, ":done");
     redisReply *r = EVAL(lua_cancel, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
-    antar_err_t err = reply_ok(r, "dispatch_cancel");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_cancel");
 }
 
 static const char lua_expired[] =
@@ -665,8 +642,5 @@ antar_err_t core_store_dispatch_expired(long long order_id)
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
            k3 = key_dispatch(order_id, ":done");
     redisReply *r = EVAL(lua_expired, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
-    antar_err_t err = reply_ok(r, "dispatch_expired");
-    if (r)
-        freeReplyObject(r);
-    return err;
+    return reply_done(r, "dispatch_expired");
 }

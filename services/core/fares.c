@@ -222,7 +222,7 @@ static void fares_quote(antar_req_t *req)
 }
 
 const antar_route_t core_fares_routes[] = {
-    {"POST", "/fares/estimate", fares_estimate, ANTAR_AUTH_USER, NULL, 0},
-    {"POST", "/internal/fares/quote", fares_quote, ANTAR_AUTH_SERVICE, NULL, 0},
+    {"POST", "/fares/estimate", fares_estimate, ANTAR_AUTH_USER, "user", 0},
+    {"POST", "/internal/fares/quote", fares_quote, ANTAR_AUTH_SERVICE, "internal", 0},
 };
 const size_t core_fares_routes_len = sizeof core_fares_routes / sizeof core_fares_routes[0];

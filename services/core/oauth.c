@@ -11,7 +11,6 @@
 #include <sodium.h>
 
 #include "antar/auth.h"
-#include "antar/db.h"
 #include "antar/httpc.h"
 #include "antar/log.h"
 #include "antar/util.h"
@@ -342,6 +341,18 @@ static void issue_tokens(antar_req_t *req, const oauth_grant_t *g, bool with_ref
     antar_http_reply_json(req, 200, doc);
 }
 
+/* A fresh grant of client c to sub (a new refresh-token family for the apps; services get an
+ * access token only) and the token response. */
+static void issue_new_grant(antar_req_t *req, const oauth_client_t *c, const char *sub)
+{
+    oauth_grant_t g = {0};
+    snprintf(g.client_id, sizeof g.client_id, "%s", c->id);
+    snprintf(g.sub, sizeof g.sub, "%s", sub);
+    snprintf(g.role, sizeof g.role, "%s", role_name(c->role));
+    snprintf(g.scope, sizeof g.scope, "%s", c->scope);
+    issue_tokens(req, &g, !c->confidential, NULL, 0);
+}
+
 /* The requested scope, if any, must be the client's scope: each client has exactly one. */
 static bool scope_ok(const oauth_client_t *c, json_t *params)
 {
@@ -371,6 +382,10 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
     antar_err_t err =
         antar_httpc_call(svc, "POST", "/internal/credentials/verify", body, NULL, &res);
     json_decref(body);
+    /* No service token to call with is core failing, never the user's wrong password: it must
+     * not count as a failed login. */
+    if (err == ANTAR_E_UNAUTHORIZED)
+        err = ANTAR_E_UNAVAILABLE;
     if (err == ANTAR_OK) {
         json_t *r = antar_httpc_result(&res);
         json_int_t id = json_integer_value(json_object_get(r, "id"));
@@ -437,12 +452,7 @@ static void grant_password(antar_req_t *req, const oauth_client_t *c, json_t *pa
         return;
     }
     oauth_throttle_success(user);
-    oauth_grant_t g = {0};
-    snprintf(g.client_id, sizeof g.client_id, "%s", c->id);
-    snprintf(g.sub, sizeof g.sub, "%s", sub);
-    snprintf(g.role, sizeof g.role, "%s", role_name(c->role));
-    snprintf(g.scope, sizeof g.scope, "%s", c->scope);
-    issue_tokens(req, &g, true, NULL, 0);
+    issue_new_grant(req, c, sub);
 }
 
 static bool verifier_ok(const char *v)
@@ -501,12 +511,7 @@ static void grant_code(antar_req_t *req, const oauth_client_t *c, json_t *params
         oauth_error(req, 400, "invalid_grant", "PKCE verification failed");
         goto out;
     }
-    oauth_grant_t g = {0};
-    snprintf(g.client_id, sizeof g.client_id, "%s", c->id);
-    snprintf(g.sub, sizeof g.sub, "%s", sub);
-    snprintf(g.role, sizeof g.role, "%s", role_name(c->role));
-    snprintf(g.scope, sizeof g.scope, "%s", c->scope);
-    issue_tokens(req, &g, true, NULL, 0);
+    issue_new_grant(req, c, sub);
 out:
     json_decref(data);
 }
@@ -549,12 +554,9 @@ static void grant_client_credentials(antar_req_t *req, const oauth_client_t *c, 
         oauth_error(req, 400, "invalid_scope", "the requested scope is not allowed");
         return;
     }
-    oauth_grant_t g = {0};
-    snprintf(g.client_id, sizeof g.client_id, "%s", c->id);
-    snprintf(g.sub, sizeof g.sub, "service:%s", c->id);
-    snprintf(g.role, sizeof g.role, "service");
-    snprintf(g.scope, sizeof g.scope, "%s", c->scope);
-    issue_tokens(req, &g, false, NULL, 0);
+    char sub[80];
+    snprintf(sub, sizeof sub, "service:%s", c->id);
+    issue_new_grant(req, c, sub);
 }
 
 static void handle_token(antar_req_t *req)
@@ -742,6 +744,7 @@ const antar_route_t core_oauth_routes[] = {
      ANTAR_ROUTE_NO_CSRF | ANTAR_ROUTE_RAW},
     {"GET", "/.well-known/jwks.json", handle_jwks, ANTAR_AUTH_NONE, NULL, 0},
     {"GET", "/.well-known/oauth-authorization-server", handle_metadata, ANTAR_AUTH_NONE, NULL, 0},
+    /* Both apps' tokens get a CSRF token; no single scope covers both, the role check does. */
     {"GET", "/csrf", handle_csrf, ANTAR_AUTH_USER | ANTAR_AUTH_DRIVER, NULL, 0},
 };
 const size_t core_oauth_routes_len = sizeof core_oauth_routes / sizeof core_oauth_routes[0];
@@ -778,19 +781,14 @@ static void clients_register(void)
         char hex[65] = "";
         if (c->has_secret)
             sodium_bin2hex(hex, sizeof hex, c->secret_hash, 32);
-        antar_db_exec(
-            "INSERT INTO oauth_clients (client_id, client_type, role, scope, secret_hash, "
-            "redirect_uris) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE client_type = "
-            "VALUES(client_type), role = VALUES(role), scope = VALUES(scope), secret_hash = "
-            "VALUES(secret_hash), redirect_uris = VALUES(redirect_uris)",
-            ANTAR_DB_ARGS(ANTAR_DB_S(c->id),
-                          ANTAR_DB_S(c->confidential ? "confidential" : "public"),
-                          ANTAR_DB_S(role_name(c->role)), ANTAR_DB_S(c->scope),
-                          c->has_secret ? ANTAR_DB_S((const char *)hex) : ANTAR_DB_NULLARG,
-                          c->confidential ? ANTAR_DB_NULLARG
-                                          : ANTAR_DB_S("antar://callback "
-                                                       "http://127.0.0.1:{port}/callback")),
-            NULL, NULL);
+        /* The table is a record for operators; clients[] above is what authenticates, so a
+         * failure here is worth a warning, not a refusal to start. */
+        if (oauth_client_save(c->id, c->confidential, role_name(c->role), c->scope,
+                              c->has_secret ? hex : NULL,
+                              c->confidential ? NULL
+                                              : "antar://callback "
+                                                "http://127.0.0.1:{port}/callback") != ANTAR_OK)
+            antar_logf("warn", "client %s could not be recorded in oauth_clients", c->id);
     }
 }
 

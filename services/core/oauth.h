@@ -86,6 +86,12 @@ antar_err_t oauth_refresh_lookup(const char *token, oauth_grant_t *g);
 /* Put an access token's jti on the Redis revocation list until exp. */
 antar_err_t oauth_revoke_jti(const char *jti, long long exp);
 
+/* Insert or update the oauth_clients row of a client (a record for operators: clients[] in
+ * oauth.c authenticates). secret_hash_hex / redirect_uris NULL store NULL. */
+antar_err_t oauth_client_save(const char *id, bool confidential, const char *role,
+                              const char *scope, const char *secret_hash_hex,
+                              const char *redirect_uris);
+
 /* One-time authorization codes in Redis (GETDEL). */
 antar_err_t oauth_code_store(const char *code, json_t *data);
 /* On ANTAR_OK *data is a new object; ANTAR_E_NOT_FOUND when unknown, used or expired. */

@@ -16,12 +16,6 @@
 #define REFRESH_TTL_S (30LL * 86400)
 #define THROTTLE_WINDOW_S 900
 
-/* ANTAR_DB_S tests its argument for NULL, which -Werror=address refuses for a char array. */
-static antar_db_arg_t TXT(const char *s)
-{
-    return ANTAR_DB_S(s);
-}
-
 void oauth_random_token(char *out)
 {
     unsigned char raw[32];
@@ -54,9 +48,11 @@ antar_err_t oauth_refresh_store(const char *token, const oauth_grant_t *g, const
         "INSERT INTO refresh_tokens (token_hash, family_id, parent_id, client_id, sub, role, "
         "scope, access_jti, access_exp, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "NOW(3) + INTERVAL ? SECOND)",
-        ANTAR_DB_ARGS(TXT(hash), TXT(fam), parent_id > 0 ? ANTAR_DB_I(parent_id) : ANTAR_DB_NULLARG,
-                      TXT(g->client_id), TXT(g->sub), TXT(g->role), TXT(g->scope), TXT(access_jti),
-                      ANTAR_DB_I(access_exp), ANTAR_DB_I(REFRESH_TTL_S)),
+        ANTAR_DB_ARGS(ANTAR_DB_S(hash), ANTAR_DB_S(fam),
+                      parent_id > 0 ? ANTAR_DB_I(parent_id) : ANTAR_DB_NULLARG,
+                      ANTAR_DB_S(g->client_id), ANTAR_DB_S(g->sub), ANTAR_DB_S(g->role),
+                      ANTAR_DB_S(g->scope), ANTAR_DB_S(access_jti), ANTAR_DB_I(access_exp),
+                      ANTAR_DB_I(REFRESH_TTL_S)),
         NULL, NULL);
 }
 
@@ -67,12 +63,12 @@ static antar_err_t family_revoke(const char *family)
     json_t *rows = NULL;
     antar_err_t err = antar_db_exec(
         "UPDATE refresh_tokens SET revoked_at = NOW(3) WHERE family_id = ? AND revoked_at IS NULL",
-        ANTAR_DB_ARGS(TXT(family)), NULL, NULL);
+        ANTAR_DB_ARGS(ANTAR_DB_S(family)), NULL, NULL);
     if (err != ANTAR_OK)
         return err;
     if (antar_db_query("SELECT access_jti, access_exp FROM refresh_tokens WHERE family_id = ? "
                        "AND access_jti IS NOT NULL AND access_exp > ?",
-                       ANTAR_DB_ARGS(TXT(family), ANTAR_DB_I((long long)time(NULL))),
+                       ANTAR_DB_ARGS(ANTAR_DB_S(family), ANTAR_DB_I((long long)time(NULL))),
                        &rows) == ANTAR_OK) {
         size_t i;
         json_t *r;
@@ -108,7 +104,7 @@ antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family,
         "SELECT id, family_id, client_id, sub, role, scope, UNIX_TIMESTAMP(expires_at) AS exp, "
         "used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked, "
         "expires_at <= NOW(3) AS expired FROM refresh_tokens WHERE token_hash = ?",
-        ANTAR_DB_ARGS(TXT(hash)), &row);
+        ANTAR_DB_ARGS(ANTAR_DB_S(hash)), &row);
     if (err != ANTAR_OK)
         return err;
     const char *fam = json_string_value(json_object_get(row, "family_id"));
@@ -148,7 +144,7 @@ antar_err_t oauth_refresh_revoke(const char *token, const char *client_id)
     oauth_hash_hex(token, hash);
     antar_err_t err =
         antar_db_query_one("SELECT family_id, client_id FROM refresh_tokens WHERE token_hash = ?",
-                           ANTAR_DB_ARGS(TXT(hash)), &row);
+                           ANTAR_DB_ARGS(ANTAR_DB_S(hash)), &row);
     if (err == ANTAR_E_NOT_FOUND)
         return ANTAR_OK;
     if (err != ANTAR_OK)
@@ -170,7 +166,7 @@ antar_err_t oauth_refresh_lookup(const char *token, oauth_grant_t *g)
         "SELECT client_id, sub, role, scope, UNIX_TIMESTAMP(expires_at) AS exp FROM "
         "refresh_tokens WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL AND "
         "expires_at > NOW(3)",
-        ANTAR_DB_ARGS(TXT(hash)), &row);
+        ANTAR_DB_ARGS(ANTAR_DB_S(hash)), &row);
     if (err != ANTAR_OK)
         return err;
     grant_from_row(row, g);
@@ -193,6 +189,23 @@ antar_err_t oauth_revoke_jti(const char *jti, long long exp)
     antar_err_t err = r->type == REDIS_REPLY_ERROR ? ANTAR_E_KV : ANTAR_OK;
     freeReplyObject(r);
     return err;
+}
+
+/* ---- clients -------------------------------------------------------------------------- */
+
+antar_err_t oauth_client_save(const char *id, bool confidential, const char *role,
+                              const char *scope, const char *secret_hash_hex,
+                              const char *redirect_uris)
+{
+    return antar_db_exec(
+        "INSERT INTO oauth_clients (client_id, client_type, role, scope, secret_hash, "
+        "redirect_uris) VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE client_type = "
+        "VALUES(client_type), role = VALUES(role), scope = VALUES(scope), secret_hash = "
+        "VALUES(secret_hash), redirect_uris = VALUES(redirect_uris)",
+        ANTAR_DB_ARGS(ANTAR_DB_S(id), ANTAR_DB_S(confidential ? "confidential" : "public"),
+                      ANTAR_DB_S(role), ANTAR_DB_S(scope), ANTAR_DB_S(secret_hash_hex),
+                      ANTAR_DB_S(redirect_uris)),
+        NULL, NULL);
 }
 
 /* ---- authorization codes -------------------------------------------------------------- */

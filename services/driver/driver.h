@@ -99,6 +99,8 @@ antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out);
 antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out);
 /* {items, next_cursor}: newest first; cursor 0 = from the newest. */
 antar_err_t trip_list(long long driver_id, long long cursor, int limit, json_t **out);
+/* The trip of order_id as the API's trip object; NOT_FOUND when it is not driver_id's. */
+antar_err_t trip_get(long long driver_id, long long order_id, json_t **out);
 /* The trip row (store shape) → the API's trip object (new reference). */
 json_t *trip_to_json(json_t *row);
 /* 80 % of price, rounded down. */

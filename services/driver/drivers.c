@@ -79,6 +79,15 @@ bool driver_plate_normalize(const char *s, char out[DRIVER_PLATE_MAX])
     return true;
 }
 
+/* A name of spaces only passes the length check but names nobody. */
+static bool blank(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return false;
+    return true;
+}
+
 /* Emails compare case-insensitively: they are kept in lower case. */
 static void lower_copy(const char *s, char *out, size_t len)
 {
@@ -114,6 +123,10 @@ antar_err_t driver_signup(const driver_signup_t *in, json_t **out, const char **
 {
     char email[256], plate[DRIVER_PLATE_MAX], hash[ANTAR_PASSWORD_HASH_MAX];
     long long id = 0;
+    if (blank(in->name)) {
+        *field = "name";
+        return ANTAR_E_INVALID_FIELD;
+    }
     if (!antar_valid_email(in->email)) {
         *field = "email";
         return ANTAR_E_INVALID_FIELD;
@@ -153,6 +166,10 @@ antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out, c
 {
     char email[256], plate[DRIVER_PLATE_MAX];
     driver_patch_t q = *p;
+    if (p->name && blank(p->name)) {
+        *field = "name";
+        return ANTAR_E_INVALID_FIELD;
+    }
     if (p->email) {
         if (!antar_valid_email(p->email)) {
             *field = "email";

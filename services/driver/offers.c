@@ -193,22 +193,6 @@ static antar_err_t own_offer(long long driver_id, long long id, json_t **row)
     return ANTAR_OK;
 }
 
-/* The trip of order_id as API JSON when it belongs to driver_id. */
-static antar_err_t trip_of(long long driver_id, long long order_id, json_t **out)
-{
-    json_t *row = NULL;
-    antar_err_t err = store_trip_get(order_id, &row);
-    if (err != ANTAR_OK)
-        return err;
-    if (json_integer_value(json_object_get(row, "driver_id")) != driver_id) {
-        json_decref(row);
-        return ANTAR_E_NOT_FOUND;
-    }
-    *out = trip_to_json(row);
-    json_decref(row);
-    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
-}
-
 antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)
 {
     json_t *row = NULL, *body = NULL;
@@ -262,7 +246,7 @@ antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)
         goto done;
     antar_outbox_kick();
     antar_metrics_count("antar_offers_total", "outcome", "accepted");
-    err = trip_of(driver_id, order_id, out);
+    err = trip_get(driver_id, order_id, out);
 done:
     json_decref(row);
     json_decref(body);

@@ -225,67 +225,45 @@ static void offers_list(antar_req_t *req)
     respond(req, err, 200, out, NULL);
 }
 
-static void offers_accept(antar_req_t *req)
+/* A driver's action on one of their offers or trips: {param} is the id, the body takes no
+ * fields (anything in it is refused, not ignored), and a 409 says why in conflict_msg. */
+typedef antar_err_t (*driver_action_fn)(long long driver_id, long long id, json_t **out);
+
+static void driver_action(antar_req_t *req, const char *param, driver_action_fn fn,
+                          const char *conflict_msg)
 {
     long long id;
     json_t *out = NULL;
-    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+    if (antar_req_param_id(req, param, &id) != ANTAR_OK)
         return;
-    /* These take no fields: anything in the body is refused, not ignored. */
     if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
         return;
-    antar_err_t err = offer_accept(me(req), id, &out);
+    antar_err_t err = fn(me(req), id, &out);
     if (err == ANTAR_E_CONFLICT) {
-        antar_http_fail(req, err, NULL, "the offer is no longer open");
+        antar_http_fail(req, err, NULL, "%s", conflict_msg);
         return;
     }
     respond(req, err, 200, out, NULL);
+}
+
+static void offers_accept(antar_req_t *req)
+{
+    driver_action(req, "id", offer_accept, "the offer is no longer open");
 }
 
 static void offers_reject(antar_req_t *req)
 {
-    long long id;
-    json_t *out = NULL;
-    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
-        return;
-    /* These take no fields: anything in the body is refused, not ignored. */
-    if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
-        return;
-    antar_err_t err = offer_reject(me(req), id, &out);
-    if (err == ANTAR_E_CONFLICT) {
-        antar_http_fail(req, err, NULL, "the offer is no longer pending");
-        return;
-    }
-    respond(req, err, 200, out, NULL);
-}
-
-static void trips_move(antar_req_t *req, bool complete)
-{
-    long long id;
-    json_t *out = NULL;
-    if (antar_req_param_id(req, "order_id", &id) != ANTAR_OK)
-        return;
-    /* These take no fields: anything in the body is refused, not ignored. */
-    if (antar_req_fields(req, NULL, 0) != ANTAR_OK)
-        return;
-    antar_err_t err = complete ? trip_complete(me(req), id, &out) : trip_pickup(me(req), id, &out);
-    if (err == ANTAR_E_CONFLICT) {
-        antar_http_fail(req, err, NULL,
-                        complete ? "only a picked-up trip can be completed"
-                                 : "only an accepted trip can be picked up");
-        return;
-    }
-    respond(req, err, 200, out, NULL);
+    driver_action(req, "id", offer_reject, "the offer is no longer pending");
 }
 
 static void trips_pickup(antar_req_t *req)
 {
-    trips_move(req, false);
+    driver_action(req, "order_id", trip_pickup, "only an accepted trip can be picked up");
 }
 
 static void trips_complete(antar_req_t *req)
 {
-    trips_move(req, true);
+    driver_action(req, "order_id", trip_complete, "only a picked-up trip can be completed");
 }
 
 /* A query argument as an integer in [min, max]; false (422 sent) when it is not one. */
@@ -326,8 +304,11 @@ static void internal_credentials_verify(antar_req_t *req)
 {
     const char *username = NULL, *password = NULL;
     json_t *out = NULL;
+    /* Limits in bytes, as core sends them (username ≤ 254, password ≤ 1024): sign-up allows
+     * 128 characters, which in UTF-8 can be up to 512 bytes, and a longer password simply fails
+     * like any wrong one (401). */
     if (!in_string(req, "username", true, 254, &username) ||
-        !in_string(req, "password", true, 128, &password))
+        !in_string(req, "password", true, 1024, &password))
         return;
     antar_err_t err = driver_verify_credentials(username, password, &out);
     if (err == ANTAR_E_UNAUTHORIZED) {
@@ -435,7 +416,7 @@ static void internal_driver_rating(antar_req_t *req)
 #define SVC ANTAR_AUTH_SERVICE, "internal"
 
 const antar_route_t driver_routes[] = {
-    {"POST", "/drivers", drivers_signup, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_NO_CSRF},
+    {"POST", "/drivers", drivers_signup, ANTAR_AUTH_NONE, NULL, 0},
     {"GET", "/drivers/me", drivers_me_get, DRV, 0},
     {"PATCH", "/drivers/me", drivers_me_patch, DRV, 0},
     {"PUT", "/drivers/me/status", drivers_me_status, DRV, 0},

@@ -22,6 +22,28 @@ static antar_err_t count_of(const char *sql, const antar_db_arg_t *args, size_t 
     return ANTAR_OK;
 }
 
+/* A conditional UPDATE of one row: *changed when it matched (CLIENT_FOUND_ROWS: matched, not
+ * necessarily modified). */
+static antar_err_t exec_changed(const char *sql, const antar_db_arg_t *args, size_t nargs,
+                                bool *changed)
+{
+    unsigned long long affected = 0;
+    antar_err_t err = antar_db_exec(sql, args, nargs, &affected, NULL);
+    *changed = err == ANTAR_OK && affected == 1;
+    return err;
+}
+
+/* The one way every transaction of this file ends: commit when all went well, else roll back.
+ * Returns the first error (a failed commit is rolled back too). */
+static antar_err_t tx_end(antar_err_t err)
+{
+    if (err == ANTAR_OK)
+        err = antar_db_commit();
+    if (err != ANTAR_OK)
+        antar_db_rollback();
+    return err;
+}
+
 /* ---- drivers --------------------------------------------------------------------------- */
 
 #define DRIVER_COLUMNS                                                                             \
@@ -43,21 +65,16 @@ antar_err_t store_driver_insert(const char *name, const char *email, const char 
         ANTAR_DB_ARGS(ANTAR_DB_S(name), ANTAR_DB_S(email), ANTAR_DB_S(phone), ANTAR_DB_S(hash)),
         NULL, &new_id);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_exec(
         "INSERT INTO vehicles (driver_id, vehicle_type, plate_number) "
         "VALUES (?, ?, ?)",
         ANTAR_DB_ARGS(ANTAR_DB_I((long long)new_id), ANTAR_DB_S(vehicle_type), ANTAR_DB_S(plate)),
         NULL, NULL);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
-    *id = (long long)new_id;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
+out:
+    err = tx_end(err);
+    if (err == ANTAR_OK)
+        *id = (long long)new_id;
     return err;
 }
 
@@ -110,20 +127,13 @@ antar_err_t store_driver_update(long long id, const driver_patch_t *p)
                                       ANTAR_DB_S(p->phone), ANTAR_DB_I(id)),
                         NULL, NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     if (p->plate_number) {
         err = antar_db_exec("UPDATE vehicles SET plate_number = ? WHERE driver_id = ?",
                             ANTAR_DB_ARGS(ANTAR_DB_S(p->plate_number), ANTAR_DB_I(id)), NULL, NULL);
-        if (err != ANTAR_OK)
-            goto fail;
     }
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
-    return err;
+out:
+    return tx_end(err);
 }
 
 antar_err_t store_driver_set_status(long long id, const char *status)
@@ -162,26 +172,19 @@ antar_err_t store_driver_rate(long long id, long long order_id, int rating, cons
     if (err != ANTAR_OK)
         return err;
     if (event_id && (err = antar_inbox_claim(event_id)) != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_exec("INSERT INTO driver_ratings (driver_id, order_id, rating) VALUES (?, ?, ?)",
                         ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(order_id), ANTAR_DB_I(rating)),
                         NULL, NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_exec(
         "UPDATE drivers SET rating = (SELECT ROUND(AVG(rating), 2) FROM driver_ratings "
         "WHERE driver_id = ?), rating_count = (SELECT COUNT(*) FROM driver_ratings "
         "WHERE driver_id = ?) WHERE id = ?",
         ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(id), ANTAR_DB_I(id)), NULL, NULL);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
-    return err;
+out:
+    return tx_end(err);
 }
 
 antar_err_t store_trip_completed_by(long long driver_id, long long order_id, bool *yes)
@@ -210,29 +213,29 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     err = antar_db_query_one("SELECT status FROM drivers WHERE id = ? FOR UPDATE",
                              ANTAR_DB_ARGS(ANTAR_DB_I(in->driver_id)), &row);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     const char *status = json_string_value(json_object_get(row, "status"));
     if (!status || strcmp(status, "online") != 0) {
         *why = "the driver is offline";
         err = ANTAR_E_CONFLICT;
-        goto fail;
+        goto out;
     }
     err = count_of("SELECT COUNT(*) AS n FROM cancelled_orders WHERE order_id = ?",
                    ANTAR_DB_ARGS(ANTAR_DB_I(in->order_id)), &n);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     if (n > 0) {
         *why = "the order was cancelled";
         err = ANTAR_E_CONFLICT;
-        goto fail;
+        goto out;
     }
     err = store_driver_active_trips(in->driver_id, &n);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     if (n > 0) {
         *why = "the driver is on a trip";
         err = ANTAR_E_CONFLICT;
-        goto fail;
+        goto out;
     }
     /* An accepted offer without its trip yet is an accept in flight: busy as well (for a
      * while only, so that a failure between assign and trip cannot block the driver forever). */
@@ -242,11 +245,11 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
                    "NOT EXISTS (SELECT 1 FROM trips t WHERE t.offer_id = o.id)))",
                    ANTAR_DB_ARGS(ANTAR_DB_I(in->driver_id)), &n);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     if (n > 0) {
         *why = "the driver already holds a live offer";
         err = ANTAR_E_CONFLICT;
-        goto fail;
+        goto out;
     }
     err = antar_db_exec(
         "INSERT INTO offers (order_id, driver_id, vehicle_type, pickup_lat, pickup_lng, "
@@ -260,17 +263,11 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
                       ANTAR_DB_S(in->currency ? in->currency : "IDR"),
                       ANTAR_DB_S(customer_first_name), ANTAR_DB_S(expires_at)),
         NULL, &new_id);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
+out:
     json_decref(row);
-    *id = (long long)new_id;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
-    json_decref(row);
+    err = tx_end(err);
+    if (err == ANTAR_OK)
+        *id = (long long)new_id;
     return err;
 }
 
@@ -295,23 +292,15 @@ antar_err_t store_offers_pending(long long driver_id, json_t **rows)
 
 antar_err_t store_offer_claim(long long id, long long driver_id, bool *won)
 {
-    unsigned long long affected = 0;
-    antar_err_t err =
-        antar_db_exec("UPDATE offers SET status = 'accepted' WHERE id = ? AND "
-                      "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
-                      ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), &affected, NULL);
-    *won = err == ANTAR_OK && affected == 1;
-    return err;
+    return exec_changed("UPDATE offers SET status = 'accepted' WHERE id = ? AND "
+                        "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), won);
 }
 
 antar_err_t store_offer_move(long long id, const char *from, const char *to, bool *changed)
 {
-    unsigned long long affected = 0;
-    antar_err_t err = antar_db_exec("UPDATE offers SET status = ? WHERE id = ? AND status = ?",
-                                    ANTAR_DB_ARGS(ANTAR_DB_S(to), ANTAR_DB_I(id), ANTAR_DB_S(from)),
-                                    &affected, NULL);
-    *changed = err == ANTAR_OK && affected == 1;
-    return err;
+    return exec_changed("UPDATE offers SET status = ? WHERE id = ? AND status = ?",
+                        ANTAR_DB_ARGS(ANTAR_DB_S(to), ANTAR_DB_I(id), ANTAR_DB_S(from)), changed);
 }
 
 antar_err_t store_offer_unclaim(long long id, json_t *outbox_body, const char *outbox_path,
@@ -326,27 +315,23 @@ antar_err_t store_offer_unclaim(long long id, json_t *outbox_body, const char *o
                         "WHERE id = ? AND status = 'accepted'",
                         ANTAR_DB_ARGS(ANTAR_DB_I(id)), NULL, NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_query_one("SELECT status FROM offers WHERE id = ?",
                              ANTAR_DB_ARGS(ANTAR_DB_I(id)), &row);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     const char *status = json_string_value(json_object_get(row, "status"));
     if (status && strcmp(status, "expired") == 0) {
         err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
         if (err != ANTAR_OK)
-            goto fail;
+            goto out;
         *expired = true;
     }
-    err = antar_db_commit();
+out:
+    json_decref(row);
+    err = tx_end(err);
     if (err != ANTAR_OK)
-        goto fail;
-    json_decref(row);
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
-    json_decref(row);
-    *expired = false;
+        *expired = false;
     return err;
 }
 
@@ -360,11 +345,11 @@ antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const cha
     err = antar_db_query_one("SELECT status FROM offers WHERE id = ? FOR UPDATE",
                              ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), &row);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     const char *status = json_string_value(json_object_get(row, "status"));
     if (!status || strcmp(status, "accepted") != 0) {
         err = ANTAR_E_CONFLICT;
-        goto fail;
+        goto out;
     }
     err = antar_db_exec(
         "INSERT INTO trips (order_id, driver_id, offer_id, pickup_lat, pickup_lng, "
@@ -374,44 +359,31 @@ antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const cha
         "customer_first_name FROM offers WHERE id = ?",
         ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), NULL, NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
+out:
     json_decref(row);
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
-    json_decref(row);
-    return err;
+    return tx_end(err);
 }
 
 antar_err_t store_offer_reject(long long id, long long driver_id, json_t *outbox_body,
                                const char *outbox_path, bool *changed)
 {
-    unsigned long long affected = 0;
+    bool won = false;
     *changed = false;
     antar_err_t err = antar_db_begin();
     if (err != ANTAR_OK)
         return err;
-    err = antar_db_exec("UPDATE offers SET status = 'rejected' WHERE id = ? AND driver_id = ? "
-                        "AND status = 'pending'",
-                        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), &affected, NULL);
-    if (err != ANTAR_OK || affected != 1)
-        goto fail;
-    err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
-    *changed = true;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
+    err = exec_changed("UPDATE offers SET status = 'rejected' WHERE id = ? AND driver_id = ? "
+                       "AND status = 'pending'",
+                       ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), &won);
+    if (err != ANTAR_OK || !won) {
+        /* Not pending (any more): nothing to tell core, and nothing was changed. */
+        antar_db_rollback();
+        return err;
+    }
+    err = tx_end(antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body));
+    *changed = err == ANTAR_OK;
     return err;
 }
 
@@ -423,29 +395,25 @@ antar_err_t store_order_cancel(long long order_id, const char *event_id, long lo
     if (err != ANTAR_OK)
         return err;
     if (event_id && (err = antar_inbox_claim(event_id)) != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_exec("INSERT IGNORE INTO cancelled_orders (order_id) VALUES (?)",
                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), NULL, NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_exec("UPDATE offers SET status = 'withdrawn' WHERE order_id = ? AND "
                         "status IN ('pending', 'accepted')",
                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), &a, NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_db_exec("UPDATE trips SET status = 'cancelled', cancelled_at = NOW(3) "
                         "WHERE order_id = ? AND status = 'accepted'",
                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), &b, NULL);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
-    *withdrawn = (long long)a;
-    *trips_cancelled = (long long)b;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
+out:
+    err = tx_end(err);
+    if (err == ANTAR_OK) {
+        *withdrawn = (long long)a;
+        *trips_cancelled = (long long)b;
+    }
     return err;
 }
 
@@ -463,48 +431,38 @@ antar_err_t store_trip_get(long long order_id, json_t **row)
 
 antar_err_t store_trip_pickup(long long order_id, long long driver_id, bool *changed)
 {
-    unsigned long long affected = 0;
-    antar_err_t err = antar_db_exec(
+    return exec_changed(
         "UPDATE trips SET status = 'picked_up', picked_up_at = NOW(3) WHERE order_id = ? AND "
         "driver_id = ? AND status = 'accepted'",
-        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), &affected, NULL);
-    *changed = err == ANTAR_OK && affected == 1;
-    return err;
+        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), changed);
 }
 
 antar_err_t store_trip_complete(long long order_id, long long driver_id, long long earning,
                                 json_t *outbox_body, const char *outbox_path)
 {
-    unsigned long long affected = 0;
+    bool won = false;
     antar_err_t err = antar_db_begin();
     if (err != ANTAR_OK)
         return err;
-    err = antar_db_exec(
+    err = exec_changed(
         "UPDATE trips SET status = 'completed', completed_at = NOW(3) WHERE order_id = ? AND "
         "driver_id = ? AND status = 'picked_up'",
-        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), &affected, NULL);
+        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), &won);
     if (err != ANTAR_OK)
-        goto fail;
-    if (affected != 1) {
+        goto out;
+    if (!won) {
         err = ANTAR_E_CONFLICT;
-        goto fail;
+        goto out;
     }
     err = antar_db_exec(
         "INSERT INTO earnings (driver_id, order_id, amount) VALUES (?, ?, ?)",
         ANTAR_DB_ARGS(ANTAR_DB_I(driver_id), ANTAR_DB_I(order_id), ANTAR_DB_I(earning)), NULL,
         NULL);
     if (err != ANTAR_OK)
-        goto fail;
+        goto out;
     err = antar_outbox_add(ANTAR_SVC_CORE, "PUT", outbox_path, outbox_body);
-    if (err != ANTAR_OK)
-        goto fail;
-    err = antar_db_commit();
-    if (err != ANTAR_OK)
-        goto fail;
-    return ANTAR_OK;
-fail:
-    antar_db_rollback();
-    return err;
+out:
+    return tx_end(err);
 }
 
 antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, json_t **rows)

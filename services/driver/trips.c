@@ -10,7 +10,8 @@
 
 long long trip_earning(long long price)
 {
-    return price > 0 ? price * 80 / 100 : 0;
+    /* floor(price × 4/5) without ever forming price × 80, so no price can overflow it. */
+    return price > 0 ? price / 5 * 4 + price % 5 * 4 / 5 : 0;
 }
 
 json_t *trip_to_json(json_t *row)
@@ -46,10 +47,10 @@ static antar_err_t own_trip(long long driver_id, long long order_id, json_t **ro
     return ANTAR_OK;
 }
 
-static antar_err_t trip_reload(long long order_id, json_t **out)
+antar_err_t trip_get(long long driver_id, long long order_id, json_t **out)
 {
     json_t *row = NULL;
-    antar_err_t err = store_trip_get(order_id, &row);
+    antar_err_t err = own_trip(driver_id, order_id, &row);
     if (err != ANTAR_OK)
         return err;
     *out = trip_to_json(row);
@@ -94,7 +95,7 @@ antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out)
         err = ANTAR_E_CONFLICT; /* cancelled while we asked */
         goto done;
     }
-    err = trip_reload(order_id, out);
+    err = trip_get(driver_id, order_id, out);
 done:
     json_decref(row);
     return err;
@@ -128,7 +129,7 @@ antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
         goto done;
     antar_outbox_kick();
     antar_metrics_count("antar_trips_total", "status", "completed");
-    err = trip_reload(order_id, out);
+    err = trip_get(driver_id, order_id, out);
 done:
     json_decref(row);
     json_decref(body);

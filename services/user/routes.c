@@ -24,6 +24,18 @@ static void fail(antar_req_t *req, antar_err_t err, const user_why_t *why)
                     why->message[0] ? why->message : antar_err_message(err));
 }
 
+/* The domain's outcome: result with status on success, else the error. Steals result. */
+static void reply(antar_req_t *req, antar_err_t err, int status, json_t *result,
+                  const user_why_t *why)
+{
+    if (err != ANTAR_OK) {
+        json_decref(result);
+        fail(req, err, why);
+        return;
+    }
+    antar_http_reply(req, status, result);
+}
+
 static long long caller_id(antar_req_t *req)
 {
     const antar_principal_t *p = antar_req_principal(req);
@@ -229,10 +241,7 @@ static void get_order(antar_req_t *req)
     user_why_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_get_for_user(caller_id(req), id, &order);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 200, order);
+    reply(req, err, 200, order, &why);
 }
 
 static void post_cancel(antar_req_t *req)
@@ -249,10 +258,7 @@ static void post_cancel(antar_req_t *req)
     user_why_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_cancel(caller_id(req), id, reason, &order, &why);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 200, order);
+    reply(req, err, 200, order, &why);
 }
 
 static void post_rating(antar_req_t *req)
@@ -270,10 +276,7 @@ static void post_rating(antar_req_t *req)
     user_why_t why = {0};
     json_t *r = NULL;
     antar_err_t err = orders_rate(caller_id(req), id, (int)rating, comment, &r, &why);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 201, r);
+    reply(req, err, 201, r, &why);
 }
 
 /* ---- internal (service tokens) ------------------------------------------------------------ */
@@ -311,10 +314,7 @@ static void get_internal_order(antar_req_t *req)
     user_why_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_get_internal(id, &order);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 200, order);
+    reply(req, err, 200, order, &why);
 }
 
 typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, json_t **out,
@@ -333,10 +333,7 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
     user_why_t why = {0};
     json_t *order = NULL;
     antar_err_t err = fn(id, driver_id, &order, &why);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 200, order);
+    reply(req, err, 200, order, &why);
 }
 
 static void post_assign(antar_req_t *req)
@@ -353,10 +350,7 @@ static void post_assign(antar_req_t *req)
     user_why_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_assign(id, driver_id, offer_id, &order, &why);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 200, order);
+    reply(req, err, 200, order, &why);
 }
 
 static void post_pickup(antar_req_t *req)
@@ -385,10 +379,7 @@ static void post_expire(antar_req_t *req)
     user_why_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_expire(id, key, &order, &why);
-    if (err != ANTAR_OK)
-        fail(req, err, &why);
-    else
-        antar_http_reply(req, 200, order);
+    reply(req, err, 200, order, &why);
 }
 
 #define U ANTAR_AUTH_USER

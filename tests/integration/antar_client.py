@@ -15,7 +15,9 @@ contract hook tests/integration/contract.py: validate(service, method, path, sta
 import json as _json
 import os
 import random
+import shutil
 import string
+import subprocess
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -249,16 +251,72 @@ class Session:
         return self.account.get("id")
 
 
-def new_user(api, **over):
+def new_user(api, login_api=None, **over):
+    """Sign up a customer on api, log in and fetch a CSRF token on login_api (default: api, the
+    edge or core's own port). over: sign-up fields to change."""
     u = signup_user(api, **over)
-    tok = login(api, u["email"], u["password"], "user-app")
-    return Session(u, tok, csrf(api, tok))
+    via = login_api or api
+    tok = login(via, u["email"], u["password"], "user-app")
+    return Session(u, tok, csrf(via, tok))
 
 
-def new_driver(api, **over):
+def new_driver(api, login_api=None, **over):
+    """As new_user, for a driver (driver-app)."""
     d = signup_driver(api, **over)
-    tok = login(api, d["email"], d["password"], "driver-app")
-    return Session(d, tok, csrf(api, tok))
+    via = login_api or api
+    tok = login(via, d["email"], d["password"], "driver-app")
+    return Session(d, tok, csrf(via, tok))
+
+
+# ---- the stack's own secrets --------------------------------------------------------------
+
+REPO = os.environ.get("ANTAR_REPO") or os.path.abspath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+# The secrets.env key of each service client (scripts/stack.sh writes the file).
+SERVICE_SECRET_KEYS = {"user-service": "CLIENT_SECRET_USER",
+                       "driver-service": "CLIENT_SECRET_DRIVER",
+                       "core-service": "CLIENT_SECRET_CORE"}
+
+
+def run_dir():
+    """The stack's run folder: $ANTAR_RUN_DIR, else <repo>/.run (stack.sh's default)."""
+    return os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
+
+
+def stack_secrets():
+    """KEY=value lines of <run dir>/secrets.env as a dict; {} when there is no such file."""
+    out = {}
+    try:
+        with open(os.path.join(run_dir(), "secrets.env")) as f:
+            for line in f:
+                k, sep, v = line.strip().partition("=")
+                if sep:
+                    out[k] = v
+    except OSError:
+        pass
+    return out
+
+
+def service_secret(client):
+    """The client secret of a service client ("user-service", …): $ANTAR_TEST_<KEY>, else the
+    stack's secrets.env; None when neither has it."""
+    key = SERVICE_SECRET_KEYS[client]
+    return os.environ.get("ANTAR_TEST_" + key) or stack_secrets().get(key)
+
+
+def service_token(api, client="core-service"):
+    """A client_credentials access token of a service client, from core (api: core's port or the
+    edge). Skips the calling test when this run has no secret for that client."""
+    secret = service_secret(client)
+    if not secret:
+        import pytest
+
+        pytest.skip(f"no client secret for {client} available to the tests")
+    r = api.post("/oauth/token", form={"grant_type": "client_credentials", "client_id": client,
+                                       "client_secret": secret})
+    assert r.status == 200, r
+    return r.body["access_token"]
 
 
 def wait_for(fn, timeout=10.0, interval=0.2, what="condition"):
@@ -272,3 +330,18 @@ def wait_for(fn, timeout=10.0, interval=0.2, what="condition"):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+def redis_cli(*args):
+    """Run redis-cli against the stack's Redis ($ANTAR_REDIS_PORT, else 6380 + the port offset)
+    and return its output. Skips the calling test when redis-cli is not installed."""
+    if not shutil.which("redis-cli"):
+        import pytest
+
+        pytest.skip("redis-cli is not installed")
+    offset = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
+    port = int(os.environ.get("ANTAR_REDIS_PORT") or 6380 + offset)
+    p = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.strip()

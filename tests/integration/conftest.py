@@ -5,18 +5,18 @@ default ports plus ANTAR_PORT_OFFSET are used."""
 import os
 import subprocess
 import sys
+import time
 
 import pytest
+import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from antar_client import (  # noqa: E402,F401  (re-exported for the test files)
-    Api, Response, Session, check_envelope, csrf, login, new_driver, new_user, service_for_path,
-    signup_driver, signup_user, token_response, unique_email, unique_phone, unique_plate,
-    wait_for)
+    REPO, Api, Response, Session, check_envelope, csrf, login, new_driver, new_user, redis_cli,
+    run_dir, service_for_path, service_secret, service_token, signup_driver, signup_user,
+    stack_secrets, token_response, unique_email, unique_phone, unique_plate, wait_for)
 
-REPO = os.environ.get("ANTAR_REPO") or os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", ".."))
 OFFSET = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
 
 
@@ -45,14 +45,44 @@ class Stack:
                                  f"{p.stdout}\n{p.stderr}")
         return p
 
+    # A path the edge routes to each service that the service itself never answers with 503.
+    _edge_probes = {"core": "/.well-known/jwks.json", "user": "/users/me",
+                    "driver": "/drivers/me"}
+
     def stop(self, component):
         self._run("stop", component)
 
     def start(self, component):
         self._run("start", component)
+        self._wait_routed(component)
 
     def restart(self, component):
         self._run("restart", component)
+        self._wait_routed(component)
+
+    def _wait_routed(self, component, timeout=20.0):
+        """Wait until the edge routes to what component serves again. stack.sh returns once the
+        process answers on its own port, but HAProxy puts a backend back only on its next good
+        health check (about a second later; after MariaDB or Redis came back, every service's
+        /health has to recover first): a request through the edge before then gets the edge's
+        own 503, whichever test happens to run next."""
+        if component in self._edge_probes:
+            paths = [self._edge_probes[component]]
+        else:  # mariadb, redis, haproxy: every service behind the edge
+            paths = list(self._edge_probes.values())
+        deadline = time.monotonic() + timeout
+        for path in paths:
+            while True:
+                try:
+                    status = requests.get(EDGE_URL + path, timeout=2).status_code
+                except requests.RequestException:
+                    status = None
+                if status is not None and status != 503:
+                    break
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"the edge does not route {path} again {timeout:.0f} s "
+                                         f"after {component} started (last status {status})")
+                time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +114,15 @@ def services(user_api, driver_api, core_api):
 @pytest.fixture(scope="session")
 def stack():
     return Stack()
+
+
+# Two customers for the user-service tests: signed up on user-service, logged in on core's own
+# port, so that the edge's rate limit on sign-ups and logins never throttles them.
+@pytest.fixture
+def alice(user_api, core_api):
+    return new_user(user_api, core_api, name="Alice Wijaya")
+
+
+@pytest.fixture
+def bob(user_api, core_api):
+    return new_user(user_api, core_api, name="Bob Santoso")

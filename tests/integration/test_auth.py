@@ -13,6 +13,7 @@ import html.parser
 import json
 import os
 import random
+import re
 import secrets
 import time
 import uuid
@@ -23,10 +24,11 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import CORE_URL, EDGE_URL, REPO
-from antar_client import csrf, login, signup_driver, signup_user, token_response, wait_for
+from conftest import CORE_URL, EDGE_URL
+from antar_client import (csrf, login, run_dir, service_secret, service_token, signup_driver,
+                          signup_user, token_response, wait_for)
 
-RUN_DIR = os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
+RUN_DIR = run_dir()
 
 
 def b64d(s):
@@ -41,16 +43,6 @@ def core_key():
     with open(os.path.join(RUN_DIR, "core", "keys", "current.jwk")) as f:
         jwk = json.load(f)
     return jwk, Ed25519PrivateKey.from_private_bytes(b64d(jwk["d"]))
-
-
-def secrets_env():
-    out = {}
-    with open(os.path.join(RUN_DIR, "secrets.env")) as f:
-        for line in f:
-            if "=" in line:
-                k, v = line.strip().split("=", 1)
-                out[k] = v
-    return out
 
 
 def unique_ip():
@@ -100,15 +92,6 @@ def driver(edge):
     d = signup_driver(edge)
     tok = login(edge, d["email"], d["password"], "driver-app")
     return d, tok
-
-
-def service_token(client="user-service"):
-    key = {"user-service": "CLIENT_SECRET_USER", "driver-service": "CLIENT_SECRET_DRIVER",
-           "core-service": "CLIENT_SECRET_CORE"}[client]
-    r = requests.post(CORE_URL + "/oauth/token", data={"grant_type": "client_credentials"},
-                      auth=(client, secrets_env()[key]), timeout=10)
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
 
 
 def assert_oauth_error(r, status, error):
@@ -213,7 +196,7 @@ def test_token_endpoint_errors(edge):
 
 
 def test_client_credentials_basic_and_post(core_api):
-    s = secrets_env()["CLIENT_SECRET_DRIVER"]
+    s = service_secret("driver-service")
     r = core_api.post("/oauth/token", form={"grant_type": "client_credentials"},
                       headers={"Authorization": "Basic " + base64.b64encode(
                           f"driver-service:{s}".encode()).decode()})
@@ -326,19 +309,71 @@ def test_wrong_role_is_forbidden(core_api, user_api, driver_api, customer, drive
     assert r.status == 403 and r.error["code"] == "forbidden", r
     r = driver_api.get("/drivers/me", token=utok)
     assert r.status == 403, r
-    r = core_api.get("/csrf", token=service_token())
+    r = core_api.get("/csrf", token=service_token(core_api, "user-service"))
     assert r.status == 403, r
 
 
-def test_internal_routes_take_only_service_tokens(user_api, customer):
+def test_route_scope_is_enforced(core_api, user_api, driver_api, customer, driver):
+    """A token with the right role but without the route's scope (docs/contract.md: user routes
+    need scope user, driver routes driver, internal routes internal) is refused with 403 before
+    anything else — on every service, core's fares and dispatch routes included."""
+    u, _ = customer
+    d, _ = driver
+    utok = forge(claims_for(f"user:{u['id']}", "user", "user-app", "driver"))
+    dtok = forge(claims_for(f"driver:{d['id']}", "driver", "driver-app", "user"))
+    stok = forge(claims_for("service:user-service", "service", "user-service", "user"))
+    trip = {"pickup_lat": -6.2, "pickup_lng": 106.8, "dropoff_lat": -6.21, "dropoff_lng": 106.81,
+            "vehicle_type": "motorcycle"}
+    cases = [(user_api.get, "/users/me", utok, None), (core_api.post, "/fares/estimate", utok, trip),
+             (driver_api.get, "/drivers/me", dtok, None), (driver_api.get, "/offers", dtok, None),
+             (core_api.post, "/internal/fares/quote", stok, dict(trip, user_id=1)),
+             (core_api.post, "/internal/dispatch/1/cancel", stok, {}),
+             (user_api.get, "/internal/orders/1", stok, None),
+             (driver_api.get, f"/internal/drivers/{d['id']}", stok, None)]
+    for call, path, tok, body in cases:
+        r = call(path, token=tok, json=body) if body is not None else call(path, token=tok)
+        assert r.status == 403 and r.error["code"] == "forbidden", (path, r)
+
+
+def _internal_routes(api):
+    """(method, path) of every /internal route in the service's own OpenAPI document, ids
+    filled in."""
+    doc = api.get("/openapi.json", envelope=False).body
+    out = []
+    for path, ops in doc["paths"].items():
+        if path.startswith("/internal/"):
+            for method in ops:
+                if method in ("get", "post", "put", "patch", "delete"):
+                    out.append((method.upper(), re.sub(r"\{[^}]+\}", "1", path)))
+    return out
+
+
+def test_every_internal_route_takes_only_service_tokens(services, customer, driver):
+    """No token: 401; a customer's or a driver's token (CSRF token or not): 403 — on every
+    internal route of every service, before the body is even looked at."""
+    apps = [(tok, csrf(services["core"], tok)) for tok in (customer[1], driver[1])]
+    seen = 0
+    for name, api in services.items():
+        for method, path in _internal_routes(api):
+            seen += 1
+            body = {} if method != "GET" else None
+            r = api.request(method, path, json=body)
+            assert r.status == 401 and r.error["code"] == "unauthorized", (name, path, r)
+            for tok, csrf_token in apps:
+                r = api.request(method, path, json=body, token=tok, csrf=csrf_token)
+                assert r.status == 403 and r.error["code"] == "forbidden", (name, path, r)
+    assert seen >= 19, f"only {seen} internal routes found in the OpenAPI documents"
+
+
+def test_internal_routes_take_only_service_tokens(user_api, core_api, customer):
     _, utok = customer
     body = {"username": "nobody@example.com", "password": "x" * 10}
-    r = user_api.post("/internal/credentials/verify", json=body, token=utok,
-                      csrf=csrf(user_api, utok) if False else None)
-    assert r.status in (403,), r
+    r = user_api.post("/internal/credentials/verify", json=body, token=utok)
+    assert r.status == 403, r
     r = user_api.post("/internal/credentials/verify", json=body)
     assert r.status == 401, r
-    r = user_api.post("/internal/credentials/verify", json=body, token=service_token())
+    r = user_api.post("/internal/credentials/verify", json=body,
+                      token=service_token(core_api, "user-service"))
     assert r.status == 401 and r.error["code"] != "unauthorized", r
 
 
@@ -368,7 +403,7 @@ def test_revoke_refresh_token(edge, customer):
 
 def test_introspection_is_for_services_only(core_api, customer):
     u, tok = customer
-    s = secrets_env()["CLIENT_SECRET_USER"]
+    s = service_secret("user-service")
     r = core_api.post("/oauth/introspect", form={"token": tok, "client_id": "user-service",
                                                  "client_secret": s})
     assert r.status == 200 and r.body["active"] is True, r

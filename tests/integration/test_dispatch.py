@@ -11,14 +11,11 @@ flow is tested end to end elsewhere (driver-service's tests)."""
 import itertools
 import os
 import random
-import shutil
-import subprocess
 import time
 
 import pytest
 
-from conftest import OFFSET, REPO
-from antar_client import new_driver, new_user, wait_for
+from antar_client import new_driver, new_user, redis_cli, service_token, wait_for
 
 OFFER_TTL_S = int(os.environ.get("ANTAR_OFFER_TTL_S", "15"))
 MAX_S = int(os.environ.get("ANTAR_DISPATCH_MAX_S", "120"))
@@ -90,12 +87,10 @@ def order_status(edge, who, order_id):
 
 
 def restart_core(stack, edge):
-    """Stop core (SIGTERM: its worker finishes the order in hand), start it again, and wait
-    until the edge routes to it again (HAProxy's health checks take a moment)."""
+    """Stop core (SIGTERM: its worker finishes the order in hand) and start it again (stack.start
+    waits until the edge routes to it again)."""
     stack.stop("core")
     stack.start("core")
-    wait_for(lambda: edge.get("/.well-known/jwks.json", envelope=False).status == 200,
-             timeout=20, interval=0.3, what="the edge to route to core again")
 
 
 def reject(edge, d, offer):
@@ -104,39 +99,10 @@ def reject(edge, d, offer):
     assert r.status == 200, r
 
 
-def redis_cli(*args):
-    if not shutil.which("redis-cli"):
-        pytest.skip("redis-cli is not installed")
-    port = int(os.environ.get("ANTAR_REDIS_PORT") or 6380 + OFFSET)
-    p = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True,
-                       text=True, timeout=10)
-    assert p.returncode == 0, p.stderr
-    return p.stdout.strip()
-
-
-def _secrets():
-    run = os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
-    out = {}
-    try:
-        with open(os.path.join(run, "secrets.env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                out[k] = v
-    except OSError:
-        pass
-    return out
-
-
 @pytest.fixture(scope="module")
 def user_service_token(core_api):
     """The token user-service delivers its outbox with (the stack's own test secret)."""
-    secret = os.environ.get("ANTAR_TEST_CLIENT_SECRET_USER") or _secrets().get("CLIENT_SECRET_USER")
-    if not secret:
-        pytest.skip("no service client secret available to the tests")
-    r = core_api.post("/oauth/token", form={"grant_type": "client_credentials",
-                                            "client_id": "user-service", "client_secret": secret})
-    assert r.status == 200, r
-    return r.body["access_token"]
+    return service_token(core_api, "user-service")
 
 
 # ---- who gets the offer -------------------------------------------------------------------

@@ -7,17 +7,13 @@ put their drivers), so the demand counters and the driver index of one test neve
 another's."""
 
 import math
-import os
 import random
-import shutil
-import subprocess
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from conftest import OFFSET, REPO
-from antar_client import new_driver, new_user
+from antar_client import new_driver, new_user, redis_cli, service_token
 
 FARE_KEYS = {"quote_id", "vehicle_type", "distance_m", "duration_s", "price", "currency",
              "surge_multiplier", "expires_at"}
@@ -75,39 +71,6 @@ def pump_demand(api, who, body, n):
     for _ in range(n):
         last = estimated(api, who, body)
     return last
-
-
-def redis_cli(*args):
-    if not shutil.which("redis-cli"):
-        pytest.skip("redis-cli is not installed")
-    port = int(os.environ.get("ANTAR_REDIS_PORT") or 6380 + OFFSET)
-    p = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True,
-                       text=True, timeout=10)
-    assert p.returncode == 0, p.stderr
-    return p.stdout.strip()
-
-
-def _secrets():
-    run = os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
-    out = {}
-    try:
-        with open(os.path.join(run, "secrets.env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                out[k] = v
-    except OSError:
-        pass
-    return out
-
-
-def service_token(api, client="user-service", key="CLIENT_SECRET_USER"):
-    secret = os.environ.get("ANTAR_TEST_" + key) or _secrets().get(key)
-    if not secret:
-        pytest.skip("no service client secret available to the tests")
-    r = api.post("/oauth/token", form={"grant_type": "client_credentials", "client_id": client,
-                                       "client_secret": secret})
-    assert r.status == 200, r
-    return r.body["access_token"]
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +238,7 @@ def test_estimate_needs_a_user_token_and_csrf(edge, core_api, rider):
     d = new_driver(edge)
     r = edge.post("/fares/estimate", json=body, token=d.token, csrf=d.csrf)
     assert r.status == 403, r
-    r = core_api.post("/fares/estimate", json=body, token=service_token(core_api))
+    r = core_api.post("/fares/estimate", json=body, token=service_token(core_api, "user-service"))
     assert r.status == 403, r
 
 
@@ -289,7 +252,7 @@ def test_internal_quote_refuses_user_tokens(edge, core_api, rider):
 
 
 def test_internal_quote_validation(core_api):
-    tok = service_token(core_api)
+    tok = service_token(core_api, "user-service")
     good = dict(trip(), user_id=1)
     for field, value, code in [("user_id", None, "missing_field"), ("user_id", 0, "invalid_field"),
                                ("pickup_lat", 95, "invalid_field"),
@@ -373,7 +336,7 @@ def test_expired_or_unknown_quote_is_not_honoured(edge):
 
 def test_internal_quote_answers(core_api, edge):
     """What user-service sees: quoted=true with the stored fare, else a fresh one."""
-    tok = service_token(core_api)
+    tok = service_token(core_api, "user-service")
     who = new_user(edge)
     body = trip()
     q = estimated(edge, who, body)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from antar_client import new_driver, new_user, wait_for
+from antar_client import Api, new_driver, new_user, wait_for
 
 OFFER_TTL_S = 3
 DISPATCH_MAX_S = 12
@@ -91,6 +91,17 @@ def _offer_for(edge, d, order_id, timeout=20):
         r = _ok(edge.get("/offers", token=d.token))
         return next((o for o in r["items"] if o["order_id"] == order_id), None)
     return wait_for(find, timeout=timeout, what=f"an offer of order {order_id}")
+
+
+def _offered(edge, online):
+    """A fresh customer's order at a fresh spot, offered to a fresh driver online 100 m away.
+    Returns (customer, driver, order, offer)."""
+    u = new_user(edge)
+    d = new_driver(edge)
+    point = _spot()
+    online(d, _moved(point, 100, 0))
+    o = _order(edge, u, point)
+    return u, d, o, _offer_for(edge, d, o["id"])
 
 
 def _order_status(edge, u, order_id):
@@ -214,12 +225,7 @@ def test_no_driver_order_expires(edge):
 
 @pytest.mark.slow
 def test_offer_timeout_then_accept_is_409(edge, online):
-    u = new_user(edge)
-    d = new_driver(edge)
-    point = _spot()
-    online(d, _moved(point, 100, 0))
-    o = _order(edge, u, point)
-    offer = _offer_for(edge, d, o["id"])
+    u, d, o, offer = _offered(edge, online)
     time.sleep(OFFER_TTL_S + 1.5)
     _err(edge.post(f"/offers/{offer['id']}/accept", token=d.token, csrf=d.csrf), 409)
     _err(edge.post(f"/offers/{offer['id']}/reject", token=d.token, csrf=d.csrf), 409)
@@ -276,13 +282,7 @@ def _together(*calls):
 
 
 def test_two_accepts_at_once(edge, online):
-    u = new_user(edge)
-    d = new_driver(edge)
-    point = _spot()
-    online(d, _moved(point, 100, 0))
-    o = _order(edge, u, point)
-    offer = _offer_for(edge, d, o["id"])
-    from antar_client import Api
+    u, d, o, offer = _offered(edge, online)
     apis = [Api(edge.base_url) for _ in range(4)]  # a session (connection) per thread
     rs = _together(*[lambda a=a: a.post(f"/offers/{offer['id']}/accept", token=d.token,
                                         csrf=d.csrf) for a in apis])
@@ -296,13 +296,7 @@ def test_two_accepts_at_once(edge, online):
 
 
 def test_cancel_racing_accept(edge, online):
-    u = new_user(edge)
-    d = new_driver(edge)
-    point = _spot()
-    online(d, _moved(point, 100, 0))
-    o = _order(edge, u, point)
-    offer = _offer_for(edge, d, o["id"])
-    from antar_client import Api
+    u, d, o, offer = _offered(edge, online)
     a1, a2 = Api(edge.base_url), Api(edge.base_url)
     accept, cancel = _together(
         lambda: a1.post(f"/offers/{offer['id']}/accept", token=d.token, csrf=d.csrf),
@@ -323,7 +317,7 @@ def test_cancel_racing_accept(edge, online):
              404 if accept.status == 409 else 409)
         assert _offer_for_none(edge, d)
         # Core freed the driver: the next order nearby is offered to them again.
-        nxt = _order(edge, u, point)
+        nxt = _order(edge, u, (o["pickup_lat"], o["pickup_lng"]))
         nxt_offer = _offer_for(edge, d, nxt["id"], timeout=20)
         _ok(edge.post(f"/offers/{nxt_offer['id']}/reject", token=d.token, csrf=d.csrf))
         _ok(edge.post(f"/orders/{nxt['id']}/cancel", json={}, token=u.token, csrf=u.csrf))
@@ -340,12 +334,7 @@ def test_cancel_racing_accept(edge, online):
 
 
 def test_wrong_transitions_are_409(edge, online):
-    u = new_user(edge)
-    d = new_driver(edge)
-    point = _spot()
-    online(d, _moved(point, 100, 0))
-    o = _order(edge, u, point)
-    offer = _offer_for(edge, d, o["id"])
+    u, d, o, offer = _offered(edge, online)
     oid = o["id"]
     # Before accepting there is no trip.
     _err(edge.post(f"/trips/{oid}/pickup", token=d.token, csrf=d.csrf), 404)

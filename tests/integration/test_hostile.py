@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from antar_client import Session, csrf, login, signup_driver, signup_user, unique_email, \
+from antar_client import login, new_driver, new_user, signup_driver, signup_user, unique_email, \
     unique_phone, unique_plate
 
 BODY_LIMIT = 64 * 1024
@@ -138,16 +138,6 @@ class Ctx:
         return p
 
 
-def _session(api_signup, core_api, kind):
-    if kind == "user":
-        acc = signup_user(api_signup)
-        tok = login(core_api, acc["email"], acc["password"], "user-app")
-    else:
-        acc = signup_driver(api_signup)
-        tok = login(core_api, acc["email"], acc["password"], "driver-app")
-    return Session(acc, tok, csrf(core_api, tok))
-
-
 ORDER_BODY = {"pickup_lat": -6.2, "pickup_lng": 106.82, "pickup_address": "Jl. Sudirman 1",
               "dropoff_lat": -6.21, "dropoff_lng": 106.84, "dropoff_address": "Jl. Thamrin 2",
               "vehicle_type": "motorcycle"}
@@ -155,8 +145,8 @@ ORDER_BODY = {"pickup_lat": -6.2, "pickup_lng": 106.82, "pickup_address": "Jl. S
 
 @pytest.fixture(scope="module")
 def ctx(user_api, driver_api, core_api):
-    sessions = {"user": _session(user_api, core_api, "user"),
-                "driver": _session(driver_api, core_api, "driver")}
+    sessions = {"user": new_user(user_api, core_api),
+                "driver": new_driver(driver_api, core_api)}
     u = sessions["user"]
     r = user_api.post("/orders", json=ORDER_BODY, token=u.token, csrf=u.csrf)
     assert r.status == 201, f"cannot place the order the /orders/{{id}} tests use: {r!r}"
@@ -457,7 +447,7 @@ def test_hostile_names_are_data(ctx, user_api, value):
 @pytest.mark.parametrize("value", [SQLISH, SCRIPT, RTL], ids=["sql", "script", "rtl"])
 def test_hostile_signup_and_address_are_data(ctx, user_api, driver_api, core_api, value):
     # A user has one active order at a time: a fresh user for this one.
-    u = _session(user_api, core_api, "user")
+    u = new_user(user_api, core_api)
     acc = signup_user(user_api, name=value)
     assert acc["name"] == value, acc
     drv = signup_driver(driver_api, name=value)

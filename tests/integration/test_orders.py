@@ -11,8 +11,7 @@ import threading
 
 import pytest
 
-from antar_client import signup_driver, unique_email
-from test_users import make_user, service_token
+from antar_client import service_token, signup_driver, unique_email
 
 JAKARTA = {
     "pickup_lat": -6.2088, "pickup_lng": 106.8456, "pickup_address": "Monas, Jakarta Pusat",
@@ -32,19 +31,9 @@ def order_body(**over):
     return b
 
 
-@pytest.fixture
-def alice(user_api, core_api):
-    return make_user(user_api, core_api, name="Alice Wijaya")
-
-
-@pytest.fixture
-def bob(user_api, core_api):
-    return make_user(user_api, core_api, name="Bob Santoso")
-
-
 @pytest.fixture(scope="module")
 def svc_token(core_api):
-    return service_token(core_api, "driver-service", "CLIENT_SECRET_DRIVER")
+    return service_token(core_api, "driver-service")
 
 
 @pytest.fixture(scope="module")
@@ -464,6 +453,13 @@ def test_internal_assign_validation(user_api, alice, svc_token, body, field):
     r = user_api.post(f"/internal/orders/{o['id']}/assign", json=body, token=svc_token)
     assert r.status == 422, r
     assert r.error["field"] == field
+
+
+@pytest.mark.parametrize("action", ["assign", "pickup", "complete", "expire"])
+def test_internal_moves_of_an_unknown_order_are_404(user_api, svc_token, action):
+    body = {} if action == "expire" else {"driver_id": 5}
+    r = user_api.post(f"/internal/orders/999999999/{action}", json=body, token=svc_token)
+    assert r.status == 404 and r.error["code"] == "not_found", r
 
 
 def test_expire_is_deduplicated(user_api, alice, svc_token, driver_id):

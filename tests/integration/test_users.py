@@ -5,58 +5,9 @@ check that core's password grant relies on.
 The tests talk to the services' own ports (sign-up on user-service, login and CSRF on core) so
 that the edge's rate limit on POST /users does not throttle them."""
 
-import os
-
 import pytest
 
-from conftest import REPO
-from antar_client import Session, csrf, login, signup_user, unique_email, unique_phone
-
-
-def make_user(user_api, core_api, **over):
-    u = signup_user(user_api, **over)
-    tok = login(core_api, u["email"], u["password"], "user-app")
-    return Session(u, tok, csrf(core_api, tok))
-
-
-@pytest.fixture
-def alice(user_api, core_api):
-    return make_user(user_api, core_api, name="Alice Wijaya")
-
-
-@pytest.fixture
-def bob(user_api, core_api):
-    return make_user(user_api, core_api, name="Bob Santoso")
-
-
-def _secrets():
-    run = os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
-    out = {}
-    try:
-        with open(os.path.join(run, "secrets.env")) as f:
-            for line in f:
-                k, _, v = line.strip().partition("=")
-                out[k] = v
-    except OSError:
-        pass
-    return out
-
-
-def service_token(core_api, client="core-service", key="CLIENT_SECRET_CORE"):
-    """A client_credentials token for one of the services (the stack's own test secrets), or
-    skip when this run cannot have one."""
-    secret = os.environ.get("ANTAR_TEST_" + key) or _secrets().get(key)
-    if not secret:
-        pytest.skip("no service client secret available to the tests")
-    r = core_api.post("/oauth/token", form={"grant_type": "client_credentials",
-                                            "client_id": client, "client_secret": secret})
-    if r.status != 200:
-        import requests
-        raw = requests.post(core_api.base_url + "/oauth/token", auth=(client, secret),
-                            data={"grant_type": "client_credentials"}, timeout=20)
-        assert raw.status_code == 200, raw.text
-        return raw.json()["access_token"]
-    return r.body["access_token"]
+from antar_client import login, service_token, signup_user, unique_email, unique_phone
 
 
 def valid_signup(**over):

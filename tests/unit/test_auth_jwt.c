@@ -1,13 +1,18 @@
 /* Access-token verification (lib/auth_jwt.c) with keys generated here: every forgery and every
  * claim that is wrong is refused. Tokens are built by hand so that headers can lie. */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <sodium.h>
 
 #include "antar/auth.h"
+#include "antar/kv.h"
+#include "antar/trace.h"
 
 static unsigned char pk[32], sk[64], pk2[32], sk2[64];
 static char x_b64[64];
@@ -212,4 +217,134 @@ Test(auth_jwt, private_jwks_members_are_ignored)
 {
     cr_assert_eq(antar_auth_set_local_jwks("not json"), -1);
     cr_assert_eq(antar_auth_set_local_jwks("{\"nokeys\":1}"), -1);
+}
+
+/* ---- revocation against a real Redis (ANTAR_TEST_REDIS_PORT, exported by `make test`) ---- */
+
+static bool kv_ready;
+
+static void setup_kv(void)
+{
+    const char *port = getenv("ANTAR_TEST_REDIS_PORT");
+    if (!port || !*port)
+        return;
+    setenv("ANTAR_REDIS_PORT", port, 1);
+    if (getenv("ANTAR_TEST_REDIS_HOST"))
+        setenv("ANTAR_REDIS_HOST", getenv("ANTAR_TEST_REDIS_HOST"), 1);
+    cr_assert_geq(sodium_init(), 0);
+    crypto_sign_keypair(pk, sk);
+    b64(pk, 32, x_b64, sizeof x_b64);
+    antar_config_load(&cfg, "core");
+    snprintf(cfg.issuer, sizeof cfg.issuer, "http://issuer.test");
+    snprintf(cfg.audience, sizeof cfg.audience, "antar");
+    snprintf(cfg.core_url, sizeof cfg.core_url, "http://127.0.0.1:1");
+    snprintf(cfg.csrf_key_hex, sizeof cfg.csrf_key_hex, "%064d", 7);
+    cr_assert_eq(antar_kv_init(&cfg), 0);
+    cr_assert_eq(antar_auth_init(&cfg), 0);
+    char doc[256];
+    snprintf(doc, sizeof doc,
+             "{\"keys\":[{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"%s\",\"kid\":\"k1\"}]}",
+             x_b64);
+    cr_assert_eq(antar_auth_set_local_jwks(doc), 0);
+    kv_ready = true;
+}
+
+static void teardown_kv(void)
+{
+    if (kv_ready) {
+        antar_auth_cleanup();
+        antar_kv_thread_end();
+    }
+}
+
+TestSuite(auth_revoke, .init = setup_kv, .fini = teardown_kv);
+
+#define NEED_KV()                                                                                  \
+    do {                                                                                           \
+        if (!kv_ready)                                                                             \
+            cr_skip_test("no test Redis (ANTAR_TEST_REDIS_PORT unset; run via make test)");        \
+    } while (0)
+
+/* A valid user token with its own jti. */
+static const char *token_with_jti(const char *jti)
+{
+    char c[512];
+    snprintf(
+        c, sizeof c,
+        "{\"iss\":\"http://issuer.test\",\"aud\":\"antar\",\"sub\":\"user:5\",\"role\":\"user\","
+        "\"iat\":%lld,\"exp\":%lld,\"jti\":\"%s\",\"client_id\":\"user-app\","
+        "\"scope\":\"user\"}",
+        now(), now() + 600, jti);
+    return make(HDR, c, SIGN_ED);
+}
+
+static long long exists_calls(void)
+{
+    redisReply *r = antar_kv_command("INFO commandstats");
+    cr_assert(r && r->type == REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, "cmdstat_exists:calls=");
+    long long n = p ? strtoll(p + strlen("cmdstat_exists:calls="), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Verifies tok until its "not revoked" answer is being reused (the watcher connects in the
+ * background); returns how many times the last 50 checks asked Redis. */
+static long long wait_reuse(const char *tok)
+{
+    antar_principal_t p;
+    long long used = 0;
+    for (int attempt = 0; attempt < 30; attempt++) {
+        cr_assert_eq(antar_auth_verify(tok, &p), ANTAR_OK);
+        long long before = exists_calls();
+        for (int k = 0; k < 50; k++)
+            cr_assert_eq(antar_auth_verify(tok, &p), ANTAR_OK);
+        used = exists_calls() - before;
+        if (used <= 2)
+            break;
+        usleep(100 * 1000);
+    }
+    return used;
+}
+
+Test(auth_revoke, a_revoked_token_is_refused_at_once_even_after_reuse)
+{
+    NEED_KV();
+    antar_principal_t p;
+    char warm[4096];
+    snprintf(warm, sizeof warm, "%s", token_with_jti("warm-up"));
+    cr_assert_leq(wait_reuse(warm), 2);
+    for (int i = 0; i < 40; i++) {
+        char jti[40], tok[4096];
+        antar_random_hex(jti, 8);
+        snprintf(tok, sizeof tok, "%s", token_with_jti(jti));
+        /* Used a few times (the answer may be reused), then revoked the way core does it. */
+        for (int k = 0; k < 3; k++)
+            cr_assert_eq(antar_auth_verify(tok, &p), ANTAR_OK);
+        redisReply *r = antar_kv_command("SET revoked:jti:%s 1 EX 60", jti);
+        cr_assert(r && r->type == REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        cr_assert_eq(antar_auth_verify(tok, &p), ANTAR_E_INVALID_TOKEN, "round %d", i);
+        /* And un-revoking is seen too (a DEL is a change like any other). */
+        r = antar_kv_command("DEL revoked:jti:%s", jti);
+        freeReplyObject(r);
+        cr_assert_eq(antar_auth_verify(tok, &p), ANTAR_OK);
+    }
+}
+
+Test(auth_revoke, the_not_revoked_answer_is_reused_while_nothing_changes)
+{
+    NEED_KV();
+    antar_principal_t p;
+    char jti[40], tok[4096];
+    antar_random_hex(jti, 8);
+    snprintf(tok, sizeof tok, "%s", token_with_jti(jti));
+    long long used = wait_reuse(tok);
+    cr_assert_leq(used, 2, "50 checks of one token asked Redis %lld times", used);
+    /* Any change under the prefix, even to another token, voids the reuse: the next check asks. */
+    long long before = exists_calls();
+    redisReply *r = antar_kv_command("SET revoked:jti:someone-else 1 EX 60");
+    freeReplyObject(r);
+    cr_assert_eq(antar_auth_verify(tok, &p), ANTAR_OK);
+    cr_assert_geq(exists_calls() - before, 1);
 }

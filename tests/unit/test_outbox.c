@@ -2,15 +2,10 @@
  * ephemeral port), against the real test database (ANTAR_TEST_DB_*, exported by `make test`). */
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "antar/config.h"
 #include "antar/db.h"
@@ -19,166 +14,23 @@
 #include "antar/outbox.h"
 #include "antar/trace.h"
 #include "antar/util.h"
+#include "test_support.h"
 
-/* ---- a minimal HTTP/1.1 server with keep-alive, recording what it receives ---------------- */
+/* ---- what the test receiver answers ------------------------------------------------------ */
 
-#define REQ_MAX 128
-
-typedef struct {
-    char method[16];
-    char path[256];
-    char headers[4096];
-    char body[4096];
-    int conn_no; /* which accepted connection carried it */
-} req_t;
-
-static struct {
-    pthread_mutex_t mu;
-    req_t reqs[REQ_MAX];
-    int nreq;
-    int nconn;
-    int lfd;
-    int port;
-} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .lfd = -1};
-
-static const char *hdr_value(const req_t *r, const char *name, char *out, size_t n)
+/* /t/flaky/… fails twice then succeeds, /t/dead/… is refused for good (422), /t/conflict/…
+ * answers 409 (counts as delivered); anything else is taken (200). */
+static void route(int fd, const test_req_t *r)
 {
-    const char *p = r->headers;
-    size_t nl = strlen(name);
-    while (*p) {
-        if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ')
-                v++;
-            size_t l = strcspn(v, "\r\n");
-            snprintf(out, n, "%.*s", (int)l, v);
-            return out;
-        }
-        p = strchr(p, '\n');
-        if (!p)
-            break;
-        p++;
-    }
-    return NULL;
-}
-
-static void reply(int fd, int status, const char *ctype, const char *body)
-{
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n", status,
-                     ctype, strlen(body));
-    (void)!write(fd, head, (size_t)n);
-    (void)!write(fd, body, strlen(body));
-}
-
-static void *conn_main(void *arg)
-{
-    int fd = (int)(intptr_t)arg;
-    pthread_mutex_lock(&srv.mu);
-    int conn_no = ++srv.nconn;
-    pthread_mutex_unlock(&srv.mu);
-    char buf[16384];
-    size_t len = 0;
-    for (;;) {
-        char *end;
-        while (!(end = strstr(buf, "\r\n\r\n"))) {
-            if (len >= sizeof(buf) - 1)
-                goto out;
-            ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
-            if (k <= 0)
-                goto out;
-            len += (size_t)k;
-            buf[len] = '\0';
-        }
-        req_t r = {.conn_no = conn_no};
-        size_t hlen = (size_t)(end - buf) + 4;
-        sscanf(buf, "%15s %255s", r.method, r.path);
-        snprintf(r.headers, sizeof(r.headers), "%.*s", (int)hlen, buf);
-        char cl[32];
-        size_t blen = hdr_value(&r, "Content-Length", cl, sizeof(cl)) ? (size_t)atol(cl) : 0;
-        while (len < hlen + blen) {
-            ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
-            if (k <= 0)
-                goto out;
-            len += (size_t)k;
-        }
-        snprintf(r.body, sizeof(r.body), "%.*s", (int)blen, buf + hlen);
-        memmove(buf, buf + hlen + blen, len - hlen - blen);
-        len -= hlen + blen;
-        buf[len] = '\0';
-        pthread_mutex_lock(&srv.mu);
-        if (srv.nreq < REQ_MAX)
-            srv.reqs[srv.nreq++] = r;
-        pthread_mutex_unlock(&srv.mu);
-
-        int seen = 0;
-        pthread_mutex_lock(&srv.mu);
-        for (int i = 0; i < srv.nreq; i++)
-            if (strcmp(srv.reqs[i].path, r.path) == 0)
-                seen++;
-        pthread_mutex_unlock(&srv.mu);
-        if (strncmp(r.path, "/t/flaky/", 9) == 0 && seen <= 2)
-            reply(fd, 503, "application/json", "{\"status\":503}");
-        else if (strncmp(r.path, "/t/dead/", 8) == 0)
-            reply(fd, 422, "application/json", "{\"status\":422}");
-        else if (strncmp(r.path, "/t/conflict/", 12) == 0)
-            reply(fd, 409, "application/json", "{\"status\":409}");
-        else
-            reply(fd, 200, "application/json", "{\"status\":200,\"result\":{}}");
-    }
-out:
-    close(fd);
-    return NULL;
-}
-
-static void *accept_main(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        int fd = accept(srv.lfd, NULL, NULL);
-        if (fd < 0)
-            return NULL;
-        pthread_t t;
-        pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd);
-        pthread_detach(t);
-    }
-}
-
-static int listen_on(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind");
-    cr_assert(listen(fd, 16) == 0);
-    socklen_t al = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    srv.port = ntohs(a.sin_port);
-    return fd;
-}
-
-static void server_start(int port)
-{
-    srv.lfd = listen_on(port);
-    pthread_t t;
-    pthread_create(&t, NULL, accept_main, NULL);
-    pthread_detach(t);
-}
-
-/* A port nobody listens on: bound once, then closed. */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t al = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
+    int seen = test_srv_count(r->path); /* this one included */
+    if (strncmp(r->path, "/t/flaky/", 9) == 0 && seen <= 2)
+        test_srv_reply(fd, 503, "application/json", "{\"status\":503}");
+    else if (strncmp(r->path, "/t/dead/", 8) == 0)
+        test_srv_reply(fd, 422, "application/json", "{\"status\":422}");
+    else if (strncmp(r->path, "/t/conflict/", 12) == 0)
+        test_srv_reply(fd, 409, "application/json", "{\"status\":409}");
+    else
+        test_srv_reply(fd, 200, "application/json", "{\"status\":200,\"result\":{}}");
 }
 
 /* ---- the tests --------------------------------------------------------------------------- */
@@ -250,38 +102,14 @@ static void point_core_at(int port)
     snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:%d", port);
 }
 
-static int count_path(const char *path)
-{
-    int n = 0;
-    pthread_mutex_lock(&srv.mu);
-    for (int i = 0; i < srv.nreq; i++)
-        if (strcmp(srv.reqs[i].path, path) == 0)
-            n++;
-    pthread_mutex_unlock(&srv.mu);
-    return n;
-}
-
 static bool wait_for(const char *path, int n, int ms)
 {
     for (int waited = 0; waited < ms; waited += 50) {
-        if (count_path(path) >= n)
+        if (test_srv_count(path) >= n)
             return true;
         usleep(50000);
     }
     return false;
-}
-
-static req_t find_req(const char *path)
-{
-    req_t r = {0};
-    pthread_mutex_lock(&srv.mu);
-    for (int i = 0; i < srv.nreq; i++)
-        if (strcmp(srv.reqs[i].path, path) == 0) {
-            r = srv.reqs[i];
-            break;
-        }
-    pthread_mutex_unlock(&srv.mu);
-    return r;
 }
 
 static json_t *row_for(const char *path)
@@ -304,8 +132,8 @@ static void add_committed(const char *path, json_t *body)
 Test(outbox, committed_message_delivered_once_with_key_and_trace)
 {
     NEED_DB();
-    server_start(0);
-    point_core_at(srv.port);
+    test_srv_start(0, route);
+    point_core_at(test_srv.port);
     cr_assert(antar_outbox_start() == 0);
     char path[96];
     snprintf(path, sizeof(path), "/t/ok/%s/1", run_id);
@@ -318,17 +146,17 @@ Test(outbox, committed_message_delivered_once_with_key_and_trace)
     antar_outbox_kick();
     cr_assert(wait_for(path, 1, 5000), "delivered");
     usleep(1500000); /* a second round must not send it again */
-    cr_assert(count_path(path) == 1, "delivered exactly once, got %d", count_path(path));
+    cr_assert(test_srv_count(path) == 1, "delivered exactly once, got %d", test_srv_count(path));
 
-    req_t r = find_req(path);
+    test_req_t r = test_srv_find(path);
     json_t *row = row_for(path);
     char v[128];
     cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "delivered");
-    cr_assert_str_eq(hdr_value(&r, "Idempotency-Key", v, sizeof(v)),
+    cr_assert_str_eq(test_srv_header(&r, "Idempotency-Key", v, sizeof(v)),
                      json_string_value(json_object_get(row, "event_id")));
     cr_assert(strlen(v) == 32);
-    cr_assert_str_eq(hdr_value(&r, "Authorization", v, sizeof(v)), "Bearer svc-token");
-    hdr_value(&r, "traceparent", v, sizeof(v));
+    cr_assert_str_eq(test_srv_header(&r, "Authorization", v, sizeof(v)), "Bearer svc-token");
+    test_srv_header(&r, "traceparent", v, sizeof(v));
     cr_assert(strncmp(v + 3, t.trace_id, 32) == 0, "the delivery continues the trace: %s", v);
     json_t *got = json_loads(r.body, 0, NULL);
     cr_assert(json_equal(got, body), "body as queued: %s", r.body);
@@ -340,8 +168,8 @@ Test(outbox, committed_message_delivered_once_with_key_and_trace)
 Test(outbox, rolled_back_message_never_delivered)
 {
     NEED_DB();
-    server_start(0);
-    point_core_at(srv.port);
+    test_srv_start(0, route);
+    point_core_at(test_srv.port);
     cr_assert(antar_outbox_start() == 0);
     char path[96], path2[96];
     snprintf(path, sizeof(path), "/t/ok/%s/rolled-back", run_id);
@@ -353,7 +181,7 @@ Test(outbox, rolled_back_message_never_delivered)
     antar_outbox_kick();
     cr_assert(wait_for(path2, 1, 5000), "the committed one arrives");
     usleep(300000);
-    cr_assert(count_path(path) == 0, "the rolled-back one never does");
+    cr_assert(test_srv_count(path) == 0, "the rolled-back one never does");
     json_t *row = NULL;
     cr_assert(antar_db_query_one("SELECT id FROM outbox WHERE path = ?",
                                  ANTAR_DB_ARGS(ANTAR_DB_S(path)), &row) == ANTAR_E_NOT_FOUND);
@@ -372,7 +200,7 @@ Test(outbox, add_outside_transaction_is_refused)
 Test(outbox, receiver_down_then_up_is_delivered_after_retry)
 {
     NEED_DB();
-    int port = closed_port();
+    int port = test_srv_closed_port();
     point_core_at(port);
     cr_assert(antar_outbox_start() == 0);
     char path[96];
@@ -384,7 +212,7 @@ Test(outbox, receiver_down_then_up_is_delivered_after_retry)
     cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "pending");
     cr_assert(json_integer_value(json_object_get(row, "attempts")) >= 1);
     json_decref(row);
-    server_start(port);
+    test_srv_start(port, route);
     cr_assert(wait_for(path, 1, 6000), "delivered once the receiver is up");
     usleep(200000);
     row = row_for(path);
@@ -396,8 +224,8 @@ Test(outbox, receiver_down_then_up_is_delivered_after_retry)
 Test(outbox, order_per_target_is_kept_across_retries)
 {
     NEED_DB();
-    server_start(0);
-    point_core_at(srv.port);
+    test_srv_start(0, route);
+    point_core_at(test_srv.port);
     char a[96], b[96];
     snprintf(a, sizeof(a), "/t/flaky/%s/a", run_id); /* 503 twice, then 200 */
     snprintf(b, sizeof(b), "/t/ok/%s/b", run_id);
@@ -408,17 +236,17 @@ Test(outbox, order_per_target_is_kept_across_retries)
     cr_assert(antar_outbox_start() == 0);
     antar_outbox_kick();
     cr_assert(wait_for(b, 1, 8000), "b delivered in the end");
-    pthread_mutex_lock(&srv.mu);
+    pthread_mutex_lock(&test_srv.mu);
     int first_b = -1, last_a = -1, na = 0;
-    for (int i = 0; i < srv.nreq; i++) {
-        if (strcmp(srv.reqs[i].path, a) == 0) {
+    for (int i = 0; i < test_srv.nreq; i++) {
+        if (strcmp(test_srv.reqs[i].path, a) == 0) {
             last_a = i;
             na++;
         }
-        if (strcmp(srv.reqs[i].path, b) == 0 && first_b < 0)
+        if (strcmp(test_srv.reqs[i].path, b) == 0 && first_b < 0)
             first_b = i;
     }
-    pthread_mutex_unlock(&srv.mu);
+    pthread_mutex_unlock(&test_srv.mu);
     cr_assert(na == 3, "a tried 3 times, got %d", na);
     cr_assert(last_a < first_b, "b only after a succeeded (a last at %d, b first at %d)", last_a,
               first_b);
@@ -427,8 +255,8 @@ Test(outbox, order_per_target_is_kept_across_retries)
 Test(outbox, permanent_4xx_is_dead_and_409_is_delivered)
 {
     NEED_DB();
-    server_start(0);
-    point_core_at(srv.port);
+    test_srv_start(0, route);
+    point_core_at(test_srv.port);
     char dead[96], conflict[96];
     snprintf(dead, sizeof(dead), "/t/dead/%s", run_id);
     snprintf(conflict, sizeof(conflict), "/t/conflict/%s", run_id);
@@ -438,7 +266,7 @@ Test(outbox, permanent_4xx_is_dead_and_409_is_delivered)
     antar_outbox_kick();
     cr_assert(wait_for(conflict, 1, 5000));
     usleep(1500000);
-    cr_assert(count_path(dead) == 1, "a dead message is not retried");
+    cr_assert(test_srv_count(dead) == 1, "a dead message is not retried");
     json_t *row = row_for(dead);
     cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "dead");
     cr_assert_str_eq(json_string_value(json_object_get(row, "last_error")), "http 422");
