@@ -11,8 +11,8 @@
  *   ANTAR_DB_SOCKET          (empty)          unix socket; used instead of host/port when set
  *   ANTAR_DB_USER/PASSWORD   antar_<svc> / "" ANTAR_DB_NAME antar_<svc>
  *   ANTAR_REDIS_HOST/PORT    127.0.0.1 / 6380
- *   ANTAR_USER_URL           http://127.0.0.1:8001   (likewise ANTAR_DRIVER_URL :8002, ANTAR_CORE_URL :8003)
- *   ANTAR_CONNECT_TIMEOUT_MS 500              outgoing HTTP connect timeout
+ *   ANTAR_USER_URL           http://127.0.0.1:8001   (likewise ANTAR_DRIVER_URL :8002,
+ * ANTAR_CORE_URL :8003) ANTAR_CONNECT_TIMEOUT_MS 500              outgoing HTTP connect timeout
  *   ANTAR_TIMEOUT_MS         3000             outgoing HTTP total timeout
  *   ANTAR_DB_TIMEOUT_S       3                MariaDB connect/read/write timeout
  *   ANTAR_REDIS_TIMEOUT_MS   1000             Redis connect/command timeout

@@ -36,7 +36,7 @@
     X(DB, 503, "database_unavailable", "the database is unavailable")                              \
     X(KV, 503, "redis_unavailable", "redis is unavailable")                                        \
     X(GONE, 410, "gone", "the resource is no longer available")                                    \
-    X(PRECONDITION, 412, "precondition_failed", "a precondition failed")                          \
+    X(PRECONDITION, 412, "precondition_failed", "a precondition failed")                           \
     X(INVALID_CREDENTIALS, 401, "invalid_credentials", "invalid username or password")
 
 typedef enum {

@@ -169,8 +169,8 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
 /* Reply with a JSON document that is not an envelope (OAuth endpoints only); steals doc. */
 void antar_http_reply_json(antar_req_t *req, int status, json_t *doc);
 /* Reply with bytes (HTML, static files); copies body. */
-void antar_http_reply_raw(antar_req_t *req, int status, const char *content_type,
-                          const void *body, size_t len);
+void antar_http_reply_raw(antar_req_t *req, int status, const char *content_type, const void *body,
+                          size_t len);
 /* Add a response header before the reply (copied). */
 void antar_http_add_header(antar_req_t *req, const char *name, const char *value);
 /* Redirect (302/303) to location. */
@@ -179,9 +179,9 @@ void antar_http_redirect(antar_req_t *req, int status, const char *location);
 /* ---- the process: one call from each service's main ------------------------------------- */
 
 typedef struct {
-    const char *name;  /* "user", "driver", "core" */
-    bool uses_db;      /* run migrations from cfg->sql_dir at start; health-check MariaDB */
-    bool uses_redis;   /* health-check Redis */
+    const char *name; /* "user", "driver", "core" */
+    bool uses_db;     /* run migrations from cfg->sql_dir at start; health-check MariaDB */
+    bool uses_redis;  /* health-check Redis */
     /* Add the service's routes. Must have no side effects: it also runs for --routes. */
     void (*routes)(antar_server_t *s);
     /* Start the service: load state, start background workers. Runs after the toolkit is

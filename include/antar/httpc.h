@@ -37,8 +37,8 @@ const char *antar_httpc_target_name(antar_svc_t target);
  * response came back (check res->status); ANTAR_E_TIMEOUT on timeout; ANTAR_E_UNAVAILABLE
  * when the target cannot be reached; ANTAR_E_UNAUTHORIZED when no service token is available.
  * res is always initialised; release with antar_httpc_res_clean. */
-antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path,
-                             json_t *body, const char *const *headers, antar_httpc_res_t *res);
+antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
+                             const char *const *headers, antar_httpc_res_t *res);
 /* A raw request to a full URL without the service token (token fetch, JWKS). content_type and
  * body may be NULL. authorization is a whole header value ("Basic …") or NULL. */
 antar_err_t antar_httpc_request(const char *method, const char *url, const char *content_type,
