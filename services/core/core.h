@@ -14,12 +14,12 @@ extern const size_t core_oauth_routes_len;
 int core_oauth_init(const antar_config_t *cfg);
 void core_oauth_shutdown(void);
 
-/* fares.c, presence.c, dispatch.c — fares, the driver geo index, dispatch. */
+/* routes.c (over fares.c, presence.c, dispatch.c) — fares, the driver geo index, dispatch. */
 extern const antar_route_t core_fares_routes[];
 extern const size_t core_fares_routes_len;
 extern const antar_route_t core_dispatch_routes[];
 extern const size_t core_dispatch_routes_len;
-/* Start / stop the dispatch worker thread. 0 or -1. */
+/* dispatch.c: start / stop the dispatch worker thread. 0 or -1. */
 int core_dispatch_start(const antar_config_t *cfg);
 void core_dispatch_stop(void);
 

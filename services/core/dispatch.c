@@ -1,4 +1,5 @@
-/* dispatch.c — finding a driver for an order: the internal dispatch routes and the worker.
+/* dispatch.c — finding a driver for an order: the rules behind the internal dispatch routes
+ * (routes.c speaks HTTP for them) and the worker.
  *
  * user-service hands an order over (POST /internal/dispatch, from its outbox); the state lives
  * in Redis (dispatch_store.c), never in this process, so a restart or a second core instance
@@ -8,6 +9,7 @@
  * ANTAR_DISPATCH_MAX_S seconds by telling user-service to expire the order (outbox). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,7 +33,6 @@
 #define CLAIM_BATCH 16
 /* Candidates answered 409 (busy at driver-service) tried in one go before yielding. */
 #define PICKS_PER_ROUND 8
-#define MAX_ID 9007199254740992LL
 
 /* ---- settings ------------------------------------------------------------------------------ */
 
@@ -76,55 +77,32 @@ static long long lease_ms(void)
     return 30000 + core_settings()->offer_ttl_s * 1000;
 }
 
-/* ---- routes ------------------------------------------------------------------------------- */
+/* ---- the order's messages (routes.c speaks HTTP for them) -------------------------------- */
 
-static void reply_state(antar_req_t *req, int status, long long order_id, const char *state)
+/* {order_id, status: state} into *out. */
+static antar_err_t state_out(long long order_id, const char *state, json_t **out)
 {
-    antar_http_reply(req, status,
-                     json_pack("{sI ss}", "order_id", (json_int_t)order_id, "status", state));
+    json_t *res = json_pack("{sI ss}", "order_id", (json_int_t)order_id, "status", state);
+    if (!res)
+        return ANTAR_E_NOMEM;
+    *out = res;
+    return ANTAR_OK;
 }
 
-/* POST /internal/dispatch {order_id, user_id, vehicle_type, pickup_*, dropoff_*, price,
- * currency} → 202. A redelivery is 202 too and changes nothing. */
-static void dispatch_create(antar_req_t *req)
+antar_err_t core_dispatch_create(const core_order_t *o, json_t **out)
 {
-    long long order_id = 0, user_id = 0, price = 0;
-    double plat = 0, plng = 0, dlat = 0, dlng = 0;
-    const char *vt = NULL, *currency = NULL, *paddr = NULL, *daddr = NULL;
-    if (!core_body_int(req, "order_id", true, 1, MAX_ID, &order_id, NULL) ||
-        !core_body_int(req, "user_id", true, 1, MAX_ID, &user_id, NULL) ||
-        !core_body_string(req, "vehicle_type", true, 16, &vt) ||
-        !core_body_number(req, "pickup_lat", true, -90, 90, &plat, NULL) ||
-        !core_body_number(req, "pickup_lng", true, -180, 180, &plng, NULL) ||
-        !core_body_number(req, "dropoff_lat", true, -90, 90, &dlat, NULL) ||
-        !core_body_number(req, "dropoff_lng", true, -180, 180, &dlng, NULL) ||
-        !core_body_int(req, "price", true, 0, 1000000000LL, &price, NULL) ||
-        !core_body_string(req, "currency", false, 3, &currency) ||
-        !core_body_string(req, "pickup_address", false, 255, &paddr) ||
-        !core_body_string(req, "dropoff_address", false, 255, &daddr))
-        return;
-    if (core_vehicle_parse(vt) < 0) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "vehicle_type",
-                        "vehicle_type must be motorcycle or car");
-        return;
-    }
-    if (currency && strcmp(currency, "IDR") != 0) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "currency", "currency must be IDR");
-        return;
-    }
     /* Only validated fields are kept: they are what the offers will carry. */
-    json_t *payload = json_pack("{sI sI ss sf sf sf sf sI ss}", "order_id", (json_int_t)order_id,
-                                "user_id", (json_int_t)user_id, "vehicle_type", vt, "pickup_lat",
-                                plat, "pickup_lng", plng, "dropoff_lat", dlat, "dropoff_lng", dlng,
-                                "price", (json_int_t)price, "currency", "IDR");
-    if (!payload) {
-        antar_http_fail(req, ANTAR_E_NOMEM, NULL, NULL);
-        return;
-    }
-    if (paddr)
-        json_object_set_new(payload, "pickup_address", json_string(paddr));
-    if (daddr)
-        json_object_set_new(payload, "dropoff_address", json_string(daddr));
+    json_t *payload =
+        json_pack("{sI sI ss sf sf sf sf sI ss}", "order_id", (json_int_t)o->order_id, "user_id",
+                  (json_int_t)o->user_id, "vehicle_type", o->vehicle_type, "pickup_lat",
+                  o->pickup_lat, "pickup_lng", o->pickup_lng, "dropoff_lat", o->dropoff_lat,
+                  "dropoff_lng", o->dropoff_lng, "price", (json_int_t)o->price, "currency", "IDR");
+    if (!payload)
+        return ANTAR_E_NOMEM;
+    if (o->pickup_address)
+        json_object_set_new(payload, "pickup_address", json_string(o->pickup_address));
+    if (o->dropoff_address)
+        json_object_set_new(payload, "dropoff_address", json_string(o->dropoff_address));
     /* The order's trace travels with its dispatch state, so the worker's calls for this order
      * (offers, expiry) stay in the trace of the request that placed it. */
     const antar_trace_t *tr = antar_trace_current();
@@ -135,93 +113,56 @@ static void dispatch_create(antar_req_t *req)
     }
     bool created = false;
     long long now = antar_now_ms();
-    antar_err_t err = core_store_dispatch_create(order_id, payload, now, &created);
+    antar_err_t err = core_store_dispatch_create(o->order_id, payload, now, &created);
     json_decref(payload);
-    if (err != ANTAR_OK) {
-        antar_http_fail(req, err, NULL, NULL);
-        return;
-    }
+    if (err != ANTAR_OK)
+        return err;
     if (created) {
         char cell[48];
-        core_fare_cell(plat, plng, cell, sizeof cell);
+        core_fare_cell(o->pickup_lat, o->pickup_lng, cell, sizeof cell);
         /* An order is demand for the surge; losing one count is harmless. */
         (void)core_store_demand_add(cell, now);
         antar_metrics_count("antar_dispatch_total", "outcome", "started");
         antar_log_json("info", "dispatch_started",
-                       json_pack("{sI ss}", "order_id", (json_int_t)order_id, "vehicle_type", vt));
+                       json_pack("{sI ss}", "order_id", (json_int_t)o->order_id, "vehicle_type",
+                                 o->vehicle_type));
         core_dispatch_wake();
     }
-    json_t *res = json_pack("{sI ss sb}", "order_id", (json_int_t)order_id, "status", "dispatching",
-                            "created", created);
-    antar_http_reply(req, 202, res);
+    json_t *res = json_pack("{sI ss sb}", "order_id", (json_int_t)o->order_id, "status",
+                            "dispatching", "created", created);
+    if (!res)
+        return ANTAR_E_NOMEM;
+    *out = res;
+    return ANTAR_OK;
 }
 
-static bool offer_body(antar_req_t *req, long long *order_id, long long *driver_id,
-                       long long *offer_id, bool offer_required)
+antar_err_t core_dispatch_rejected(long long order_id, long long driver_id, long long offer_id,
+                                   json_t **out)
 {
-    if (antar_req_param_id(req, "order_id", order_id) != ANTAR_OK)
-        return false;
-    return core_body_int(req, "driver_id", true, 1, MAX_ID, driver_id, NULL) &&
-           core_body_int(req, "offer_id", offer_required, 1, MAX_ID, offer_id, NULL);
-}
-
-/* POST /internal/dispatch/{order_id}/rejected {driver_id, offer_id} → the next candidate now. */
-static void dispatch_rejected(antar_req_t *req)
-{
-    long long order_id, driver_id = 0, offer_id = 0;
-    if (!offer_body(req, &order_id, &driver_id, &offer_id, true))
-        return;
     antar_err_t err = core_store_dispatch_rejected(order_id, driver_id, offer_id, antar_now_ms());
-    if (err != ANTAR_OK) {
-        antar_http_fail(req, err, NULL, NULL);
-        return;
-    }
+    if (err != ANTAR_OK)
+        return err;
     core_dispatch_wake();
-    reply_state(req, 200, order_id, "rejected");
+    return state_out(order_id, "rejected", out);
 }
 
-/* POST /internal/dispatch/{order_id}/accepted {driver_id, offer_id} → done, driver busy. */
-static void dispatch_accepted(antar_req_t *req)
+antar_err_t core_dispatch_accepted(long long order_id, long long driver_id, json_t **out)
 {
-    long long order_id, driver_id = 0, offer_id = 0;
-    if (!offer_body(req, &order_id, &driver_id, &offer_id, false))
-        return;
     antar_err_t err = core_store_dispatch_accepted(order_id, driver_id);
-    if (err != ANTAR_OK) {
-        antar_http_fail(req, err, NULL, NULL);
-        return;
-    }
+    if (err != ANTAR_OK)
+        return err;
     antar_metrics_count("antar_dispatch_total", "outcome", "accepted");
-    reply_state(req, 200, order_id, "accepted");
+    return state_out(order_id, "accepted", out);
 }
 
-/* POST /internal/dispatch/{order_id}/cancel {} → stop; free the driver. */
-static void dispatch_cancel(antar_req_t *req)
+antar_err_t core_dispatch_cancel(long long order_id, json_t **out)
 {
-    long long order_id;
-    if (antar_req_param_id(req, "order_id", &order_id) != ANTAR_OK)
-        return;
     antar_err_t err = core_store_dispatch_cancel(order_id);
-    if (err != ANTAR_OK) {
-        antar_http_fail(req, err, NULL, NULL);
-        return;
-    }
+    if (err != ANTAR_OK)
+        return err;
     antar_metrics_count("antar_dispatch_total", "outcome", "cancelled");
-    reply_state(req, 200, order_id, "cancelled");
+    return state_out(order_id, "cancelled", out);
 }
-
-#define SVC ANTAR_AUTH_SERVICE, "internal"
-
-const antar_route_t core_dispatch_routes[] = {
-    {"POST", "/internal/dispatch", dispatch_create, SVC, 0},
-    {"POST", "/internal/dispatch/{order_id}/rejected", dispatch_rejected, SVC, 0},
-    {"POST", "/internal/dispatch/{order_id}/accepted", dispatch_accepted, SVC, 0},
-    {"POST", "/internal/dispatch/{order_id}/cancel", dispatch_cancel, SVC, 0},
-    {"PUT", "/internal/drivers/{id}/presence", core_presence_put, SVC, 0},
-    {"PUT", "/internal/drivers/{id}/availability", core_availability_put, SVC, 0},
-};
-const size_t core_dispatch_routes_len =
-    sizeof core_dispatch_routes / sizeof core_dispatch_routes[0];
 
 /* ---- the worker ---------------------------------------------------------------------------- */
 

@@ -1,12 +1,22 @@
-/* dispatch.h — what fares.c, presence.c and dispatch.c share inside core-service: the run-time
- * settings of fares/presence/dispatch, the lenient body readers of the internal routes, the
- * presence handlers (listed in core_dispatch_routes) and the worker's wake-up. */
+/* dispatch.h — core-service's fares, driver presence and dispatch, the interfaces between their
+ * layers (STYLE.md):
+ *   routes.c          HTTP only: parse and validate fields, call the domain, reply. The only
+ *                     place where an antar_err_t becomes a status and an envelope.
+ *   fares.c           fare rules: live surge inputs, quotes and when a quote is honoured.
+ *   presence.c        the driver presence index rules.
+ *   dispatch.c        the dispatch rules and the worker thread.
+ *   dispatch_store.c  Redis only (dispatch_store.h).
+ * Domain functions return an antar_err_t; when it is not ANTAR_OK they may fill a core_why_t so
+ * that the route layer can name the field and say what went wrong. Every json_t ** output is
+ * a new reference owned by the caller, set only on ANTAR_OK.
+ */
 #ifndef CORE_DISPATCH_H
 #define CORE_DISPATCH_H
 
 #include <stdbool.h>
+#include <jansson.h>
 
-#include "antar/http.h"
+#include "antar/error.h"
 
 typedef struct {
     long offer_ttl_s;    /* ANTAR_OFFER_TTL_S (15): how long a driver may answer an offer */
@@ -20,24 +30,66 @@ typedef struct {
 /* The settings, read from the environment once (thread-safe). Never NULL. */
 const core_settings_t *core_settings(void);
 
-/* Internal routes are called by other services that may add fields over time, so their bodies
- * are read leniently: unknown fields are ignored, known ones are type- and range-checked.
- * Each reader returns false after replying 422 (missing_field / invalid_field naming the field);
- * the handler then returns. A JSON number or a string holding one is accepted for numbers. */
-bool core_body_number(antar_req_t *req, const char *name, bool required, double min, double max,
-                      double *out, bool *present);
-bool core_body_int(antar_req_t *req, const char *name, bool required, long long min, long long max,
-                   long long *out, bool *present);
-/* String of at most maxlen bytes, no control characters; borrowed until the reply. */
-bool core_body_string(antar_req_t *req, const char *name, bool required, size_t maxlen,
-                      const char **out);
-bool core_body_bool(antar_req_t *req, const char *name, bool required, bool *out, bool *present);
+/* Why a domain call failed, for the error envelope. field may be NULL; message "" means the
+ * error's default message. */
+typedef struct {
+    const char *field;
+    char message[160];
+} core_why_t;
 
-/* presence.c: PUT /internal/drivers/{id}/presence and /availability. */
-void core_presence_put(antar_req_t *req);
-void core_availability_put(antar_req_t *req);
+/* ---- fares.c -------------------------------------------------------------------------------- */
 
-/* dispatch.c: wake the worker now (a new order or a rejected offer is due). */
+/* A trip to price. vehicle_type is "motorcycle" or "car" (the route layer checked it). */
+typedef struct {
+    double pickup_lat, pickup_lng, dropoff_lat, dropoff_lng;
+    const char *vehicle_type;
+} core_trip_t;
+
+/* A customer's estimate: counts as demand, prices the trip with today's surge and stores it as
+ * a quote for ANTAR_QUOTE_TTL_S → the fare with quote_id and expires_at. INVALID_FIELD
+ * (dropoff_lat) when pickup and dropoff are the same place; KV when Redis fails. */
+antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t **out,
+                                core_why_t *why);
+/* user-service's price for an order: the stored quote when quote_id (may be NULL) names this
+ * user's unexpired quote for this very trip ("quoted": true), else today's fare ("quoted":
+ * false, quote_id and expires_at null). Errors as core_fares_estimate. */
+antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core_trip_t *t,
+                             json_t **out, core_why_t *why);
+
+/* ---- presence.c ----------------------------------------------------------------------------- */
+
+/* A driver went online (vt required, position when has_pos) or offline (vt may be NULL)
+ * → {driver_id, status, vehicle_type?, lat?, lng?}. KV when Redis fails. */
+antar_err_t core_presence_set(long long driver_id, bool online, const char *vt, bool has_pos,
+                              double lat, double lng, json_t **out);
+/* A driver became available again (order_id given or 0) or busy with order_id → {driver_id,
+ * available, applied, order_id?}; applied is false for a late message about an older order. */
+antar_err_t core_availability_set(long long driver_id, bool available, long long order_id,
+                                  json_t **out);
+
+/* ---- dispatch.c ----------------------------------------------------------------------------- */
+
+/* An order handed over by user-service. Strings are borrowed; currency, addresses may be NULL;
+ * vehicle_type is valid and currency, when given, is "IDR" (the route layer checked both). */
+typedef struct {
+    long long order_id, user_id, price;
+    const char *vehicle_type;
+    double pickup_lat, pickup_lng, dropoff_lat, dropoff_lng;
+    const char *currency, *pickup_address, *dropoff_address;
+} core_order_t;
+
+/* Start dispatching the order → {order_id, status "dispatching", created}; a redelivery has
+ * created false and changes nothing. */
+antar_err_t core_dispatch_create(const core_order_t *o, json_t **out);
+/* The driver rejected offer_id: the next candidate is looked at now → {order_id, status}. */
+antar_err_t core_dispatch_rejected(long long order_id, long long driver_id, long long offer_id,
+                                   json_t **out);
+/* The driver accepted: dispatch done, driver busy → {order_id, status}. */
+antar_err_t core_dispatch_accepted(long long order_id, long long driver_id, json_t **out);
+/* The order was cancelled: stop, free the driver → {order_id, status}. */
+antar_err_t core_dispatch_cancel(long long order_id, json_t **out);
+
+/* Wake the worker now (a new order or a rejected offer is due). */
 void core_dispatch_wake(void);
 
 #endif

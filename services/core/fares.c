@@ -1,15 +1,16 @@
-/* fares.c — POST /fares/estimate (customers) and POST /internal/fares/quote (user-service).
+/* fares.c — the fare rules behind POST /fares/estimate (customers) and POST
+ * /internal/fares/quote (user-service); routes.c speaks HTTP for them.
  *
  * The arithmetic is fare_model.c; this file adds the live inputs (demand counters and online
  * supply for the surge, from Redis) and the quotes: an estimate is stored for
  * ANTAR_QUOTE_TTL_S so that the price the customer saw is the price of the order they place. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "antar/log.h"
 #include "antar/trace.h"
 #include "antar/util.h"
-#include "core.h"
 #include "dispatch.h"
 #include "dispatch_store.h"
 #include "fare_model.h"
@@ -20,15 +21,10 @@
 #define FARE_COORD_EPS 1e-7
 #define QUOTE_ID_HEX 32
 
-typedef struct {
-    double pickup_lat, pickup_lng, dropoff_lat, dropoff_lng;
-    const char *vehicle_type;
-} trip_t;
-
 /* Surge from the pickup cell's demand over 10 minutes against the available drivers of the
  * type around the pickup (fare_model.h has the formula). count_demand adds this request to the
  * demand first: an estimate is itself a sign of demand. */
-static antar_err_t fare_price(const trip_t *t, bool count_demand, core_fare_t *out)
+static antar_err_t fare_price(const core_trip_t *t, bool count_demand, core_fare_t *out)
 {
     const core_settings_t *s = core_settings();
     long long now = antar_now_ms(), demand = 0, supply = 0;
@@ -68,63 +64,52 @@ static json_t *fare_json(const char *quote_id, const char *vt, const core_fare_t
     return o;
 }
 
-static bool same_place(const trip_t *t)
+static bool same_place(const core_trip_t *t)
 {
     return core_fare_haversine_m(t->pickup_lat, t->pickup_lng, t->dropoff_lat, t->dropoff_lng) <
            FARE_MIN_TRIP_M;
 }
 
-static void reply_error(antar_req_t *req, antar_err_t err)
+/* Pickup and dropoff closer than FARE_MIN_TRIP_M: there is no trip to price. */
+static antar_err_t check_trip(const core_trip_t *t, core_why_t *why)
 {
-    antar_http_fail(req, err, NULL, NULL);
+    if (!same_place(t))
+        return ANTAR_OK;
+    why->field = "dropoff_lat";
+    snprintf(why->message, sizeof why->message, "%s",
+             "dropoff must be a different place from pickup");
+    return ANTAR_E_INVALID_FIELD;
 }
 
-/* POST /fares/estimate (role user) */
-static void fares_estimate(antar_req_t *req)
+antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t **out,
+                                core_why_t *why)
 {
-    static const char *const vehicles[] = {"motorcycle", "car", NULL};
-    trip_t t = {0};
-    const antar_field_t fields[] = {
-        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.pickup_lat, NULL},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.pickup_lng, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.dropoff_lat, NULL},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.dropoff_lng, NULL},
-        {"vehicle_type", ANTAR_FIELD_ENUM, true, 0, 0, vehicles, &t.vehicle_type, NULL},
-    };
-    if (antar_req_fields(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
-        return;
-    if (same_place(&t)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "dropoff_lat",
-                        "dropoff must be a different place from pickup");
-        return;
-    }
-    const antar_principal_t *p = antar_req_principal(req);
+    antar_err_t err = check_trip(t, why);
+    if (err != ANTAR_OK)
+        return err;
     core_fare_t f;
-    antar_err_t err = fare_price(&t, true, &f);
-    if (err != ANTAR_OK) {
-        reply_error(req, err);
-        return;
-    }
+    if ((err = fare_price(t, true, &f)) != ANTAR_OK)
+        return err;
     char quote_id[QUOTE_ID_HEX + 1];
     antar_random_hex(quote_id, QUOTE_ID_HEX / 2);
     long long expires_ms = antar_now_ms() + core_settings()->quote_ttl_s * 1000;
-    json_t *q = json_pack(
-        "{sI sf sf sf sf ss sI sI sI si sI}", "user_id", (json_int_t)(p ? p->id : 0), "pickup_lat",
-        t.pickup_lat, "pickup_lng", t.pickup_lng, "dropoff_lat", t.dropoff_lat, "dropoff_lng",
-        t.dropoff_lng, "vehicle_type", t.vehicle_type, "price", (json_int_t)f.price, "distance_m",
-        (json_int_t)f.distance_m, "duration_s", (json_int_t)f.duration_s, "surge_tenths",
-        f.surge_tenths, "expires_ms", (json_int_t)expires_ms);
-    if (!q) {
-        reply_error(req, ANTAR_E_NOMEM);
-        return;
-    }
+    json_t *q = json_pack("{sI sf sf sf sf ss sI sI sI si sI}", "user_id", (json_int_t)user_id,
+                          "pickup_lat", t->pickup_lat, "pickup_lng", t->pickup_lng, "dropoff_lat",
+                          t->dropoff_lat, "dropoff_lng", t->dropoff_lng, "vehicle_type",
+                          t->vehicle_type, "price", (json_int_t)f.price, "distance_m",
+                          (json_int_t)f.distance_m, "duration_s", (json_int_t)f.duration_s,
+                          "surge_tenths", f.surge_tenths, "expires_ms", (json_int_t)expires_ms);
+    if (!q)
+        return ANTAR_E_NOMEM;
     err = core_store_quote_put(quote_id, q, core_settings()->quote_ttl_s);
     json_decref(q);
-    if (err != ANTAR_OK) {
-        reply_error(req, err);
-        return;
-    }
-    antar_http_reply(req, 200, fare_json(quote_id, t.vehicle_type, &f, expires_ms));
+    if (err != ANTAR_OK)
+        return err;
+    json_t *res = fare_json(quote_id, t->vehicle_type, &f, expires_ms);
+    if (!res)
+        return ANTAR_E_NOMEM;
+    *out = res;
+    return ANTAR_OK;
 }
 
 static bool near(json_t *q, const char *key, double v)
@@ -134,7 +119,7 @@ static bool near(json_t *q, const char *key, double v)
 }
 
 /* The stored quote when it is this user's, for this trip and vehicle, and not expired. */
-static bool quote_matches(json_t *q, long long user_id, const trip_t *t, long long now_ms)
+static bool quote_matches(json_t *q, long long user_id, const core_trip_t *t, long long now_ms)
 {
     json_t *u = json_object_get(q, "user_id"), *vt = json_object_get(q, "vehicle_type"),
            *exp = json_object_get(q, "expires_ms"), *price = json_object_get(q, "price");
@@ -155,74 +140,55 @@ static bool quote_id_valid(const char *s)
     return true;
 }
 
-/* POST /internal/fares/quote (role service) {user_id, quote_id?, pickup_*, dropoff_*,
- * vehicle_type} → the quoted fare ("quoted": true) or a fresh one ("quoted": false). */
-static void fares_quote(antar_req_t *req)
+/* The fare of a stored quote, or NULL when it cannot be honoured. */
+static json_t *quoted_fare(const char *quote_id, json_t *q, long long user_id, const core_trip_t *t)
 {
-    trip_t t = {0};
-    long long user_id = 0;
-    const char *quote_id = NULL;
-    if (!core_body_int(req, "user_id", true, 1, 9007199254740992LL, &user_id, NULL) ||
-        !core_body_string(req, "quote_id", false, 128, &quote_id) ||
-        !core_body_number(req, "pickup_lat", true, -90, 90, &t.pickup_lat, NULL) ||
-        !core_body_number(req, "pickup_lng", true, -180, 180, &t.pickup_lng, NULL) ||
-        !core_body_number(req, "dropoff_lat", true, -90, 90, &t.dropoff_lat, NULL) ||
-        !core_body_number(req, "dropoff_lng", true, -180, 180, &t.dropoff_lng, NULL) ||
-        !core_body_string(req, "vehicle_type", true, 16, &t.vehicle_type))
-        return;
-    if (core_vehicle_parse(t.vehicle_type) < 0) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "vehicle_type",
-                        "vehicle_type must be motorcycle or car");
-        return;
-    }
-    if (same_place(&t)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "dropoff_lat",
-                        "dropoff must be a different place from pickup");
-        return;
-    }
-    antar_err_t err;
+    if (!quote_matches(q, user_id, t, antar_now_ms()))
+        return NULL;
+    core_fare_t f = {
+        .distance_m = json_integer_value(json_object_get(q, "distance_m")),
+        .duration_s = json_integer_value(json_object_get(q, "duration_s")),
+        .price = json_integer_value(json_object_get(q, "price")),
+        .surge_tenths = (int)json_integer_value(json_object_get(q, "surge_tenths")),
+    };
+    if (f.surge_tenths < CORE_SURGE_MIN_TENTHS || f.surge_tenths > CORE_SURGE_MAX_TENTHS)
+        f.surge_tenths = CORE_SURGE_MIN_TENTHS;
+    return fare_json(quote_id, t->vehicle_type, &f,
+                     json_integer_value(json_object_get(q, "expires_ms")));
+}
+
+antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core_trip_t *t,
+                             json_t **out, core_why_t *why)
+{
+    antar_err_t err = check_trip(t, why);
+    if (err != ANTAR_OK)
+        return err;
+    json_t *res = NULL;
     if (quote_id && quote_id_valid(quote_id)) {
         json_t *q = NULL;
         err = core_store_quote_get(quote_id, &q);
-        if (err != ANTAR_OK && err != ANTAR_E_NOT_FOUND) {
-            reply_error(req, err);
-            return;
-        }
-        long long now = antar_now_ms();
-        if (err == ANTAR_OK && quote_matches(q, user_id, &t, now)) {
-            core_fare_t f = {
-                .distance_m = json_integer_value(json_object_get(q, "distance_m")),
-                .duration_s = json_integer_value(json_object_get(q, "duration_s")),
-                .price = json_integer_value(json_object_get(q, "price")),
-                .surge_tenths = (int)json_integer_value(json_object_get(q, "surge_tenths")),
-            };
-            if (f.surge_tenths < CORE_SURGE_MIN_TENTHS || f.surge_tenths > CORE_SURGE_MAX_TENTHS)
-                f.surge_tenths = CORE_SURGE_MIN_TENTHS;
-            json_t *res = fare_json(quote_id, t.vehicle_type, &f,
-                                    json_integer_value(json_object_get(q, "expires_ms")));
+        if (err != ANTAR_OK && err != ANTAR_E_NOT_FOUND)
+            return err;
+        if (err == ANTAR_OK) {
+            res = quoted_fare(quote_id, q, user_id, t);
             json_decref(q);
-            json_object_set_new(res, "quoted", json_true());
-            antar_http_reply(req, 200, res);
-            return;
         }
-        json_decref(q);
+        if (res) {
+            json_object_set_new(res, "quoted", json_true());
+            *out = res;
+            return ANTAR_OK;
+        }
         /* Unknown, expired, someone else's or for another trip: the order gets today's price,
          * never the stale or borrowed one. */
         antar_log_json("info", "quote_not_honoured",
                        json_pack("{sI}", "user_id", (json_int_t)user_id));
     }
     core_fare_t f;
-    if ((err = fare_price(&t, false, &f)) != ANTAR_OK) {
-        reply_error(req, err);
-        return;
-    }
-    json_t *res = fare_json(NULL, t.vehicle_type, &f, 0);
+    if ((err = fare_price(t, false, &f)) != ANTAR_OK)
+        return err;
+    if (!(res = fare_json(NULL, t->vehicle_type, &f, 0)))
+        return ANTAR_E_NOMEM;
     json_object_set_new(res, "quoted", json_false());
-    antar_http_reply(req, 200, res);
+    *out = res;
+    return ANTAR_OK;
 }
-
-const antar_route_t core_fares_routes[] = {
-    {"POST", "/fares/estimate", fares_estimate, ANTAR_AUTH_USER, "user", 0},
-    {"POST", "/internal/fares/quote", fares_quote, ANTAR_AUTH_SERVICE, "internal", 0},
-};
-const size_t core_fares_routes_len = sizeof core_fares_routes / sizeof core_fares_routes[0];

@@ -72,11 +72,19 @@ typedef struct {
     long long expires_ms;                                    /* 0: now + ANTAR_OFFER_TTL_S */
 } offer_new_t;
 
+/* Why an offer was refused, for the 409 to core: the field it is about ("driver_id",
+ * "order_id" or "vehicle_type") and a sentence. Both static strings; NULL when not refused. */
+typedef struct {
+    const char *field;
+    const char *message;
+} offer_refusal_t;
+
 /* Create an offer for core's dispatch (the order is read from user-service for the customer's
  * first name). *created is false when the same (order, driver) offer already existed: then
- * *out is that offer. CONFLICT when the driver is offline, busy, holds a live offer, or the
- * order was cancelled; NOT_FOUND for an unknown driver. */
-antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created);
+ * *out is that offer. CONFLICT when the driver is offline, on a trip, holds a live offer, drives
+ * another vehicle type, or the order is cancelled or no longer searching — *why then says which;
+ * NOT_FOUND for an unknown driver. */
+antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, offer_refusal_t *why);
 /* {items, next_cursor: null}: the driver's pending, unexpired offers. */
 antar_err_t offer_list_pending(long long driver_id, json_t **out);
 /* Accept: the offer arbitrates the deadline, user-service the order. → trip. NOT_FOUND for an
@@ -141,7 +149,7 @@ antar_err_t store_trip_completed_by(long long driver_id, long long order_id, boo
 /* In one transaction with the driver row locked: refuse (CONFLICT, *why set) when offline,
  * busy, holding a live offer or the order is cancelled; else insert. */
 antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first_name,
-                               const char *expires_at, long long *id, const char **why);
+                               const char *expires_at, long long *id, offer_refusal_t *why);
 antar_err_t store_offer_get(long long id, json_t **row);
 antar_err_t store_offer_find(long long order_id, long long driver_id, json_t **row);
 antar_err_t store_offers_pending(long long driver_id, json_t **rows);

@@ -76,14 +76,14 @@ static void first_name_of(json_t *order, char out[101])
     out[n] = '\0';
 }
 
-antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created)
+antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, offer_refusal_t *why)
 {
     json_t *row = NULL, *order = NULL;
     char path[96], first[101], expires[32];
-    const char *why = NULL;
     long long id = 0;
     offer_new_t o = *in;
     *created = false;
+    *why = (offer_refusal_t){NULL, NULL};
 
     /* The same (order, driver) again is a retry of core's call: the same answer. */
     antar_err_t err = store_offer_find(in->order_id, in->driver_id, &row);
@@ -100,18 +100,23 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created)
         return err;
     const char *own_type = str_or(row, "vehicle_type", "");
     if (o.vehicle_type && strcmp(o.vehicle_type, own_type) != 0) {
+        *why = (offer_refusal_t){"vehicle_type", "the driver drives another vehicle type"};
         err = ANTAR_E_CONFLICT;
         goto done;
     }
 
     snprintf(path, sizeof path, "/internal/orders/%lld", in->order_id);
     err = driver_call(ANTAR_SVC_USER, "GET", path, NULL, &order);
-    if (err == ANTAR_E_NOT_FOUND)
+    if (err == ANTAR_E_NOT_FOUND) {
+        *why = (offer_refusal_t){"order_id", "user-service does not know the order"};
         err = ANTAR_E_CONFLICT;
+    }
     if (err != ANTAR_OK)
         goto done;
     if (strcmp(str_or(order, "status", "searching"), "searching") != 0) {
-        err = ANTAR_E_CONFLICT; /* taken or cancelled meanwhile */
+        /* Taken or cancelled meanwhile. */
+        *why = (offer_refusal_t){"order_id", "the order is no longer searching"};
+        err = ANTAR_E_CONFLICT;
         goto done;
     }
     first_name_of(order, first);
@@ -140,7 +145,7 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created)
     }
     sql_time(o.expires_ms, expires);
 
-    err = store_offer_create(&o, first[0] ? first : NULL, expires, &id, &why);
+    err = store_offer_create(&o, first[0] ? first : NULL, expires, &id, why);
     if (err == ANTAR_E_DUPLICATE) {
         /* A retry raced this call and inserted the same offer: answer with it. */
         json_decref(row);

@@ -358,11 +358,14 @@ static void internal_offers_create(antar_req_t *req)
                         "expires_at must be an RFC 3339 time");
         return;
     }
-    antar_err_t err = offer_create(&in, &out, &created);
+    offer_refusal_t why = {0};
+    antar_err_t err = offer_create(&in, &out, &created, &why);
     if (err == ANTAR_E_CONFLICT) {
-        antar_http_fail(req, err, "driver_id",
-                        "the driver is offline, busy or holds a live offer, or the order is "
-                        "no longer searching");
+        /* Core only needs the 409 to move on; the reason is for its logs and for people. */
+        antar_http_fail(req, err, why.field ? why.field : "driver_id", "%s",
+                        why.message ? why.message
+                                    : "the driver is offline, busy or holds a live offer, or the "
+                                      "order is no longer searching");
         return;
     }
     respond(req, err, created ? 201 : 200, out, NULL);

@@ -200,7 +200,7 @@ antar_err_t store_trip_completed_by(long long driver_id, long long order_id, boo
 /* ---- offers ---------------------------------------------------------------------------- */
 
 antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first_name,
-                               const char *expires_at, long long *id, const char **why)
+                               const char *expires_at, long long *id, offer_refusal_t *why)
 {
     json_t *row = NULL;
     long long n = 0;
@@ -216,7 +216,7 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
         goto out;
     const char *status = json_string_value(json_object_get(row, "status"));
     if (!status || strcmp(status, "online") != 0) {
-        *why = "the driver is offline";
+        *why = (offer_refusal_t){"driver_id", "the driver is offline"};
         err = ANTAR_E_CONFLICT;
         goto out;
     }
@@ -225,7 +225,7 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     if (err != ANTAR_OK)
         goto out;
     if (n > 0) {
-        *why = "the order was cancelled";
+        *why = (offer_refusal_t){"order_id", "the order was cancelled"};
         err = ANTAR_E_CONFLICT;
         goto out;
     }
@@ -233,7 +233,7 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     if (err != ANTAR_OK)
         goto out;
     if (n > 0) {
-        *why = "the driver is on a trip";
+        *why = (offer_refusal_t){"driver_id", "the driver is on a trip"};
         err = ANTAR_E_CONFLICT;
         goto out;
     }
@@ -247,7 +247,7 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     if (err != ANTAR_OK)
         goto out;
     if (n > 0) {
-        *why = "the driver already holds a live offer";
+        *why = (offer_refusal_t){"driver_id", "the driver already holds a live offer"};
         err = ANTAR_E_CONFLICT;
         goto out;
     }

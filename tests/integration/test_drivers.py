@@ -329,8 +329,10 @@ def test_internal_offers_lifecycle(driver_api, edge, svc):
                   "dropoff_lat": order["dropoff_lat"], "dropoff_lng": order["dropoff_lng"],
                   "dropoff_address": order["dropoff_address"], "price": order["price"],
                   "currency": "IDR"}
-    # Offline drivers get no offers.
-    _err(driver_api.post("/internal/offers", json=offer_body, token=svc), 409, "conflict")
+    # Offline drivers get no offers, and the 409 says why.
+    e = _err(driver_api.post("/internal/offers", json=offer_body, token=svc), 409, "conflict",
+             "driver_id")
+    assert e["message"] == "the driver is offline", e
     _online_far_away(edge, d)
     try:
         _err(driver_api.post("/internal/offers", json=dict(offer_body, price=-1), token=svc),
@@ -347,8 +349,10 @@ def test_internal_offers_lifecycle(driver_api, edge, svc):
         assert again.status == 200 and again.result["id"] == offer["id"], again
         # One live offer per driver.
         u2, order2 = _searching_order(edge)
-        _err(driver_api.post("/internal/offers", json=dict(offer_body, order_id=order2["id"]),
-                             token=svc), 409)
+        e = _err(driver_api.post("/internal/offers",
+                                 json=dict(offer_body, order_id=order2["id"]), token=svc), 409,
+                 "conflict", "driver_id")
+        assert e["message"] == "the driver already holds a live offer", e
         assert [o["id"] for o in edge.get("/offers", token=d.token).result["items"]] == \
             [offer["id"]]
         # The deadline: pending → expired, idempotently; then accept is too late.
@@ -370,8 +374,10 @@ def test_internal_offers_lifecycle(driver_api, edge, svc):
         assert r.status == 409 and r.body["result"]["status"] == "accepted", r
         # Busy drivers get no offers.
         _, order3 = _searching_order(edge)
-        _err(driver_api.post("/internal/offers", json=dict(offer_body, order_id=order3["id"]),
-                             token=svc), 409)
+        e = _err(driver_api.post("/internal/offers",
+                                 json=dict(offer_body, order_id=order3["id"]), token=svc), 409,
+                 "conflict", "driver_id")
+        assert e["message"] == "the driver is on a trip", e
         # A rating for an order this driver did not complete is refused.
         _err(driver_api.post(f"/internal/drivers/{d.id}/ratings",
                              json={"order_id": order2["id"], "rating": 5}, token=svc), 409)
