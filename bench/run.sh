@@ -10,7 +10,7 @@
 #  (c) the stack's other endpoints: GET /nope (404), GET /health, GET /orders/{id}.
 #
 # Every run: the server under test pinned to CPU 1 and wrk to CPU 0 (taskset; as STACK.md
-# measured), wrk -t1 -c$CONN -d$DUR, RUNS runs, the median run by req/s reported with its p50
+# measured), one unrecorded 1 s warm-up, then wrk -t1 -c$CONN -d$DUR, RUNS runs, the median run by req/s reported with its p50
 # and p99, and the server's RSS (VmRSS, and the peak VmHWM) read from /proc after the runs.
 # Stack services are pinned only for their own rows and given all CPUs back afterwards.
 #
@@ -49,8 +49,8 @@ if [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
 else
     SRV_CPU="" WRK_PIN=() PINNED="not pinned (fewer than 2 CPUs or no taskset)"
 fi
-pin() { [ -n "$SRV_CPU" ] && taskset -a -p -c "$SRV_CPU" "$1" >/dev/null 2>&1 || true; }
-unpin() { [ -n "$SRV_CPU" ] && taskset -a -p -c "0-$((NCPU - 1))" "$1" >/dev/null 2>&1 || true; }
+pin() { if [ -n "$SRV_CPU" ]; then taskset -a -p -c "$SRV_CPU" "$1" >/dev/null 2>&1 || true; fi; }
+unpin() { if [ -n "$SRV_CPU" ]; then taskset -a -p -c "0-$((NCPU - 1))" "$1" >/dev/null 2>&1 || true; fi; }
 rss() { # "VmRSS / VmHWM" in MiB
     awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "%.1f / %.1f", r / 1024, h / 1024}' \
         "/proc/$1/status" 2>/dev/null || echo "?"
@@ -68,6 +68,10 @@ row() {
     local name="$1" url="$2" script="$3" pid="$4" lines="" line med
     cat "$REPO/bench/$script" "$REPO/bench/report.lua" >"$TMP/s.lua"
     pin "$pid"
+    # An unrecorded second first: Node's JIT (and our caches) warm up before anything counts.
+    ANTAR_BENCH_TOKEN="${token:-}" ANTAR_BENCH_CSRF="${csrf:-}" ANTAR_BENCH_BODY="${BODY:-}" \
+        timeout 30 "${WRK_PIN[@]}" wrk -t1 -c"$CONN" -d1s --timeout 5s -s "$TMP/s.lua" "$url" \
+        >/dev/null 2>&1 || true
     for i in $(seq 1 "$RUNS"); do
         echo "bench: $name run $i/$RUNS ($DUR, $CONN connections)" >&2
         line="$(ANTAR_BENCH_TOKEN="${token:-}" ANTAR_BENCH_CSRF="${csrf:-}" ANTAR_BENCH_BODY="${BODY:-}" \
@@ -82,9 +86,9 @@ row() {
     fi
     # The median run by req/s (the middle line once sorted; the upper middle for an even count).
     med="$(printf '%s' "$lines" | sed 's/^rps=//' | sort -n | awk '{a[NR] = $0} END {print a[int(NR / 2) + 1]}')"
-    local rps p50_ms p99_ms requests non2xx errors all
+    local rps p50_ms p99_ms non2xx errors all
     # shellcheck disable=SC2086
-    eval "$(echo "rps=$med" | tr ' ' '\n' | grep -E '^[a-z0-9_]+=[0-9.]+$')"
+    eval "$(echo "rps=$med" | tr ' ' '\n' | grep -E '^(rps|p50_ms|p99_ms|non2xx|errors)=[0-9.]+$')"
     all="$(printf '%s' "$lines" | sed 's/^rps=\([0-9]*\).*/\1/' | paste -sd/ -)"
     printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50_ms" "$p99_ms" \
         "$(rss "$pid")" "$all" "$((non2xx + errors))"
@@ -138,7 +142,7 @@ section_a() {
         tiny_row 2
     else
         echo "bench/tiny.c not built (no static libraries in $BUILD: run \`make build\`)."
-        cat "$TMP/cc.log" 2>/dev/null | head -n 5
+        head -n 5 "$TMP/cc.log" 2>/dev/null
         echo
         header
     fi
