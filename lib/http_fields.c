@@ -95,11 +95,14 @@ static bool bounded(const antar_field_t *f)
     return !(f->min == 0 && f->max == 0);
 }
 
-/* Validates one present value; on failure sends the envelope and returns the error. */
+/* Validates one present value; on failure sends the envelope and returns the error. text: the
+ * body is a form, so scalars come as strings; lenient: a JSON string is also taken for a scalar
+ * (antar_req_fields_lenient), parsed the same way. */
 static antar_err_t check_one(antar_req_t *req, const antar_field_t *f, json_t *v, bool form,
-                             field_val_t *out)
+                             bool lenient, field_val_t *out)
 {
     const char *n = f->name;
+    bool text = form || (lenient && json_is_string(v));
     switch (f->type) {
     case ANTAR_FIELD_STRING:
     case ANTAR_FIELD_ENUM: {
@@ -137,7 +140,7 @@ static antar_err_t check_one(antar_req_t *req, const antar_field_t *f, json_t *v
     }
     case ANTAR_FIELD_INT: {
         long long i;
-        if (form) {
+        if (text) {
             if (!json_is_string(v) || !parse_int(json_string_value(v), &i) ||
                 json_string_length(v) != strlen(json_string_value(v)))
                 goto wrong_type;
@@ -161,7 +164,7 @@ static antar_err_t check_one(antar_req_t *req, const antar_field_t *f, json_t *v
     }
     case ANTAR_FIELD_NUMBER: {
         double d;
-        if (form) {
+        if (text) {
             if (!json_is_string(v) || !parse_number(json_string_value(v), &d) ||
                 json_string_length(v) != strlen(json_string_value(v)))
                 goto wrong_type;
@@ -179,7 +182,7 @@ static antar_err_t check_one(antar_req_t *req, const antar_field_t *f, json_t *v
         return ANTAR_OK;
     }
     case ANTAR_FIELD_BOOL:
-        if (form) {
+        if (text) {
             const char *s = json_string_value(v);
             if (s && strcmp(s, "true") == 0 && json_string_length(v) == 4)
                 out->b = true;
@@ -202,28 +205,31 @@ wrong_type:;
     return ANTAR_E_INVALID_FIELD;
 }
 
-antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size_t n)
+static antar_err_t fields_check(antar_req_t *req, const antar_field_t *fields, size_t n,
+                                bool lenient)
 {
     json_t *body = antar_req_body(req);
     bool form = antar_req_is_form(req);
     antar_err_t err = ANTAR_OK;
 
-    /* Unknown fields first: a typo in an optional field name must not pass silently. */
+    /* Unknown fields first: a typo in an optional field name must not pass silently. A peer
+     * service's extra fields are another matter (see http.h). */
     const char *key;
     json_t *v;
-    json_object_foreach(body, key, v)
-    {
-        bool known = strcmp(key, "csrf_token") == 0;
-        for (size_t i = 0; i < n && !known; i++)
-            known = strcmp(fields[i].name, key) == 0;
-        if (!known) {
-            /* The key came from the client: only echo it when it is printable text. */
-            bool printable = antar_text_ok(key, strlen(key), false) && strlen(key) <= 64;
-            antar_http_fail(req, ANTAR_E_UNKNOWN_FIELD, printable ? key : NULL,
-                            "%s is not a field of this endpoint", printable ? key : "a field");
-            return ANTAR_E_UNKNOWN_FIELD;
+    if (!lenient)
+        json_object_foreach(body, key, v)
+        {
+            bool known = strcmp(key, "csrf_token") == 0;
+            for (size_t i = 0; i < n && !known; i++)
+                known = strcmp(fields[i].name, key) == 0;
+            if (!known) {
+                /* The key came from the client: only echo it when it is printable text. */
+                bool printable = antar_text_ok(key, strlen(key), false) && strlen(key) <= 64;
+                antar_http_fail(req, ANTAR_E_UNKNOWN_FIELD, printable ? key : NULL,
+                                "%s is not a field of this endpoint", printable ? key : "a field");
+                return ANTAR_E_UNKNOWN_FIELD;
+            }
         }
-    }
 
     /* Validate everything into a scratch array, then write outputs, so that a failure leaves
      * the caller's variables untouched. */
@@ -236,6 +242,8 @@ antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size
     }
     for (size_t i = 0; i < n; i++) {
         v = json_object_get(body, fields[i].name);
+        if (lenient && json_is_null(v))
+            v = NULL;
         if (!v) {
             if (fields[i].required) {
                 err = ANTAR_E_MISSING_FIELD;
@@ -244,7 +252,7 @@ antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size
             }
             continue;
         }
-        err = check_one(req, &fields[i], v, form, &vals[i]);
+        err = check_one(req, &fields[i], v, form, lenient, &vals[i]);
         if (err != ANTAR_OK)
             goto done;
         given[i] = true;
@@ -274,6 +282,25 @@ done:
     free(vals);
     free(given);
     return err;
+}
+
+antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size_t n)
+{
+    return fields_check(req, fields, n, false);
+}
+
+antar_err_t antar_req_fields_lenient(antar_req_t *req, const antar_field_t *fields, size_t n)
+{
+    return fields_check(req, fields, n, true);
+}
+
+void antar_email_normalize(char *email)
+{
+    /* Byte by byte and ASCII only: tolower() under a non-C locale could rewrite bytes of a
+     * UTF-8 sequence. */
+    for (char *p = email; p && *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
 }
 
 bool antar_valid_email(const char *s)

@@ -85,14 +85,19 @@ antar_err_t antar_password_hash(const char *password, char out[ANTAR_PASSWORD_HA
     return rc == 0 ? ANTAR_OK : ANTAR_E_NOMEM;
 }
 
+/* A stored value that is not a bounded Argon2id string cannot match, and libsodium must never
+ * read past a truncated one. */
+static bool hash_usable(const char *hash)
+{
+    return hash && strnlen(hash, ANTAR_PASSWORD_HASH_MAX) < ANTAR_PASSWORD_HASH_MAX &&
+           strncmp(hash, crypto_pwhash_argon2id_STRPREFIX,
+                   strlen(crypto_pwhash_argon2id_STRPREFIX)) == 0;
+}
+
 bool antar_password_verify(const char *hash, const char *password)
 {
-    if (!hash || !password)
-        return false;
-    /* A stored value that is not an Argon2id string cannot match; reject it before spending a
-     * slot, and never let libsodium read past a truncated string. */
-    if (strnlen(hash, ANTAR_PASSWORD_HASH_MAX) >= ANTAR_PASSWORD_HASH_MAX ||
-        strncmp(hash, crypto_pwhash_argon2id_STRPREFIX, strlen(crypto_pwhash_argon2id_STRPREFIX)))
+    /* Rejected before spending a slot. */
+    if (!password || !hash_usable(hash))
         return false;
     slot_take();
     int rc = g.ready ? crypto_pwhash_str_verify(hash, password, strlen(password)) : -1;
@@ -114,4 +119,15 @@ void antar_password_dummy_verify(const char *password)
         sodium_memzero(key, sizeof key);
     slot_give();
     sodium_memzero(key, sizeof key);
+}
+
+bool antar_password_check(const char *hash_or_null, const char *password)
+{
+    /* An unusable stored hash gets the dummy too: answering it fast would tell that the account
+     * exists. */
+    if (!hash_usable(hash_or_null)) {
+        antar_password_dummy_verify(password);
+        return false;
+    }
+    return antar_password_verify(hash_or_null, password);
 }

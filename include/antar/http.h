@@ -149,8 +149,28 @@ typedef struct {
  * returned: the handler just returns. Outputs are written only on success. */
 antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size_t n);
 
+/* antar_req_fields for service-to-service messages: only for routes that take a service token
+ * (ANTAR_AUTH_SERVICE); public routes stay strict, so that a client's typo or wrong type is
+ * always reported. Our services are deployed one at a time, so a message from a newer (or older)
+ * peer must never be refused for its shape alone. Relaxed, and nothing else:
+ *  - a field not listed is ignored (a newer sender may add fields);
+ *  - a JSON null counts as absent (a sender with no value for an optional field), so a required
+ *    field sent as null is 422 missing_field;
+ *  - INT, NUMBER and BOOL also take a JSON string holding the value, parsed exactly as a form
+ *    field is ("42", "-6.2", "1e3", "true"): numbers that went through a DECIMAL column, a queue
+ *    or another language as text.
+ * Everything else is checked as strictly as antar_req_fields, with the same 422 naming the
+ * field: wrong types (5.5 or "5.0" for an INT, 1 for a BOOL), numeric strings with anything
+ * around or in them (" 5", "5x", "0x10", "inf", "nan"), control characters and invalid UTF-8 in
+ * strings, lengths (in characters) and ranges. Outputs are written only on success. */
+antar_err_t antar_req_fields_lenient(antar_req_t *req, const antar_field_t *fields, size_t n);
+
 /* Formats shared by sign-up and profile updates. */
 bool antar_valid_email(const char *s);
+/* Lower-case the ASCII letters of email in place, the one form emails are stored, looked up and
+ * compared in (addresses differing only in case reach the same mailbox in practice). Other bytes
+ * are left as they are; NULL is a no-op. */
+void antar_email_normalize(char *email);
 /* Indonesian-style phone: optional '+', 8 to 15 digits. */
 bool antar_valid_phone(const char *s);
 

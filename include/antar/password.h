@@ -21,5 +21,11 @@ bool antar_password_verify(const char *hash, const char *password);
 /* Spend the time of one verification without a hash, so that an unknown account answers as
  * slowly as a wrong password (no user enumeration by timing). */
 void antar_password_dummy_verify(const char *password);
+/* The last step of every credential check: true when password matches hash_or_null, the stored
+ * hash of the account found, or NULL when no account was found. With NULL (or a stored value that
+ * is not an Argon2id hash) it spends one dummy verification and returns false, so that "no such
+ * account" and "wrong password" take the same time and look the same to the caller. A NULL
+ * password never matches. */
+bool antar_password_check(const char *hash_or_null, const char *password);
 
 #endif

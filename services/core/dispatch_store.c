@@ -6,6 +6,7 @@
  * restart without a script-cache reload. */
 #include "dispatch_store.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 
 #define TOMBSTONE_TTL_S "86400"
 #define DEMAND_WINDOW_MIN 10
+/* A demand counter outlives the window by a minute. */
+#define DEMAND_TTL_S "660"
 #define GEO_MAX_LAT 85.05112878
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -219,53 +222,39 @@ antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged)
     return err;
 }
 
-/* Candidates around a point, nearest first. In "count" mode: how many are available, fresh and
- * unlocked. In "pick" mode: the first of those not yet tried for the order, which gets locked
- * (SET NX PX: a driver holds at most one live offer) and marked tried. */
-static const char lua_candidates[] =
-    "local ids = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],\n"
-    "                       'BYRADIUS', ARGV[4], 'm', 'ASC', 'COUNT', 64)\n"
-    "local n = 0\n"
-    "for _, id in ipairs(ids) do\n"
-    "  local seen = redis.call('ZSCORE', KEYS[2], id)\n"
-    "  if seen and tonumber(seen) >= tonumber(ARGV[5]) then\n"
-    "    local st = redis.call('HMGET', 'driver:' .. id, 'status', 'vehicle_type')\n"
-    "    local lock = 'driver:' .. id .. ':offer'\n"
-    "    if st[1] == 'available' and st[2] == ARGV[1] then\n"
-    "      if ARGV[6] == 'count' then\n"
-    "        if redis.call('EXISTS', lock) == 0 then n = n + 1 end\n"
-    "      elseif redis.call('SISMEMBER', KEYS[3], id) == 0 then\n"
-    "        if redis.call('SET', lock, ARGV[7], 'NX', 'PX', ARGV[8]) then\n"
-    "          redis.call('SADD', KEYS[3], id)\n"
-    "          redis.call('EXPIRE', KEYS[3], ARGV[9])\n"
-    "          return id\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "  end\n"
+/* Lua prelude shared by the scripts that look for drivers: each_free(geo, seen, vt, lng, lat,
+ * radius, cutoff, fn) walks the drivers of vt within radius metres of the point, nearest first
+ * (at most 64), that are available and were seen at or after cutoff, and calls fn(id, lock key)
+ * for each until fn returns something other than nil/false, which it returns. */
+#define LUA_EACH_FREE                                                                              \
+    "local function each_free(geo, seen_key, vt, lng, lat, radius, cutoff, fn)\n"                  \
+    "  local ids = redis.call('GEOSEARCH', geo, 'FROMLONLAT', lng, lat,\n"                         \
+    "                         'BYRADIUS', radius, 'm', 'ASC', 'COUNT', 64)\n"                      \
+    "  for _, id in ipairs(ids) do\n"                                                              \
+    "    local seen = redis.call('ZSCORE', seen_key, id)\n"                                        \
+    "    if seen and tonumber(seen) >= tonumber(cutoff) then\n"                                    \
+    "      local st = redis.call('HMGET', 'driver:' .. id, 'status', 'vehicle_type')\n"            \
+    "      if st[1] == 'available' and st[2] == vt then\n"                                         \
+    "        local r = fn(id, 'driver:' .. id .. ':offer')\n"                                      \
+    "        if r then return r end\n"                                                             \
+    "      end\n"                                                                                  \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return nil\n"                                                                               \
     "end\n"
-    "if ARGV[6] == 'count' then return n end\n"
-    "return false\n";
 
-antar_err_t core_store_supply(const char *vt, double lat, double lng, long radius_m,
-                              long long cutoff_ms, long long *count)
-{
-    if (!geo_lat_ok(lat)) { /* outside what Redis can index: no driver can be there */
-        *count = 0;
-        return ANTAR_OK;
-    }
-    num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
-          cut = num_ll(cutoff_ms);
-    rkey_t geo = key_geo(vt);
-    redisReply *r = EVAL(lua_candidates, 3, geo.b, "drivers:seen", "dispatch:0:tried", vt, n_lng.b,
-                         n_lat.b, rad.b, cut.b, "count", "0", "1", "1");
-    antar_err_t err = reply_ok(r, "supply");
-    if (err == ANTAR_OK)
-        *count = reply_int(r);
-    if (r)
-        freeReplyObject(r);
-    return err;
-}
+/* The first free driver not yet tried for the order gets locked (SET NX PX: a driver holds at
+ * most one live offer) and marked tried. */
+static const char lua_pick[] = LUA_EACH_FREE
+    "local id = each_free(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],\n"
+    "  function(id, lock)\n"
+    "    if redis.call('SISMEMBER', KEYS[3], id) == 1 then return nil end\n"
+    "    if not redis.call('SET', lock, ARGV[6], 'NX', 'PX', ARGV[7]) then return nil end\n"
+    "    redis.call('SADD', KEYS[3], id)\n"
+    "    redis.call('EXPIRE', KEYS[3], ARGV[8])\n"
+    "    return id\n"
+    "  end)\n"
+    "return id or false\n";
 
 /* ---- demand and quotes ------------------------------------------------------------------- */
 
@@ -277,32 +266,136 @@ antar_err_t core_store_demand_add(const char *cell, long long now_ms)
 {
     char key[96];
     snprintf(key, sizeof key, "demand:%s:%lld", cell, now_ms / 60000);
-    redisReply *r = EVAL(lua_incr_ttl, 1, key, "660");
+    redisReply *r = EVAL(lua_incr_ttl, 1, key, DEMAND_TTL_S);
     return reply_done(r, "demand_add");
 }
 
-antar_err_t core_store_demand(const char *cell, long long now_ms, long long *count)
+/* Script cache for the hot path: EVALSHA with the SHA1 Redis gave back from SCRIPT LOAD, so
+ * Redis neither receives nor hashes the body on every request. state: 0 not loaded, 1 one
+ * thread is loading it (the others EVAL meanwhile), 2 sha is set for good. A NOSCRIPT answer
+ * (Redis restarted or SCRIPT FLUSH) falls back to EVAL, which puts the script back into
+ * Redis's cache, so the next EVALSHA works again. */
+typedef struct {
+    const char *src;
+    atomic_int state;
+    char sha[41];
+} lua_cached_t;
+
+static void cached_load(lua_cached_t *s)
 {
-    char keys[DEMAND_WINDOW_MIN][96];
-    const char *argv[DEMAND_WINDOW_MIN + 1];
-    size_t lens[DEMAND_WINDOW_MIN + 1];
-    long long minute = now_ms / 60000;
-    argv[0] = "MGET";
-    lens[0] = 4;
-    for (int i = 0; i < DEMAND_WINDOW_MIN; i++) {
-        snprintf(keys[i], sizeof keys[i], "demand:%s:%lld", cell, minute - i);
-        argv[i + 1] = keys[i];
-        lens[i + 1] = strlen(keys[i]);
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&s->state, &expect, 1))
+        return;
+    redisReply *r = antar_kv_command("SCRIPT LOAD %s", s->src);
+    if (r && r->type == REDIS_REPLY_STRING && r->len == 40) {
+        memcpy(s->sha, r->str, 40);
+        s->sha[40] = '\0';
+        atomic_store(&s->state, 2);
+    } else
+        atomic_store(&s->state, 0); /* try again on a later call */
+    if (r)
+        freeReplyObject(r);
+}
+
+/* eval() through the script cache; same arguments and reply. */
+static redisReply *eval_cached(lua_cached_t *s, int nkeys, const char *const *args, int nargs)
+{
+    if (atomic_load(&s->state) != 2)
+        cached_load(s);
+    if (atomic_load(&s->state) != 2)
+        return eval(s->src, nkeys, args, nargs);
+    const char *argv[24];
+    size_t lens[24];
+    char nk[8];
+    if (nargs + 3 > 24)
+        return NULL;
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[0] = "EVALSHA";
+    argv[1] = s->sha;
+    argv[2] = nk;
+    for (int i = 0; i < nargs; i++)
+        argv[3 + i] = args[i];
+    for (int i = 0; i < nargs + 3; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = antar_kv_commandv(nargs + 3, argv, lens);
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(r);
+        r = eval(s->src, nkeys, args, nargs);
     }
-    redisReply *r = antar_kv_commandv(DEMAND_WINDOW_MIN + 1, argv, lens);
-    antar_err_t err = reply_ok(r, "demand");
+    return r;
+}
+
+/* Everything an estimate needs from Redis in one round trip (it was four: the demand INCR,
+ * the MGET of the window, the supply count, then the quote): KEYS[1..10] the demand counters
+ * of the window, this minute first; KEYS[11] the type's geo index; KEYS[12] drivers:seen.
+ * ARGV: count this request ('1'/'0'), counter TTL, vehicle type, lng, lat, radius, cutoff,
+ * whether the point is indexable ('1'/'0'). Returns {demand, supply}. Counting and reading in
+ * one script also means the demand read always includes this request's own count. */
+static lua_cached_t lua_fare_inputs = {
+    .src = LUA_EACH_FREE
+    "if ARGV[1] == '1' then\n"
+    "  redis.call('INCR', KEYS[1])\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "local demand = 0\n"
+    "for _, v in ipairs(redis.call('MGET', unpack(KEYS, 1, 10))) do\n"
+    "  if v then demand = demand + (tonumber(v) or 0) end\n"
+    "end\n"
+    "local supply = 0\n"
+    "if ARGV[8] == '1' then\n"
+    "  each_free(KEYS[11], KEYS[12], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],\n"
+    "    function(id, lock)\n"
+    "      if redis.call('EXISTS', lock) == 0 then supply = supply + 1 end\n"
+    "      return nil\n"
+    "    end)\n"
+    "end\n"
+    "return {demand, supply}\n",
+};
+
+antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool count_demand,
+                                   const char *vt, double lat, double lng, long radius_m,
+                                   long long cutoff_ms, long long *demand, long long *supply)
+{
+    _Static_assert(DEMAND_WINDOW_MIN == 10, "lua_fare_inputs reads KEYS[1..10]");
+    rkey_t keys[DEMAND_WINDOW_MIN];
+    long long minute = now_ms / 60000;
+    for (int i = 0; i < DEMAND_WINDOW_MIN; i++)
+        snprintf(keys[i].b, sizeof keys[i].b, "demand:%s:%lld", cell, minute - i);
+    num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
+          cut = num_ll(cutoff_ms);
+    rkey_t geo = key_geo(vt);
+    /* A point beyond what Redis can index (±85.05°) has no driver around it: no GEOSEARCH. */
+    const char *args[] = {keys[0].b,
+                          keys[1].b,
+                          keys[2].b,
+                          keys[3].b,
+                          keys[4].b,
+                          keys[5].b,
+                          keys[6].b,
+                          keys[7].b,
+                          keys[8].b,
+                          keys[9].b,
+                          geo.b,
+                          "drivers:seen",
+                          count_demand ? "1" : "0",
+                          DEMAND_TTL_S,
+                          vt,
+                          n_lng.b,
+                          n_lat.b,
+                          rad.b,
+                          cut.b,
+                          geo_lat_ok(lat) ? "1" : "0"};
+    redisReply *r = eval_cached(&lua_fare_inputs, 12, args, (int)(sizeof args / sizeof args[0]));
+    antar_err_t err = reply_ok(r, "fare_inputs");
+    if (err == ANTAR_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) {
+        antar_log_json(
+            "error", "redis_error",
+            json_pack("{ss ss}", "op", "fare_inputs", "error", "unexpected reply shape"));
+        err = ANTAR_E_KV;
+    }
     if (err == ANTAR_OK) {
-        long long sum = 0;
-        if (r->type == REDIS_REPLY_ARRAY)
-            for (size_t i = 0; i < r->elements; i++)
-                if (r->element[i]->type == REDIS_REPLY_STRING)
-                    sum += strtoll(r->element[i]->str, NULL, 10);
-        *count = sum;
+        *demand = reply_int(r->element[0]);
+        *supply = reply_int(r->element[1]);
     }
     if (r)
         freeReplyObject(r);
@@ -472,8 +565,8 @@ antar_err_t core_store_dispatch_pick(long long order_id, const char *vt, double 
           cut = num_ll(cutoff_ms), oid = num_ll(order_id), lock = num_ll(lock_ms);
     rkey_t geo = key_geo(vt), tried = key_dispatch(order_id, ":tried");
     /* The tried set outlives the longest dispatch so that nobody is asked twice. */
-    redisReply *r = EVAL(lua_candidates, 3, geo.b, "drivers:seen", tried.b, vt, n_lng.b, n_lat.b,
-                         rad.b, cut.b, "pick", oid.b, lock.b, "86400");
+    redisReply *r = EVAL(lua_pick, 3, geo.b, "drivers:seen", tried.b, vt, n_lng.b, n_lat.b, rad.b,
+                         cut.b, oid.b, lock.b, "86400");
     antar_err_t err = reply_ok(r, "dispatch_pick");
     if (err == ANTAR_OK)
         *driver_id = r->type == REDIS_REPLY_NIL ? 0 : reply_int(r);

@@ -43,16 +43,18 @@ antar_err_t core_store_availability(long long driver_id, bool available, long lo
                                     bool *applied);
 /* Drop positions last seen before cutoff_ms from the geo indexes; *purged = how many. */
 antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged);
-/* Available, fresh (seen ≥ cutoff_ms), unlocked drivers of vt within radius_m of the point. */
-antar_err_t core_store_supply(const char *vt, double lat, double lng, long radius_m,
-                              long long cutoff_ms, long long *count);
 
 /* ---- demand and quotes ------------------------------------------------------------------- */
 
 /* Count one estimate or order in cell for the minute of now_ms. */
 antar_err_t core_store_demand_add(const char *cell, long long now_ms);
-/* Estimates + orders in cell over the 10 minutes up to now_ms. */
-antar_err_t core_store_demand(const char *cell, long long now_ms, long long *count);
+/* The surge inputs of a fare, atomically and in one round trip: when count_demand, first count
+ * one estimate in cell (as core_store_demand_add); *demand = estimates + orders in cell over the
+ * 10 minutes up to now_ms; *supply = available, fresh (seen ≥ cutoff_ms), unlocked drivers of vt
+ * within radius_m of the point. */
+antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool count_demand,
+                                   const char *vt, double lat, double lng, long radius_m,
+                                   long long cutoff_ms, long long *demand, long long *supply);
 /* Store quote (borrowed, serialised) under id for ttl_s seconds. */
 antar_err_t core_store_quote_put(const char *id, json_t *quote, long ttl_s);
 /* The stored quote (new reference, caller decrefs); ANTAR_E_NOT_FOUND when absent/expired. */

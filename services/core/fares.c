@@ -23,20 +23,18 @@
 
 /* Surge from the pickup cell's demand over 10 minutes against the available drivers of the
  * type around the pickup (fare_model.h has the formula). count_demand adds this request to the
- * demand first: an estimate is itself a sign of demand. */
+ * demand first: an estimate is itself a sign of demand. One Redis round trip for all three;
+ * an estimate's only other one is storing its quote, which needs the price computed here. */
 static antar_err_t fare_price(const core_trip_t *t, bool count_demand, core_fare_t *out)
 {
     const core_settings_t *s = core_settings();
     long long now = antar_now_ms(), demand = 0, supply = 0;
     char cell[48];
     core_fare_cell(t->pickup_lat, t->pickup_lng, cell, sizeof cell);
-    antar_err_t err;
-    if (count_demand && (err = core_store_demand_add(cell, now)) != ANTAR_OK)
-        return err;
-    if ((err = core_store_demand(cell, now, &demand)) != ANTAR_OK)
-        return err;
-    if ((err = core_store_supply(t->vehicle_type, t->pickup_lat, t->pickup_lng, s->radius_m,
-                                 now - s->presence_ttl_s * 1000, &supply)) != ANTAR_OK)
+    antar_err_t err = core_store_fare_inputs(cell, now, count_demand, t->vehicle_type,
+                                             t->pickup_lat, t->pickup_lng, s->radius_m,
+                                             now - s->presence_ttl_s * 1000, &demand, &supply);
+    if (err != ANTAR_OK)
         return err;
     *out = core_fare_compute((core_vehicle_t)core_vehicle_parse(t->vehicle_type), t->pickup_lat,
                              t->pickup_lng, t->dropoff_lat, t->dropoff_lng,

@@ -2,15 +2,13 @@
  * and validates its fields (replying the 4xx that names the field), takes the caller from the
  * verified principal, calls fares.c, presence.c or dispatch.c, and replies once. Domain errors
  * become a status and an envelope here and nowhere else. (The OAuth routes are oauth.c's.) */
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
 #include "dispatch.h"
 #include "fare_model.h"
 
-#define MAX_ID 9007199254740992LL /* 2^53: ids stay exact in JSON numbers */
+#define MAX_ID 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
 
 /* The domain's outcome: result with status on success, else the error with the field and
  * message the domain gave (the error's default message otherwise). Steals result. */
@@ -28,128 +26,11 @@ static void reply(antar_req_t *req, antar_err_t err, int status, json_t *result,
         antar_http_fail(req, err, why ? why->field : NULL, NULL);
 }
 
-/* ---- lenient body readers ------------------------------------------------------------------
+/* ---- body checks ----------------------------------------------------------------------------
  * Internal routes are called by other services that may add fields over time, so their bodies
- * are read leniently rather than with antar_req_fields: unknown fields are ignored, known ones
- * are type- and range-checked. Each reader returns false after replying 422 (missing_field /
- * invalid_field naming the field); the handler then returns. A JSON number or a string holding
- * one is accepted for numbers. */
-
-static json_t *body_get(antar_req_t *req, const char *name, bool required, bool *present)
-{
-    json_t *v = json_object_get(antar_req_body(req), name);
-    if (json_is_null(v))
-        v = NULL;
-    if (present)
-        *present = v != NULL;
-    if (!v && required)
-        antar_http_fail(req, ANTAR_E_MISSING_FIELD, name, "%s is required", name);
-    return v;
-}
-
-static bool body_number(antar_req_t *req, const char *name, bool required, double min, double max,
-                        double *out, bool *present)
-{
-    bool here = false;
-    json_t *v = body_get(req, name, required, &here);
-    if (present)
-        *present = here;
-    if (!v)
-        return !required;
-    double d;
-    if (json_is_number(v))
-        d = json_number_value(v);
-    else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end = NULL;
-        d = strtod(s, &end);
-        if (!*s || *end)
-            goto bad;
-    } else
-        goto bad;
-    if (!isfinite(d) || d < min || d > max)
-        goto bad;
-    *out = d;
-    return true;
-bad:
-    antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be a number between %g and %g", name,
-                    min, max);
-    return false;
-}
-
-static bool body_int(antar_req_t *req, const char *name, bool required, long long min,
-                     long long max, long long *out, bool *present)
-{
-    bool here = false;
-    json_t *v = body_get(req, name, required, &here);
-    if (present)
-        *present = here;
-    if (!v)
-        return !required;
-    long long n;
-    if (json_is_integer(v))
-        n = json_integer_value(v);
-    else if (json_is_string(v)) {
-        const char *s = json_string_value(v);
-        char *end = NULL;
-        n = strtoll(s, &end, 10);
-        if (!*s || *end)
-            goto bad;
-    } else
-        goto bad;
-    if (n < min || n > max)
-        goto bad;
-    *out = n;
-    return true;
-bad:
-    antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be an integer between %lld and %lld",
-                    name, min, max);
-    return false;
-}
-
-/* A string of at most maxlen bytes, no control characters; borrowed until the reply. */
-static bool body_string(antar_req_t *req, const char *name, bool required, size_t maxlen,
-                        const char **out)
-{
-    json_t *v = body_get(req, name, required, NULL);
-    if (!v)
-        return !required;
-    if (!json_is_string(v) || json_string_length(v) > maxlen)
-        goto bad;
-    const char *s = json_string_value(v);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            goto bad;
-    if (strlen(s) != json_string_length(v)) /* an embedded NUL */
-        goto bad;
-    *out = s;
-    return true;
-bad:
-    antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be a string of at most %zu bytes",
-                    name, maxlen);
-    return false;
-}
-
-static bool body_bool(antar_req_t *req, const char *name, bool required, bool *out, bool *present)
-{
-    bool here = false;
-    json_t *v = body_get(req, name, required, &here);
-    if (present)
-        *present = here;
-    if (!v)
-        return !required;
-    if (json_is_boolean(v))
-        *out = json_is_true(v);
-    else if (json_is_string(v) && strcmp(json_string_value(v), "true") == 0)
-        *out = true;
-    else if (json_is_string(v) && strcmp(json_string_value(v), "false") == 0)
-        *out = false;
-    else {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be true or false", name);
-        return false;
-    }
-    return true;
-}
+ * are read with antar_req_fields_lenient (http.h): unknown fields are ignored, a null is an
+ * absent field, numbers and booleans may come as strings holding them, and everything else is
+ * checked as strictly as public input. The public route stays strict (antar_req_fields). */
 
 /* vehicle_type, when present, must be one core prices and dispatches. */
 static bool vehicle_ok(antar_req_t *req, const char *vt)
@@ -191,13 +72,16 @@ static void fares_quote(antar_req_t *req)
     core_trip_t t = {0};
     long long user_id = 0;
     const char *quote_id = NULL;
-    if (!body_int(req, "user_id", true, 1, MAX_ID, &user_id, NULL) ||
-        !body_string(req, "quote_id", false, 128, &quote_id) ||
-        !body_number(req, "pickup_lat", true, -90, 90, &t.pickup_lat, NULL) ||
-        !body_number(req, "pickup_lng", true, -180, 180, &t.pickup_lng, NULL) ||
-        !body_number(req, "dropoff_lat", true, -90, 90, &t.dropoff_lat, NULL) ||
-        !body_number(req, "dropoff_lng", true, -180, 180, &t.dropoff_lng, NULL) ||
-        !body_string(req, "vehicle_type", true, 16, &t.vehicle_type) ||
+    const antar_field_t fields[] = {
+        {"user_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, &user_id, NULL},
+        {"quote_id", ANTAR_FIELD_STRING, false, 0, 128, NULL, &quote_id, NULL},
+        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.pickup_lat, NULL},
+        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.pickup_lng, NULL},
+        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.dropoff_lat, NULL},
+        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.dropoff_lng, NULL},
+        {"vehicle_type", ANTAR_FIELD_STRING, true, 0, 16, NULL, &t.vehicle_type, NULL},
+    };
+    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK ||
         !vehicle_ok(req, t.vehicle_type))
         return;
     core_why_t why = {0};
@@ -217,17 +101,24 @@ static void presence_put(antar_req_t *req)
     const char *status = NULL, *vt = NULL;
     double lat = 0, lng = 0;
     bool has_lat = false, has_lng = false;
-    if (!body_string(req, "status", true, 16, &status))
+    const antar_field_t fields[] = {
+        {"status", ANTAR_FIELD_STRING, true, 0, 16, NULL, &status, NULL},
+        {"vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, NULL, &vt, NULL},
+        {"lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &lat, &has_lat},
+        {"lng", ANTAR_FIELD_NUMBER, false, -180, 180, NULL, &lng, &has_lng},
+    };
+    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
         return;
     bool online = strcmp(status, "online") == 0;
     if (!online && strcmp(status, "offline") != 0) {
         antar_http_fail(req, ANTAR_E_INVALID_FIELD, "status", "status must be online or offline");
         return;
     }
-    if (!body_string(req, "vehicle_type", online, 16, &vt) || !vehicle_ok(req, vt))
+    if (online && !vt) {
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, "vehicle_type", "vehicle_type is required");
         return;
-    if (!body_number(req, "lat", false, -90, 90, &lat, &has_lat) ||
-        !body_number(req, "lng", false, -180, 180, &lng, &has_lng))
+    }
+    if (!vehicle_ok(req, vt))
         return;
     if (has_lat != has_lng) {
         const char *missing = has_lat ? "lng" : "lat";
@@ -246,8 +137,11 @@ static void availability_put(antar_req_t *req)
     bool available = false, has_order = false;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
-    if (!body_bool(req, "available", true, &available, NULL) ||
-        !body_int(req, "order_id", false, 1, MAX_ID, &order_id, &has_order))
+    const antar_field_t fields[] = {
+        {"available", ANTAR_FIELD_BOOL, true, 0, 0, NULL, &available, NULL},
+        {"order_id", ANTAR_FIELD_INT, false, 1, MAX_ID, NULL, &order_id, &has_order},
+    };
+    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
         return;
     if (!available && !has_order) {
         antar_http_fail(req, ANTAR_E_MISSING_FIELD, "order_id",
@@ -266,17 +160,20 @@ static void availability_put(antar_req_t *req)
 static void dispatch_create(antar_req_t *req)
 {
     core_order_t o = {0};
-    if (!body_int(req, "order_id", true, 1, MAX_ID, &o.order_id, NULL) ||
-        !body_int(req, "user_id", true, 1, MAX_ID, &o.user_id, NULL) ||
-        !body_string(req, "vehicle_type", true, 16, &o.vehicle_type) ||
-        !body_number(req, "pickup_lat", true, -90, 90, &o.pickup_lat, NULL) ||
-        !body_number(req, "pickup_lng", true, -180, 180, &o.pickup_lng, NULL) ||
-        !body_number(req, "dropoff_lat", true, -90, 90, &o.dropoff_lat, NULL) ||
-        !body_number(req, "dropoff_lng", true, -180, 180, &o.dropoff_lng, NULL) ||
-        !body_int(req, "price", true, 0, 1000000000LL, &o.price, NULL) ||
-        !body_string(req, "currency", false, 3, &o.currency) ||
-        !body_string(req, "pickup_address", false, 255, &o.pickup_address) ||
-        !body_string(req, "dropoff_address", false, 255, &o.dropoff_address) ||
+    const antar_field_t fields[] = {
+        {"order_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, &o.order_id, NULL},
+        {"user_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, &o.user_id, NULL},
+        {"vehicle_type", ANTAR_FIELD_STRING, true, 0, 16, NULL, &o.vehicle_type, NULL},
+        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &o.pickup_lat, NULL},
+        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &o.pickup_lng, NULL},
+        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &o.dropoff_lat, NULL},
+        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &o.dropoff_lng, NULL},
+        {"price", ANTAR_FIELD_INT, true, 0, 1000000000, NULL, &o.price, NULL},
+        {"currency", ANTAR_FIELD_STRING, false, 0, 3, NULL, &o.currency, NULL},
+        {"pickup_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &o.pickup_address, NULL},
+        {"dropoff_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &o.dropoff_address, NULL},
+    };
+    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK ||
         !vehicle_ok(req, o.vehicle_type))
         return;
     if (o.currency && strcmp(o.currency, "IDR") != 0) {
@@ -294,8 +191,11 @@ static bool offer_body(antar_req_t *req, long long *order_id, long long *driver_
 {
     if (antar_req_param_id(req, "order_id", order_id) != ANTAR_OK)
         return false;
-    return body_int(req, "driver_id", true, 1, MAX_ID, driver_id, NULL) &&
-           body_int(req, "offer_id", offer_required, 1, MAX_ID, offer_id, NULL);
+    const antar_field_t fields[] = {
+        {"driver_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, driver_id, NULL},
+        {"offer_id", ANTAR_FIELD_INT, offer_required, 1, MAX_ID, NULL, offer_id, NULL},
+    };
+    return antar_req_fields_lenient(req, fields, 2) == ANTAR_OK;
 }
 
 /* POST /internal/dispatch/{order_id}/rejected {driver_id, offer_id} → the next candidate now. */

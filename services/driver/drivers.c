@@ -88,13 +88,11 @@ static bool blank(const char *s)
     return true;
 }
 
-/* Emails compare case-insensitively: they are kept in lower case. */
+/* Emails are kept normalized (antar_email_normalize): that is how they compare. */
 static void lower_copy(const char *s, char *out, size_t len)
 {
-    size_t i = 0;
-    for (; s[i] && i + 1 < len; i++)
-        out[i] = (char)tolower((unsigned char)s[i]);
-    out[i] = '\0';
+    snprintf(out, len, "%s", s);
+    antar_email_normalize(out);
 }
 
 static json_t *driver_own_json(json_t *row)
@@ -303,14 +301,12 @@ antar_err_t driver_verify_credentials(const char *username, const char *password
     else
         snprintf(login, sizeof login, "%s", username);
     antar_err_t err = store_driver_by_login(login, &row);
-    if (err == ANTAR_E_NOT_FOUND) {
-        antar_password_dummy_verify(password);
-        return ANTAR_E_UNAUTHORIZED;
-    }
-    if (err != ANTAR_OK)
+    if (err != ANTAR_OK && err != ANTAR_E_NOT_FOUND)
         return err;
-    const char *hash = json_string_value(json_object_get(row, "password_hash"));
-    if (!hash || !antar_password_verify(hash, password)) {
+    /* No account: the same Argon2id work as a wrong password, so timing reveals nothing. */
+    const char *hash =
+        err == ANTAR_OK ? json_string_value(json_object_get(row, "password_hash")) : NULL;
+    if (!antar_password_check(hash, password)) {
         json_decref(row);
         return ANTAR_E_UNAUTHORIZED;
     }

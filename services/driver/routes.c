@@ -1,12 +1,13 @@
 /* driver-service routes: HTTP only — parse, authorize, call the domain, respond. */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "antar/http.h"
 #include "antar/util.h"
 #include "driver.h"
+
+#define ID_MAX 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
 
 static const char *const vehicle_types[] = {"motorcycle", "car", NULL};
 static const char *const statuses[] = {"online", "offline", NULL};
@@ -37,88 +38,6 @@ static void respond(antar_req_t *req, antar_err_t err, int ok_status, json_t *re
     default:
         antar_http_fail(req, err, field, NULL);
     }
-}
-
-/* ---- lenient readers for internal bodies -------------------------------------------------
- * Internal callers are other services of ours: fields we do not use are ignored (a newer caller
- * may send more), but the ones we use are checked as strictly as public input. Each reader
- * replies 422 naming the field and returns false on bad input. */
-
-static bool in_number(antar_req_t *req, const char *name, bool required, double min, double max,
-                      double *out, bool *present)
-{
-    json_t *v = json_object_get(antar_req_body(req), name);
-    double d;
-    if (present)
-        *present = false;
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return true;
-        antar_http_fail(req, ANTAR_E_MISSING_FIELD, name, "%s is required", name);
-        return false;
-    }
-    if (json_is_number(v)) {
-        d = json_number_value(v);
-    } else if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < 32) {
-        char *end = NULL;
-        errno = 0;
-        d = strtod(json_string_value(v), &end);
-        if (errno || *end)
-            goto bad;
-    } else {
-        goto bad;
-    }
-    if (!isfinite(d) || d < min || d > max)
-        goto bad;
-    *out = d;
-    if (present)
-        *present = true;
-    return true;
-bad:
-    antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be a number between %g and %g", name,
-                    min, max);
-    return false;
-}
-
-static bool in_int(antar_req_t *req, const char *name, bool required, long long min, long long max,
-                   long long *out, bool *present)
-{
-    double d = 0;
-    bool given = false;
-    if (!in_number(req, name, required, (double)min, (double)max, &d, &given))
-        return false;
-    if (present)
-        *present = given;
-    if (!given)
-        return true;
-    if (d != floor(d)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, name, "%s must be an integer", name);
-        return false;
-    }
-    *out = (long long)d;
-    return true;
-}
-
-static bool in_string(antar_req_t *req, const char *name, bool required, size_t max,
-                      const char **out)
-{
-    json_t *v = json_object_get(antar_req_body(req), name);
-    if (!v || json_is_null(v)) {
-        if (!required)
-            return true;
-        antar_http_fail(req, ANTAR_E_MISSING_FIELD, name, "%s is required", name);
-        return false;
-    }
-    if (!json_is_string(v) || json_string_length(v) > max ||
-        strlen(json_string_value(v)) != json_string_length(v)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, name,
-                        "%s must be a string of at most %zu "
-                        "bytes",
-                        name, max);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
 }
 
 /* The outbox's event id, when it looks like one. */
@@ -298,17 +217,23 @@ static void trips_list(antar_req_t *req)
     respond(req, err, 200, out, NULL);
 }
 
-/* ---- internal -------------------------------------------------------------------------- */
+/* ---- internal --------------------------------------------------------------------------
+ * Bodies from our other services are read with antar_req_fields_lenient: fields we do not use
+ * are ignored (a newer caller may send more), the ones we use are checked as strictly as public
+ * input. */
 
 static void internal_credentials_verify(antar_req_t *req)
 {
     const char *username = NULL, *password = NULL;
     json_t *out = NULL;
-    /* Limits in bytes, as core sends them (username ≤ 254, password ≤ 1024): sign-up allows
-     * 128 characters, which in UTF-8 can be up to 512 bytes, and a longer password simply fails
-     * like any wrong one (401). */
-    if (!in_string(req, "username", true, 254, &username) ||
-        !in_string(req, "password", true, 1024, &password))
+    /* Internal bodies are read leniently (http.h): core may add fields. The limits are core's
+     * (username ≤ 254, password ≤ 1024): sign-up allows 128 characters, and a longer password
+     * simply fails like any wrong one (401). */
+    const antar_field_t fields[] = {
+        {"username", ANTAR_FIELD_STRING, true, 0, 254, NULL, &username, NULL},
+        {"password", ANTAR_FIELD_STRING, true, 0, 1024, NULL, &password, NULL},
+    };
+    if (antar_req_fields_lenient(req, fields, 2) != ANTAR_OK)
         return;
     antar_err_t err = driver_verify_credentials(username, password, &out);
     if (err == ANTAR_E_UNAUTHORIZED) {
@@ -334,18 +259,21 @@ static void internal_offers_create(antar_req_t *req)
     const char *expires_at = NULL;
     json_t *out = NULL;
     bool created = false;
-    if (!in_int(req, "order_id", true, 1, 9007199254740992LL, &in.order_id, NULL) ||
-        !in_int(req, "driver_id", true, 1, 9007199254740992LL, &in.driver_id, NULL) ||
-        !in_string(req, "vehicle_type", false, 16, &in.vehicle_type) ||
-        !in_number(req, "pickup_lat", false, -90, 90, &in.pickup_lat, &in.has_pickup) ||
-        !in_number(req, "pickup_lng", false, -180, 180, &in.pickup_lng, NULL) ||
-        !in_number(req, "dropoff_lat", false, -90, 90, &in.dropoff_lat, &in.has_dropoff) ||
-        !in_number(req, "dropoff_lng", false, -180, 180, &in.dropoff_lng, NULL) ||
-        !in_string(req, "pickup_address", false, 255, &in.pickup_address) ||
-        !in_string(req, "dropoff_address", false, 255, &in.dropoff_address) ||
-        !in_int(req, "price", false, 0, 1000000000LL, &in.price, &in.has_price) ||
-        !in_string(req, "currency", false, 3, &in.currency) ||
-        !in_string(req, "expires_at", false, 40, &expires_at))
+    const antar_field_t fields[] = {
+        {"order_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &in.order_id, NULL},
+        {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &in.driver_id, NULL},
+        {"vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, NULL, &in.vehicle_type, NULL},
+        {"pickup_lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &in.pickup_lat, &in.has_pickup},
+        {"pickup_lng", ANTAR_FIELD_NUMBER, false, -180, 180, NULL, &in.pickup_lng, NULL},
+        {"dropoff_lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &in.dropoff_lat, &in.has_dropoff},
+        {"dropoff_lng", ANTAR_FIELD_NUMBER, false, -180, 180, NULL, &in.dropoff_lng, NULL},
+        {"pickup_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &in.pickup_address, NULL},
+        {"dropoff_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &in.dropoff_address, NULL},
+        {"price", ANTAR_FIELD_INT, false, 0, 1000000000, NULL, &in.price, &in.has_price},
+        {"currency", ANTAR_FIELD_STRING, false, 0, 3, NULL, &in.currency, NULL},
+        {"expires_at", ANTAR_FIELD_STRING, false, 0, 40, NULL, &expires_at, NULL},
+    };
+    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
         return;
     if (in.vehicle_type && strcmp(in.vehicle_type, "motorcycle") != 0 &&
         strcmp(in.vehicle_type, "car") != 0) {
@@ -404,8 +332,11 @@ static void internal_driver_rating(antar_req_t *req)
     json_t *out = NULL;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
-    if (!in_int(req, "order_id", true, 1, 9007199254740992LL, &order_id, NULL) ||
-        !in_int(req, "rating", true, 1, 5, &rating, NULL))
+    const antar_field_t fields[] = {
+        {"order_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &order_id, NULL},
+        {"rating", ANTAR_FIELD_INT, true, 1, 5, NULL, &rating, NULL},
+    };
+    if (antar_req_fields_lenient(req, fields, 2) != ANTAR_OK)
         return;
     antar_err_t err = driver_rate(id, order_id, (int)rating, event_id(req), &out);
     if (err == ANTAR_E_CONFLICT) {

@@ -6,14 +6,12 @@
 #include "antar/password.h"
 #include "user.h"
 
-/* Emails are compared case-insensitively by everyone in practice; storing them lower-case
- * makes the unique key the duplicate check. out holds 255 bytes (email ≤ 254). */
+/* Emails are stored normalized (antar_email_normalize), which makes the unique key the
+ * duplicate check. out holds 255 bytes (email ≤ 254). */
 static void email_lower(const char *in, char out[255])
 {
-    size_t i = 0;
-    for (; in[i] && i < 254; i++)
-        out[i] = (char)tolower((unsigned char)in[i]);
-    out[i] = '\0';
+    snprintf(out, 255, "%s", in);
+    antar_email_normalize(out);
 }
 
 static bool blank(const char *s)
@@ -131,16 +129,12 @@ antar_err_t users_verify_credentials(const char *username, const char *password,
     if (by_email)
         email_lower(username, mail);
     err = store_user_find_login(by_email, by_email ? mail : username, &row);
-    if (err == ANTAR_E_NOT_FOUND) {
-        /* Same Argon2id work as a wrong password, so timing does not reveal which accounts
-         * exist. */
-        antar_password_dummy_verify(password);
-        return ANTAR_E_UNAUTHORIZED;
-    }
-    if (err != ANTAR_OK)
+    if (err != ANTAR_OK && err != ANTAR_E_NOT_FOUND)
         return err;
-    const char *hash = json_string_value(json_object_get(row, "password_hash"));
-    if (!antar_password_verify(hash, password)) {
+    /* No account: the same Argon2id work as a wrong password, so timing reveals nothing. */
+    const char *hash =
+        err == ANTAR_OK ? json_string_value(json_object_get(row, "password_hash")) : NULL;
+    if (!antar_password_check(hash, password)) {
         json_decref(row);
         return ANTAR_E_UNAUTHORIZED;
     }

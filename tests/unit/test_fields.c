@@ -33,8 +33,9 @@ static void reset(void)
     flag_present = false;
 }
 
-/* Builds a request from a JSON text or a form text and runs the checks. */
-static antar_err_t run(const char *ct, const char *body)
+/* Builds a request from a JSON text or a form text and runs the checks (the lenient ones when
+ * lenient). */
+static antar_err_t run_checks(const char *ct, const char *body, bool lenient)
 {
     char msg[256], field[130];
     json_t *o = NULL;
@@ -45,7 +46,12 @@ static antar_err_t run(const char *ct, const char *body)
     antar_req_free(req);
     req = antar_req_new_detached(NULL, "POST", "/t", o, form);
     reset();
-    return antar_req_fields(req, fields, NF);
+    return lenient ? antar_req_fields_lenient(req, fields, NF) : antar_req_fields(req, fields, NF);
+}
+
+static antar_err_t run(const char *ct, const char *body)
+{
+    return run_checks(ct, body, false);
 }
 
 static antar_err_t json_(const char *body)
@@ -251,4 +257,105 @@ Test(fields, unbounded_int_limit_is_exact)
         cr_assert(strstr(req->resp_body, "\"field\":\"big\""), "%s", req->resp_body);
         cr_assert_eq(v, -1, "output written on failure");
     }
+}
+
+/* ---- antar_req_fields_lenient: service-to-service bodies ---------------------------------- */
+
+static antar_err_t lenient_(const char *body)
+{
+    return run_checks("application/json", body, true);
+}
+
+Test(fields, lenient_ignores_unknown_fields)
+{
+    cr_assert_eq(lenient_("{\"name\":\"Sari\",\"added_in_v2\":{\"x\":[1,2]},\"nmae\":5}"), ANTAR_OK,
+                 "%s", req->resp_body ? req->resp_body : "");
+    cr_assert_str_eq(name, "Sari");
+    cr_assert_not(req->replied);
+    /* the strict reader still refuses the same body */
+    assert_rejected(json_("{\"name\":\"Sari\",\"added_in_v2\":1}"), ANTAR_E_UNKNOWN_FIELD,
+                    "added_in_v2");
+}
+
+Test(fields, lenient_takes_numeric_strings)
+{
+    cr_assert_eq(lenient_("{\"name\":\"a\",\"count\":\"42\",\"lat\":\"-6.2\",\"flag\":\"false\"}"),
+                 ANTAR_OK, "%s", req->resp_body ? req->resp_body : "");
+    cr_assert_eq(count, 42);
+    cr_assert_float_eq(lat, -6.2, 1e-9);
+    cr_assert(flag_present);
+    cr_assert_not(flag);
+    cr_assert_eq(lenient_("{\"name\":\"a\",\"lat\":\"1.5e1\",\"flag\":\"true\"}"), ANTAR_OK);
+    cr_assert_float_eq(lat, 15.0, 1e-9);
+    cr_assert(flag);
+    /* JSON numbers and booleans are of course still fine */
+    cr_assert_eq(lenient_("{\"name\":\"a\",\"count\":7,\"lat\":45,\"flag\":true}"), ANTAR_OK);
+    cr_assert_eq(count, 7);
+    cr_assert_float_eq(lat, 45.0, 1e-9);
+}
+
+Test(fields, lenient_null_is_absent)
+{
+    cr_assert_eq(lenient_("{\"name\":\"a\",\"count\":null,\"flag\":null}"), ANTAR_OK);
+    cr_assert_eq(count, -1);
+    cr_assert_not(flag_present);
+    assert_rejected(lenient_("{\"name\":null}"), ANTAR_E_MISSING_FIELD, "name");
+    assert_rejected(lenient_("{\"count\":3}"), ANTAR_E_MISSING_FIELD, "name");
+}
+
+Test(fields, lenient_still_rejects_the_rest)
+{
+    /* {body, field named}: numeric strings only when the whole string is the number, and
+     * strings themselves are not relaxed (type, length, control characters, choices). */
+    static const char *const bad[][2] = {
+        {"{\"name\":\"a\",\"count\":\"5x\"}", "count"},
+        {"{\"name\":\"a\",\"count\":\" 5\"}", "count"},
+        {"{\"name\":\"a\",\"count\":\"5 \"}", "count"},
+        {"{\"name\":\"a\",\"count\":\"+5\"}", "count"},
+        {"{\"name\":\"a\",\"count\":\"0x10\"}", "count"},
+        {"{\"name\":\"a\",\"count\":\"5.0\"}", "count"},
+        {"{\"name\":\"a\",\"count\":\"\"}", "count"},
+        {"{\"name\":\"a\",\"count\":5.5}", "count"},
+        {"{\"name\":\"a\",\"count\":\"101\"}", "count"},
+        {"{\"name\":\"a\",\"count\":\"0\"}", "count"},
+        {"{\"name\":\"a\",\"count\":true}", "count"},
+        {"{\"name\":\"a\",\"count\":[5]}", "count"},
+        {"{\"name\":\"a\",\"lat\":\"nan\"}", "lat"},
+        {"{\"name\":\"a\",\"lat\":\"inf\"}", "lat"},
+        {"{\"name\":\"a\",\"lat\":\"1e999\"}", "lat"},
+        {"{\"name\":\"a\",\"lat\":\"0x1p3\"}", "lat"},
+        {"{\"name\":\"a\",\"lat\":\".5\"}", "lat"},
+        {"{\"name\":\"a\",\"lat\":\"91\"}", "lat"},
+        {"{\"name\":\"a\",\"lat\":{}}", "lat"},
+        {"{\"name\":\"a\",\"flag\":1}", "flag"},
+        {"{\"name\":\"a\",\"flag\":\"yes\"}", "flag"},
+        {"{\"name\":5}", "name"},
+        {"{\"name\":\"12345678901\"}", "name"},
+        {"{\"name\":\"a\\nb\"}", "name"},
+        {"{\"name\":\"a\",\"vehicle\":\"bus\"}", "vehicle"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        assert_rejected(lenient_(bad[i][0]), ANTAR_E_INVALID_FIELD, bad[i][1]);
+}
+
+Test(fields, lenient_outputs_untouched_on_error)
+{
+    /* name is valid and listed first, but count fails: nothing is written */
+    assert_rejected(lenient_("{\"name\":\"Sari\",\"count\":\"x\"}"), ANTAR_E_INVALID_FIELD,
+                    "count");
+}
+
+Test(fields, email_normalize)
+{
+    char e[] = "Sari.Dewi+Ojek@Example.CO.ID";
+    antar_email_normalize(e);
+    cr_assert_str_eq(e, "sari.dewi+ojek@example.co.id");
+    /* non-ASCII bytes are left alone, byte for byte */
+    char u[] = "\xc3\x89t\xc3\xa9@X.io";
+    antar_email_normalize(u);
+    cr_assert_str_eq(u, "\xc3\x89t\xc3\xa9@x.io");
+    char empty[] = "";
+    antar_email_normalize(empty);
+    cr_assert_str_eq(empty, "");
+    antar_email_normalize(NULL);
 }

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "antar/password.h"
 
@@ -66,6 +67,54 @@ Test(password, dummy_verify_does_not_crash, .init = cheap)
     antar_password_dummy_verify("whatever");
     antar_password_dummy_verify("");
     antar_password_dummy_verify(NULL);
+}
+
+Test(password, check_matches_like_verify, .init = cheap)
+{
+    char h[ANTAR_PASSWORD_HASH_MAX];
+    cr_assert_eq(antar_password_hash("correct horse", h), ANTAR_OK);
+    cr_assert(antar_password_check(h, "correct horse"));
+    cr_assert_not(antar_password_check(h, "correct horsf"));
+    cr_assert_not(antar_password_check(h, NULL));
+}
+
+Test(password, check_without_an_account_is_false, .init = cheap)
+{
+    cr_assert_not(antar_password_check(NULL, "anything"));
+    cr_assert_not(antar_password_check(NULL, ""));
+    cr_assert_not(antar_password_check(NULL, NULL));
+    cr_assert_not(antar_password_check("", "x"));
+    cr_assert_not(antar_password_check("plaintext", "plaintext"));
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "No account" (NULL) and an unusable stored value must cost a real Argon2id run, like a wrong
+ * password: a fast answer would tell which accounts exist. With the INTERACTIVE limits one run
+ * takes tens of milliseconds, a skipped one microseconds, so a quarter is a safe margin on a
+ * busy machine. */
+Test(password, check_without_an_account_takes_a_verify)
+{
+    unsetenv("ANTAR_ARGON2_OPSLIMIT");
+    unsetenv("ANTAR_ARGON2_MEMLIMIT");
+    char h[ANTAR_PASSWORD_HASH_MAX];
+    cr_assert_eq(antar_password_hash("timing", h), ANTAR_OK);
+    double t0 = now_s();
+    cr_assert_not(antar_password_check(h, "wrong"));
+    double wrong = now_s() - t0;
+    t0 = now_s();
+    cr_assert_not(antar_password_check(NULL, "wrong"));
+    double none = now_s() - t0;
+    t0 = now_s();
+    cr_assert_not(antar_password_check("$2y$10$not-argon2", "wrong"));
+    double garbage = now_s() - t0;
+    cr_assert_geq(none, wrong / 4, "no account: %.4f s, wrong password: %.4f s", none, wrong);
+    cr_assert_geq(garbage, wrong / 4, "bad hash: %.4f s, wrong password: %.4f s", garbage, wrong);
 }
 
 Test(password, defaults_are_interactive)
