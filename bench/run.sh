@@ -185,7 +185,7 @@ stack_sections() {
         -d "{$trip,\"pickup_address\":\"Bundaran HI\",\"dropoff_address\":\"Blok M\",\"vehicle_type\":\"motorcycle\"}" \
         "$USER_URL/orders" | jq -r '.result.id // empty')"
 
-    echo "## (b) POST /fares/estimate (user token + CSRF, 4–5 Redis commands each)"
+    echo "## (b) POST /fares/estimate (user token + CSRF, 2 Redis round trips each)"
     echo
     header
     if [ -z "$token" ] || [ -z "$csrf" ]; then
