@@ -45,14 +45,16 @@ typedef struct {
     const char *vehicle_type;
 } core_trip_t;
 
-/* A customer's estimate: counts as demand, prices the trip with today's surge and stores it as
- * a quote for ANTAR_QUOTE_TTL_S → the fare with quote_id and expires_at. INVALID_FIELD
- * (dropoff_lat) when pickup and dropoff are the same place; KV when Redis fails. */
+/* A customer's estimate: counts as demand, prices the trip with today's surge and signs it as a
+ * quote valid for ANTAR_QUOTE_TTL_S (stored nowhere: fares.c has the token) → the fare with
+ * quote_id and expires_at. INVALID_FIELD (dropoff_lat) when pickup and dropoff are the same
+ * place; KV when Redis fails. */
 antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t **out,
                                 core_why_t *why);
-/* user-service's price for an order: the stored quote when quote_id (may be NULL) names this
- * user's unexpired quote for this very trip ("quoted": true), else today's fare ("quoted":
- * false, quote_id and expires_at null). Errors as core_fares_estimate. */
+/* user-service's price for an order: the quoted fare when quote_id (may be NULL) is a genuine,
+ * unexpired quote of this user for this very trip and vehicle ("quoted": true), else today's
+ * fare ("quoted": false, quote_id and expires_at null; a malformed or tampered id included).
+ * Errors as core_fares_estimate. */
 antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core_trip_t *t,
                              json_t **out, core_why_t *why);
 

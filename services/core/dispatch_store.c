@@ -256,7 +256,7 @@ static const char lua_pick[] = LUA_EACH_FREE
     "  end)\n"
     "return id or false\n";
 
-/* ---- demand and quotes ------------------------------------------------------------------- */
+/* ---- demand ------------------------------------------------------------------------------ */
 
 static const char lua_incr_ttl[] = "local n = redis.call('INCR', KEYS[1])\n"
                                    "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
@@ -396,40 +396,6 @@ antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool coun
     if (err == ANTAR_OK) {
         *demand = reply_int(r->element[0]);
         *supply = reply_int(r->element[1]);
-    }
-    if (r)
-        freeReplyObject(r);
-    return err;
-}
-
-antar_err_t core_store_quote_put(const char *id, json_t *quote, long ttl_s)
-{
-    char key[96];
-    char *text = json_dumps(quote, JSON_COMPACT);
-    if (!text)
-        return ANTAR_E_NOMEM;
-    snprintf(key, sizeof key, "quote:%s", id);
-    redisReply *r = antar_kv_command("SET %s %s EX %ld", key, text, ttl_s);
-    free(text);
-    return reply_done(r, "quote_put");
-}
-
-antar_err_t core_store_quote_get(const char *id, json_t **quote)
-{
-    char key[96];
-    snprintf(key, sizeof key, "quote:%s", id);
-    redisReply *r = antar_kv_command("GET %s", key);
-    antar_err_t err = reply_ok(r, "quote_get");
-    if (err == ANTAR_OK) {
-        json_t *q = NULL;
-        if (r->type == REDIS_REPLY_STRING)
-            q = json_loadb(r->str, r->len, 0, NULL);
-        if (json_is_object(q))
-            *quote = q;
-        else {
-            json_decref(q);
-            err = ANTAR_E_NOT_FOUND;
-        }
     }
     if (r)
         freeReplyObject(r);

@@ -1,5 +1,5 @@
 /* dispatch_store.h — core-service's Redis state: the driver presence index, demand counters,
- * fare quotes and the per-order dispatch state. Redis access only: no HTTP, no fare rules.
+ * and the per-order dispatch state. Redis access only: no HTTP, no fare rules.
  *
  * Keys (docs/contract.md "Dispatch"):
  *   geo:drivers:<vehicle_type>  GEO set of positioned drivers
@@ -7,7 +7,6 @@
  *   driver:<id>                 hash {status available|busy|offline, vehicle_type, order_id}
  *   driver:<id>:offer           live offer lock, value order_id, PX = offer TTL
  *   demand:<cell>:<minute>      estimates + orders per grid cell and minute (TTL 11 min)
- *   quote:<id>                  JSON quote, TTL = quote TTL
  *   dispatch:<order_id>         hash {payload, attempts, started_ms, offer_id, offer_driver,
  *                               offer_deadline_ms, rejected_offer}
  *   dispatch:<order_id>:tried   set of drivers already offered this order
@@ -44,7 +43,7 @@ antar_err_t core_store_availability(long long driver_id, bool available, long lo
 /* Drop positions last seen before cutoff_ms from the geo indexes; *purged = how many. */
 antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged);
 
-/* ---- demand and quotes ------------------------------------------------------------------- */
+/* ---- demand ------------------------------------------------------------------------------ */
 
 /* Count one estimate or order in cell for the minute of now_ms. */
 antar_err_t core_store_demand_add(const char *cell, long long now_ms);
@@ -55,10 +54,6 @@ antar_err_t core_store_demand_add(const char *cell, long long now_ms);
 antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool count_demand,
                                    const char *vt, double lat, double lng, long radius_m,
                                    long long cutoff_ms, long long *demand, long long *supply);
-/* Store quote (borrowed, serialised) under id for ttl_s seconds. */
-antar_err_t core_store_quote_put(const char *id, json_t *quote, long ttl_s);
-/* The stored quote (new reference, caller decrefs); ANTAR_E_NOT_FOUND when absent/expired. */
-antar_err_t core_store_quote_get(const char *id, json_t **quote);
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
