@@ -9,45 +9,22 @@
 #include <string.h>
 #include <strings.h>
 
+#include "antar/util.h"
 #include "http_internal.h"
 
 bool antar_text_ok(const char *s, size_t len, bool allow_newlines)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            if ((c < 0x20 && !(allow_newlines && (c == '\n' || c == '\r' || c == '\t'))) ||
-                c == 0x7f)
-                return false;
-            p++;
-            continue;
-        }
-        unsigned cp, need;
-        if (c >= 0xc2 && c <= 0xdf) {
-            cp = c & 0x1f;
-            need = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            cp = c & 0x0f;
-            need = 2;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            cp = c & 0x07;
-            need = 3;
-        } else {
-            return false; /* continuation byte first, overlong 0xc0/0xc1, or > U+10FFFF */
-        }
-        if ((size_t)(end - p) <= need)
+        unsigned cp;
+        size_t n = antar_utf8_decode(p, end, &cp);
+        if (n == 0)
             return false;
-        for (unsigned i = 1; i <= need; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        /* Reject overlong forms, surrogates, out-of-range values and C1 controls. */
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+        /* C0 controls (bar newlines where allowed), DEL and the C1 controls. */
+        if ((cp < 0x20 && !(allow_newlines && (cp == '\n' || cp == '\r' || cp == '\t'))) ||
+            (cp >= 0x7f && cp <= 0x9f))
             return false;
-        p += need + 1;
+        p += n;
     }
     return true;
 }

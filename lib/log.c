@@ -129,37 +129,10 @@ static void lb_str(lbuf_t *b, const char *s)
 static bool utf8_ok(const unsigned char *p, size_t len)
 {
     const unsigned char *end = p + len;
-    while (p < end) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        unsigned cp, need;
-        if (c >= 0xc2 && c <= 0xdf) {
-            cp = c & 0x1f;
-            need = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            cp = c & 0x0f;
-            need = 2;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            cp = c & 0x07;
-            need = 3;
-        } else {
+    unsigned cp;
+    for (size_t n; p < end; p += n)
+        if ((n = antar_utf8_decode(p, end, &cp)) == 0)
             return false;
-        }
-        if ((size_t)(end - p) <= need)
-            return false;
-        for (unsigned i = 1; i <= need; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += need + 1;
-    }
     return true;
 }
 

@@ -134,3 +134,38 @@ long long antar_time_parse(const char *s)
     time_t t = timegm(&tm);
     return ((long long)t - offset_s) * 1000 + frac_ms;
 }
+
+size_t antar_utf8_decode(const unsigned char *p, const unsigned char *end, unsigned *cp)
+{
+    if (p >= end)
+        return 0;
+    unsigned c = *p, v, need;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        v = c & 0x1f;
+        need = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        v = c & 0x0f;
+        need = 2;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        v = c & 0x07;
+        need = 3;
+    } else {
+        return 0; /* continuation byte first, overlong 0xc0/0xc1, or > U+10FFFF */
+    }
+    if ((size_t)(end - p) <= need)
+        return 0;
+    for (unsigned i = 1; i <= need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3f);
+    }
+    if ((need == 2 && v < 0x800) || (need == 3 && (v < 0x10000 || v > 0x10ffff)) ||
+        (v >= 0xd800 && v <= 0xdfff))
+        return 0;
+    *cp = v;
+    return need + 1;
+}
