@@ -674,13 +674,20 @@ static const char lua_cancel[] =
     "redis.call('SET', KEYS[3], 'cancelled', 'EX', " TOMBSTONE_TTL_S ")\n"
     "return 1\n";
 
-antar_err_t core_store_dispatch_cancel(long long order_id)
+/* Run one of the scripts that end an order's dispatch (cancel, expired): both take the
+ * order's state, tried set, tombstone and the due set as keys, and the order id. */
+static antar_err_t dispatch_finish(long long order_id, const char *script, const char *what)
 {
     num_t oid = num_ll(order_id);
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
            k3 = key_dispatch(order_id, ":done");
-    redisReply *r = EVAL(lua_cancel, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
-    return reply_done(r, "dispatch_cancel");
+    redisReply *r = EVAL(script, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
+    return reply_done(r, what);
+}
+
+antar_err_t core_store_dispatch_cancel(long long order_id)
+{
+    return dispatch_finish(order_id, lua_cancel, "dispatch_cancel");
 }
 
 static const char lua_expired[] =
@@ -697,9 +704,5 @@ static const char lua_expired[] =
 
 antar_err_t core_store_dispatch_expired(long long order_id)
 {
-    num_t oid = num_ll(order_id);
-    rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
-           k3 = key_dispatch(order_id, ":done");
-    redisReply *r = EVAL(lua_expired, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
-    return reply_done(r, "dispatch_expired");
+    return dispatch_finish(order_id, lua_expired, "dispatch_expired");
 }

@@ -181,4 +181,9 @@ antar_err_t store_trip_complete(long long order_id, long long driver_id, long lo
 /* Trips with id < cursor (0 = all), newest first, limit rows; includes earning. */
 antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, json_t **rows);
 
+/* Ownership check after a store read: passes a lookup error through; when the row (an offer or a
+ * trip) is not driver_id's, frees it, sets *row to NULL and returns ANTAR_E_NOT_FOUND, so that
+ * another driver's rows cannot even be probed. */
+antar_err_t driver_row_owned(antar_err_t err, json_t **row, long long driver_id);
+
 #endif

@@ -360,3 +360,15 @@ antar_err_t driver_rate(long long id, long long order_id, int rating, const char
     json_decref(row);
     return *out ? ANTAR_OK : ANTAR_E_NOMEM;
 }
+
+antar_err_t driver_row_owned(antar_err_t err, json_t **row, long long driver_id)
+{
+    if (err != ANTAR_OK)
+        return err;
+    if (json_integer_value(json_object_get(*row, "driver_id")) != driver_id) {
+        json_decref(*row);
+        *row = NULL;
+        return ANTAR_E_NOT_FOUND;
+    }
+    return ANTAR_OK;
+}

@@ -187,15 +187,7 @@ antar_err_t offer_list_pending(long long driver_id, json_t **out)
  * driver's offers cannot even be probed. */
 static antar_err_t own_offer(long long driver_id, long long id, json_t **row)
 {
-    antar_err_t err = store_offer_get(id, row);
-    if (err != ANTAR_OK)
-        return err;
-    if (json_integer_value(json_object_get(*row, "driver_id")) != driver_id) {
-        json_decref(*row);
-        *row = NULL;
-        return ANTAR_E_NOT_FOUND;
-    }
-    return ANTAR_OK;
+    return driver_row_owned(store_offer_get(id, row), row, driver_id);
 }
 
 antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)

@@ -36,15 +36,7 @@ json_t *trip_to_json(json_t *row)
 /* The trip row of order_id when it is driver_id's; NOT_FOUND otherwise. */
 static antar_err_t own_trip(long long driver_id, long long order_id, json_t **row)
 {
-    antar_err_t err = store_trip_get(order_id, row);
-    if (err != ANTAR_OK)
-        return err;
-    if (json_integer_value(json_object_get(*row, "driver_id")) != driver_id) {
-        json_decref(*row);
-        *row = NULL;
-        return ANTAR_E_NOT_FOUND;
-    }
-    return ANTAR_OK;
+    return driver_row_owned(store_trip_get(order_id, row), row, driver_id);
 }
 
 antar_err_t trip_get(long long driver_id, long long order_id, json_t **out)

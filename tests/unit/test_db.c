@@ -34,28 +34,15 @@
 #include "antar/config.h"
 #include "antar/db.h"
 #include "antar/log.h"
+#include "test_support.h"
 
 static antar_config_t cfg;
 static bool ready;
 
-static void map_env(const char *from, const char *to)
-{
-    const char *v = getenv(from);
-    if (v && *v)
-        setenv(to, v, 1);
-}
-
 static void setup(void)
 {
-    if (!getenv("ANTAR_TEST_DB_HOST") && !getenv("ANTAR_TEST_DB_SOCKET"))
+    if (!test_db_env())
         return;
-    map_env("ANTAR_TEST_DB_HOST", "ANTAR_DB_HOST");
-    map_env("ANTAR_TEST_DB_PORT", "ANTAR_DB_PORT");
-    map_env("ANTAR_TEST_DB_SOCKET", "ANTAR_DB_SOCKET");
-    map_env("ANTAR_TEST_DB_USER", "ANTAR_DB_USER");
-    map_env("ANTAR_TEST_DB_PASSWORD", "ANTAR_DB_PASSWORD");
-    setenv("ANTAR_DB_NAME",
-           getenv("ANTAR_TEST_DB_NAME") ? getenv("ANTAR_TEST_DB_NAME") : "antar_test", 1);
     antar_log_init("test");
     antar_config_load(&cfg, "user");
     ready = antar_db_init(&cfg) == 0;

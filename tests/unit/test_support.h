@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,28 @@ static inline int test_srv_closed_port(void)
     getsockname(fd, (struct sockaddr *)&a, &al);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+/* Point the toolkit's ANTAR_DB_* settings at the test database that `make test` exports as
+ * ANTAR_TEST_DB_* (database antar_test). Returns false when none was exported: the caller skips
+ * its database tests. */
+static inline bool test_db_env(void)
+{
+    static const char *const map[][2] = {
+        {"ANTAR_TEST_DB_HOST", "ANTAR_DB_HOST"},         {"ANTAR_TEST_DB_PORT", "ANTAR_DB_PORT"},
+        {"ANTAR_TEST_DB_SOCKET", "ANTAR_DB_SOCKET"},     {"ANTAR_TEST_DB_USER", "ANTAR_DB_USER"},
+        {"ANTAR_TEST_DB_PASSWORD", "ANTAR_DB_PASSWORD"},
+    };
+    if (!getenv("ANTAR_TEST_DB_HOST") && !getenv("ANTAR_TEST_DB_SOCKET"))
+        return false;
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const char *v = getenv(map[i][0]);
+        if (v && *v)
+            setenv(map[i][1], v, 1);
+    }
+    const char *name = getenv("ANTAR_TEST_DB_NAME");
+    setenv("ANTAR_DB_NAME", name && *name ? name : "antar_test", 1);
+    return true;
 }
 
 #endif
