@@ -4,13 +4,16 @@
 #   make up      start everything in the background (returns once every /health is 200)
 #   make down    stop everything
 #   make build   optimised build (RelWithDebInfo) into build/
-#   make bench   wrk benchmarks against a running `make up` stack → bench/results.md
+#   make bench   wrk benchmarks and the city's knee against a running `make up` stack
+#                → bench/results.md
+#   make sim     a small city (200 drivers, 60 s) against a running `make up` stack: summary and
+#                audit (SIM_ARGS="--drivers 50 --duration 30" to change it)
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench format clean
+.PHONY: all run test up down status setup build bench sim format clean
 
 all: build
 
@@ -39,6 +42,9 @@ status:
 
 bench:
 	@bench/run.sh
+
+sim: build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
 
 format:
 	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \
