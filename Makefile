@@ -42,6 +42,7 @@ status:
 
 bench:
 	@bench/run.sh
+	@bench/city.sh
 
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)

@@ -66,7 +66,8 @@ static double drv_leg(sim_t *s, driver_t *d, pt_t to)
         city_speed_kmh(mid, (int)hour_of(s, now), d->car) * rng_lognormal(&d->rng, 1.0, 0.12);
     double sim_s = city_grid_m(from, to) / (kmh / 3.6);
     double real_ms = sim_s / s->o.speed * 1000.0;
-    if (real_ms < 300)
+    /* While the city winds down after the run, every drive is short, so trips end. */
+    if (real_ms < 300 || s->winding)
         real_ms = 300;
     d->pos = from;
     d->leg_to = to;
@@ -592,7 +593,10 @@ static void on_cancel(sim_t *s, http_req_t *r, int status, json_t *body)
     if (c->st != C_WAITING || c->order_id != r->ctx)
         return;
     if (status == 200) {
-        s->c.cancelled++;
+        if (s->winding)
+            s->c.cancelled_wind_down++; /* the run ended before a driver came */
+        else
+            s->c.cancelled++;
         order_event(s, c, "cancelled");
         cust_idle(s, c);
         return;

@@ -613,6 +613,7 @@ static void wind_down(sim_t *s)
     /* Trips still under way when the settle time is half gone end now: drivers arrive, and
      * customers still searching give up, so that the audit sees a city at rest. */
     double now = sim_now(s);
+    s->winding = true;
     for (int i = 0; i < s->o.drivers; i++) {
         driver_t *d = &s->drv[i];
         if ((d->st == D_TO_PICKUP || d->st == D_ON_TRIP) && d->leg_t1 > now) {

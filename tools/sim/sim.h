@@ -256,7 +256,7 @@ typedef struct {
     uint64_t placed, acked, declined_price, no_customer, order_failed;
     uint64_t completed, cancelled, expired, lost_offers, rejected_offers, accepted_offers;
     uint64_t missed_offers, ratings, pings, dead_accounts, retries;
-    uint64_t pickup_refused, token_refreshes;
+    uint64_t pickup_refused, token_refreshes, cancelled_wind_down;
 } flow_counts_t;
 
 typedef struct timer {
@@ -277,7 +277,7 @@ typedef struct sim {
     double t0_wall_ms;      /* wall clock (ms since the epoch) at the start */
     double measure_from_ms; /* run clock: end of warm-up */
     double measure_to_ms;   /* run clock: end of the measured window */
-    bool measuring, stopping;
+    bool measuring, stopping, winding;
     driver_t *drv;
     cust_t *cust;
     int *idle_cust; /* stack of idle customer indexes */
