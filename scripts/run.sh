@@ -18,11 +18,17 @@ export ANTAR_DRIVER_URL="http://127.0.0.1:$((8002 + OFF))"
 export ANTAR_CORE_URL="http://127.0.0.1:$((8003 + OFF))"
 
 stopping=0
+SIM_PID=""
 stop_all() {
     [ "$stopping" = 1 ] && return
     stopping=1
     trap '' INT TERM # a second Ctrl-C must not cut the shutdown short
     echo
+    if [ -n "$SIM_PID" ] && kill -0 "$SIM_PID" 2>/dev/null; then
+        echo "run: stopping the city"
+        kill -TERM "$SIM_PID" 2>/dev/null || true
+        wait "$SIM_PID" 2>/dev/null || true
+    fi
     echo "run: stopping the stack"
     # In its own session: the terminal's next Ctrl-C reaches our process group, not this.
     setsid -w "$REPO/scripts/stack.sh" down || true
@@ -48,6 +54,16 @@ if [ -x "$REPO/scripts/demo.sh" ]; then
     "$REPO/scripts/demo.sh" || echo "run: the demo failed (exit $?); the stack keeps running"
 elif [ -f "$REPO/scripts/demo.sh" ]; then
     bash "$REPO/scripts/demo.sh" || echo "run: the demo failed (exit $?); the stack keeps running"
+fi
+
+# A small city in the background (tools/sim), so that the stack is alive while someone explores
+# it: 50 drivers moving and pinging around Jakarta, a ride request every few seconds.
+if [ "${ANTAR_RUN_CITY:-1}" = 1 ]; then
+    setsid "$REPO/scripts/sim.sh" --drivers 50 --customers 100 --orders-per-s 0.3 \
+        --duration 86400 --no-audit --quiet --ping-sample 0.1 \
+        >"$ANTAR_RUN_DIR/log/sim.log" 2>&1 </dev/null &
+    SIM_PID=$!
+    echo "run: a small city runs in the background (50 drivers; log: $ANTAR_RUN_DIR/log/sim.log)"
 fi
 
 echo

@@ -705,7 +705,8 @@ static int run(sim_t *s)
             cpu0 = cpu_self_s() - cpu0;
             s->measure_to_ms = now;
             agents_stop(s);
-            settle_end = now + s->o.settle_s * 1000;
+            /* Interrupted: no settling and no audit, only the pool saved and the report. */
+            settle_end = now + (interrupted ? 0 : s->o.settle_s * 1000);
             if (!s->o.quiet)
                 fprintf(stderr, "antar-sim: measured window over; letting trips finish\n");
         }
@@ -715,7 +716,8 @@ static int run(sim_t *s)
                 wind_down(s);
                 wound = true;
             }
-            if ((busy == 0 && s->in_flight == 0) || now >= settle_end + s->o.timeout_ms) {
+            if ((busy == 0 && s->in_flight == 0) || now >= settle_end + s->o.timeout_ms ||
+                (interrupted && now >= settle_end)) {
                 if (busy && !s->o.quiet)
                     fprintf(stderr, "antar-sim: %d flows still open after the settle time\n", busy);
                 break;
@@ -736,7 +738,7 @@ static int run(sim_t *s)
         fprintf(stderr, "antar-sim: could not write the pool back to %s\n", s->o.pool_path);
 
     json_t *audit = NULL;
-    if (!s->o.no_audit) {
+    if (!s->o.no_audit && !interrupted) {
         snprintf(path, sizeof path, "%s/acked.tsv", s->o.out_dir);
         audit = audit_run(&s->o, path, &bad, &s->first_offer, &s->to_accept, &s->pickup_wait,
                           &s->trip_time);
