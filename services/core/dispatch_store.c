@@ -715,6 +715,8 @@ antar_err_t core_store_dispatch_expired(long long order_id)
 #define AUDIT_SCAN_ROUNDS 64
 /* Cursors past this are refused by the paging helper (http.h); Redis's never get near it. */
 #define AUDIT_SCAN_MAX (1LL << 62)
+/* The largest page, and so the largest COUNT a cursor can carry (routes.c's limit bound). */
+#define AUDIT_COUNT_MAX 1000
 
 /* The id of key "<prefix><digits>", or 0 when the key has another shape (driver:5:offer,
  * dispatch:due, dispatch:7:tried). */
@@ -745,7 +747,10 @@ static int cmp_ll(const void *a, const void *b)
 static antar_err_t scan_ids(const char *prefix, const core_scan_pos_t *from, int limit,
                             long long *ids, size_t *n, core_scan_pos_t *next, bool *more)
 {
-    long long cur = from->scan, count = from->count > 0 ? from->count : limit, after = from->after;
+    /* A cursor's COUNT is one this code wrote (at most a page's limit); a made-up larger one
+     * must not make one SCAN call walk the whole keyspace. */
+    long long cur = from->scan, after = from->after,
+              count = from->count > 0 && from->count <= AUDIT_COUNT_MAX ? from->count : limit;
     char match[32];
     snprintf(match, sizeof match, "%s*", prefix);
     *n = 0;

@@ -197,6 +197,10 @@ def test_scan_paging(flow, core_api, edge, ops_token, path):
     orders = [_order(edge, who, _spot()) for who in users]
     try:
         key = KEY[path]
+        # POST /orders hands the order to core through the outbox: wait until both are live.
+        wait_for(lambda: {o["id"] for o in orders} <= set(
+            _by_key(core_api, "/internal/audit/dispatches", ops_token)), timeout=10,
+            what="both dispatches in Redis")
         first = _page(core_api, path, ops_token, limit=1)
         assert len(first["items"]) <= 1 and first["next_cursor"], first
         one, sizes = _walk(core_api, path, ops_token, limit=1)
