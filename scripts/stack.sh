@@ -90,7 +90,8 @@ ensure_secrets() {
     chmod 600 "$SECRETS"
     local k n
     for k in DB_ROOT_PASSWORD DB_PASSWORD_USER DB_PASSWORD_DRIVER DB_PASSWORD_CORE \
-        DB_PASSWORD_TEST CLIENT_SECRET_USER CLIENT_SECRET_DRIVER CLIENT_SECRET_CORE CSRF_KEY; do
+        DB_PASSWORD_TEST CLIENT_SECRET_USER CLIENT_SECRET_DRIVER CLIENT_SECRET_CORE \
+        CLIENT_SECRET_OPS CSRF_KEY; do
         if ! grep -q "^$k=" "$SECRETS"; then
             n=24
             [ "$k" = CSRF_KEY ] && n=32
@@ -302,7 +303,8 @@ start_service() {
         ANTAR_STATE_DIR="$RUN/$svc"
     )
     if [ "$svc" = core ]; then
-        envs+=(ANTAR_SERVICE_SECRETS="user-service:$CLIENT_SECRET_USER,driver-service:$CLIENT_SECRET_DRIVER,core-service:$CLIENT_SECRET_CORE")
+        # ops: the simulator's audit client (scope ops, the read-only audit routes only).
+        envs+=(ANTAR_SERVICE_SECRETS="user-service:$CLIENT_SECRET_USER,driver-service:$CLIENT_SECRET_DRIVER,core-service:$CLIENT_SECRET_CORE,ops:$CLIENT_SECRET_OPS")
     fi
     echo "---- $(date -u +%FT%TZ) start $svc" >>"$LOG/$svc.log"
     (cd "$REPO" && spawn "$(pidfile "$svc")" "$LOG/$svc.log" env "${envs[@]}" "$exe")

@@ -174,6 +174,27 @@ void antar_email_normalize(char *email);
 /* Indonesian-style phone: optional '+', 8 to 15 digits. */
 bool antar_valid_phone(const char *s);
 
+/* ---- paging ---------------------------------------------------------------------------- */
+
+/* Room for a cursor from antar_cursor_encode, NUL included, and most values one may carry. */
+#define ANTAR_CURSOR_MAX 128
+#define ANTAR_CURSOR_VALS 4
+
+/* The paging arguments of a list route: ?limit, an integer from 1 to max (def when absent),
+ * and ?cursor, one this service gave out with antar_cursor_encode under the same tag and with
+ * n values. On success *limit is set and vals[0..n) hold the cursor's values (all 0 without a
+ * cursor). Otherwise the 422 invalid_field naming "limit" or "cursor" is already sent, the
+ * outputs are untouched and ANTAR_E_INVALID_FIELD is returned: the handler just returns. */
+antar_err_t antar_req_page(antar_req_t *req, int def, int max, const char *tag, long long *vals,
+                           size_t n, int *limit);
+/* An opaque cursor: base64url of "<tag>:<v0>:…:<vn-1>" (n ≤ ANTAR_CURSOR_VALS non-negative
+ * values; tag a short fixed string that names the list) into out. */
+void antar_cursor_encode(const char *tag, const long long *vals, size_t n,
+                         char out[ANTAR_CURSOR_MAX]);
+/* Reply 200 with the list result {"items": items, "next_cursor": next_cursor or null}. Steals
+ * items (NULL → []). */
+void antar_http_reply_page(antar_req_t *req, json_t *items, const char *next_cursor);
+
 /* ---- responses ------------------------------------------------------------------------- */
 
 /* The envelope {"status", "result", "error"} — built here and nowhere else. Steals result

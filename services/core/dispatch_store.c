@@ -13,6 +13,7 @@
 
 #include "antar/kv.h"
 #include "antar/log.h"
+#include "antar/util.h"
 
 #define TOMBSTONE_TTL_S "86400"
 #define DEMAND_WINDOW_MIN 10
@@ -705,4 +706,265 @@ static const char lua_expired[] =
 antar_err_t core_store_dispatch_expired(long long order_id)
 {
     return dispatch_finish(order_id, lua_expired, "dispatch_expired");
+}
+
+/* ---- audit (the ops client) ------------------------------------------------------------------ */
+
+/* SCAN rounds one page may take before it answers with what it has (maybe nothing) and a
+ * cursor: a keyspace with few matching keys must not hold a request for long. */
+#define AUDIT_SCAN_ROUNDS 64
+/* Cursors past this are refused by the paging helper (http.h); Redis's never get near it. */
+#define AUDIT_SCAN_MAX (1LL << 62)
+/* The largest page, and so the largest COUNT a cursor can carry (routes.c's limit bound). */
+#define AUDIT_COUNT_MAX 1000
+
+/* The id of key "<prefix><digits>", or 0 when the key has another shape (driver:5:offer,
+ * dispatch:due, dispatch:7:tried). */
+static long long key_id(const char *key, size_t len, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (len <= pl || len - pl > 15 || memcmp(key, prefix, pl) != 0 || key[pl] == '0')
+        return 0;
+    long long v = 0;
+    for (size_t i = pl; i < len; i++) {
+        if (key[i] < '0' || key[i] > '9')
+            return 0;
+        v = v * 10 + (key[i] - '0');
+    }
+    return v;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* Up to limit ids of the hashes "<prefix><id>" from *from (see core_scan_pos_t). Within one SCAN
+ * batch ids are listed in ascending order, so that a page that ends inside a batch can resume
+ * it: the batch is read again with the same cursor and COUNT and the ids up to the last one
+ * listed are skipped. */
+static antar_err_t scan_ids(const char *prefix, const core_scan_pos_t *from, int limit,
+                            long long *ids, size_t *n, core_scan_pos_t *next, bool *more)
+{
+    /* A cursor's COUNT is one this code wrote (at most a page's limit); a made-up larger one
+     * must not make one SCAN call walk the whole keyspace. */
+    long long cur = from->scan, after = from->after,
+              count = from->count > 0 && from->count <= AUDIT_COUNT_MAX ? from->count : limit;
+    char match[32];
+    snprintf(match, sizeof match, "%s*", prefix);
+    *n = 0;
+    for (int round = 0; round < AUDIT_SCAN_ROUNDS; round++) {
+        num_t c = num_ll(cur), cn = num_ll(count);
+        redisReply *r = antar_kv_command("SCAN %s MATCH %s COUNT %s TYPE hash", c.b, match, cn.b);
+        antar_err_t err = reply_ok(r, "audit_scan");
+        if (err == ANTAR_OK &&
+            (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+             r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY))
+            err = ANTAR_E_KV;
+        if (err != ANTAR_OK) {
+            if (r)
+                freeReplyObject(r);
+            return err;
+        }
+        const redisReply *keys = r->element[1];
+        long long next_cur = strtoll(r->element[0]->str, NULL, 10);
+        long long *batch = malloc((keys->elements + 1) * sizeof *batch);
+        if (!batch) {
+            freeReplyObject(r);
+            return ANTAR_E_NOMEM;
+        }
+        size_t bn = 0;
+        for (size_t i = 0; i < keys->elements; i++) {
+            const redisReply *k = keys->element[i];
+            long long id = k->type == REDIS_REPLY_STRING ? key_id(k->str, k->len, prefix) : 0;
+            if (id > after)
+                batch[bn++] = id;
+        }
+        freeReplyObject(r);
+        qsort(batch, bn, sizeof *batch, cmp_ll);
+        size_t room = (size_t)limit - *n;
+        if (bn > room) {
+            memcpy(ids + *n, batch, room * sizeof *batch);
+            *n += room;
+            *next = (core_scan_pos_t){.scan = cur, .count = count, .after = ids[*n - 1]};
+            *more = true;
+            free(batch);
+            return ANTAR_OK;
+        }
+        memcpy(ids + *n, batch, bn * sizeof *batch);
+        *n += bn;
+        free(batch);
+        if (next_cur <= 0 || next_cur > AUDIT_SCAN_MAX) {
+            *more = false;
+            return ANTAR_OK;
+        }
+        cur = next_cur;
+        after = 0;
+        count = limit;
+        if (*n == (size_t)limit)
+            break;
+    }
+    *next = (core_scan_pos_t){.scan = cur, .count = 0, .after = 0};
+    *more = true;
+    return ANTAR_OK;
+}
+
+/* ids as one space-separated argument: a page's worth of ids in one script call. */
+static char *ids_join(const long long *ids, size_t n)
+{
+    char *s = malloc(n * 17 + 1);
+    if (!s)
+        return NULL;
+    size_t len = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(s + len, 18, "%s%lld", i ? " " : "", ids[i]);
+    return s;
+}
+
+/* A script answer's field: its integer, or 0 when nil or not a number. */
+static long long field_ll(const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+    char *end = NULL;
+    long long v = strtoll(r->str, &end, 10);
+    return end && *end == '\0' ? v : 0;
+}
+
+/* A ms timestamp as an RFC 3339 string, or null when the field is missing. */
+static json_t *field_time(const redisReply *r)
+{
+    /* ZSCORE answers a double's text ("1715000000000" or with an exponent for big ones). */
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return json_null();
+    char *end = NULL;
+    double v = strtod(r->str, &end);
+    if (!end || *end || v <= 0)
+        return json_null();
+    char ts[32];
+    antar_time_rfc3339((long long)v, ts);
+    return json_string(ts);
+}
+
+static json_t *field_str(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_STRING ? json_stringn(r->str, r->len) : json_null();
+}
+
+static json_t *field_id(const redisReply *r)
+{
+    long long v = field_ll(r);
+    return v > 0 ? json_integer(v) : json_null();
+}
+
+typedef json_t *(*audit_row_fn)(const redisReply *row);
+
+/* One page: SCAN for ids, then one script call that reads every listed key (ids whose hash is
+ * gone by then are left out) and to_json for each row the script answered. */
+static antar_err_t audit_page(const char *prefix, const char *script, size_t width,
+                              audit_row_fn to_json, const core_scan_pos_t *from, int limit,
+                              json_t **items, core_scan_pos_t *next, bool *more)
+{
+    long long *ids = malloc((size_t)limit * sizeof *ids);
+    json_t *out = json_array();
+    char *arg = NULL;
+    redisReply *r = NULL;
+    size_t n = 0;
+    core_scan_pos_t nx = {0};
+    bool mo = false;
+    antar_err_t err = ids && out ? ANTAR_OK : ANTAR_E_NOMEM;
+    if (err == ANTAR_OK)
+        err = scan_ids(prefix, from, limit, ids, &n, &nx, &mo);
+    if (err != ANTAR_OK || n == 0)
+        goto done;
+    if (!(arg = ids_join(ids, n))) {
+        err = ANTAR_E_NOMEM;
+        goto done;
+    }
+    r = EVAL(script, 0, arg);
+    if ((err = reply_ok(r, "audit_read")) != ANTAR_OK)
+        goto done;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        err = ANTAR_E_KV;
+        goto done;
+    }
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *row = r->element[i];
+        if (row->type == REDIS_REPLY_ARRAY && row->elements == width)
+            json_array_append_new(out, to_json(row));
+    }
+done:
+    if (r)
+        freeReplyObject(r);
+    free(arg);
+    free(ids);
+    if (err != ANTAR_OK) {
+        json_decref(out);
+        return err;
+    }
+    *items = out;
+    *next = nx;
+    *more = mo;
+    return ANTAR_OK;
+}
+
+/* {id, status, vehicle_type, order_id, seen ms, offer lock} per driver hash still there. */
+static const char lua_presence_audit[] =
+    "local out = {}\n"
+    "for id in string.gmatch(ARGV[1], '%d+') do\n"
+    "  local k = 'driver:' .. id\n"
+    "  if redis.call('EXISTS', k) == 1 then\n"
+    "    local h = redis.call('HMGET', k, 'status', 'vehicle_type', 'order_id')\n"
+    "    out[#out + 1] = {id, h[1] or false, h[2] or false, h[3] or false,\n"
+    "      redis.call('ZSCORE', 'drivers:seen', id) or false,\n"
+    "      redis.call('GET', k .. ':offer') or false}\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static json_t *presence_row(const redisReply *row)
+{
+    redisReply *const *e = row->element;
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "driver_id", (json_int_t)field_ll(e[0]),
+                     "status", field_str(e[1]), "vehicle_type", field_str(e[2]), "order_id",
+                     field_id(e[3]), "seen_at", field_time(e[4]), "offer_order_id", field_id(e[5]));
+}
+
+antar_err_t core_store_presence_audit(const core_scan_pos_t *from, int limit, json_t **items,
+                                      core_scan_pos_t *next, bool *more)
+{
+    return audit_page("driver:", lua_presence_audit, 6, presence_row, from, limit, items, next,
+                      more);
+}
+
+/* {order_id, attempts, started ms, offer driver, offer deadline ms, due ms} per live dispatch. */
+static const char lua_dispatch_audit[] =
+    "local out = {}\n"
+    "for id in string.gmatch(ARGV[1], '%d+') do\n"
+    "  local k = 'dispatch:' .. id\n"
+    "  if redis.call('EXISTS', k) == 1 then\n"
+    "    local h = redis.call('HMGET', k, 'attempts', 'started_ms', 'offer_driver',\n"
+    "                         'offer_deadline_ms')\n"
+    "    out[#out + 1] = {id, h[1] or false, h[2] or false, h[3] or false, h[4] or false,\n"
+    "      redis.call('ZSCORE', 'dispatch:due', id) or false}\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static json_t *dispatch_row(const redisReply *row)
+{
+    redisReply *const *e = row->element;
+    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "order_id", (json_int_t)field_ll(e[0]),
+                     "attempts", (json_int_t)field_ll(e[1]), "started_at", field_time(e[2]),
+                     "offer_driver_id", field_id(e[3]), "offer_deadline_at", field_time(e[4]),
+                     "due_at", field_time(e[5]));
+}
+
+antar_err_t core_store_dispatch_audit(const core_scan_pos_t *from, int limit, json_t **items,
+                                      core_scan_pos_t *next, bool *more)
+{
+    return audit_page("dispatch:", lua_dispatch_audit, 6, dispatch_row, from, limit, items, next,
+                      more);
 }

@@ -113,4 +113,30 @@ antar_err_t core_store_dispatch_cancel(long long order_id);
 /* The worker gave up (tombstone expired): clear the state. */
 antar_err_t core_store_dispatch_expired(long long order_id);
 
+/* ---- audit (the ops client) ------------------------------------------------------------------
+ * Read-only pages of the driver:<id> and dispatch:<order_id> hashes, walked with SCAN (never
+ * KEYS), so a page costs Redis about limit keys of work. Order is SCAN's (by id within each SCAN
+ * batch, not overall). A key that exists for the whole walk is listed at least once; one added
+ * or removed meanwhile may be listed twice or not at all (SCAN's own guarantee). */
+
+/* Where a walk continues: the SCAN cursor of the batch to (re)read, the COUNT it was read with
+ * (0 = the page's limit), and the last id already listed from that batch (0 = none). The
+ * zero value starts a walk. */
+typedef struct {
+    long long scan;
+    long long count;
+    long long after;
+} core_scan_pos_t;
+
+/* Up to limit drivers core knows, from *from: items {driver_id, status, vehicle_type|null,
+ * order_id|null, seen_at|null, offer_order_id|null} (times RFC 3339 UTC with ms; seen_at from
+ * drivers:seen; offer_order_id the value of the live driver:<id>:offer lock). *more says whether
+ * the walk goes on, from *next. *items is a new array owned by the caller. */
+antar_err_t core_store_presence_audit(const core_scan_pos_t *from, int limit, json_t **items,
+                                      core_scan_pos_t *next, bool *more);
+/* As core_store_presence_audit for the live dispatches: items {order_id, attempts, started_at,
+ * offer_driver_id|null, offer_deadline_at|null, due_at|null} (due_at from dispatch:due). */
+antar_err_t core_store_dispatch_audit(const core_scan_pos_t *from, int limit, json_t **items,
+                                      core_scan_pos_t *next, bool *more);
+
 #endif

@@ -29,6 +29,9 @@ static oauth_client_t clients[] = {
     {.id = "user-service", .confidential = true, .role = ANTAR_AUTH_SERVICE, .scope = "internal"},
     {.id = "driver-service", .confidential = true, .role = ANTAR_AUTH_SERVICE, .scope = "internal"},
     {.id = "core-service", .confidential = true, .role = ANTAR_AUTH_SERVICE, .scope = "internal"},
+    /* Operations (the simulator's audit): reads the audit routes, and nothing that needs
+     * "internal". */
+    {.id = "ops", .confidential = true, .role = ANTAR_AUTH_SERVICE, .scope = "ops"},
 };
 #define NCLIENTS (sizeof clients / sizeof clients[0])
 
@@ -702,7 +705,7 @@ static void handle_metadata(antar_req_t *req)
     if (password_grant)
         json_array_append_new(grants, json_string("password"));
     json_t *doc = json_pack(
-        "{s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:[s],s:o,s:[s],s:[s,s,s],s:[s,s,s],s:[s,s],s:[s,s,s],"
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:[s],s:[s],s:o,s:[s],s:[s,s,s],s:[s,s,s],s:[s,s],s:[s,s,s,s],"
         "s:b}",
         "issuer", iss, "authorization_endpoint", u[0], "token_endpoint", u[1], "jwks_uri", u[2],
         "revocation_endpoint", u[3], "introspection_endpoint", u[4], "response_types_supported",
@@ -711,7 +714,7 @@ static void handle_metadata(antar_req_t *req)
         "client_secret_basic", "client_secret_post", "none",
         "revocation_endpoint_auth_methods_supported", "client_secret_basic", "client_secret_post",
         "none", "introspection_endpoint_auth_methods_supported", "client_secret_basic",
-        "client_secret_post", "scopes_supported", "user", "driver", "internal",
+        "client_secret_post", "scopes_supported", "user", "driver", "internal", "ops",
         "authorization_response_iss_parameter_supported", 1);
     antar_http_add_header(req, "Cache-Control", "public, max-age=300");
     antar_http_reply_json(req, 200, doc);
@@ -751,7 +754,7 @@ const size_t core_oauth_routes_len = sizeof core_oauth_routes / sizeof core_oaut
 
 static void clients_register(void)
 {
-    /* ANTAR_SERVICE_SECRETS = "user-service:S1,driver-service:S2,core-service:S3". */
+    /* ANTAR_SERVICE_SECRETS = "user-service:S1,driver-service:S2,core-service:S3,ops:S4". */
     char buf[1024];
     snprintf(buf, sizeof buf, "%s", antar_config_env("ANTAR_SERVICE_SECRETS", ""));
     for (char *save = NULL, *item = strtok_r(buf, ",", &save); item;

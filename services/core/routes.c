@@ -6,6 +6,7 @@
 
 #include "core.h"
 #include "dispatch.h"
+#include "dispatch_store.h"
 #include "fare_model.h"
 
 #define MAX_ID 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
@@ -231,6 +232,44 @@ static void dispatch_cancel(antar_req_t *req)
     reply(req, err, 200, out, NULL);
 }
 
+/* ---- audit (the ops client) ----------------------------------------------------------------- */
+
+typedef antar_err_t (*audit_fn)(const core_scan_pos_t *from, int limit, json_t **items,
+                                core_scan_pos_t *next, bool *more);
+
+/* A SCAN-paged audit list: the cursor carries the SCAN position (dispatch_store.h). */
+static void audit_list(antar_req_t *req, const char *tag, audit_fn fn)
+{
+    long long v[3] = {0};
+    int limit = 0;
+    if (antar_req_page(req, 500, 1000, tag, v, 3, &limit) != ANTAR_OK)
+        return;
+    core_scan_pos_t from = {.scan = v[0], .count = v[1], .after = v[2]}, next = {0};
+    json_t *items = NULL;
+    bool more = false;
+    antar_err_t err = fn(&from, limit, &items, &next, &more);
+    if (err != ANTAR_OK) {
+        reply(req, err, 200, NULL, NULL);
+        return;
+    }
+    char cur[ANTAR_CURSOR_MAX];
+    if (more)
+        antar_cursor_encode(tag, (const long long[]){next.scan, next.count, next.after}, 3, cur);
+    antar_http_reply_page(req, items, more ? cur : NULL);
+}
+
+/* GET /internal/audit/presence (scope ops) */
+static void audit_presence(antar_req_t *req)
+{
+    audit_list(req, "cap", core_store_presence_audit);
+}
+
+/* GET /internal/audit/dispatches (scope ops) */
+static void audit_dispatches(antar_req_t *req)
+{
+    audit_list(req, "cad", core_store_dispatch_audit);
+}
+
 /* ---- route tables (core.h) ------------------------------------------------------------------ */
 
 const antar_route_t core_fares_routes[] = {
@@ -248,6 +287,8 @@ const antar_route_t core_dispatch_routes[] = {
     {"POST", "/internal/dispatch/{order_id}/cancel", dispatch_cancel, SVC, 0},
     {"PUT", "/internal/drivers/{id}/presence", presence_put, SVC, 0},
     {"PUT", "/internal/drivers/{id}/availability", availability_put, SVC, 0},
+    {"GET", "/internal/audit/presence", audit_presence, ANTAR_AUTH_SERVICE, "ops", 0},
+    {"GET", "/internal/audit/dispatches", audit_dispatches, ANTAR_AUTH_SERVICE, "ops", 0},
 };
 const size_t core_dispatch_routes_len =
     sizeof core_dispatch_routes / sizeof core_dispatch_routes[0];

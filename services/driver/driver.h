@@ -114,6 +114,14 @@ json_t *trip_to_json(json_t *row);
 /* 80 % of price, rounded down. */
 long long trip_earning(long long price);
 
+/* ---- audit.c -------------------------------------------------------------------------- */
+/* What the ops client's audit routes list. */
+typedef enum { AUDIT_TRIPS, AUDIT_OFFERS, AUDIT_DRIVERS } audit_kind_t;
+/* Rows of kind with id > after_id, ascending, at most limit (fields: api/driver.yaml, the
+ * Audit* schemas). *next_after is the id to continue after, or 0 when there are no more. */
+antar_err_t audit_page(audit_kind_t kind, long long after_id, int limit, json_t **items,
+                       long long *next_after);
+
 /* ---- sync calls (drivers.c) ------------------------------------------------------------ */
 /* Call another service and turn the outcome into an error: 2xx → ANTAR_OK with *result (new
  * reference, may be NULL when result not wanted); 409 → CONFLICT; 404 → NOT_FOUND; other 4xx →
@@ -180,6 +188,11 @@ antar_err_t store_trip_complete(long long order_id, long long driver_id, long lo
                                 json_t *outbox_body, const char *outbox_path);
 /* Trips with id < cursor (0 = all), newest first, limit rows; includes earning. */
 antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, json_t **rows);
+/* Audit rows (audit_page's items) with id > after_id, ascending, limit rows. */
+antar_err_t store_trips_audit(long long after_id, int limit, json_t **rows);
+antar_err_t store_offers_audit(long long after_id, int limit, json_t **rows);
+/* Drivers with their totals, in one statement per page. */
+antar_err_t store_drivers_audit(long long after_id, int limit, json_t **rows);
 
 /* Ownership check after a store read: passes a lookup error through; when the row (an offer or a
  * trip) is not driver_id's, frees it, sets *row to NULL and returns ANTAR_E_NOT_FOUND, so that

@@ -346,8 +346,44 @@ static void internal_driver_rating(antar_req_t *req)
     respond(req, err, 200, out, NULL);
 }
 
+/* ---- audit (the ops client) ------------------------------------------------------------ */
+
+static void audit_list(antar_req_t *req, audit_kind_t kind, const char *tag)
+{
+    long long after = 0, next = 0;
+    int limit = 0;
+    json_t *items = NULL;
+    if (antar_req_page(req, 500, 1000, tag, &after, 1, &limit) != ANTAR_OK)
+        return;
+    antar_err_t err = audit_page(kind, after, limit, &items, &next);
+    if (err != ANTAR_OK) {
+        respond(req, err, 200, NULL, NULL);
+        return;
+    }
+    char cur[ANTAR_CURSOR_MAX];
+    if (next > 0)
+        antar_cursor_encode(tag, &next, 1, cur);
+    antar_http_reply_page(req, items, next > 0 ? cur : NULL);
+}
+
+static void audit_trips(antar_req_t *req)
+{
+    audit_list(req, AUDIT_TRIPS, "dat");
+}
+
+static void audit_offers(antar_req_t *req)
+{
+    audit_list(req, AUDIT_OFFERS, "dao");
+}
+
+static void audit_drivers(antar_req_t *req)
+{
+    audit_list(req, AUDIT_DRIVERS, "dad");
+}
+
 #define DRV ANTAR_AUTH_DRIVER, "driver"
 #define SVC ANTAR_AUTH_SERVICE, "internal"
+#define OPS ANTAR_AUTH_SERVICE, "ops"
 
 const antar_route_t driver_routes[] = {
     {"POST", "/drivers", drivers_signup, ANTAR_AUTH_NONE, NULL, 0},
@@ -368,5 +404,8 @@ const antar_route_t driver_routes[] = {
     {"POST", "/internal/offers", internal_offers_create, SVC, 0},
     {"POST", "/internal/offers/{id}/expire", internal_offers_expire, SVC, 0},
     {"POST", "/internal/orders/{order_id}/cancelled", internal_order_cancelled, SVC, 0},
+    {"GET", "/internal/audit/trips", audit_trips, OPS, 0},
+    {"GET", "/internal/audit/offers", audit_offers, OPS, 0},
+    {"GET", "/internal/audit/drivers", audit_drivers, OPS, 0},
 };
 const size_t driver_routes_len = sizeof driver_routes / sizeof driver_routes[0];

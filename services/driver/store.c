@@ -473,3 +473,43 @@ antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, j
                                         ANTAR_DB_I(cursor), ANTAR_DB_I(limit)),
                           rows);
 }
+
+/* ---- audit (the ops client) -------------------------------------------------------------
+ * Keyset paging on each table's primary key: WHERE id > ? ORDER BY id LIMIT ?. */
+
+antar_err_t store_trips_audit(long long after_id, int limit, json_t **rows)
+{
+    return antar_db_query("SELECT id, order_id, driver_id, offer_id, status, price, accepted_at, "
+                          "picked_up_at, completed_at, cancelled_at FROM trips "
+                          "WHERE id > ? ORDER BY id LIMIT ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(after_id), ANTAR_DB_I(limit)), rows);
+}
+
+antar_err_t store_offers_audit(long long after_id, int limit, json_t **rows)
+{
+    return antar_db_query("SELECT id, order_id, driver_id, status, price, created_at, updated_at, "
+                          "expires_at FROM offers WHERE id > ? ORDER BY id LIMIT ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(after_id), ANTAR_DB_I(limit)), rows);
+}
+
+antar_err_t store_drivers_audit(long long after_id, int limit, json_t **rows)
+{
+    /* One statement per page: each total is a correlated subquery on an index that starts with
+     * driver_id (ix_driver_ratings_driver, ix_earnings_driver, ix_trips_driver_status), run
+     * only for the page's drivers. SUMs are DECIMAL in MariaDB; the casts keep them integers. */
+    return antar_db_query(
+        "SELECT d.id, d.status, v.vehicle_type, d.rating_count, "
+        "(SELECT COUNT(*) FROM driver_ratings r WHERE r.driver_id = d.id) AS ratings_received, "
+        "(SELECT CAST(COALESCE(SUM(e.amount), 0) AS SIGNED) FROM earnings e "
+        " WHERE e.driver_id = d.id) AS earnings_total, "
+        "(SELECT COUNT(*) FROM earnings e WHERE e.driver_id = d.id) AS earnings_count, "
+        "(SELECT COUNT(*) FROM trips t WHERE t.driver_id = d.id AND t.status = 'completed') "
+        " AS completed_trips, "
+        "(SELECT CAST(COALESCE(SUM(t.price), 0) AS SIGNED) FROM trips t "
+        " WHERE t.driver_id = d.id AND t.status = 'completed') AS completed_trips_total, "
+        "(SELECT COUNT(*) FROM trips t WHERE t.driver_id = d.id "
+        " AND t.status IN ('accepted', 'picked_up')) AS active_trips "
+        "FROM drivers d JOIN vehicles v ON v.driver_id = d.id "
+        "WHERE d.id > ? ORDER BY d.id LIMIT ?",
+        ANTAR_DB_ARGS(ANTAR_DB_I(after_id), ANTAR_DB_I(limit)), rows);
+}

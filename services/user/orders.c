@@ -434,6 +434,22 @@ antar_err_t orders_list(long long user_id, long long before_id, int limit, json_
     return ANTAR_OK;
 }
 
+antar_err_t orders_audit(long long after_id, int limit, json_t **items, long long *next_after)
+{
+    json_t *rows = NULL;
+    /* One extra row says whether there is a next page. */
+    antar_err_t err = store_order_audit(after_id, limit + 1, &rows);
+    if (err != ANTAR_OK)
+        return err;
+    *next_after = 0;
+    if (json_array_size(rows) > (size_t)limit) {
+        json_array_remove(rows, (size_t)limit);
+        *next_after = row_int(json_array_get(rows, (size_t)limit - 1), "id");
+    }
+    *items = rows;
+    return ANTAR_OK;
+}
+
 antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out)
 {
     return order_read(id, user_id, out);

@@ -382,6 +382,27 @@ static void post_expire(antar_req_t *req)
     reply(req, err, 200, order, &why);
 }
 
+/* ---- audit (the ops client) ---------------------------------------------------------------- */
+
+static void get_audit_orders(antar_req_t *req)
+{
+    long long after = 0, next = 0;
+    int limit = 0;
+    if (antar_req_page(req, 500, 1000, "uao", &after, 1, &limit) != ANTAR_OK)
+        return;
+    json_t *items = NULL;
+    antar_err_t err = orders_audit(after, limit, &items, &next);
+    if (err != ANTAR_OK) {
+        user_why_t why = {0};
+        fail(req, err, &why);
+        return;
+    }
+    char cur[ANTAR_CURSOR_MAX];
+    if (next > 0)
+        antar_cursor_encode("uao", &next, 1, cur);
+    antar_http_reply_page(req, items, next > 0 ? cur : NULL);
+}
+
 #define U ANTAR_AUTH_USER
 #define S ANTAR_AUTH_SERVICE
 
@@ -400,5 +421,6 @@ const antar_route_t user_routes[] = {
     {"POST", "/internal/orders/{id}/pickup", post_pickup, S, "internal", 0},
     {"POST", "/internal/orders/{id}/complete", post_complete, S, "internal", 0},
     {"POST", "/internal/orders/{id}/expire", post_expire, S, "internal", 0},
+    {"GET", "/internal/audit/orders", get_audit_orders, S, "ops", 0},
 };
 const size_t user_routes_len = sizeof user_routes / sizeof user_routes[0];

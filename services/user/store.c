@@ -187,3 +187,15 @@ antar_err_t store_rating_get(long long order_id, json_t **row)
         "SELECT order_id, rating, comment, created_at FROM ratings WHERE order_id = ?",
         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), row);
 }
+
+antar_err_t store_order_audit(long long after_id, int limit, json_t **rows)
+{
+    /* Keyset paging on the primary key; the rating is the order's one ratings row, if any. */
+    return antar_db_query(
+        "SELECT o.id, o.user_id, o.status, o.driver_id, o.offer_id, o.vehicle_type, o.price, "
+        "o.idempotency_key, r.rating, o.created_at, o.accepted_at, o.picked_up_at, "
+        "o.completed_at, o.cancelled_at, o.expired_at "
+        "FROM orders o LEFT JOIN ratings r ON r.order_id = o.id "
+        "WHERE o.id > ? ORDER BY o.id LIMIT ?",
+        ANTAR_DB_ARGS(ANTAR_DB_I(after_id), ANTAR_DB_I(limit)), rows);
+}

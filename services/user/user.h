@@ -81,6 +81,12 @@ antar_err_t orders_complete(long long id, long long driver_id, json_t **out, use
 /* event_id (the caller's Idempotency-Key) is claimed in the inbox; NULL = none given. */
 antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user_why_t *why);
 
+/* Audit (the ops client): every customer's orders with id > after_id, ascending, at most limit:
+ * {id, user_id, status, driver_id, offer_id, vehicle_type, price, idempotency_key, rating,
+ * created_at, accepted_at, picked_up_at, completed_at, cancelled_at, expired_at}. *next_after
+ * is the id to continue after, or 0 when there are no more. */
+antar_err_t orders_audit(long long after_id, int limit, json_t **items, long long *next_after);
+
 /* ---- store.c -------------------------------------------------------------------------- */
 
 antar_err_t store_user_insert(const char *name, const char *email, const char *phone,
@@ -113,5 +119,8 @@ antar_err_t store_order_expire(long long id, bool *won);
 antar_err_t store_rating_insert(long long order_id, long long user_id, long long driver_id,
                                 int rating, const char *comment);
 antar_err_t store_rating_get(long long order_id, json_t **row);
+/* Audit rows of every order with id > after_id, ascending, at most limit (columns as
+ * orders_audit's items). */
+antar_err_t store_order_audit(long long after_id, int limit, json_t **rows);
 
 #endif

@@ -285,7 +285,8 @@ REPO = os.environ.get("ANTAR_REPO") or os.path.abspath(
 # The secrets.env key of each service client (scripts/stack.sh writes the file).
 SERVICE_SECRET_KEYS = {"user-service": "CLIENT_SECRET_USER",
                        "driver-service": "CLIENT_SECRET_DRIVER",
-                       "core-service": "CLIENT_SECRET_CORE"}
+                       "core-service": "CLIENT_SECRET_CORE",
+                       "ops": "CLIENT_SECRET_OPS"}
 
 
 def run_dir():
