@@ -164,7 +164,8 @@ def test_driver_audit_trips_offers_drivers(flow, user_api, driver_api, ops_token
     assert row == {"id": d.id, "status": "online", "vehicle_type": "motorcycle",
                    "rating_count": 1, "ratings_received": 1, "earnings_total": earning,
                    "earnings_count": 1, "completed_trips": 1,
-                   "completed_trips_total": o1["price"], "active_trips": 0}, row
+                   "completed_trips_total": o1["price"],
+                   "completed_trips_earnings": earning, "active_trips": 0}, row
 
 
 # ---- paging ---------------------------------------------------------------------------------

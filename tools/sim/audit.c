@@ -369,13 +369,17 @@ static json_t *check(const snapshot_t *s, const acked_t *acked, int n_acked)
                       "driver %lld: rating_count %lld, ratings stored "
                       "%lld, rated orders in user-service %lld",
                       id, jint(it, "rating_count"), jint(it, "ratings_received"), rated_n);
-        if (jint(it, "earnings_total") != jint(it, "completed_trips_total") ||
-            jint(it, "earnings_count") != jint(it, "completed_trips"))
+        /* One earnings entry per completed trip and none besides, never more than the fare
+         * (the driver's share is driver-service's rule; the audit checks it was paid once). */
+        if (jint(it, "earnings_count") != jint(it, "completed_trips") ||
+            jint(it, "earnings_total") != jint(it, "completed_trips_earnings") ||
+            jint(it, "earnings_total") > jint(it, "completed_trips_total"))
             violation(v, "earnings_disagree",
-                      "driver %lld: earnings %lld over %lld entries, "
-                      "completed trips %lld worth %lld",
+                      "driver %lld: earnings %lld over %lld entries, %lld of it for completed "
+                      "trips; %lld completed trips worth %lld",
                       id, jint(it, "earnings_total"), jint(it, "earnings_count"),
-                      jint(it, "completed_trips"), jint(it, "completed_trips_total"));
+                      jint(it, "completed_trips_earnings"), jint(it, "completed_trips"),
+                      jint(it, "completed_trips_total"));
         json_t *p = json_object_get(presence, k);
         if (jint(it, "active_trips") > 0 && p && strcmp(jstr(p, "status"), "available") == 0)
             violation(v, "active_trip_but_available",
