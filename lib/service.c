@@ -71,8 +71,8 @@ static void usage(FILE *f, const char *prog, const antar_service_t *svc, bool wi
             "  --routes  print the route table and exit\n",
             svc->name);
     for (size_t i = 0; i < svc->ncommands; i++)
-        fprintf(f, "\n%s %s\n%s\n", svc->commands[i].flag, svc->commands[i].args,
-                svc->commands[i].help);
+        fprintf(f, "\n%s%s%s\n%s\n", svc->commands[i].flag, svc->commands[i].args[0] ? " " : "",
+                svc->commands[i].args, svc->commands[i].help);
 }
 
 /* A maintenance command: only what it needs of the toolkit, in the order the server start
