@@ -707,6 +707,31 @@ static antar_err_t run(const char *sql, const antar_db_arg_t *args, size_t nargs
     return ANTAR_E_DB;
 }
 
+char *antar_db_sql_repeat(const char *head, const char *group, size_t n, const char *tail)
+{
+    if (!head || !group || !tail || n == 0)
+        return NULL;
+    size_t lh = strlen(head), lg = strlen(group), lt = strlen(tail);
+    if (n > (SIZE_MAX - lh - lt - 1) / (lg + 2))
+        return NULL;
+    char *sql = malloc(lh + n * (lg + 2) + lt + 1);
+    if (!sql)
+        return NULL;
+    char *p = sql;
+    memcpy(p, head, lh);
+    p += lh;
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            memcpy(p, ", ", 2);
+            p += 2;
+        }
+        memcpy(p, group, lg);
+        p += lg;
+    }
+    memcpy(p, tail, lt + 1);
+    return sql;
+}
+
 antar_err_t antar_db_exec(const char *sql, const antar_db_arg_t *args, size_t nargs,
                           unsigned long long *affected, unsigned long long *last_id)
 {

@@ -22,6 +22,8 @@
 #include "antar/util.h"
 
 static char g_service[32] = "antar";
+/* Set once before any thread starts (antar_log_set_fd), read by every thread after. */
+static int g_fd = STDOUT_FILENO;
 
 void antar_log_init(const char *service)
 {
@@ -29,10 +31,15 @@ void antar_log_init(const char *service)
         snprintf(g_service, sizeof(g_service), "%s", service);
 }
 
+void antar_log_set_fd(int fd)
+{
+    g_fd = fd;
+}
+
 static void write_all(const char *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(STDOUT_FILENO, buf, len);
+        ssize_t n = write(g_fd, buf, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

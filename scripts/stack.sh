@@ -3,6 +3,10 @@
 #
 #   scripts/stack.sh up | down | status
 #   scripts/stack.sh start|stop|restart <mariadb|redis|core|user|driver|haproxy>
+#   scripts/stack.sh exec <user|driver|core> [args…]
+#                      run that service's binary in the foreground with the environment the
+#                      stack gives it (its maintenance commands: --seed-drivers N, …); exits
+#                      with its status
 #
 # Environment:
 #   ANTAR_RUN_DIR      <repo>/.run            data folders, sockets, logs, pid files, secrets
@@ -257,28 +261,18 @@ start_redis() {
 
 # ---- services ------------------------------------------------------------------------------
 
-start_service() {
+# The environment a service binary runs with — database credentials from $SECRETS, ports, keys
+# directory, URLs of the others — as `env` arguments in the global array SVC_ENV. The one
+# definition both `start` (the server) and `exec` (its maintenance commands) use.
+service_env() {
     local svc="$1" port secret dbpw
-    ensure_secrets
     port="$(svc_port "$svc")"
-    if comp_pid "$svc" >/dev/null; then say "$svc already running"; return 0; fi
-    local exe="$BIN/antar-$svc"
-    if [ ! -x "$exe" ]; then
-        err "$exe not found or not executable — build first (make build, or set ANTAR_BIN_DIR)"
-        return 1
-    fi
-    if port_open "$port"; then
-        err "port $port is already in use: cannot start $svc"
-        return 1
-    fi
     case "$svc" in
     user) secret="$CLIENT_SECRET_USER" dbpw="$DB_PASSWORD_USER" ;;
     driver) secret="$CLIENT_SECRET_DRIVER" dbpw="$DB_PASSWORD_DRIVER" ;;
     core) secret="$CLIENT_SECRET_CORE" dbpw="$DB_PASSWORD_CORE" ;;
     esac
-    mkdir -p "$LOG" "$RUN/$svc"
-    chmod 700 "$RUN/$svc"
-    local envs=(
+    SVC_ENV=(
         -u ANTAR_USER_PORT -u ANTAR_DRIVER_PORT -u ANTAR_CORE_PORT
         ANTAR_PORT="$port"
         ANTAR_HOST=127.0.0.1
@@ -304,11 +298,61 @@ start_service() {
     )
     if [ "$svc" = core ]; then
         # ops: the simulator's audit client (scope ops, the read-only audit routes only).
-        envs+=(ANTAR_SERVICE_SECRETS="user-service:$CLIENT_SECRET_USER,driver-service:$CLIENT_SECRET_DRIVER,core-service:$CLIENT_SECRET_CORE,ops:$CLIENT_SECRET_OPS")
+        SVC_ENV+=(ANTAR_SERVICE_SECRETS="user-service:$CLIENT_SECRET_USER,driver-service:$CLIENT_SECRET_DRIVER,core-service:$CLIENT_SECRET_CORE,ops:$CLIENT_SECRET_OPS")
     fi
+}
+
+service_exe() {
+    local exe="$BIN/antar-$1"
+    if [ ! -x "$exe" ]; then
+        err "$exe not found or not executable — build first (make build, or set ANTAR_BIN_DIR)"
+        return 1
+    fi
+    echo "$exe"
+}
+
+start_service() {
+    local svc="$1" port exe
+    ensure_secrets
+    port="$(svc_port "$svc")"
+    if comp_pid "$svc" >/dev/null; then say "$svc already running"; return 0; fi
+    exe="$(service_exe "$svc")" || return 1
+    if port_open "$port"; then
+        err "port $port is already in use: cannot start $svc"
+        return 1
+    fi
+    mkdir -p "$LOG" "$RUN/$svc"
+    chmod 700 "$RUN/$svc"
+    service_env "$svc"
     echo "---- $(date -u +%FT%TZ) start $svc" >>"$LOG/$svc.log"
-    (cd "$REPO" && spawn "$(pidfile "$svc")" "$LOG/$svc.log" env "${envs[@]}" "$exe")
+    (cd "$REPO" && spawn "$(pidfile "$svc")" "$LOG/$svc.log" env "${SVC_ENV[@]}" "$exe")
     say "$svc started (pid $(cat "$(pidfile "$svc")"), port $port)"
+}
+
+# Run a service binary in the foreground with the stack's environment for it (a maintenance
+# command such as --seed-drivers), stdin/stdout/stderr passed through, and return its status.
+# It needs the stack's database, not the service itself running; it never creates secrets (new
+# ones would not match the running MariaDB's accounts).
+exec_service() {
+    local svc="$1" exe
+    shift
+    case "$svc" in
+    user | driver | core) ;;
+    *) err "exec: unknown service '$svc' (user driver core)"; return 2 ;;
+    esac
+    if [ ! -s "$SECRETS" ]; then
+        err "exec: no $SECRETS: start the stack first (scripts/stack.sh up, or start mariadb)"
+        return 1
+    fi
+    if ! comp_pid mariadb >/dev/null; then
+        err "exec: mariadb is not running (scripts/stack.sh start mariadb)"
+        return 1
+    fi
+    exe="$(service_exe "$svc")" || return 1
+    # shellcheck disable=SC1090
+    . "$SECRETS"
+    service_env "$svc"
+    cd "$REPO" && exec env "${SVC_ENV[@]}" "$exe" "$@"
 }
 
 # Wait until each named service answers GET /health with 200; fail fast when one exits.
@@ -461,8 +505,8 @@ do_status() {
 }
 
 usage() {
-    echo "usage: $0 up|down|status|start <c>|stop <c>|restart <c>" >&2
-    echo "       components: mariadb redis core user driver haproxy" >&2
+    echo "usage: $0 up|down|status|start <c>|stop <c>|restart <c>|exec <svc> [args…]" >&2
+    echo "       components: mariadb redis core user driver haproxy; svc: user driver core" >&2
     exit 2
 }
 
@@ -474,5 +518,6 @@ status) do_status ;;
 start) [ $# -eq 2 ] || usage; start_comp "$2" ;;
 stop) [ $# -eq 2 ] || usage; stop_comp "$2" ;;
 restart) [ $# -eq 2 ] || usage; stop_comp "$2" && start_comp "$2" ;;
+exec) [ $# -ge 2 ] || usage; shift; exec_service "$@" ;;
 *) usage ;;
 esac

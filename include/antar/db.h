@@ -71,6 +71,13 @@ antar_err_t antar_db_begin(void);
 antar_err_t antar_db_commit(void);
 void antar_db_rollback(void);
 
+/* SQL text for a statement with n repeated placeholder groups, for multi-row INSERTs and IN
+ * lists: head, then n copies of group joined by ", ", then tail — e.g. ("INSERT INTO t (a, b)
+ * VALUES ", "(?, ?)", 3, "") or ("SELECT id FROM t WHERE k IN (", "?", 3, ")"). The pieces are
+ * the caller's constant SQL; values are still bound, never spliced. Returns a malloc'd string
+ * (caller frees), or NULL when n is 0 or memory ran out. */
+char *antar_db_sql_repeat(const char *head, const char *group, size_t n, const char *tail);
+
 /* SELECT 1 on this thread's connection (health). */
 antar_err_t antar_db_ping(void);
 

@@ -219,6 +219,20 @@ void antar_http_redirect(antar_req_t *req, int status, const char *location);
 
 /* ---- the process: one call from each service's main ------------------------------------- */
 
+/* A maintenance command of a service binary ("antar-driver --seed-drivers 20000"): an operator's
+ * job run as its own process, never a route. It runs instead of the server, with the config
+ * loaded, log lines on stderr (stdout is the command's output), libsodium initialised and, when
+ * the service uses the database, the migrations applied. Redis, the HTTP client and the auth
+ * module are not initialised. */
+typedef struct {
+    const char *flag; /* "--seed-drivers" */
+    const char *args; /* the arguments it takes, for the usage line ("N"); "" when none */
+    const char *help; /* what it does, one or more lines for --help */
+    /* argc/argv: the arguments after the flag. Returns the exit status (0 ok, 2 bad input, 1
+     * anything else), with a message on stderr when not 0. */
+    int (*run)(int argc, char **argv);
+} antar_command_t;
+
 typedef struct {
     const char *name; /* "user", "driver", "core" */
     bool uses_db;     /* run migrations from cfg->sql_dir at start; health-check MariaDB */
@@ -230,12 +244,17 @@ typedef struct {
     int (*init)(antar_server_t *s, const antar_config_t *cfg);
     /* Stop background workers (before the server and the libraries are torn down). */
     void (*shutdown)(void);
+    /* Maintenance commands, ncommands of them (may be NULL / 0). */
+    const antar_command_t *commands;
+    size_t ncommands;
 } antar_service_t;
 
 /* Load config; with "--routes" print the route table (built-in + svc->routes) and exit 0
- * without touching any server. Otherwise init logs/db/redis/httpc/auth, migrate (retrying
- * while MariaDB starts, up to 30 s), build the server, add routes and health checks, call
- * svc->init, serve until SIGINT/SIGTERM, then shut down cleanly. Returns the process exit code. */
+ * without touching any server; with "--help" print the usage and the commands; with a command's
+ * flag first, run that command (antar_command_t) and return its status. Otherwise init
+ * logs/db/redis/httpc/auth, migrate (retrying while MariaDB starts, up to 30 s), build the server,
+ * add routes and health checks, call svc->init, serve until SIGINT/SIGTERM, then shut down cleanly.
+ * Returns the process exit code. */
 int antar_service_main(int argc, char **argv, const antar_service_t *svc);
 
 #endif

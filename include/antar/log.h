@@ -14,6 +14,9 @@
 #include <jansson.h>
 
 void antar_log_init(const char *service);
+/* Write log lines to fd instead of stdout: the maintenance commands keep stdout for their
+ * output and log on stderr. Call before any thread starts. */
+void antar_log_set_fd(int fd);
 /* Write one line; steals fields (an object, or NULL). level: "debug", "info", "warn", "error". */
 void antar_log_json(const char *level, const char *event, json_t *fields);
 /* One field of antar_log_fields. */

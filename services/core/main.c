@@ -2,6 +2,7 @@
 #include "antar/http.h"
 #include "antar/outbox.h"
 #include "core.h"
+#include "oauth.h"
 
 static void core_routes(antar_server_t *s)
 {
@@ -27,6 +28,23 @@ static void core_shutdown(void)
     core_oauth_shutdown();
 }
 
+static const antar_command_t core_commands[] = {
+    {
+        .flag = "--issue-refresh-tokens",
+        .args = "",
+        .help =
+            "  Read subjects from stdin, one a line, \"driver:<id>\" or \"user:<id>\", and give "
+            "each\n"
+            "  a new refresh-token family exactly as a password login of its app (driver-app,\n"
+            "  user-app) would: same scope, role, lifetime and hash-only storage, stored in\n"
+            "  batched transactions. Prints <subject><TAB><refresh_token> per line on stdout,\n"
+            "  in input order. Does not check that the accounts exist. A malformed line issues\n"
+            "  nothing and exits 2, naming the line. Needs core's database settings\n"
+            "  (scripts/stack.sh exec core --issue-refresh-tokens).",
+        .run = oauth_issue_command,
+    },
+};
+
 int main(int argc, char **argv)
 {
     static const antar_service_t svc = {
@@ -36,6 +54,8 @@ int main(int argc, char **argv)
         .routes = core_routes,
         .init = core_init,
         .shutdown = core_shutdown,
+        .commands = core_commands,
+        .ncommands = sizeof core_commands / sizeof core_commands[0],
     };
     return antar_service_main(argc, argv, &svc);
 }

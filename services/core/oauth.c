@@ -344,15 +344,21 @@ static void issue_tokens(antar_req_t *req, const oauth_grant_t *g, bool with_ref
     antar_http_reply_json(req, 200, doc);
 }
 
+void oauth_grant_init(oauth_grant_t *g, const oauth_client_t *c, const char *sub)
+{
+    memset(g, 0, sizeof *g);
+    snprintf(g->client_id, sizeof g->client_id, "%s", c->id);
+    snprintf(g->sub, sizeof g->sub, "%s", sub);
+    snprintf(g->role, sizeof g->role, "%s", role_name(c->role));
+    snprintf(g->scope, sizeof g->scope, "%s", c->scope);
+}
+
 /* A fresh grant of client c to sub (a new refresh-token family for the apps; services get an
  * access token only) and the token response. */
 static void issue_new_grant(antar_req_t *req, const oauth_client_t *c, const char *sub)
 {
-    oauth_grant_t g = {0};
-    snprintf(g.client_id, sizeof g.client_id, "%s", c->id);
-    snprintf(g.sub, sizeof g.sub, "%s", sub);
-    snprintf(g.role, sizeof g.role, "%s", role_name(c->role));
-    snprintf(g.scope, sizeof g.scope, "%s", c->scope);
+    oauth_grant_t g;
+    oauth_grant_init(&g, c, sub);
     issue_tokens(req, &g, !c->confidential, NULL, 0);
 }
 

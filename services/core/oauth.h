@@ -69,11 +69,22 @@ typedef struct {
     long long exp;
 } oauth_grant_t;
 
+/* The grant client c gives to sub ("user:17"), as every new grant (password, code) makes it:
+ * the client's id, role and scope. */
+void oauth_grant_init(oauth_grant_t *g, const oauth_client_t *c, const char *sub);
+
 /* Store a new refresh token (hash only) for a new family (family NULL) or as the successor of
  * parent_id in family. access_jti/access_exp remember the access token issued with it, so that
- * revoking the family can also revoke that access token. */
+ * revoking the family can also revoke that access token (NULL/0: none was). */
 antar_err_t oauth_refresh_store(const char *token, const oauth_grant_t *g, const char *family,
                                 long long parent_id, const char *access_jti, long long access_exp);
+/* Most tokens oauth_refresh_store_many takes at once. */
+#define OAUTH_REFRESH_BATCH 1000
+/* Store n (≤ OAUTH_REFRESH_BATCH) new refresh-token families in one transaction, each exactly
+ * as oauth_refresh_store with no family, parent or access token: tokens[i] for grants[i].
+ * Nothing is stored on error. */
+antar_err_t oauth_refresh_store_many(const char (*tokens)[64], const oauth_grant_t *grants,
+                                     size_t n);
 /* Use a refresh token once: on ANTAR_OK, g, family (33 bytes) and id are filled and the token
  * is marked used. A token already used revokes its whole family (and returns
  * ANTAR_E_CONFLICT); unknown, expired or revoked → ANTAR_E_NOT_FOUND. */
@@ -106,6 +117,10 @@ void oauth_throttle_success(const char *username);
 /* A form-urlencoded body as a JSON object of strings; NULL when a component is badly escaped,
  * repeated, or too long. New reference. */
 json_t *oauth_form_params(antar_req_t *req);
+
+/* ---- oauth_issue.c ---------------------------------------------------------------------- */
+/* antar-core --issue-refresh-tokens (main.c registers it; the help text is there). */
+int oauth_issue_command(int argc, char **argv);
 
 /* ---- oauth_authorize.c ------------------------------------------------------------------ */
 void oauth_authorize_get(antar_req_t *req);

@@ -48,12 +48,29 @@ antar_err_t oauth_refresh_store(const char *token, const oauth_grant_t *g, const
         "INSERT INTO refresh_tokens (token_hash, family_id, parent_id, client_id, sub, role, "
         "scope, access_jti, access_exp, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "NOW(3) + INTERVAL ? SECOND)",
-        ANTAR_DB_ARGS(ANTAR_DB_S(hash), ANTAR_DB_S(fam),
-                      parent_id > 0 ? ANTAR_DB_I(parent_id) : ANTAR_DB_NULLARG,
-                      ANTAR_DB_S(g->client_id), ANTAR_DB_S(g->sub), ANTAR_DB_S(g->role),
-                      ANTAR_DB_S(g->scope), ANTAR_DB_S(access_jti), ANTAR_DB_I(access_exp),
-                      ANTAR_DB_I(REFRESH_TTL_S)),
+        ANTAR_DB_ARGS(
+            ANTAR_DB_S(hash), ANTAR_DB_S(fam),
+            parent_id > 0 ? ANTAR_DB_I(parent_id) : ANTAR_DB_NULLARG, ANTAR_DB_S(g->client_id),
+            ANTAR_DB_S(g->sub), ANTAR_DB_S(g->role), ANTAR_DB_S(g->scope), ANTAR_DB_S(access_jti),
+            access_jti ? ANTAR_DB_I(access_exp) : ANTAR_DB_NULLARG, ANTAR_DB_I(REFRESH_TTL_S)),
         NULL, NULL);
+}
+
+antar_err_t oauth_refresh_store_many(const char (*tokens)[64], const oauth_grant_t *grants,
+                                     size_t n)
+{
+    if (n > OAUTH_REFRESH_BATCH)
+        return ANTAR_E_BAD_REQUEST;
+    /* One prepared INSERT per token, but one commit per batch: the commit (a log flush) is
+     * what costs, not the statement. */
+    antar_err_t err = antar_db_begin();
+    for (size_t i = 0; err == ANTAR_OK && i < n; i++)
+        err = oauth_refresh_store(tokens[i], &grants[i], NULL, 0, NULL, 0);
+    if (err == ANTAR_OK)
+        err = antar_db_commit();
+    if (err != ANTAR_OK)
+        antar_db_rollback();
+    return err;
 }
 
 /* Revoke every token of a family and put the access tokens issued with them on the Redis

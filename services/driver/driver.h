@@ -129,6 +129,10 @@ antar_err_t audit_page(audit_kind_t kind, long long after_id, int limit, json_t 
 antar_err_t driver_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                         json_t **result);
 
+/* ---- seed.c --------------------------------------------------------------------------- */
+/* antar-driver --seed-drivers N (main.c registers it; the help text is there). */
+int driver_seed_command(int argc, char **argv);
+
 /* ---- store.c (SQL only) ---------------------------------------------------------------- */
 /* Rows are new jansson objects keyed by column; the caller decrefs them. */
 antar_err_t store_driver_insert(const char *name, const char *email, const char *phone,
@@ -138,6 +142,18 @@ antar_err_t store_driver_insert(const char *name, const char *email, const char 
  * NULL (except_id: the driver that may keep its own values, 0 for none). */
 const char *store_driver_which_duplicate(const char *email, const char *phone, const char *plate,
                                          long long except_id);
+/* One driver of a bulk insert (the simulator's pool). Strings borrowed, already valid. */
+typedef struct {
+    const char *name, *email, *phone, *vehicle_type, *plate;
+} store_driver_new_t;
+/* Most rows store_drivers_insert_many takes at once. */
+#define STORE_DRIVERS_BATCH 500
+/* Insert n (1..STORE_DRIVERS_BATCH) drivers with their vehicles, all with the password hash
+ * hash, in one transaction of multi-row INSERTs. DUPLICATE when any email, phone or plate is
+ * taken; nothing is inserted on any error. */
+antar_err_t store_drivers_insert_many(const store_driver_new_t *rows, size_t n, const char *hash);
+/* Rows {id, email, vehicle_type} of the drivers whose email matches the LIKE pattern, by id. */
+antar_err_t store_drivers_email_like(const char *pattern, json_t **rows);
 antar_err_t store_driver_get(long long id, json_t **row);
 /* Row with id, name, password_hash, vehicle_type; NOT_FOUND. */
 antar_err_t store_driver_by_login(const char *username, json_t **row);

@@ -1,4 +1,5 @@
 /* driver-service store: every SQL statement of the service, nothing else. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "antar/db.h"
@@ -98,6 +99,81 @@ const char *store_driver_which_duplicate(const char *email, const char *phone, c
         n > 0)
         return "plate_number";
     return NULL;
+}
+
+antar_err_t store_drivers_insert_many(const store_driver_new_t *rows, size_t n, const char *hash)
+{
+    antar_db_arg_t *args = NULL;
+    char *ins_drivers = NULL, *sel_ids = NULL, *ins_vehicles = NULL;
+    json_t *found = NULL, *ids = NULL;
+    if (n == 0 || n > STORE_DRIVERS_BATCH)
+        return ANTAR_E_BAD_REQUEST;
+    /* A full batch has the same SQL text every time, so each statement is prepared once; a
+     * shorter last batch adds one more text of each. */
+    ins_drivers = antar_db_sql_repeat("INSERT INTO drivers (name, email, phone, password_hash) "
+                                      "VALUES ",
+                                      "(?, ?, ?, ?)", n, "");
+    sel_ids = antar_db_sql_repeat("SELECT id, email FROM drivers WHERE email IN (", "?", n, ")");
+    ins_vehicles = antar_db_sql_repeat(
+        "INSERT INTO vehicles (driver_id, vehicle_type, plate_number) VALUES ", "(?, ?, ?)", n, "");
+    args = calloc(4 * n, sizeof *args);
+    ids = json_object();
+    antar_err_t err = ANTAR_E_NOMEM;
+    if (!ins_drivers || !sel_ids || !ins_vehicles || !args || !ids)
+        goto done;
+    if ((err = antar_db_begin()) != ANTAR_OK)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        args[4 * i] = ANTAR_DB_S(rows[i].name);
+        args[4 * i + 1] = ANTAR_DB_S(rows[i].email);
+        args[4 * i + 2] = ANTAR_DB_S(rows[i].phone);
+        args[4 * i + 3] = ANTAR_DB_S(hash);
+    }
+    if ((err = antar_db_exec(ins_drivers, args, 4 * n, NULL, NULL)) != ANTAR_OK)
+        goto out;
+    /* The ids the server gave, by email: not assumed consecutive (auto_increment_increment,
+     * interleaved lock mode). */
+    for (size_t i = 0; i < n; i++)
+        args[i] = ANTAR_DB_S(rows[i].email);
+    if ((err = antar_db_query(sel_ids, args, n, &found)) != ANTAR_OK)
+        goto out;
+    size_t k;
+    json_t *r;
+    json_array_foreach(found, k, r)
+    {
+        const char *email = json_string_value(json_object_get(r, "email"));
+        if (email)
+            json_object_set(ids, email, json_object_get(r, "id"));
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *id = json_object_get(ids, rows[i].email);
+        if (!json_is_integer(id)) {
+            err = ANTAR_E_INTERNAL;
+            goto out;
+        }
+        args[3 * i] = ANTAR_DB_I(json_integer_value(id));
+        args[3 * i + 1] = ANTAR_DB_S(rows[i].vehicle_type);
+        args[3 * i + 2] = ANTAR_DB_S(rows[i].plate);
+    }
+    err = antar_db_exec(ins_vehicles, args, 3 * n, NULL, NULL);
+out:
+    err = tx_end(err);
+done:
+    json_decref(found);
+    json_decref(ids);
+    free(args);
+    free(ins_drivers);
+    free(sel_ids);
+    free(ins_vehicles);
+    return err;
+}
+
+antar_err_t store_drivers_email_like(const char *pattern, json_t **rows)
+{
+    return antar_db_query("SELECT d.id, d.email, v.vehicle_type FROM drivers d "
+                          "JOIN vehicles v ON v.driver_id = d.id WHERE d.email LIKE ? "
+                          "ORDER BY d.id",
+                          ANTAR_DB_ARGS(ANTAR_DB_S(pattern)), rows);
 }
 
 antar_err_t store_driver_get(long long id, json_t **row)

@@ -1,5 +1,7 @@
 /* user-service store: every SQL statement of the service, and nothing else. Values are always
  * bound (antar/db.h prepares every statement). */
+#include <stdlib.h>
+
 #include "user.h"
 
 #define USER_COLS "id, name, email, phone, created_at"
@@ -24,6 +26,44 @@ antar_err_t store_user_insert(const char *name, const char *email, const char *p
     if (err == ANTAR_OK)
         *id = (long long)last;
     return err;
+}
+
+antar_err_t store_users_insert_many(const store_user_new_t *rows, size_t n,
+                                    const char *password_hash)
+{
+    if (n == 0 || n > STORE_USERS_BATCH)
+        return ANTAR_E_BAD_REQUEST;
+    /* A full batch has the same SQL text every time, so it is prepared once; a shorter last
+     * batch adds one more. */
+    char *sql = antar_db_sql_repeat("INSERT INTO users (name, email, phone, password_hash) VALUES ",
+                                    "(?, ?, ?, ?)", n, "");
+    antar_db_arg_t *args = calloc(4 * n, sizeof *args);
+    antar_err_t err = ANTAR_E_NOMEM;
+    if (!sql || !args)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        args[4 * i] = ANTAR_DB_S(rows[i].name);
+        args[4 * i + 1] = ANTAR_DB_S(rows[i].email);
+        args[4 * i + 2] = ANTAR_DB_S(rows[i].phone);
+        args[4 * i + 3] = ANTAR_DB_S(password_hash);
+    }
+    if ((err = antar_db_begin()) != ANTAR_OK)
+        goto done;
+    err = antar_db_exec(sql, args, 4 * n, NULL, NULL);
+    if (err == ANTAR_OK)
+        err = antar_db_commit();
+    if (err != ANTAR_OK)
+        antar_db_rollback();
+done:
+    free(args);
+    free(sql);
+    return err;
+}
+
+antar_err_t store_users_email_like(const char *pattern, json_t **rows)
+{
+    return antar_db_query("SELECT id, email FROM users WHERE email LIKE ? ORDER BY id",
+                          ANTAR_DB_ARGS(ANTAR_DB_S(pattern)), rows);
 }
 
 antar_err_t store_user_get(long long id, json_t **row)

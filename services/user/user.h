@@ -87,10 +87,26 @@ antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user
  * is the id to continue after, or 0 when there are no more. */
 antar_err_t orders_audit(long long after_id, int limit, json_t **items, long long *next_after);
 
+/* ---- seed.c --------------------------------------------------------------------------- */
+/* antar-user --seed-customers N (main.c registers it; the help text is there). */
+int users_seed_command(int argc, char **argv);
+
 /* ---- store.c -------------------------------------------------------------------------- */
 
 antar_err_t store_user_insert(const char *name, const char *email, const char *phone,
                               const char *password_hash, long long *id);
+/* One customer of a bulk insert (the simulator's pool). Strings borrowed, already valid. */
+typedef struct {
+    const char *name, *email, *phone;
+} store_user_new_t;
+/* Most rows store_users_insert_many takes at once. */
+#define STORE_USERS_BATCH 500
+/* Insert n (1..STORE_USERS_BATCH) customers, all with password_hash, in one transaction (one
+ * multi-row INSERT). DUPLICATE when an email or phone is taken; nothing inserted on error. */
+antar_err_t store_users_insert_many(const store_user_new_t *rows, size_t n,
+                                    const char *password_hash);
+/* Rows {id, email} of the customers whose email matches the LIKE pattern, by id. */
+antar_err_t store_users_email_like(const char *pattern, json_t **rows);
 /* Public columns only (never the hash). */
 antar_err_t store_user_get(long long id, json_t **row);
 /* {id, name, password_hash} by email (by_email) or phone. NOT_FOUND when none. */

@@ -487,3 +487,38 @@ Test(db, exec_of_a_select_leaves_the_connection_usable)
     ok(antar_db_exec("SELECT 1 UNION SELECT 2", ANTAR_DB_NOARGS, NULL, NULL), "exec select");
     ok(antar_db_ping(), "ping after");
 }
+
+/* No database needed: the SQL text of multi-row statements. */
+Test(db, sql_repeat_builds_placeholder_groups)
+{
+    char *s = antar_db_sql_repeat("INSERT INTO t (a, b) VALUES ", "(?, ?)", 3, "");
+    EXPECT_STR(s, "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)");
+    free(s);
+    s = antar_db_sql_repeat("SELECT id FROM t WHERE k IN (", "?", 1, ")");
+    EXPECT_STR(s, "SELECT id FROM t WHERE k IN (?)");
+    free(s);
+    cr_assert_null(antar_db_sql_repeat("x", "?", 0, ""), "n = 0 has no statement");
+    cr_assert_null(antar_db_sql_repeat(NULL, "?", 2, ""));
+}
+
+/* A multi-row INSERT from it binds every row's values. */
+Test(db, sql_repeat_multi_row_insert)
+{
+    NEED_DB();
+    make_types_table();
+    char *sql = antar_db_sql_repeat("INSERT INTO t_types (s, i) VALUES ", "(?, ?)", 3, "");
+    cr_assert_not_null(sql);
+    ok(antar_db_exec(sql,
+                     ANTAR_DB_ARGS(ANTAR_DB_S("r1"), ANTAR_DB_I(1), ANTAR_DB_S("r2"), ANTAR_DB_I(2),
+                                   ANTAR_DB_S("r3"), ANTAR_DB_I(3)),
+                     NULL, NULL),
+       "insert");
+    free(sql);
+    json_t *rows = NULL;
+    ok(antar_db_query("SELECT CAST(SUM(i) AS SIGNED) AS n, COUNT(*) AS c FROM t_types",
+                      ANTAR_DB_NOARGS, &rows),
+       "select");
+    EXPECT_INT(json_integer_value(json_object_get(json_array_get(rows, 0), "n")), 6);
+    EXPECT_INT(json_integer_value(json_object_get(json_array_get(rows, 0), "c")), 3);
+    json_decref(rows);
+}
