@@ -72,14 +72,14 @@ if [ "$(have driver)" -lt "$drivers" ] || [ "$(have user)" -lt "$customers" ]; t
         die "seeding customers failed"
     # The accounts without a token in the pool (new ones, and those whose token was refused).
     missing="$DIR/missing.tsv"
-    awk -F'\t' 'NR == FNR { have[$1 ":" $2] = 1; next } !have[$1 ":" $2] { print $1 "\t" $2 "\t" $3 }' \
+    awk -F'\t' 'FILENAME == ARGV[1] { have[$1 ":" $2] = 1; next } !have[$1 ":" $2] { print $1 "\t" $2 "\t" $3 }' \
         "$POOL" "$DIR/drivers.tsv" "$DIR/customers.tsv" >"$missing"
     if [ -s "$missing" ]; then
         cut -f1,2 "$missing" | tr '\t' ':' |
             "$REPO/scripts/stack.sh" exec core --issue-refresh-tokens >"$DIR/tokens.tsv" ||
             die "issuing refresh tokens failed"
         # subject<TAB>token → role<TAB>id<TAB>vehicle<TAB>token, in the seeding order.
-        (umask 077 && awk -F'\t' 'NR == FNR { tok[$1] = $2; next }
+        (umask 077 && awk -F'\t' 'FILENAME == ARGV[1] { tok[$1] = $2; next }
             { s = $1 ":" $2; if (s in tok) print $1 "\t" $2 "\t" $3 "\t" tok[s] }' \
             "$DIR/tokens.tsv" "$missing" >>"$POOL")
         rm -f "$DIR/tokens.tsv"

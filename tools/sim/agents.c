@@ -125,6 +125,40 @@ static void drv_start_timers(sim_t *s, driver_t *d)
     timer_add(s, now + rng_unit(&d->rng) * s->o.poll_s * 1000, T_DRV_POLL, i, ++d->gen_poll);
 }
 
+static void drv_to_pickup(sim_t *s, driver_t *d);
+
+static void on_resume(sim_t *s, http_req_t *r, int status, json_t *body)
+{
+    driver_t *d = &s->drv[r->agent];
+    json_t *items = json_object_get(json_object_get(body, "result"), "items"), *it;
+    size_t i;
+    if (d->st != D_RESUMING)
+        return;
+    d->st = D_IDLE;
+    if (status == 200 && json_is_array(items))
+        json_array_foreach(items, i, it)
+        {
+            const char *st = json_string_value(json_object_get(it, "status"));
+            if (!st || (strcmp(st, "accepted") != 0 && strcmp(st, "picked_up") != 0))
+                continue;
+            d->order_id = (long long)json_integer_value(json_object_get(it, "order_id"));
+            d->pickup.lat = json_number_value(json_object_get(it, "pickup_lat"));
+            d->pickup.lng = json_number_value(json_object_get(it, "pickup_lng"));
+            d->dropoff.lat = json_number_value(json_object_get(it, "dropoff_lat"));
+            d->dropoff.lng = json_number_value(json_object_get(it, "dropoff_lng"));
+            s->c.resumed_trips++;
+            if (strcmp(st, "accepted") == 0) {
+                drv_to_pickup(s, d);
+            } else {
+                d->st = D_ON_TRIP;
+                d->accept_ms = d->pickup_ms = sim_now(s);
+                drv_leg(s, d, d->dropoff);
+            }
+            return;
+        }
+    drv_wander(s, d);
+}
+
 static void on_status(sim_t *s, http_req_t *r, int status, json_t *body)
 {
     (void)body;
@@ -132,9 +166,11 @@ static void on_status(sim_t *s, http_req_t *r, int status, json_t *body)
     double now = sim_now(s);
     if (d->st == D_GOING_ONLINE) {
         if (status == 200) {
-            d->st = D_IDLE;
+            /* The app opens where it left off: a trip from before (an earlier run, a crash)
+             * is taken up again rather than left hanging. */
+            d->st = D_RESUMING;
             drv_start_timers(s, d);
-            drv_wander(s, d);
+            drv_send(s, d, "GET", "/trips?limit=3", 0, NULL, EP_TRIPS, now, 0, on_resume);
         } else {
             d->st = D_OFFLINE;
             timer_add(s, now + 5000, T_DRV_ACT, r->agent, ++d->gen_act);
@@ -493,6 +529,8 @@ static void order_event(sim_t *s, cust_t *c, const char *outcome)
 }
 
 static void on_order(sim_t *s, http_req_t *r, int status, json_t *body);
+static void on_adopt(sim_t *s, http_req_t *r, int status, json_t *body);
+static void cust_poll_later(sim_t *s, cust_t *c, double ms);
 
 static void order_body(const cust_t *c, char *b, size_t n)
 {
@@ -553,6 +591,36 @@ static void cust_poll_later(sim_t *s, cust_t *c, double ms)
     timer_add(s, sim_now(s) + ms, T_CUST_POLL, (int)(c - s->cust), ++c->gen_poll);
 }
 
+static void on_order_get(sim_t *s, http_req_t *r, int status, json_t *body);
+
+static void on_adopt(sim_t *s, http_req_t *r, int status, json_t *body)
+{
+    cust_t *c = &s->cust[r->agent];
+    json_t *items = json_object_get(json_object_get(body, "result"), "items"), *it;
+    size_t i;
+    if (c->st != C_ADOPTING)
+        return;
+    s->c.order_failed++; /* the new order was not placed */
+    if (status == 200 && json_is_array(items))
+        json_array_foreach(items, i, it)
+        {
+            const char *st = json_string_value(json_object_get(it, "status"));
+            if (!st || strcmp(st, "completed") == 0 || strcmp(st, "cancelled") == 0 ||
+                strcmp(st, "expired") == 0)
+                continue;
+            /* Follow it to its end: a search or a driver on the way is cancelled at once (the
+             * customer has moved on), a ride under way is ridden out. */
+            s->c.adopted_orders++;
+            c->order_id = (long long)json_integer_value(json_object_get(it, "id"));
+            c->st = C_WAITING;
+            c->placed_ms = sim_now(s);
+            c->patience_ms = 0;
+            cust_poll_later(s, c, 10);
+            return;
+        }
+    cust_idle(s, c);
+}
+
 static void on_order(sim_t *s, http_req_t *r, int status, json_t *body)
 {
     cust_t *c = &s->cust[r->agent];
@@ -575,6 +643,15 @@ static void on_order(sim_t *s, http_req_t *r, int status, json_t *body)
         s->c.retries++;
         int a = r->attempt < RETRY_MAX ? r->attempt : RETRY_MAX - 1;
         cust_order(s, c, sim_now(s) + retry_backoff_ms[a], r->attempt + 1);
+        return;
+    }
+    const char *msg = json_string_value(json_object_get(json_object_get(body, "error"), "message"));
+    if (status == 409 && msg && strstr(msg, "active order")) {
+        /* An order of this customer's from before (an earlier run, a crash): the app shows it
+         * and the customer deals with it before ordering again. */
+        c->st = C_ADOPTING;
+        cust_send(s, c, "GET", "/orders?limit=5", 0, NULL, NULL, EP_ORDER_LIST, sim_now(s), 0,
+                  on_adopt);
         return;
     }
     if (s->c.order_failed < 5) {
@@ -667,7 +744,9 @@ static void on_order_get(sim_t *s, http_req_t *r, int status, json_t *body)
     } else if (strcmp(st, "cancelled") == 0) {
         order_event(s, c, "cancelled");
         cust_idle(s, c);
-    } else if (strcmp(st, "searching") == 0 && now - c->placed_ms > c->patience_ms) {
+    } else if ((strcmp(st, "searching") == 0 ||
+                (strcmp(st, "accepted") == 0 && c->patience_ms == 0)) &&
+               now - c->placed_ms > c->patience_ms) {
         cust_send(s, c, "POST", "/orders/%lld/cancel", c->order_id,
                   "{\"reason\":\"waited too long\"}", NULL, EP_CANCEL, now, 0, on_cancel);
     } else {

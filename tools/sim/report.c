@@ -75,6 +75,7 @@ static const char *const ep_names[EP_COUNT] = {
     [EP_CANCEL] = "POST /orders/{id}/cancel",
     [EP_RATING] = "POST /orders/{id}/rating",
     [EP_TRIPS] = "GET /trips",
+    [EP_ORDER_LIST] = "GET /orders",
 };
 
 const char *endpoint_name(endpoint_t e)
@@ -216,7 +217,7 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
     const flow_counts_t *c = &s->c;
     double acked = c->acked ? (double)c->acked : 1;
     json_t *flow = json_pack(
-        "{sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sf sf sf}", "orders_offered",
+        "{sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sf sf sf}", "orders_offered",
         (json_int_t)c->placed, "orders_acked", (json_int_t)c->acked, "orders_failed",
         (json_int_t)c->order_failed, "declined_on_price", (json_int_t)c->declined_price,
         "no_idle_customer", (json_int_t)c->no_customer, "completed", (json_int_t)c->completed,
@@ -224,7 +225,8 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
         (json_int_t)c->cancelled_wind_down, "expired", (json_int_t)c->expired, "offers_accepted",
         (json_int_t)c->accepted_offers, "offers_rejected", (json_int_t)c->rejected_offers,
         "offers_lost", (json_int_t)c->lost_offers, "offers_missed", (json_int_t)c->missed_offers,
-        "ratings", (json_int_t)c->ratings, "pings", (json_int_t)c->pings, "retries",
+        "ratings", (json_int_t)c->ratings, "pings", (json_int_t)c->pings, "resumed_trips",
+        (json_int_t)c->resumed_trips, "adopted_orders", (json_int_t)c->adopted_orders, "retries",
         (json_int_t)c->retries, "dead_accounts", (json_int_t)c->dead_accounts, "completion_rate",
         (double)c->completed / acked, "cancel_rate", (double)c->cancelled / acked,
         "unfulfilled_rate", (double)c->expired / acked);

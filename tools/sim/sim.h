@@ -118,6 +118,7 @@ typedef enum {
     EP_CANCEL,
     EP_RATING,
     EP_TRIPS,
+    EP_ORDER_LIST,
     EP_COUNT
 } endpoint_t;
 
@@ -180,7 +181,8 @@ typedef enum {
     D_ON_TRIP,
     D_COMPLETING,
     D_GOING_OFFLINE,
-    D_DEAD /* no usable account */
+    D_RESUMING, /* reloading its trips after going online */
+    D_DEAD      /* no usable account */
 } driver_state_t;
 
 typedef struct {
@@ -203,7 +205,7 @@ typedef struct {
     long long last_offer_id;
 } driver_t;
 
-typedef enum { C_IDLE, C_ESTIMATING, C_ORDERING, C_WAITING, C_RIDING, C_DONE, C_DEAD } cust_state_t;
+typedef enum { C_IDLE, C_ESTIMATING, C_ORDERING, C_ADOPTING, C_WAITING, C_DEAD } cust_state_t;
 
 typedef struct {
     long long id;
@@ -256,7 +258,7 @@ typedef struct {
     uint64_t placed, acked, declined_price, no_customer, order_failed;
     uint64_t completed, cancelled, expired, lost_offers, rejected_offers, accepted_offers;
     uint64_t missed_offers, ratings, pings, dead_accounts, retries;
-    uint64_t pickup_refused, token_refreshes, cancelled_wind_down;
+    uint64_t pickup_refused, token_refreshes, cancelled_wind_down, resumed_trips, adopted_orders;
 } flow_counts_t;
 
 typedef struct timer {
