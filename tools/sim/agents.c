@@ -549,6 +549,8 @@ static void cust_order(sim_t *s, cust_t *c, double at, int attempt)
     char b[512];
     order_body(c, b, sizeof b);
     c->st = C_ORDERING;
+    if (attempt == 0) /* the order's clock starts at its first POST /orders, as intended */
+        c->placed_ms = at;
     cust_send(s, c, "POST", "/orders", 0, b, c->idem, EP_ORDER, at, attempt, on_order);
 }
 
