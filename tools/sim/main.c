@@ -758,8 +758,12 @@ static int run(sim_t *s)
 int main(int argc, char **argv)
 {
     sim_t *s = calloc(1, sizeof *s);
-    if (!s || parse_opts(argc, argv, &s->o) != 0)
+    if (!s)
         return 2;
+    if (parse_opts(argc, argv, &s->o) != 0) {
+        free(s);
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
