@@ -18,7 +18,8 @@
 #
 # Environment: ANTAR_PORT_OFFSET (0), ANTAR_RUN_DIR (<repo>/.run: the stack's secrets and
 # pids), ANTAR_BUILD_DIR (<repo>/build: for bench/tiny.c), ANTAR_BENCH_DURATION (10s),
-# ANTAR_BENCH_CONNECTIONS (50), ANTAR_BENCH_RUNS (3), ANTAR_BENCH_OUT (bench/results.md).
+# ANTAR_BENCH_CONNECTIONS (50), ANTAR_BENCH_RUNS (3), ANTAR_BENCH_OUT (bench/results.md),
+# ANTAR_BENCH_ONLY_PING=1 (section (d) alone).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -285,7 +286,8 @@ ping_section() {
     echo
     email="bench-ping-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')@example.com"
     phone="+62813$(printf '%07d' $(((RANDOM * 32768 + RANDOM) % 10000000)))"
-    plate="B $((RANDOM % 9000 + 1000)) $(tr -dc A-Z </dev/urandom | head -c3)"
+    local letters=ABCDEFGHIJKLMNOPQRSTUVWXYZ
+    plate="B $((RANDOM % 9000 + 1000)) ${letters:$((RANDOM % 26)):1}${letters:$((RANDOM % 26)):1}"
     curl -s --max-time 10 -H 'Content-Type: application/json' \
         -d "{\"name\":\"Bench\",\"email\":\"$email\",\"phone\":\"$phone\",\"password\":\"bench-password-1\",\"vehicle_type\":\"motorcycle\",\"plate_number\":\"$plate\"}" \
         "$DRIVER_URL/drivers" >/dev/null
@@ -324,8 +326,10 @@ ping_section() {
     echo "by req/s; $PINNED. Binaries: the running stack's (\`make up\`: RelWithDebInfo) and"
     echo "$BUILD for bench/tiny.c. Loopback only."
     echo
-    section_a
-    stack_sections
+    if [ "${ANTAR_BENCH_ONLY_PING:-0}" != 1 ]; then
+        section_a
+        stack_sections
+    fi
     if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$DRIVER_URL/health")" = 200 ]; then
         ping_section
     fi
