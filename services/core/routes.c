@@ -136,9 +136,10 @@ static void presence_put(antar_req_t *req)
 
 /* POST /internal/drivers/positions {positions: [{driver_id, lat, lng}, ...]} (1 to
  * CORE_POSITIONS_MAX items) → {applied, ignored, unknown: [ids]}. driver-service's batch of
- * location pings. Items are checked as strictly as presence's fields (numbers may come as
- * strings holding them, as everywhere on internal routes); the first bad one is a 422 naming
- * it ("positions[3].lat") and nothing of the batch is applied. */
+ * location pings. In a form body, positions is that array as JSON text. Items are checked as
+ * strictly as presence's fields (numbers may come as strings holding them, as everywhere on
+ * internal routes); the first bad one is a 422 naming it ("positions[3].lat") and nothing of the
+ * batch is applied. */
 #define CORE_POSITIONS_MAX 1000
 
 /* A JSON number, or a string holding one in full (the lenient internal reading). */
@@ -162,6 +163,16 @@ static bool lenient_number(json_t *v, double *out)
 static void positions_post(antar_req_t *req)
 {
     json_t *list = json_object_get(antar_req_body(req), "positions");
+    if (json_is_string(list)) {
+        /* A form body (or a sender that wrote the list as text) carries it as JSON text. */
+        list = antar_req_keep(
+            req, json_loadb(json_string_value(list), json_string_length(list), 0, NULL));
+        if (!list) {
+            antar_http_fail(req, ANTAR_E_INVALID_FIELD, "positions",
+                            "positions must be an array of 1 to %d positions", CORE_POSITIONS_MAX);
+            return;
+        }
+    }
     if (!list || json_is_null(list)) {
         antar_http_fail(req, ANTAR_E_MISSING_FIELD, "positions", "positions is required");
         return;

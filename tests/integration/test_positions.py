@@ -133,6 +133,14 @@ def test_positions_route_rejections(edge, core_api, user_service_token):
                         "positions[0].lat")]:
         r = core_api.post("/internal/drivers/positions", json=bad, token=tok)
         assert r.status == 422 and r.error["field"] == field, (bad, r)
+    r = core_api.post("/internal/drivers/positions", form={"positions": "[{\"driver_id\": 1"},
+                      token=tok)
+    assert r.status == 422 and r.error["field"] == "positions", r
+    fake = _fake_id()
+    r = core_api.post("/internal/drivers/positions",
+                      form={"positions": f'[{{"driver_id":{fake},"lat":-6.2,"lng":106.8}}]'},
+                      token=tok)
+    assert r.status == 200 and r.result["unknown"] == [fake], r
     too_many = {"positions": [{"driver_id": i + 1, "lat": 1, "lng": 1} for i in range(1001)]}
     r = core_api.post("/internal/drivers/positions", json=too_many, token=tok)
     assert r.status in (413, 422), r
