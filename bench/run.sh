@@ -7,7 +7,9 @@
 #      per-request work (ids, headers, a JSON log line);
 #  (b) real work: POST /fares/estimate on core-service vs bench/node_fares.js doing the same
 #      work on the same Redis (needs the stack: `make up`);
-#  (c) the stack's other endpoints: GET /nope (404), GET /health, GET /orders/{id}.
+#  (c) the stack's other endpoints: GET /nope (404), GET /health, GET /orders/{id};
+#  (d) the location ping PUT /drivers/me/location (driver token + CSRF), direct on driver-service
+#      and through the edge, with the CPU each process of the stack spent per ping.
 #
 # Every run: the server under test pinned to CPU 1 and wrk to CPU 0 (taskset; as STACK.md
 # measured), one unrecorded 1 s warm-up, then wrk -t1 -c$CONN -d$DUR, RUNS runs, the median run by req/s reported with its p50
@@ -16,7 +18,8 @@
 #
 # Environment: ANTAR_PORT_OFFSET (0), ANTAR_RUN_DIR (<repo>/.run: the stack's secrets and
 # pids), ANTAR_BUILD_DIR (<repo>/build: for bench/tiny.c), ANTAR_BENCH_DURATION (10s),
-# ANTAR_BENCH_CONNECTIONS (50), ANTAR_BENCH_RUNS (3), ANTAR_BENCH_OUT (bench/results.md).
+# ANTAR_BENCH_CONNECTIONS (50), ANTAR_BENCH_RUNS (3), ANTAR_BENCH_OUT (bench/results.md),
+# ANTAR_BENCH_ONLY_PING=1 (section (d) alone).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,6 +32,8 @@ RUNS="${ANTAR_BENCH_RUNS:-3}"
 OUT="${ANTAR_BENCH_OUT:-$REPO/bench/results.md}"
 USER_URL="http://127.0.0.1:$((8001 + OFF))"
 CORE_URL="http://127.0.0.1:$((8003 + OFF))"
+DRIVER_URL="http://127.0.0.1:$((8002 + OFF))"
+EDGE_URL="http://127.0.0.1:$((8080 + OFF))"
 TINY_PORT=$((8091 + OFF))
 NODE_PORT=$((8092 + OFF))
 NODE_FARES_PORT=$((8093 + OFF))
@@ -227,6 +232,91 @@ stack_sections() {
     echo
 }
 
+# ---- (d) the location ping ---------------------------------------------------------------------
+# CPU seconds (utime + stime) of a pid, from /proc.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# One ping row: like row(), plus µs of CPU per request of every process of the stack over the
+# recorded runs (driver-service, core, Redis, MariaDB, HAProxy). Server pinned as row() does.
+ping_row() {
+    local name="$1" url="$2" pid="$3" lines="" line med comps=(driver core redis mariadb haproxy)
+    local -A before after pids
+    for c in "${comps[@]}"; do pids[$c]="$(cat "$RUN/$c.pid" 2>/dev/null || echo 0)"; done
+    cat "$REPO/bench/put_json.lua" "$REPO/bench/report.lua" >"$TMP/s.lua"
+    pin "$pid"
+    ANTAR_BENCH_TOKEN="$dtoken" ANTAR_BENCH_CSRF="$dcsrf" ANTAR_BENCH_BODY="$BODY" \
+        timeout 30 "${WRK_PIN[@]}" wrk -t1 -c"$CONN" -d1s --timeout 5s -s "$TMP/s.lua" "$url" \
+        >/dev/null 2>&1 || true
+    for c in "${comps[@]}"; do before[$c]="$(cpu_ticks "${pids[$c]}")"; done
+    local total=0
+    for i in $(seq 1 "$RUNS"); do
+        echo "bench: $name run $i/$RUNS ($DUR, $CONN connections)" >&2
+        line="$(ANTAR_BENCH_TOKEN="$dtoken" ANTAR_BENCH_CSRF="$dcsrf" ANTAR_BENCH_BODY="$BODY" \
+            timeout 60 "${WRK_PIN[@]}" wrk -t1 -c"$CONN" -d"$DUR" --timeout 5s -s "$TMP/s.lua" "$url" |
+            grep '^ANTAR_RESULT' || true)"
+        if [ -n "$line" ]; then
+            lines+="${line#ANTAR_RESULT }"$'\n'
+            total=$((total + $(echo "$line" | sed 's/.*requests=\([0-9]*\).*/\1/')))
+        fi
+    done
+    for c in "${comps[@]}"; do after[$c]="$(cpu_ticks "${pids[$c]}")"; done
+    unpin "$pid"
+    if [ -z "$lines" ] || [ "$total" -eq 0 ]; then
+        printf '| %s | failed | | | | | | | | |\n' "$name"
+        return
+    fi
+    med="$(printf '%s' "$lines" | sed 's/^rps=//' | sort -n | awk '{a[NR] = $0} END {print a[int(NR / 2) + 1]}')"
+    local rps p50_ms p99_ms non2xx errors cpus="" sum=0 us
+    # shellcheck disable=SC2086
+    eval "$(echo "rps=$med" | tr ' ' '\n' | grep -E '^(rps|p50_ms|p99_ms|non2xx|errors)=[0-9.]+$')"
+    for c in "${comps[@]}"; do
+        us="$(awk -v d="$((after[$c] - before[$c]))" -v t="$(getconf CLK_TCK)" -v r="$total" \
+            'BEGIN {printf "%.1f", d / t * 1e6 / r}')"
+        cpus+="$us | "
+        sum="$(awk -v a="$sum" -v b="$us" 'BEGIN {printf "%.1f", a + b}')"
+    done
+    printf '| %s | %s | %s | %s | %s%s | %s |\n' "$name" "$rps" "$p50_ms" "$p99_ms" "$cpus" "$sum" \
+        "$((non2xx + errors))"
+}
+
+ping_section() {
+    local driver_pid email phone plate
+    driver_pid="$(cat "$RUN/driver.pid" 2>/dev/null || true)"
+    echo "## (d) PUT /drivers/me/location (driver token + CSRF; the location ping)"
+    echo
+    email="bench-ping-$(od -An -tx1 -N6 /dev/urandom | tr -d ' \n')@example.com"
+    phone="+62813$(printf '%07d' $(((RANDOM * 32768 + RANDOM) % 10000000)))"
+    local letters=ABCDEFGHIJKLMNOPQRSTUVWXYZ
+    plate="B $((RANDOM % 9000 + 1000)) ${letters:$((RANDOM % 26)):1}${letters:$((RANDOM % 26)):1}"
+    curl -s --max-time 10 -H 'Content-Type: application/json' \
+        -d "{\"name\":\"Bench\",\"email\":\"$email\",\"phone\":\"$phone\",\"password\":\"bench-password-1\",\"vehicle_type\":\"motorcycle\",\"plate_number\":\"$plate\"}" \
+        "$DRIVER_URL/drivers" >/dev/null
+    dtoken="$(curl -s --max-time 10 "$CORE_URL/oauth/token" --data-urlencode grant_type=password \
+        --data-urlencode "username=$email" --data-urlencode password=bench-password-1 \
+        --data-urlencode client_id=driver-app | jq -r '.access_token // empty')"
+    dcsrf="$(curl -s --max-time 10 -H "Authorization: Bearer $dtoken" "$CORE_URL/csrf" |
+        jq -r '.result.csrf_token // empty')"
+    curl -s --max-time 10 -X PUT -H "Authorization: Bearer $dtoken" -H "X-CSRF-Token: $dcsrf" \
+        -H 'Content-Type: application/json' -d '{"status":"online"}' \
+        "$DRIVER_URL/drivers/me/status" >/dev/null
+    echo "| path | req/s (median) | p50 ms | p99 ms | driver µs/req | core | Redis | MariaDB | HAProxy | all | non-2xx+errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    if [ -z "$dtoken" ] || [ -z "$dcsrf" ]; then
+        echo "| PUT /drivers/me/location | not run (could not sign up and log in a driver) | | | | | | | | | |"
+    else
+        BODY='{"lat":-6.1754,"lng":106.8272}'
+        ping_row "direct, driver-service (8 threads)" "$DRIVER_URL/drivers/me/location" "$driver_pid"
+        ping_row "through the edge (HAProxy)" "$EDGE_URL/drivers/me/location" "$driver_pid"
+    fi
+    echo
+    echo "CPU is utime + stime from /proc over all recorded runs, divided by the requests they"
+    echo "answered; it includes the background work the pings cause (driver-service's batches to"
+    echo "core, core's Lua batch in Redis, the batched UPDATEs). HAProxy, Redis and MariaDB are"
+    echo "not pinned. One driver pings over and over: in the city 20,000 drivers ping every 4 s,"
+    echo "so each batch carries more distinct drivers (see bench/notes.md)."
+    echo
+}
+
 {
     echo "# Benchmarks"
     echo
@@ -236,8 +326,13 @@ stack_sections() {
     echo "by req/s; $PINNED. Binaries: the running stack's (\`make up\`: RelWithDebInfo) and"
     echo "$BUILD for bench/tiny.c. Loopback only."
     echo
-    section_a
-    stack_sections
+    if [ "${ANTAR_BENCH_ONLY_PING:-0}" != 1 ]; then
+        section_a
+        stack_sections
+    fi
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$DRIVER_URL/health")" = 200 ]; then
+        ping_section
+    fi
     if [ -f "$REPO/bench/notes.md" ]; then
         echo
         cat "$REPO/bench/notes.md"

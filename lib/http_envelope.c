@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "antar/log.h"
+#include "antar/util.h"
 #include "http_internal.h"
 
 json_t *antar_envelope(int status, json_t *result, antar_err_t err, const char *field,
@@ -61,7 +62,7 @@ void antar_req_set_response(antar_req_t *req, int status, const char *content_ty
 /* Serialises doc (stolen) as the response. */
 static void reply_doc(antar_req_t *req, int status, json_t *doc, bool envelope)
 {
-    char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    char *text = doc ? antar_json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (!text) {
         /* Out of memory: a fixed body still tells the client what happened. */

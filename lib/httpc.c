@@ -325,7 +325,7 @@ static antar_err_t call_once(antar_svc_t target, const char *method, const char 
         }
     }
     if (body) {
-        json = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        json = antar_json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!json) {
             err = ANTAR_E_NOMEM;
             goto out;

@@ -1,7 +1,9 @@
-/* util.c — clocks and RFC 3339 time formatting/parsing. */
+/* util.c — clocks, RFC 3339 time formatting/parsing, JSON text with exact short reals. */
 #include "antar/util.h"
 
 #include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -168,4 +170,59 @@ size_t antar_utf8_decode(const unsigned char *p, const unsigned char *end, unsig
         return 0;
     *cp = v;
     return need + 1;
+}
+
+int antar_real_digits(double v)
+{
+    char buf[40];
+    if (!isfinite(v))
+        return 17;
+    /* 15 digits always read back for a decimal of at most 15 digits, which is what clients
+     * send; shorter ones are found only when 15 works, because %g drops trailing zeros anyway
+     * (%.15g of -6.1754 is "-6.1754"). Most values stop at the first try. */
+    for (int p = 15; p <= 17; p++) {
+        snprintf(buf, sizeof buf, "%.*g", p, v);
+        if (strtod(buf, NULL) == v)
+            return p;
+    }
+    return 17;
+}
+
+/* The largest antar_real_digits over the reals of doc (0 when it has none). */
+static int doc_digits(const json_t *doc, int depth)
+{
+    int best = 0, d;
+    const char *key;
+    const json_t *v;
+    size_t i;
+    if (depth > 64) /* deeper than anything we build: keep jansson's exact default */
+        return 17;
+    switch (json_typeof(doc)) {
+    case JSON_REAL:
+        return antar_real_digits(json_real_value(doc));
+    case JSON_OBJECT:
+        json_object_foreach((json_t *)doc, key, v)
+        {
+            if ((d = doc_digits(v, depth + 1)) > best)
+                best = d;
+        }
+        return best;
+    case JSON_ARRAY:
+        json_array_foreach(doc, i, v)
+        {
+            if ((d = doc_digits(v, depth + 1)) > best)
+                best = d;
+        }
+        return best;
+    default:
+        return 0;
+    }
+}
+
+char *antar_json_dumps(const json_t *doc, size_t flags)
+{
+    int digits = doc ? doc_digits(doc, 0) : 0;
+    if (digits > 0)
+        flags |= JSON_REAL_PRECISION(digits);
+    return json_dumps(doc, flags);
 }

@@ -1,8 +1,9 @@
-/* antar/util.h — small shared helpers: clocks and time formatting. */
+/* antar/util.h — small shared helpers: clocks, time formatting, JSON text. */
 #ifndef ANTAR_UTIL_H
 #define ANTAR_UTIL_H
 
 #include <stddef.h>
+#include <jansson.h>
 
 /* Wall clock, ms since the epoch. */
 long long antar_now_ms(void);
@@ -16,5 +17,17 @@ void antar_time_rfc3339(long long ms, char out[32]);
 size_t antar_utf8_decode(const unsigned char *p, const unsigned char *end, unsigned *cp);
 /* Parse RFC 3339 (Z or ±hh:mm, optional fraction) to ms. -1 when invalid. */
 long long antar_time_parse(const char *s);
+
+/* json_dumps(doc, flags) with reals written as short as they can be without changing their
+ * value: the smallest precision from 15 to 17 digits at which every real in doc reads back as
+ * the same double (%g drops trailing zeros, so a short decimal stays short), so -6.1754 is written
+ * "-6.1754" and not jansson's default "-6.1753999999999998". One precision serves the whole
+ * document (jansson takes one per dump): when one real needs 17 digits, the others are written at
+ * 17 too, still exactly. flags must not carry a JSON_REAL_PRECISION of its own. Returns a malloc'd
+ * string the caller frees, or NULL (out of memory, or what json_dumps refuses). */
+char *antar_json_dumps(const json_t *doc, size_t flags);
+/* The fewest significant digits from 15 to 17 with which "%.*g" of v reads back as v (17 for
+ * NaN and infinities, which JSON cannot carry anyway). */
+int antar_real_digits(double v);
 
 #endif

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "antar/error.h"
+#include "dispatch_store.h"
 
 typedef struct {
     long offer_ttl_s;    /* ANTAR_OFFER_TTL_S (15): how long a driver may answer an offer */
@@ -64,6 +65,9 @@ antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core
  * → {driver_id, status, vehicle_type?, lat?, lng?}. KV when Redis fails. */
 antar_err_t core_presence_set(long long driver_id, bool online, const char *vt, bool has_pos,
                               double lat, double lng, json_t **out);
+/* The latest positions of n drivers (a batch from driver-service's location pings) →
+ * {applied, ignored, unknown: [ids]}: see core_store_positions. KV when Redis fails. */
+antar_err_t core_presence_positions(const core_position_t *p, size_t n, json_t **out);
 /* A driver became available again (order_id given or 0) or busy with order_id → {driver_id,
  * available, applied, order_id?}; applied is false for a late message about an older order. */
 antar_err_t core_availability_set(long long driver_id, bool available, long long order_id,

@@ -20,6 +20,7 @@
 /* A demand counter outlives the window by a minute. */
 #define DEMAND_TTL_S "660"
 #define GEO_MAX_LAT 85.05112878
+#define GEO_MAX_LAT_S "85.05112878"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -65,23 +66,47 @@ static antar_err_t reply_done(redisReply *r, const char *op)
     return err;
 }
 
-/* EVAL script with nkeys keys followed by the arguments; args[] holds keys then ARGV. */
-static redisReply *eval(const char *script, int nkeys, const char *const *args, int nargs)
+/* cmd ("EVAL" or "EVALSHA") of script (its text or SHA1) with nkeys keys followed by the
+ * arguments; args[] holds keys then ARGV. Small calls use the stack; a long argument list (the
+ * position batches) is allocated. NULL when out of memory. */
+static redisReply *eval_cmd(const char *cmd, const char *script, int nkeys, const char *const *args,
+                            int nargs)
 {
-    const char *argv[24];
-    size_t lens[24];
+    const char *argv_small[24];
+    size_t lens_small[24];
+    const char **argv = argv_small;
+    size_t *lens = lens_small;
     char nk[8];
-    if (nargs + 3 > 24)
+    if (nargs < 0)
         return NULL;
+    if (nargs + 3 > 24) {
+        argv = malloc((size_t)(nargs + 3) * sizeof *argv);
+        lens = malloc((size_t)(nargs + 3) * sizeof *lens);
+        if (!argv || !lens) {
+            free(argv);
+            free(lens);
+            return NULL;
+        }
+    }
     snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVAL";
+    argv[0] = cmd;
     argv[1] = script;
     argv[2] = nk;
     for (int i = 0; i < nargs; i++)
         argv[3 + i] = args[i];
     for (int i = 0; i < nargs + 3; i++)
         lens[i] = strlen(argv[i]);
-    return antar_kv_commandv(nargs + 3, argv, lens);
+    redisReply *r = antar_kv_commandv(nargs + 3, argv, lens);
+    if (argv != argv_small) {
+        free(argv);
+        free(lens);
+    }
+    return r;
+}
+
+static redisReply *eval(const char *script, int nkeys, const char *const *args, int nargs)
+{
+    return eval_cmd("EVAL", script, nkeys, args, nargs);
 }
 
 #define EVAL(script, nkeys, ...)                                                                   \
@@ -305,20 +330,7 @@ static redisReply *eval_cached(lua_cached_t *s, int nkeys, const char *const *ar
         cached_load(s);
     if (atomic_load(&s->state) != 2)
         return eval(s->src, nkeys, args, nargs);
-    const char *argv[24];
-    size_t lens[24];
-    char nk[8];
-    if (nargs + 3 > 24)
-        return NULL;
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA";
-    argv[1] = s->sha;
-    argv[2] = nk;
-    for (int i = 0; i < nargs; i++)
-        argv[3 + i] = args[i];
-    for (int i = 0; i < nargs + 3; i++)
-        lens[i] = strlen(argv[i]);
-    redisReply *r = antar_kv_commandv(nargs + 3, argv, lens);
+    redisReply *r = eval_cmd("EVALSHA", s->sha, nkeys, args, nargs);
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
         freeReplyObject(r);
         r = eval(s->src, nkeys, args, nargs);
@@ -400,6 +412,82 @@ antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool coun
     }
     if (r)
         freeReplyObject(r);
+    return err;
+}
+
+/* ---- position batches ------------------------------------------------------------------- */
+
+/* The location pings of many drivers in one round trip. ARGV[1] is now (ms), then one
+ * (id, lng, lat) triple per driver. A driver is moved only when core knows them as online
+ * (available or busy, the status left as it is); an offline driver is left out of the index;
+ * a driver with no state here (Redis lost it, or never told) is returned as unknown, for
+ * driver-service to tell us again in full. A latitude Redis cannot index takes the driver out
+ * of the index, as presence does. Returns {applied, ignored, {unknown ids}}. */
+static lua_cached_t lua_positions = {
+    .src = "local applied, ignored, unknown = 0, 0, {}\n"
+           "for i = 2, #ARGV, 3 do\n"
+           "  local id = ARGV[i]\n"
+           "  local h = redis.call('HMGET', 'driver:' .. id, 'status', 'vehicle_type')\n"
+           "  local vt = h[2]\n"
+           "  if h[1] == 'offline' then\n"
+           "    ignored = ignored + 1\n"
+           "  elseif not h[1] or (vt ~= 'motorcycle' and vt ~= 'car') then\n"
+           "    unknown[#unknown + 1] = id\n"
+           "  else\n"
+           "    local lat = tonumber(ARGV[i + 2])\n"
+           "    if lat >= -" GEO_MAX_LAT_S " and lat <= " GEO_MAX_LAT_S " then\n"
+           "      redis.call('GEOADD', 'geo:drivers:' .. vt, ARGV[i + 1], ARGV[i + 2], id)\n"
+           "      redis.call('ZADD', 'drivers:seen', ARGV[1], id)\n"
+           "    else\n"
+           "      redis.call('ZREM', 'geo:drivers:' .. vt, id)\n"
+           "      redis.call('ZREM', 'drivers:seen', id)\n"
+           "    end\n"
+           "    applied = applied + 1\n"
+           "  end\n"
+           "end\n"
+           "return {applied, ignored, unknown}\n",
+};
+
+antar_err_t core_store_positions(const core_position_t *p, size_t n, long long now_ms,
+                                 long long *applied, long long *ignored, long long *unknown,
+                                 size_t *n_unknown)
+{
+    num_t now = num_ll(now_ms);
+    num_t *nums = calloc(n * 3, sizeof *nums);
+    const char **args = calloc(1 + n * 3, sizeof *args);
+    antar_err_t err = ANTAR_E_NOMEM;
+    redisReply *r = NULL;
+    if (!nums || !args)
+        goto out;
+    args[0] = now.b;
+    for (size_t i = 0; i < n; i++) {
+        nums[3 * i] = num_ll(p[i].driver_id);
+        nums[3 * i + 1] = num_deg(p[i].lng);
+        nums[3 * i + 2] = num_deg(p[i].lat);
+        for (size_t k = 0; k < 3; k++)
+            args[1 + 3 * i + k] = nums[3 * i + k].b;
+    }
+    r = eval_cached(&lua_positions, 0, args, (int)(1 + n * 3));
+    err = reply_ok(r, "positions");
+    if (err == ANTAR_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                            r->element[2]->type != REDIS_REPLY_ARRAY)) {
+        antar_log_json("error", "redis_error",
+                       json_pack("{ss ss}", "op", "positions", "error", "unexpected reply shape"));
+        err = ANTAR_E_KV;
+    }
+    if (err == ANTAR_OK) {
+        const redisReply *u = r->element[2];
+        *applied = reply_int(r->element[0]);
+        *ignored = reply_int(r->element[1]);
+        *n_unknown = 0;
+        for (size_t i = 0; i < u->elements && i < n; i++)
+            unknown[(*n_unknown)++] = reply_int(u->element[i]);
+    }
+out:
+    if (r)
+        freeReplyObject(r);
+    free(nums);
+    free(args);
     return err;
 }
 

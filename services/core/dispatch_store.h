@@ -40,6 +40,19 @@ antar_err_t core_store_presence_offline(long long driver_id);
  * busy with order_id. */
 antar_err_t core_store_availability(long long driver_id, bool available, long long order_id,
                                     bool *applied);
+/* One driver's latest position in a batch. */
+typedef struct {
+    long long driver_id;
+    double lat, lng;
+} core_position_t;
+/* Apply n positions in one round trip (see lua_positions): a driver known to be online (available
+ * or busy; the status is left as it is) moves in geo:drivers:<vt> and drivers:seen = now_ms; an
+ * offline driver is not indexed (*ignored); a driver with no state is put in unknown[] (room for
+ * n ids; *n_unknown of them) and not indexed. KV when Redis fails (nothing to undo: each move is
+ * whole). */
+antar_err_t core_store_positions(const core_position_t *p, size_t n, long long now_ms,
+                                 long long *applied, long long *ignored, long long *unknown,
+                                 size_t *n_unknown);
 /* Drop positions last seen before cutoff_ms from the geo indexes; *purged = how many. */
 antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged);
 

@@ -1,5 +1,7 @@
 /* presence.c — the driver presence index, fed by driver-service through routes.c: who is
  * online, where, and whether they are free. The state itself is in Redis (dispatch_store.c). */
+#include <stdlib.h>
+
 #include "antar/log.h"
 #include "antar/util.h"
 #include "dispatch.h"
@@ -46,4 +48,34 @@ antar_err_t core_availability_set(long long driver_id, bool available, long long
         json_object_set_new(res, "order_id", json_integer(order_id));
     *out = res;
     return ANTAR_OK;
+}
+
+antar_err_t core_presence_positions(const core_position_t *p, size_t n, json_t **out)
+{
+    long long applied = 0, ignored = 0;
+    size_t n_unknown = 0;
+    long long *unknown = calloc(n ? n : 1, sizeof *unknown);
+    if (!unknown)
+        return ANTAR_E_NOMEM;
+    antar_err_t err =
+        core_store_positions(p, n, antar_now_ms(), &applied, &ignored, unknown, &n_unknown);
+    json_t *res = NULL, *ids = NULL;
+    if (err != ANTAR_OK)
+        goto out;
+    err = ANTAR_E_NOMEM;
+    if (!(ids = json_array()))
+        goto out;
+    for (size_t i = 0; i < n_unknown; i++)
+        if (json_array_append_new(ids, json_integer(unknown[i])) != 0)
+            goto out;
+    res = json_pack("{sI sI sO}", "applied", (json_int_t)applied, "ignored", (json_int_t)ignored,
+                    "unknown", ids);
+    if (!res)
+        goto out;
+    *out = res;
+    err = ANTAR_OK;
+out:
+    json_decref(ids);
+    free(unknown);
+    return err;
 }

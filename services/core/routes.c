@@ -2,6 +2,10 @@
  * and validates its fields (replying the 4xx that names the field), takes the caller from the
  * verified principal, calls fares.c, presence.c or dispatch.c, and replies once. Domain errors
  * become a status and an envelope here and nowhere else. (The OAuth routes are oauth.c's.) */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
@@ -129,6 +133,96 @@ static void presence_put(antar_req_t *req)
     json_t *out = NULL;
     antar_err_t err = core_presence_set(id, online, vt, has_lat, lat, lng, &out);
     reply(req, err, 200, out, NULL);
+}
+
+/* POST /internal/drivers/positions {positions: [{driver_id, lat, lng}, ...]} (1 to
+ * CORE_POSITIONS_MAX items) → {applied, ignored, unknown: [ids]}. driver-service's batch of
+ * location pings. In a form body, positions is that array as JSON text. Items are checked as
+ * strictly as presence's fields (numbers may come as strings holding them, as everywhere on
+ * internal routes); the first bad one is a 422 naming it ("positions[3].lat") and nothing of the
+ * batch is applied. */
+#define CORE_POSITIONS_MAX 1000
+
+/* A JSON number, or a string holding one in full (the lenient internal reading). */
+static bool lenient_number(json_t *v, double *out)
+{
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return true;
+    }
+    const char *s = json_string_value(v);
+    if (!s || !*s || strlen(s) > 40)
+        return false;
+    char *end = NULL;
+    double d = strtod(s, &end);
+    if (*end || !isfinite(d) || !(isdigit((unsigned char)s[0]) || s[0] == '-'))
+        return false;
+    *out = d;
+    return true;
+}
+
+static void positions_post(antar_req_t *req)
+{
+    json_t *list = json_object_get(antar_req_body(req), "positions");
+    if (json_is_string(list)) {
+        /* A form body (or a sender that wrote the list as text) carries it as JSON text. */
+        list = antar_req_keep(
+            req, json_loadb(json_string_value(list), json_string_length(list), 0, NULL));
+        if (!list) {
+            antar_http_fail(req, ANTAR_E_INVALID_FIELD, "positions",
+                            "positions must be an array of 1 to %d positions", CORE_POSITIONS_MAX);
+            return;
+        }
+    }
+    if (!list || json_is_null(list)) {
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, "positions", "positions is required");
+        return;
+    }
+    size_t n = json_array_size(list);
+    if (!json_is_array(list) || n == 0 || n > CORE_POSITIONS_MAX) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "positions",
+                        "positions must be an array of 1 to %d positions", CORE_POSITIONS_MAX);
+        return;
+    }
+    core_position_t *p = calloc(n, sizeof *p);
+    if (!p) {
+        antar_http_fail(req, ANTAR_E_NOMEM, NULL, NULL);
+        return;
+    }
+    static const char *const names[] = {"driver_id", "lat", "lng"};
+    static const double lo[] = {1, -90, -180}, hi[] = {MAX_ID, 90, 180};
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(list, i);
+        double v[3];
+        for (int k = 0; k < 3; k++) {
+            json_t *f = json_object_get(item, names[k]);
+            char field[48];
+            snprintf(field, sizeof field, "positions[%zu].%s", i, names[k]);
+            if (!json_is_object(item) || !f || json_is_null(f)) {
+                antar_http_fail(req, ANTAR_E_MISSING_FIELD, field, "%s is required", field);
+                goto fail;
+            }
+            bool ok = lenient_number(f, &v[k]) && v[k] >= lo[k] && v[k] <= hi[k] &&
+                      (k > 0 || v[k] == (double)(long long)v[k]);
+            if (!ok) {
+                if (k == 0)
+                    antar_http_fail(req, ANTAR_E_INVALID_FIELD, field, "%s must be an integer id",
+                                    field);
+                else
+                    antar_http_fail(req, ANTAR_E_INVALID_FIELD, field,
+                                    "%s must be a number between %g and %g", field, lo[k], hi[k]);
+                goto fail;
+            }
+        }
+        p[i] = (core_position_t){(long long)v[0], v[1], v[2]};
+    }
+    json_t *out = NULL;
+    antar_err_t err = core_presence_positions(p, n, &out);
+    free(p);
+    reply(req, err, 200, out, NULL);
+    return;
+fail:
+    free(p);
 }
 
 /* PUT /internal/drivers/{id}/availability {available, order_id?} */
@@ -287,6 +381,7 @@ const antar_route_t core_dispatch_routes[] = {
     {"POST", "/internal/dispatch/{order_id}/cancel", dispatch_cancel, SVC, 0},
     {"PUT", "/internal/drivers/{id}/presence", presence_put, SVC, 0},
     {"PUT", "/internal/drivers/{id}/availability", availability_put, SVC, 0},
+    {"POST", "/internal/drivers/positions", positions_post, SVC, 0},
     {"GET", "/internal/audit/presence", audit_presence, ANTAR_AUTH_SERVICE, "ops", 0},
     {"GET", "/internal/audit/dispatches", audit_dispatches, ANTAR_AUTH_SERVICE, "ops", 0},
 };

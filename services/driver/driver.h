@@ -47,8 +47,14 @@ antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out, c
 /* Go online/offline: tells core (sync) first, then records it. CONFLICT when going offline
  * during a trip; UNAVAILABLE/TIMEOUT/UPSTREAM when core cannot take it (nothing changed). */
 antar_err_t driver_set_status(long long id, const char *status, json_t **out);
-/* Record the position and pass it to core → {lat, lng, updated_at}. */
+/* Record the position (positions.c: in memory, to core within a flush interval, to the row in
+ * batches) → {lat, lng, updated_at}. UNAVAILABLE/TIMEOUT only on a driver's synchronous ping
+ * (the first one this process sees, or the first after going online) when core cannot take it. */
 antar_err_t driver_set_location(long long id, double lat, double lng, json_t **out);
+/* Tell core again in full who the driver is (status and vehicle type from the row) and where
+ * (lat, lng): for a driver core has no state for. Errors are logged, not returned: the next
+ * ping that core reports unknown tries again. */
+void driver_presence_resync(long long id, double lat, double lng);
 /* {total, currency, trips, today} (today = the current day in Jakarta, UTC+7). */
 antar_err_t driver_earnings(long long id, json_t **out);
 /* Credential check for core: username is an email or a phone. UNAUTHORIZED when unknown or
@@ -61,6 +67,25 @@ antar_err_t driver_public(long long id, json_t **out);
  * CONFLICT when that driver did not complete that order. */
 antar_err_t driver_rate(long long id, long long order_id, int rating, const char *event_id,
                         json_t **out);
+
+/* ---- positions.c ---------------------------------------------------------------------- */
+typedef struct {
+    long long driver_id;
+    double lat, lng;
+    long long at_ms; /* when the ping came */
+} driver_position_t;
+
+/* Start / stop the flush thread (stop sends and writes what is still buffered). 0 or -1. */
+int positions_start(void);
+void positions_stop(void);
+/* A location ping: keep it as the driver's latest position; queued for core and the table.
+ * Synchronous to core (driver_call's errors) only for the first ping of a driver in this
+ * process or the first after position_went_online; otherwise ANTAR_OK without any I/O. */
+antar_err_t position_set(long long id, double lat, double lng, long long now_ms);
+/* The latest position this process holds for the driver; false when none. */
+bool position_latest(long long id, double *lat, double *lng);
+/* The driver just went online: their next ping goes to core synchronously. */
+void position_went_online(long long id);
 
 /* ---- offers.c -------------------------------------------------------------------------- */
 typedef struct {
@@ -159,7 +184,9 @@ antar_err_t store_driver_get(long long id, json_t **row);
 antar_err_t store_driver_by_login(const char *username, json_t **row);
 antar_err_t store_driver_update(long long id, const driver_patch_t *p);
 antar_err_t store_driver_set_status(long long id, const char *status);
-antar_err_t store_driver_set_location(long long id, double lat, double lng);
+/* Write n buffered positions (lat, lng, location_updated_at) in multi-row UPDATEs, one
+ * transaction; unknown ids are skipped. */
+antar_err_t store_drivers_set_locations(const driver_position_t *p, size_t n);
 /* Trips in progress (accepted or picked_up) of the driver. */
 antar_err_t store_driver_active_trips(long long id, long long *n);
 /* {total, trips, today} since day_start ("YYYY-MM-DD HH:MM:SS" UTC). */

@@ -233,10 +233,22 @@ antar_err_t driver_set_status(long long id, const char *status, json_t **out)
             goto done;
         }
     }
-    /* Core first: when it cannot take the change, nothing changed here either. */
-    err = presence_sync(id, status, row, json_object_get(row, "lat"), json_object_get(row, "lng"));
+    /* Core first: when it cannot take the change, nothing changed here either. The position
+     * is the latest this process holds (the row's is written in batches, seconds behind). */
+    json_t *lat = json_object_get(row, "lat"), *lng = json_object_get(row, "lng"), *mlat = NULL,
+           *mlng = NULL;
+    double plat, plng;
+    if (position_latest(id, &plat, &plng)) {
+        lat = mlat = json_real(plat);
+        lng = mlng = json_real(plng);
+    }
+    err = presence_sync(id, status, row, lat, lng);
+    json_decref(mlat);
+    json_decref(mlng);
     if (err != ANTAR_OK)
         goto done;
+    if (strcmp(status, "online") == 0)
+        position_went_online(id);
     err = store_driver_set_status(id, status);
     if (err != ANTAR_OK)
         goto done;
@@ -248,26 +260,31 @@ done:
 
 antar_err_t driver_set_location(long long id, double lat, double lng, json_t **out)
 {
-    json_t *row = NULL, *jlat = json_real(lat), *jlng = json_real(lng);
     char now[32];
-    antar_err_t err = store_driver_get(id, &row);
+    long long now_ms = antar_now_ms();
+    antar_err_t err = position_set(id, lat, lng, now_ms);
     if (err != ANTAR_OK)
-        goto done;
-    const char *status = json_string_value(json_object_get(row, "status"));
-    err = presence_sync(id, status ? status : "offline", row, jlat, jlng);
-    if (err != ANTAR_OK)
-        goto done;
-    err = store_driver_set_location(id, lat, lng);
-    if (err != ANTAR_OK)
-        goto done;
-    antar_time_rfc3339(antar_now_ms(), now);
+        return err;
+    antar_time_rfc3339(now_ms, now);
     *out = json_pack("{s:f, s:f, s:s}", "lat", lat, "lng", lng, "updated_at", now);
-    err = *out ? ANTAR_OK : ANTAR_E_NOMEM;
-done:
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
+}
+
+void driver_presence_resync(long long id, double lat, double lng)
+{
+    json_t *row = NULL, *jlat = json_real(lat), *jlng = json_real(lng);
+    antar_err_t err = store_driver_get(id, &row);
+    if (err == ANTAR_OK) {
+        const char *status = json_string_value(json_object_get(row, "status"));
+        err = presence_sync(id, status ? status : "offline", row, jlat, jlng);
+    }
+    if (err != ANTAR_OK)
+        antar_log_json(
+            "warn", "presence_resync_failed",
+            json_pack("{sI ss}", "driver_id", (json_int_t)id, "error", antar_err_code(err)));
     json_decref(row);
     json_decref(jlat);
     json_decref(jlng);
-    return err;
 }
 
 antar_err_t driver_earnings(long long id, json_t **out)

@@ -13,11 +13,14 @@ static int driver_service_init(antar_server_t *s, const antar_config_t *cfg)
     (void)s;
     (void)cfg;
     /* Messages queued by an earlier run (core was down, say) go out from the start. */
-    return antar_outbox_start();
+    if (antar_outbox_start() != 0)
+        return -1;
+    return positions_start();
 }
 
 static void driver_service_shutdown(void)
 {
+    positions_stop();
     antar_outbox_stop();
 }
 

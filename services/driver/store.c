@@ -218,12 +218,36 @@ antar_err_t store_driver_set_status(long long id, const char *status)
                          ANTAR_DB_ARGS(ANTAR_DB_S(status), ANTAR_DB_I(id)), NULL, NULL);
 }
 
-antar_err_t store_driver_set_location(long long id, double lat, double lng)
+/* Rows per UPDATE: one statement text (prepared once per connection); a short last chunk is
+ * padded by repeating its last row, which the join matches to the same driver again. */
+#define LOCATION_ROWS 32
+#define LOCATION_ROW "SELECT ? AS id, ? AS lat, ? AS lng, ? AS at_ms"
+#define LOCATION_ROW_MORE " UNION ALL SELECT ?, ?, ?, ?"
+#define LOCATION_ROWS_4 LOCATION_ROW_MORE LOCATION_ROW_MORE LOCATION_ROW_MORE LOCATION_ROW_MORE
+#define LOCATION_ROWS_16 LOCATION_ROWS_4 LOCATION_ROWS_4 LOCATION_ROWS_4 LOCATION_ROWS_4
+
+antar_err_t store_drivers_set_locations(const driver_position_t *p, size_t n)
 {
-    return antar_db_exec("UPDATE drivers SET lat = ?, lng = ?, location_updated_at = NOW(3) "
-                         "WHERE id = ?",
-                         ANTAR_DB_ARGS(ANTAR_DB_D(lat), ANTAR_DB_D(lng), ANTAR_DB_I(id)), NULL,
-                         NULL);
+    static const char sql[] =
+        "UPDATE drivers d JOIN (" LOCATION_ROW LOCATION_ROWS_16 LOCATION_ROWS_4 LOCATION_ROWS_4
+            LOCATION_ROWS_4 LOCATION_ROW_MORE LOCATION_ROW_MORE LOCATION_ROW_MORE
+        ") v ON v.id = d.id SET d.lat = v.lat, d.lng = v.lng, "
+        "d.location_updated_at = FROM_UNIXTIME(v.at_ms / 1000)";
+    antar_db_arg_t args[LOCATION_ROWS * 4];
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    for (size_t off = 0; off < n && err == ANTAR_OK; off += LOCATION_ROWS) {
+        for (size_t i = 0; i < LOCATION_ROWS; i++) {
+            const driver_position_t *q = &p[off + i < n ? off + i : n - 1];
+            args[4 * i] = ANTAR_DB_I(q->driver_id);
+            args[4 * i + 1] = ANTAR_DB_D(q->lat);
+            args[4 * i + 2] = ANTAR_DB_D(q->lng);
+            args[4 * i + 3] = ANTAR_DB_I(q->at_ms);
+        }
+        err = antar_db_exec(sql, args, LOCATION_ROWS * 4, NULL, NULL);
+    }
+    return tx_end(err);
 }
 
 antar_err_t store_driver_active_trips(long long id, long long *n)

@@ -1,9 +1,10 @@
 /* Unit tests of driver-service's plate normaliser (driver_plate_normalize, services/driver/
- * drivers.c). Unit tests link only lib/, so drivers.c is included directly, with store.c for
- * the store_* functions it calls elsewhere (never called here: no database is needed). */
+ * drivers.c). Unit tests link only lib/, so drivers.c is included directly, with positions.c and
+ * store.c for the functions it calls elsewhere (never called here: no database is needed). */
 #include <criterion/criterion.h>
 
 #include "../../services/driver/drivers.c"
+#include "../../services/driver/positions.c"
 #include "../../services/driver/store.c"
 
 /* s must normalise to want. */
