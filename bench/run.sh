@@ -242,16 +242,16 @@ ping_row() {
     local name="$1" url="$2" pid="$3" lines="" line med comps=(driver core redis mariadb haproxy)
     local -A before after pids
     for c in "${comps[@]}"; do pids[$c]="$(cat "$RUN/$c.pid" 2>/dev/null || echo 0)"; done
-    cat "$REPO/bench/put_json.lua" "$REPO/bench/report.lua" >"$TMP/s.lua"
+    cat "$REPO/bench/post_json.lua" "$REPO/bench/report.lua" >"$TMP/s.lua"
     pin "$pid"
-    ANTAR_BENCH_TOKEN="$dtoken" ANTAR_BENCH_CSRF="$dcsrf" ANTAR_BENCH_BODY="$BODY" \
+    ANTAR_BENCH_METHOD=PUT ANTAR_BENCH_TOKEN="$dtoken" ANTAR_BENCH_CSRF="$dcsrf" ANTAR_BENCH_BODY="$BODY" \
         timeout 30 "${WRK_PIN[@]}" wrk -t1 -c"$CONN" -d1s --timeout 5s -s "$TMP/s.lua" "$url" \
         >/dev/null 2>&1 || true
     for c in "${comps[@]}"; do before[$c]="$(cpu_ticks "${pids[$c]}")"; done
     local total=0
     for i in $(seq 1 "$RUNS"); do
         echo "bench: $name run $i/$RUNS ($DUR, $CONN connections)" >&2
-        line="$(ANTAR_BENCH_TOKEN="$dtoken" ANTAR_BENCH_CSRF="$dcsrf" ANTAR_BENCH_BODY="$BODY" \
+        line="$(ANTAR_BENCH_METHOD=PUT ANTAR_BENCH_TOKEN="$dtoken" ANTAR_BENCH_CSRF="$dcsrf" ANTAR_BENCH_BODY="$BODY" \
             timeout 60 "${WRK_PIN[@]}" wrk -t1 -c"$CONN" -d"$DUR" --timeout 5s -s "$TMP/s.lua" "$url" |
             grep '^ANTAR_RESULT' || true)"
         if [ -n "$line" ]; then

@@ -299,6 +299,17 @@ int positions_start(void)
     return 0;
 }
 
+/* Release the table and both queues (the worker is not running). */
+static void table_free(void)
+{
+    free(g_slots);
+    free(g_core_q.ids);
+    free(g_db_q.ids);
+    g_slots = NULL;
+    g_cap = g_used = 0;
+    g_core_q = g_db_q = (queue_t){0};
+}
+
 void positions_stop(void)
 {
     if (!g_running)
@@ -309,12 +320,7 @@ void positions_stop(void)
     pthread_mutex_unlock(&g_mu);
     pthread_join(g_thread, NULL);
     g_running = false;
-    free(g_slots);
-    free(g_core_q.ids);
-    free(g_db_q.ids);
-    g_slots = NULL;
-    g_cap = g_used = 0;
-    g_core_q = g_db_q = (queue_t){0};
+    table_free();
 }
 
 antar_err_t position_set(long long id, double lat, double lng, long long now_ms)

@@ -23,12 +23,7 @@ static void ping(long long id, double lat, double lng, long long at)
 
 static void reset(void)
 {
-    free(g_slots);
-    free(g_core_q.ids);
-    free(g_db_q.ids);
-    g_slots = NULL;
-    g_cap = g_used = 0;
-    g_core_q = g_db_q = (queue_t){0};
+    table_free();
 }
 
 Test(positions, latest_wins_and_each_driver_is_sent_once, .fini = reset)

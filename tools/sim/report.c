@@ -255,6 +255,11 @@ static double jnum(json_t *o, const char *k)
     return json_number_value(json_object_get(o, k));
 }
 
+static long long jll(json_t *o, const char *k)
+{
+    return (long long)json_integer_value(json_object_get(o, k));
+}
+
 void report_print(FILE *f, json_t *rep)
 {
     json_t *run = json_object_get(rep, "run"), *row;
@@ -262,9 +267,7 @@ void report_print(FILE *f, json_t *rep)
     fprintf(f,
             "\nantar-sim: seed %lld, %lld drivers, %lld customers, %.0f× speed, %.1f orders/s "
             "offered, ping every %.1f s, measured %.0f s\n\n",
-            (long long)json_integer_value(json_object_get(run, "seed")),
-            (long long)json_integer_value(json_object_get(run, "drivers")),
-            (long long)json_integer_value(json_object_get(run, "customers")), jnum(run, "speed"),
+            jll(run, "seed"), jll(run, "drivers"), jll(run, "customers"), jnum(run, "speed"),
             jnum(run, "orders_per_s"), jnum(run, "ping_s"), jnum(rep, "window_s"));
     fprintf(f, "%-28s %9s %8s %8s %8s %8s %7s  %s\n", "endpoint", "count", "rate/s", "p50 ms",
             "p99 ms", "p99.9 ms", "errors", "statuses");
@@ -283,10 +286,9 @@ void report_print(FILE *f, json_t *rep)
                 break;
         }
         fprintf(f, "%-28s %9lld %8.1f %8.2f %8.2f %8.2f %7lld  %s\n",
-                json_string_value(json_object_get(row, "endpoint")),
-                (long long)json_integer_value(json_object_get(row, "count")),
+                json_string_value(json_object_get(row, "endpoint")), jll(row, "count"),
                 jnum(row, "rate_per_s"), jnum(row, "p50"), jnum(row, "p99"), jnum(row, "p999"),
-                (long long)json_integer_value(json_object_get(row, "errors")), st);
+                jll(row, "errors"), st);
     }
     json_t *t = json_object_get(rep, "times");
     fprintf(f, "\n%-28s %9s %8s %8s %8s %8s\n", "flow (real ms)", "count", "p50", "p90", "p99",
@@ -295,29 +297,21 @@ void report_print(FILE *f, json_t *rep)
                         "trip_time_ms"};
     for (int k = 0; k < 4; k++) {
         json_t *h = json_object_get(t, tn[k]);
-        fprintf(f, "%-28s %9lld %8.0f %8.0f %8.0f %8.0f\n", tn[k],
-                (long long)json_integer_value(json_object_get(h, "count")), jnum(h, "p50"),
+        fprintf(f, "%-28s %9lld %8.0f %8.0f %8.0f %8.0f\n", tn[k], jll(h, "count"), jnum(h, "p50"),
                 jnum(h, "p90"), jnum(h, "p99"), jnum(h, "max"));
     }
     json_t *fl = json_object_get(rep, "flow");
     fprintf(f,
             "\norders: %lld offered, %lld acknowledged, %lld failed, %lld declined on price; "
             "completed %.1f%%, cancelled %.1f%%, unfulfilled (expired) %.1f%%\n",
-            (long long)json_integer_value(json_object_get(fl, "orders_offered")),
-            (long long)json_integer_value(json_object_get(fl, "orders_acked")),
-            (long long)json_integer_value(json_object_get(fl, "orders_failed")),
-            (long long)json_integer_value(json_object_get(fl, "declined_on_price")),
-            100 * jnum(fl, "completion_rate"), 100 * jnum(fl, "cancel_rate"),
-            100 * jnum(fl, "unfulfilled_rate"));
+            jll(fl, "orders_offered"), jll(fl, "orders_acked"), jll(fl, "orders_failed"),
+            jll(fl, "declined_on_price"), 100 * jnum(fl, "completion_rate"),
+            100 * jnum(fl, "cancel_rate"), 100 * jnum(fl, "unfulfilled_rate"));
     fprintf(f,
             "offers: %lld accepted, %lld rejected, %lld lost to a race or deadline, %lld "
             "missed; %lld ratings; %lld retries\n",
-            (long long)json_integer_value(json_object_get(fl, "offers_accepted")),
-            (long long)json_integer_value(json_object_get(fl, "offers_rejected")),
-            (long long)json_integer_value(json_object_get(fl, "offers_lost")),
-            (long long)json_integer_value(json_object_get(fl, "offers_missed")),
-            (long long)json_integer_value(json_object_get(fl, "ratings")),
-            (long long)json_integer_value(json_object_get(fl, "retries")));
+            jll(fl, "offers_accepted"), jll(fl, "offers_rejected"), jll(fl, "offers_lost"),
+            jll(fl, "offers_missed"), jll(fl, "ratings"), jll(fl, "retries"));
     fprintf(f, "\n%-16s %8s %9s %9s %9s\n", "process", "cpu s", "cores", "rss MB", "peak MB");
     json_array_foreach(json_object_get(rep, "processes"), i, row)
     {
@@ -332,10 +326,7 @@ void report_print(FILE *f, json_t *rep)
         json_t *chk = json_object_get(a, "checked");
         if (chk)
             fprintf(f, " — checked %lld orders, %lld trips, %lld offers, %lld drivers",
-                    (long long)json_integer_value(json_object_get(chk, "orders")),
-                    (long long)json_integer_value(json_object_get(chk, "trips")),
-                    (long long)json_integer_value(json_object_get(chk, "offers")),
-                    (long long)json_integer_value(json_object_get(chk, "drivers")));
+                    jll(chk, "orders"), jll(chk, "trips"), jll(chk, "offers"), jll(chk, "drivers"));
         fprintf(f, "\n");
         json_array_foreach(v, i, row)
         {
@@ -348,5 +339,5 @@ void report_print(FILE *f, json_t *rep)
             free(txt);
         }
     }
-    fprintf(f, "\nerrors: %lld\n", (long long)json_integer_value(json_object_get(rep, "errors")));
+    fprintf(f, "\nerrors: %lld\n", jll(rep, "errors"));
 }
