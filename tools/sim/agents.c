@@ -793,8 +793,8 @@ static void order_arrival(sim_t *s, double at)
     c->accepted_seen_ms = 0;
     c->pickedup_seen_ms = 0;
     c->placed_ms = at;
-    snprintf(c->idem, sizeof c->idem, "sim-%016llx%016llx", (unsigned long long)k1,
-             (unsigned long long)k2);
+    snprintf(c->idem, sizeof c->idem, "sim-%08x-%016llx%08llx", s->run_nonce,
+             (unsigned long long)k1, (unsigned long long)(k2 & 0xffffffffULL));
     c->st = C_ESTIMATING;
     char b[256];
     snprintf(b, sizeof b,

@@ -642,6 +642,13 @@ static int run(sim_t *s)
     if (!s->drv || !s->cust || !s->idle_cust || pool_load(s) != 0 || net_init(s) != 0)
         return 2;
     rng_seed(&s->rng, s->o.seed, 0);
+    /* Idempotency-Keys must be unique per request across runs too (the pool's customers stay):
+     * the seed draws the key, a nonce of this run makes it unique. */
+    FILE *ur = fopen("/dev/urandom", "r");
+    if (!ur || fread(&s->run_nonce, sizeof s->run_nonce, 1, ur) != 1)
+        s->run_nonce = (uint32_t)time(NULL) ^ (uint32_t)getpid();
+    if (ur)
+        fclose(ur);
     for (int i = 0; i < s->o.drivers; i++) {
         driver_t *d = &s->drv[i];
         rng_seed(&d->rng, s->o.seed, 1000000 + (uint64_t)i);
@@ -681,7 +688,7 @@ static int run(sim_t *s)
     s->measure_from_ms = s->o.warmup_s * 1000;
     s->measure_to_ms = s->measure_from_ms + s->o.duration_s * 1000;
     agents_start(s);
-    double settle_end = 0, cpu0 = 0;
+    double settle_end = 0, cpu0 = 0, last_busy_check = 0;
     bool wound = false;
     for (;;) {
         double now = sim_now(s);
@@ -710,7 +717,9 @@ static int run(sim_t *s)
             if (!s->o.quiet)
                 fprintf(stderr, "antar-sim: measured window over; letting trips finish\n");
         }
-        if (s->stopping) {
+        if (s->stopping && now - last_busy_check >= 100) {
+            /* A scan of every agent: ten times a second is often enough. */
+            last_busy_check = now;
             int busy = agents_busy(s);
             if (!wound && (now >= (s->measure_to_ms + settle_end) / 2 || interrupted)) {
                 wind_down(s);
@@ -723,7 +732,8 @@ static int run(sim_t *s)
                 break;
             }
         }
-        double wait = s->heap_n > 0 ? s->heap[0].at - sim_now(s) : 50;
+        /* Sleep until the next timer is due, rounded up: rounding down to 0 spins. */
+        double wait = s->heap_n > 0 ? ceil(s->heap[0].at - sim_now(s)) : 50;
         net_poll(s, wait < 0 ? 0 : wait > 50 ? 50 : (int)wait);
     }
     /* Answers still outstanding are waited for (each has a timeout). */

@@ -271,6 +271,8 @@ typedef struct timer {
 typedef struct sim {
     sim_opts_t o;
     CURLM *multi;
+    int epfd;           /* epoll set of libcurl's sockets */
+    double curl_due_ms; /* run clock: libcurl's next deadline, or -1 */
     http_req_t *free_reqs;
     http_req_t *delayed; /* requests waiting for their send time, soonest first */
     int in_flight;       /* started or waiting */
@@ -284,7 +286,8 @@ typedef struct sim {
     cust_t *cust;
     int *idle_cust; /* stack of idle customer indexes */
     int n_idle_cust;
-    rng_t rng; /* the order generator's stream */
+    rng_t rng;          /* the order generator's stream */
+    uint32_t run_nonce; /* makes Idempotency-Keys unique across runs */
     double next_order_ms;
     timer_t_ *heap;
     int heap_n, heap_cap;
