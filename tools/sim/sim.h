@@ -12,7 +12,7 @@
  * is measured from that intended time, so a slow stack cannot hide its slowness by slowing the
  * load (no coordinated omission).
  *
- * Files: city.c (geography, traffic, demand), net.c (libcurl multi, latency recording),
+ * Files: city.c (geography, traffic, demand), net.c (HTTP/1.1 on epoll, latency recording),
  * agents.c (drivers and customers), report.c (tables, JSON, event history, process figures),
  * audit.c (cross-service invariants), main.c (options, accounts, the run). */
 #ifndef ANTAR_SIM_H
@@ -23,6 +23,7 @@
 #include <stdio.h>
 
 #include <curl/curl.h>
+#include <netinet/in.h>
 #include <jansson.h>
 
 /* ---- random numbers: xoshiro256** seeded by splitmix64, one stream per agent -------------- */
@@ -140,12 +141,19 @@ struct http_req;
  * the parsed JSON body (NULL when none or not JSON; borrowed: valid during the call). */
 typedef void (*http_done_fn)(struct sim *s, struct http_req *r, int status, json_t *body);
 
+struct conn;
+
 typedef struct http_req {
-    CURL *easy;
-    struct curl_slist *hdrs;
-    char *body;
-    char *resp;
-    size_t resp_len, resp_cap;
+    char *out; /* the request as sent: request line, headers, body */
+    size_t out_len, out_cap;
+    char *resp; /* the answer as received; the body at body_off, body_len bytes */
+    size_t resp_len, resp_cap, body_off, body_len;
+    struct sockaddr_in addr;
+    char src_ip[32]; /* bind to this local address ("" = any) */
+    long timeout_ms;
+    double deadline_ms; /* run clock; 0 until the request is handed to the network */
+    bool retried;       /* sent again once after its kept-alive connection was found closed */
+    struct conn *conn;
     endpoint_t ep;
     double intended_ms; /* on the monotonic clock of the run (ms since start) */
     bool measured;      /* counted in the endpoint tables (false during set-up and drain) */
@@ -153,7 +161,7 @@ typedef struct http_req {
     long long ctx;      /* an order or offer id the callback needs */
     int attempt;
     http_done_fn done;
-    struct http_req *next_free;
+    struct http_req *next_free; /* free list, delayed list or waiting line */
 } http_req_t;
 
 typedef struct {
@@ -270,9 +278,11 @@ typedef struct timer {
 
 typedef struct sim {
     sim_opts_t o;
-    CURLM *multi;
-    int epfd;           /* epoll set of libcurl's sockets */
-    double curl_due_ms; /* run clock: libcurl's next deadline, or -1 */
+    int epfd;                                /* epoll set of the connections */
+    int n_conns;                             /* shared keep-alive connections open */
+    struct conn *idle, *all;                 /* free connections; every connection */
+    http_req_t *pending_head, *pending_tail; /* requests waiting for a free connection */
+    double last_expire_ms;
     http_req_t *free_reqs;
     http_req_t *delayed; /* requests waiting for their send time, soonest first */
     int in_flight;       /* started or waiting */
