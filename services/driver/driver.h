@@ -204,6 +204,12 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
 antar_err_t store_offer_get(long long id, json_t **row);
 antar_err_t store_offer_find(long long order_id, long long driver_id, json_t **row);
 antar_err_t store_offers_pending(long long driver_id, json_t **rows);
+/* The offer hint (Redis key drv:offer_hint:<driver_id>): set before an offer row is written, to
+ * expire a second after the offer does, so that a driver's poll can answer "no offers" without
+ * MariaDB while the key is absent. ANTAR_E_KV when Redis cannot be reached. */
+antar_err_t store_offer_hint_set(long long driver_id, long long expires_ms);
+/* *maybe = whether driver_id may have a pending offer (the hint exists). */
+antar_err_t store_offer_hint_get(long long driver_id, bool *maybe);
 /* The conditional UPDATE of "Who wins an order": affected = 1 wins. */
 antar_err_t store_offer_claim(long long id, long long driver_id, bool *won);
 /* Move an offer from one status to another (conditional); *changed when it did. */

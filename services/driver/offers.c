@@ -13,6 +13,7 @@
 #include "antar/metrics.h"
 #include "antar/outbox.h"
 #include "antar/util.h"
+#include "antar/log.h"
 #include "driver.h"
 
 static json_t *offer_to_json(json_t *row)
@@ -145,6 +146,13 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
     }
     sql_time(o.expires_ms, expires);
 
+    /* The hint first, the row after: a poll that finds no hint can trust that there is no
+     * pending offer. If Redis refuses the hint, the offer is still made; the driver's polls
+     * then fall back to MariaDB only while Redis errs, so such an offer may go unseen and
+     * expire, and dispatch moves on to the next driver. */
+    if (store_offer_hint_set(in->driver_id, o.expires_ms) != ANTAR_OK)
+        antar_log_json("warn", "offer_hint_failed",
+                       json_pack("{sI}", "driver_id", (json_int_t)in->driver_id));
     err = store_offer_create(&o, first[0] ? first : NULL, expires, &id, why);
     if (err == ANTAR_E_DUPLICATE) {
         /* A retry raced this call and inserted the same offer: answer with it. */
@@ -173,9 +181,17 @@ antar_err_t offer_list_pending(long long driver_id, json_t **out)
 {
     json_t *rows = NULL, *items = NULL, *row;
     size_t i;
-    antar_err_t err = store_offers_pending(driver_id, &rows);
-    if (err != ANTAR_OK)
-        return err;
+    bool maybe = true;
+    antar_err_t err = ANTAR_OK;
+    /* Most polls find nothing: without a hint there is no pending offer, and MariaDB is not
+     * asked. Without Redis, MariaDB answers. */
+    (void)store_offer_hint_get(driver_id, &maybe);
+    if (maybe)
+        err = store_offers_pending(driver_id, &rows);
+    else
+        rows = json_array();
+    if (err != ANTAR_OK || !rows)
+        return err != ANTAR_OK ? err : ANTAR_E_NOMEM;
     items = json_array();
     json_array_foreach(rows, i, row) json_array_append_new(items, offer_to_json(row));
     json_decref(rows);

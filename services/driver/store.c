@@ -4,6 +4,7 @@
 
 #include "antar/db.h"
 #include "antar/outbox.h"
+#include "antar/kv.h"
 #include "driver.h"
 
 /* Runs a one-row SELECT whose column "n" is an integer. */
@@ -388,6 +389,27 @@ antar_err_t store_offers_pending(long long driver_id, json_t **rows)
     return antar_db_query("SELECT * FROM offers WHERE driver_id = ? AND status = 'pending' AND "
                           "expires_at > NOW(3) ORDER BY id DESC LIMIT 50",
                           ANTAR_DB_ARGS(ANTAR_DB_I(driver_id)), rows);
+}
+
+antar_err_t store_offer_hint_set(long long driver_id, long long expires_ms)
+{
+    redisReply *r =
+        antar_kv_command("SET drv:offer_hint:%lld 1 PXAT %lld", driver_id, expires_ms + 1000);
+    antar_err_t err = r && r->type == REDIS_REPLY_STATUS ? ANTAR_OK : ANTAR_E_KV;
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t store_offer_hint_get(long long driver_id, bool *maybe)
+{
+    redisReply *r = antar_kv_command("EXISTS drv:offer_hint:%lld", driver_id);
+    antar_err_t err = r && r->type == REDIS_REPLY_INTEGER ? ANTAR_OK : ANTAR_E_KV;
+    if (err == ANTAR_OK)
+        *maybe = r->integer > 0;
+    if (r)
+        freeReplyObject(r);
+    return err;
 }
 
 antar_err_t store_offer_claim(long long id, long long driver_id, bool *won)

@@ -1,11 +1,12 @@
 """driver-service on the real stack: sign-up and every way it can be refused, the driver's own
 record (and only their own), status and location, earnings and trip history when empty."""
 
+import os
 import random
 
 import pytest
 
-from antar_client import (login, new_driver, new_user, service_token, signup_driver,
+from antar_client import (redis_cli, login, new_driver, new_user, service_token, signup_driver,
                           unique_email, unique_phone, unique_plate, wait_for)
 
 
@@ -436,3 +437,32 @@ def test_accept_with_user_service_down_is_503_and_offer_stays(driver_api, edge, 
         wait_for(lambda: edge.put("/drivers/me/status", json={"status": "offline"},
                                   token=d.token, csrf=d.csrf).status == 200, timeout=20,
                  what="driver offline")
+
+
+def test_offer_hint_lets_empty_polls_skip_mariadb_and_never_hides_an_offer(driver_api, edge, svc):
+    """GET /offers answers "none" from Redis while driver-service's hint for the driver is absent
+    (most polls); the hint is written before the offer row and outlives the offer's deadline by
+    a second, so an offer is visible from the moment it exists."""
+    d = new_driver(edge)
+    key = f"drv:offer_hint:{d.id}"
+    assert redis_cli("EXISTS", key).strip() == "0"
+    assert edge.get("/offers", token=d.token).result["items"] == []
+    u, order = _searching_order(edge)
+    _online_far_away(edge, d)
+    try:
+        r = driver_api.post("/internal/offers", json={
+            "order_id": order["id"], "driver_id": d.id, "vehicle_type": "motorcycle",
+            "price": order["price"]}, token=svc)
+        assert r.status == 201, r
+        # Visible at once, and the hint lives until a second past the deadline.
+        assert [o["id"] for o in edge.get("/offers", token=d.token).result["items"]] == \
+            [r.result["id"]]
+        ttl_ms = int(redis_cli("PTTL", key).strip())
+        assert 1000 < ttl_ms <= (int(os.environ.get("ANTAR_OFFER_TTL_S", "15")) + 1) * 1000 + 50, ttl_ms
+        # The hint alone never invents an offer: with the offer expired, the poll is empty.
+        assert driver_api.post(f"/internal/offers/{r.result['id']}/expire", json={},
+                               token=svc).status == 200
+        assert edge.get("/offers", token=d.token).result["items"] == []
+    finally:
+        edge.put("/drivers/me/status", json={"status": "offline"}, token=d.token, csrf=d.csrf)
+        edge.post(f"/orders/{order['id']}/cancel", json={}, token=u.token, csrf=u.csrf)
