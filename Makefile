@@ -8,12 +8,14 @@
 #                → bench/results.md
 #   make sim     a small city (200 drivers, 60 s) against a running `make up` stack: summary and
 #                audit (SIM_ARGS="--drivers 50 --duration 30" to change it)
+#   make soak    10 minutes of the city at half its knee against a running `make up` stack:
+#                RSS, descriptors and Redis keys sampled, 0 5xx required (SOAK_ARGS to change)
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim format clean
+.PHONY: all run test up down status setup build bench sim soak format clean
 
 all: build
 
@@ -46,6 +48,9 @@ bench:
 
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
+
+soak: build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/soak.sh $(SOAK_ARGS)
 
 format:
 	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \
