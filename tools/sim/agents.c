@@ -16,6 +16,8 @@
 #include "sim.h"
 
 #define RETRY_MAX 4
+/* How long after an unanswered accept an idle driver keeps looking for the trip it may have. */
+#define RECHECK_MS 120000.0
 
 static const double retry_backoff_ms[RETRY_MAX] = {250, 500, 1000, 2000};
 
@@ -142,6 +144,7 @@ static void on_resume(sim_t *s, http_req_t *r, int status, json_t *body)
             if (!st || (strcmp(st, "accepted") != 0 && strcmp(st, "picked_up") != 0))
                 continue;
             d->order_id = (long long)json_integer_value(json_object_get(it, "order_id"));
+            d->recheck_until = 0;
             d->pickup.lat = json_number_value(json_object_get(it, "pickup_lat"));
             d->pickup.lng = json_number_value(json_object_get(it, "pickup_lng"));
             d->dropoff.lat = json_number_value(json_object_get(it, "dropoff_lat"));
@@ -289,6 +292,8 @@ static void on_accept(sim_t *s, http_req_t *r, int status, json_t *body)
         drv_send(s, d, "POST", "/offers/%lld/accept", d->offer_id, NULL, EP_ACCEPT, at,
                  r->attempt + 1, on_accept);
     } else if (r->attempt > 0) {
+        if (transient(status))
+            d->recheck_until = sim_now(s) + RECHECK_MS;
         drv_reload(s, d);
     } else {
         s->c.lost_offers++;
@@ -883,8 +888,13 @@ void agents_timer(sim_t *s, const timer_t_ *t)
         driver_t *d = &s->drv[t->agent];
         if (t->gen != d->gen_poll || !online(d->st))
             return;
-        if (d->st == D_IDLE)
+        if (d->st == D_IDLE && t->at < d->recheck_until && ++d->polls % 4 == 0) {
+            /* What the app shows after "nothing is lost, reload": its trips. */
+            d->st = D_RESUMING;
+            drv_send(s, d, "GET", "/trips?limit=3", 0, NULL, EP_TRIPS, t->at, 0, on_resume);
+        } else if (d->st == D_IDLE) {
             drv_send(s, d, "GET", "/offers", 0, NULL, EP_OFFERS, t->at, 0, on_offers);
+        }
         timer_add(s, t->at + s->o.poll_s * 1000, T_DRV_POLL, t->agent, d->gen_poll);
         return;
     }

@@ -211,6 +211,10 @@ typedef struct {
     pt_t pickup, dropoff;
     uint32_t gen_ping, gen_poll, gen_act; /* timer generations: a stale timer is ignored */
     long long last_offer_id;
+    /* Until then (run clock), an idle driver's polls look at its trips now and then: an accept
+     * that got no answer may still become a trip (driver-service's reconciler confirms it). */
+    double recheck_until;
+    unsigned polls;
 } driver_t;
 
 typedef enum { C_IDLE, C_ESTIMATING, C_ORDERING, C_ADOPTING, C_WAITING, C_DEAD } cust_state_t;
