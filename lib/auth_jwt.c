@@ -600,8 +600,9 @@ antar_err_t antar_auth_hook(antar_req_t *req, const antar_route_t *route)
     antar_err_t err = verify_impl(token, &p, &unknown);
     const char *m = antar_req_method(req);
     int writes = strcmp(m, "GET") && strcmp(m, "HEAD") && strcmp(m, "OPTIONS");
-    if (err == ANTAR_E_KV && !writes && unknown.exp > 0 && degraded_reads &&
-        !seen_revoked_has(unknown.jti)) {
+    if (err == ANTAR_E_KV && unknown.exp > 0 && seen_revoked_has(unknown.jti)) {
+        err = ANTAR_E_INVALID_TOKEN; /* Redis said so before it went away */
+    } else if (err == ANTAR_E_KV && !writes && unknown.exp > 0 && degraded_reads) {
         p = unknown;
         err = ANTAR_OK;
         antar_metrics_count("antar_auth_degraded_total", "method", m);

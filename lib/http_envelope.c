@@ -109,8 +109,12 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
         /* Name the peer that failed: the client (and whoever reads the log) can tell a broken
          * dependency from this service failing. */
         if (!fmt) {
-            snprintf(msg, sizeof(msg), "%s is unavailable (%s)", up,
-                     !strcmp(why, "circuit_open") ? "circuit open, failing fast" : why);
+            const char *what = !strcmp(why, "circuit_open")
+                                   ? "is unavailable (circuit open, not called)"
+                               : !strcmp(why, "unreachable") ? "is unreachable"
+                               : !strcmp(why, "timeout")     ? "did not answer in time"
+                                                             : "failed";
+            snprintf(msg, sizeof(msg), "%s %s", up, what);
             fmt = msg;
         }
         if (retry_ms > 0) {

@@ -681,6 +681,10 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
     bool idem = idempotent_call(method, headers);
     long long t0 = antar_mono_ms();
     long timeout = 0; /* the first attempt has the configured timeout */
+    /* ANTAR_E_UNAVAILABLE promises "not applied" (nothing sent). After an attempt that may have
+     * been applied (a timeout, a broken answer), a later refusal must not hide that: the call
+     * then ends with the ambiguous error, so the caller resolves it (same key, reconcile). */
+    antar_err_t ambiguous = ANTAR_OK;
     for (int attempt = 0;; attempt++) {
         long wait = 0;
         ticket_t t = breaker_admit(target, &wait);
@@ -691,7 +695,7 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
                                      "outcome", "circuit_open", "duration_ms", 0));
             antar_metrics_call(name, "circuit_open", 0.0);
             antar_err_note_upstream(name, "circuit_open", wait > 0 ? wait : g_cb.cooldown_ms);
-            return ANTAR_E_UNAVAILABLE;
+            return ambiguous != ANTAR_OK ? ambiguous : ANTAR_E_UNAVAILABLE;
         }
         antar_err_t err = call_refreshing(target, method, path, body, headers, timeout, res);
         verdict_t v = verdict(err, res->status);
@@ -701,6 +705,10 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
             return err;
         }
         antar_err_note_upstream(name, err == ANTAR_OK ? "error" : err_reason(err), 0);
+        if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UPSTREAM)
+            ambiguous = ambiguous != ANTAR_OK ? ambiguous : err;
+        else if (err == ANTAR_E_UNAVAILABLE && ambiguous != ANTAR_OK)
+            err = ambiguous;
         /* Refused: nothing was sent, so even a POST is safe to send again. */
         bool safe = idem || err == ANTAR_E_UNAVAILABLE;
         if (!safe || t_no_retry || attempt >= g_cb.retries)

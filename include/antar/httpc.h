@@ -41,6 +41,9 @@ const char *antar_httpc_target_name(antar_svc_t target);
  * ANTAR_E_UNAUTHORIZED when no service token is available.
  * Through the target's circuit breaker; retried with jittered backoff only when that is safe
  * (GET, an Idempotency-Key header, or a refused connection), within ANTAR_HTTPC_RETRY_BUDGET_MS.
+ * ANTAR_E_UNAVAILABLE always means "not applied": nothing reached the target (or only refusals
+ * after no ambiguous attempt); a timeout or a broken answer (ANTAR_E_TIMEOUT, ANTAR_E_UPSTREAM)
+ * may have been applied, also when a later retry was refused.
  * On a failure the target is noted for the current request (antar_err_note_upstream).
  * res is always initialised; release with antar_httpc_res_clean. */
 antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,

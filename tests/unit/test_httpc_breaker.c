@@ -338,6 +338,22 @@ Test(breaker, retries_stop_when_the_circuit_opens)
     cr_assert(test_srv_count("/flaky") == 3, "got %d", test_srv_count("/flaky"));
 }
 
+Test(breaker, a_refused_retry_does_not_hide_an_ambiguous_attempt)
+{
+    /* Two failures, then a keyed POST that times out (third failure: the circuit opens) and
+     * whose retry is refused by the open circuit: the caller must learn "maybe applied". */
+    atomic_store(&down, 1);
+    call(ANTAR_SVC_DRIVER, "POST", "/flaky", NULL, NULL);
+    call(ANTAR_SVC_DRIVER, "POST", "/flaky", NULL, NULL);
+    const char *hdrs[] = {"Idempotency-Key: k-2", NULL};
+    antar_err_t e = call(ANTAR_SVC_DRIVER, "POST", "/slow", hdrs, NULL);
+    cr_assert(e == ANTAR_E_TIMEOUT, "got %s", antar_err_code(e));
+    cr_assert(antar_httpc_circuit_state(ANTAR_SVC_DRIVER) == ANTAR_CIRCUIT_OPEN);
+    cr_assert(test_srv_count("/slow") == 1);
+    /* Open and nothing ambiguous before: "not applied". */
+    cr_assert(call(ANTAR_SVC_DRIVER, "POST", "/slow", hdrs, NULL) == ANTAR_E_UNAVAILABLE);
+}
+
 Test(breaker, a_thread_can_turn_retries_off)
 {
     antar_httpc_thread_retries(false);
