@@ -41,6 +41,7 @@
 #include "antar/httpc.h"
 #include "antar/kv.h"
 #include "antar/log.h"
+#include "antar/metrics.h"
 #include "antar/util.h"
 
 #define TOKEN_MAX 4096
@@ -53,6 +54,7 @@
 #define WATCH_RETRY_MS 1000
 
 static const antar_config_t *auth_cfg;
+static int degraded_reads = 1; /* ANTAR_AUTH_DEGRADED_READS */
 static char auth_issuer[256];
 static char auth_audience[64];
 
@@ -441,7 +443,70 @@ static int rev_reusable(uint_fast64_t kept_gen)
     return atomic_load(&rev_gen) == g;
 }
 
-antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
+/* ---- degraded reads while Redis is away ---------------------------------------------------
+ * Revocation lives in Redis. When Redis cannot answer, a write fails closed (503
+ * redis_unavailable), but a read (GET/HEAD/OPTIONS) with a token whose signature and claims
+ * verify is served: access tokens live at most ACCESS_MAX_LIFE_S (15 min), a revocation cannot
+ * even be recorded while Redis is away (core's logout/revoke writes to Redis and fails too), and
+ * every jti this process has seen revoked is remembered locally and still refused. What remains
+ * is a token revoked before the outage and never presented here since: it can read its own
+ * owner's data for the rest of its short life, which is the price of keeping reads up. Each
+ * such acceptance is counted (antar_auth_degraded_total) and ANTAR_AUTH_DEGRADED_READS=0 turns
+ * it off (every request then fails closed as before).
+ * After a failed revocation check, Redis is not asked again for REDIS_DOWN_MS: a hung Redis
+ * would otherwise cost every request its timeout. */
+#define REDIS_DOWN_MS 500
+#define SEEN_REVOKED 1024
+
+static _Atomic long long redis_down_until;
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char jti[64];
+    long long exp;
+} seen_revoked[SEEN_REVOKED];
+static size_t seen_next;
+
+static void seen_revoked_add(const antar_principal_t *p)
+{
+    pthread_mutex_lock(&seen_lock);
+    for (size_t i = 0; i < SEEN_REVOKED; i++)
+        if (!strcmp(seen_revoked[i].jti, p->jti)) {
+            pthread_mutex_unlock(&seen_lock);
+            return;
+        }
+    snprintf(seen_revoked[seen_next].jti, sizeof seen_revoked[0].jti, "%s", p->jti);
+    seen_revoked[seen_next].exp = p->exp;
+    seen_next = (seen_next + 1) % SEEN_REVOKED;
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static int seen_revoked_has(const char *jti)
+{
+    int hit = 0;
+    pthread_mutex_lock(&seen_lock);
+    for (size_t i = 0; i < SEEN_REVOKED && !hit; i++)
+        hit = seen_revoked[i].jti[0] && !strcmp(seen_revoked[i].jti, jti);
+    pthread_mutex_unlock(&seen_lock);
+    return hit;
+}
+
+static antar_err_t revoked_check_guarded(const antar_principal_t *p)
+{
+    long long now = antar_mono_ms();
+    if (now < atomic_load(&redis_down_until))
+        return ANTAR_E_KV;
+    antar_err_t err = revoked_check(p->jti);
+    if (err == ANTAR_E_KV)
+        atomic_store(&redis_down_until, now + REDIS_DOWN_MS);
+    else if (err == ANTAR_E_INVALID_TOKEN)
+        seen_revoked_add(p);
+    return err;
+}
+
+/* unknown_out: when Redis cannot say, the verified principal is written there and ANTAR_E_KV
+ * returned (NULL: just fail closed). */
+static antar_err_t verify_impl(const char *token, antar_principal_t *out,
+                               antar_principal_t *unknown_out)
 {
     unsigned char h[crypto_generichash_BYTES];
     long long now = (long long)time(NULL), mono = antar_mono_ms();
@@ -479,7 +544,9 @@ antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
         /* The generation before asking: an invalidation that lands while we ask voids it. */
         uint_fast64_t g = atomic_load(&rev_gen);
         int live = atomic_load(&rev_fd) >= 0;
-        antar_err_t err = revoked_check(p.jti);
+        antar_err_t err = revoked_check_guarded(&p);
+        if (err == ANTAR_E_KV && unknown_out)
+            *unknown_out = p;
         if (err != ANTAR_OK)
             return err;
         if (live) {
@@ -493,6 +560,11 @@ antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
     }
     *out = p;
     return ANTAR_OK;
+}
+
+antar_err_t antar_auth_verify(const char *token, antar_principal_t *out)
+{
+    return verify_impl(token, out, NULL);
 }
 
 /* ---- the hook ------------------------------------------------------------------------ */
@@ -523,8 +595,18 @@ antar_err_t antar_auth_hook(antar_req_t *req, const antar_route_t *route)
     const char *token = h + 7;
     while (*token == ' ')
         token++;
-    antar_principal_t p;
-    antar_err_t err = antar_auth_verify(token, &p);
+    antar_principal_t p, unknown;
+    unknown.exp = 0;
+    antar_err_t err = verify_impl(token, &p, &unknown);
+    const char *m = antar_req_method(req);
+    int writes = strcmp(m, "GET") && strcmp(m, "HEAD") && strcmp(m, "OPTIONS");
+    if (err == ANTAR_E_KV && unknown.exp > 0 && seen_revoked_has(unknown.jti)) {
+        err = ANTAR_E_INVALID_TOKEN; /* Redis said so before it went away */
+    } else if (err == ANTAR_E_KV && !writes && unknown.exp > 0 && degraded_reads) {
+        p = unknown;
+        err = ANTAR_OK;
+        antar_metrics_count("antar_auth_degraded_total", "method", m);
+    }
     if (err != ANTAR_OK) {
         if (err == ANTAR_E_INVALID_TOKEN)
             antar_http_add_header(req, "WWW-Authenticate",
@@ -535,8 +617,6 @@ antar_err_t antar_auth_hook(antar_req_t *req, const antar_route_t *route)
         return ANTAR_E_FORBIDDEN;
     if (route->scope && !scope_has(p.scope, route->scope))
         return ANTAR_E_FORBIDDEN;
-    const char *m = antar_req_method(req);
-    int writes = strcmp(m, "GET") && strcmp(m, "HEAD") && strcmp(m, "OPTIONS");
     if (writes && (p.role & (ANTAR_AUTH_USER | ANTAR_AUTH_DRIVER)) &&
         !(route->flags & ANTAR_ROUTE_NO_CSRF)) {
         const char *csrf = antar_req_header(req, "X-CSRF-Token");
@@ -572,6 +652,7 @@ int antar_auth_init(const antar_config_t *cfg)
         return -1;
     antar_httpc_set_token_provider(antar_auth_service_token);
     antar_httpc_set_token_reset(antar_auth_service_token_reset);
+    degraded_reads = strcmp(antar_config_env("ANTAR_AUTH_DEGRADED_READS", "1"), "0") != 0;
     const char *watch = antar_config_env("ANTAR_REVOCATION_WATCH", "1");
     if (!rev_thread_up && cfg->redis_host[0] && cfg->redis_port > 0 && strcmp(watch, "0") != 0) {
         atomic_store(&rev_stop, false);

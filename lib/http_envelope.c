@@ -102,6 +102,27 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
         req->error = err;
     if (status == 401)
         antar_http_add_header(req, "WWW-Authenticate", "Bearer");
+    const char *up, *why;
+    long retry_ms;
+    if ((err == ANTAR_E_UNAVAILABLE || err == ANTAR_E_TIMEOUT || err == ANTAR_E_UPSTREAM) &&
+        antar_err_noted_upstream(&up, &why, &retry_ms)) {
+        /* Name the peer that failed: the client (and whoever reads the log) can tell a broken
+         * dependency from this service failing. */
+        if (!fmt) {
+            const char *what = !strcmp(why, "circuit_open")
+                                   ? "is unavailable (circuit open, not called)"
+                               : !strcmp(why, "unreachable") ? "is unreachable"
+                               : !strcmp(why, "timeout")     ? "did not answer in time"
+                                                             : "failed";
+            snprintf(msg, sizeof(msg), "%s %s", up, what);
+            fmt = msg;
+        }
+        if (retry_ms > 0) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%ld", (retry_ms + 999) / 1000);
+            antar_http_add_header(req, "Retry-After", ra);
+        }
+    }
     reply_doc(req, status, antar_envelope(status, NULL, err, field, fmt ? msg : NULL), true);
 }
 

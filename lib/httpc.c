@@ -9,9 +9,12 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -22,7 +25,7 @@
 
 #define RESPONSE_MAX_BYTES (1024 * 1024)
 #define TOKEN_MAX 4096
-#define URL_MAX 2048
+#define URL_MAX 4096
 
 static const antar_config_t *g_cfg;
 static antar_token_provider_fn g_token_fn;
@@ -30,6 +33,8 @@ static void (*g_token_reset_fn)(void);
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_ok;
+
+static void breaker_configure(void); /* circuit breaker section below */
 
 static void handle_destroy(void *p)
 {
@@ -49,7 +54,10 @@ int antar_httpc_init(const antar_config_t *cfg)
     if (!cfg)
         return -1;
     g_cfg = cfg;
+    breaker_configure();
     pthread_once(&g_once, global_init);
+    if (g_ok)
+        antar_metrics_add_source(antar_httpc_circuit_metrics);
     return g_ok ? 0 : -1;
 }
 
@@ -157,6 +165,7 @@ typedef struct {
     const char *body;
     const antar_trace_t *trace; /* parent of the call */
     const char *child_span;
+    long timeout_ms; /* total timeout of this attempt; 0 = the configured one */
 } call_t;
 
 static antar_err_t perform(const call_t *c, antar_httpc_res_t *res)
@@ -176,7 +185,7 @@ static antar_err_t perform(const call_t *c, antar_httpc_res_t *res)
     curl_easy_setopt(h, CURLOPT_URL, c->url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, g_cfg->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, g_cfg->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms : g_cfg->timeout_ms);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -259,7 +268,7 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *line)
 }
 
 static antar_err_t call_once(antar_svc_t target, const char *method, const char *path, json_t *body,
-                             const char *const *headers, antar_httpc_res_t *res)
+                             const char *const *headers, long timeout_ms, antar_httpc_res_t *res)
 {
     antar_httpc_res_t dummy;
     if (!res)
@@ -338,7 +347,8 @@ static antar_err_t call_once(antar_svc_t target, const char *method, const char 
                 .headers = hl,
                 .body = json,
                 .trace = tr,
-                .child_span = child};
+                .child_span = child,
+                .timeout_ms = timeout_ms};
     err = perform(&c, res);
 out:
     explicit_bzero(token, sizeof(token));
@@ -448,21 +458,352 @@ void antar_httpc_res_clean(antar_httpc_res_t *res)
     res->status = 0;
 }
 
+/* One attempt, with the service-token refresh: a 401 from a peer means our cached service token
+ * is no longer accepted (core rotated its key, or the token was revoked): drop it and try once
+ * more with a fresh one, so a service recovers by itself instead of failing every call until the
+ * token would have expired. */
+static antar_err_t call_refreshing(antar_svc_t target, const char *method, const char *path,
+                                   json_t *body, const char *const *headers, long timeout_ms,
+                                   antar_httpc_res_t *res)
+{
+    antar_err_t err = call_once(target, method, path, body, headers, timeout_ms, res);
+    if (err == ANTAR_OK && res->status == 401 && g_token_reset_fn) {
+        g_token_reset_fn();
+        antar_httpc_res_clean(res);
+        err = call_once(target, method, path, body, headers, timeout_ms, res);
+    }
+    return err;
+}
+
+/* ---- circuit breaker and retries (one breaker per upstream) ------------------------------
+ *
+ * Why: a peer that is down or hung would otherwise cost every request that needs it a connect
+ * or total timeout, tying up this service's threads (and its callers' threads behind them).
+ * After ANTAR_CB_FAILURES consecutive failed attempts the circuit opens and calls fail at once
+ * with ANTAR_E_UNAVAILABLE (the route answers the 503 envelope naming the peer, with
+ * Retry-After). After a cooldown it goes half-open: exactly one call, the probe, is let
+ * through; its success closes the circuit, its failure re-opens it with a doubled cooldown
+ * (bounded by ANTAR_CB_COOLDOWN_MAX_MS, jittered so that instances do not probe in step).
+ *
+ * What counts as a failure: no connection (refused, unresolvable), a timeout, a broken answer
+ * (reset, empty reply), and the peer's own 502/503/504 ("I cannot serve now"). A 500 does not
+ * count: it is one request's bug, deterministic for that request, and must not let one
+ * poisoned request open the circuit for everyone; 4xx are answers. Calls that never left
+ * (no service token, a malformed header) count neither way.
+ *
+ * Retries (jittered exponential backoff) only where a second attempt cannot apply a change
+ * twice: a refused connection (nothing was sent), or any transport failure / 502-504 of a call
+ * the callee treats as idempotent, i.e. a GET or a call carrying an Idempotency-Key. Never a
+ * POST/PUT/DELETE without a key (a timeout there is ambiguous: it may have been applied). Every
+ * retry must fit in ANTAR_HTTPC_RETRY_BUDGET_MS from the start of the call, and its timeout is
+ * cut to what is left, so a retried call never outlasts the caller's own deadline. Each attempt
+ * passes through the breaker, so an opening circuit ends the retries too.
+ */
+
+typedef enum { TK_DENIED, TK_NORMAL, TK_PROBE } ticket_t;
+typedef enum { V_SUCCESS, V_FAILURE, V_NEUTRAL } verdict_t;
+
+typedef struct {
+    pthread_mutex_t mu;
+    antar_circuit_t state;
+    int fails;                /* consecutive failures while closed */
+    int reopens;              /* failed probes since the last close (cooldown growth) */
+    long long open_until;     /* monotonic ms; while open */
+    bool probing;             /* half-open: the one probe is out */
+    unsigned long long to[3]; /* transitions into closed, open, half-open */
+} breaker_t;
+
+static breaker_t g_br[3] = {{.mu = PTHREAD_MUTEX_INITIALIZER},
+                            {.mu = PTHREAD_MUTEX_INITIALIZER},
+                            {.mu = PTHREAD_MUTEX_INITIALIZER}};
+
+static struct {
+    int failures;
+    long cooldown_ms, cooldown_max_ms;
+    int retries;
+    long budget_ms, backoff_ms;
+} g_cb = {5, 1000, 30000, 2, 1000, 50};
+
+static _Thread_local bool t_no_retry;
+static _Thread_local unsigned long long t_rng;
+
+static long env_long(const char *name, long def, long lo, long hi)
+{
+    const char *v = antar_config_env(name, NULL);
+    if (!v)
+        return def;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        antar_logf("warn", "%s=%s is not in [%ld, %ld]; using %ld", name, v, lo, hi, def);
+        return def;
+    }
+    return n;
+}
+
+static void breaker_configure(void)
+{
+    g_cb.failures = (int)env_long("ANTAR_CB_FAILURES", 5, 1, 1000);
+    g_cb.cooldown_ms = env_long("ANTAR_CB_COOLDOWN_MS", 1000, 10, 600000);
+    g_cb.cooldown_max_ms = env_long("ANTAR_CB_COOLDOWN_MAX_MS", 30000, g_cb.cooldown_ms, 3600000);
+    g_cb.retries = (int)env_long("ANTAR_HTTPC_RETRIES", 2, 0, 10);
+    g_cb.budget_ms = env_long("ANTAR_HTTPC_RETRY_BUDGET_MS", 1000, 0, 60000);
+    g_cb.backoff_ms = env_long("ANTAR_HTTPC_BACKOFF_MS", 50, 1, 10000);
+}
+
+/* A uniform value in [0, n) from a per-thread xorshift (jitter needs no crypto). */
+static long jitter(long n)
+{
+    if (n <= 0)
+        return 0;
+    if (!t_rng)
+        t_rng = (unsigned long long)antar_mono_ms() * 0x9E3779B97F4A7C15ULL ^
+                (unsigned long long)(uintptr_t)&t_rng;
+    t_rng ^= t_rng << 13;
+    t_rng ^= t_rng >> 7;
+    t_rng ^= t_rng << 17;
+    return (long)(t_rng % (unsigned long long)n);
+}
+
+static const char *state_name(antar_circuit_t s)
+{
+    return s == ANTAR_CIRCUIT_OPEN ? "open" : s == ANTAR_CIRCUIT_HALF_OPEN ? "half_open" : "closed";
+}
+
+/* Caller holds b->mu. */
+static void transition(breaker_t *b, antar_svc_t target, antar_circuit_t to, long long now)
+{
+    long cool = 0;
+    if (to == ANTAR_CIRCUIT_OPEN) {
+        cool = g_cb.cooldown_ms;
+        for (int i = 0; i < b->reopens && cool < g_cb.cooldown_max_ms; i++)
+            cool *= 2;
+        if (cool > g_cb.cooldown_max_ms)
+            cool = g_cb.cooldown_max_ms;
+        cool = cool / 2 + jitter(cool / 2 + 1); /* [cool/2, cool] */
+        b->open_until = now + cool;
+    }
+    antar_circuit_t from = b->state;
+    b->state = to;
+    b->to[to]++;
+    b->probing = false;
+    if (to == ANTAR_CIRCUIT_CLOSED) {
+        b->fails = 0;
+        b->reopens = 0;
+    }
+    antar_log_json(to == ANTAR_CIRCUIT_OPEN ? "warn" : "info", "circuit",
+                   json_pack("{s:s,s:s,s:s,s:i}", "upstream", antar_httpc_target_name(target),
+                             "from", state_name(from), "to", state_name(to), "cooldown_ms",
+                             (int)cool));
+}
+
+static ticket_t breaker_admit(antar_svc_t target, long *wait_ms)
+{
+    breaker_t *b = &g_br[target];
+    long long now = antar_mono_ms();
+    ticket_t t = TK_NORMAL;
+    *wait_ms = 0;
+    pthread_mutex_lock(&b->mu);
+    if (b->state == ANTAR_CIRCUIT_OPEN && now >= b->open_until)
+        transition(b, target, ANTAR_CIRCUIT_HALF_OPEN, now);
+    if (b->state == ANTAR_CIRCUIT_OPEN) {
+        t = TK_DENIED;
+        *wait_ms = (long)(b->open_until - now);
+    } else if (b->state == ANTAR_CIRCUIT_HALF_OPEN) {
+        if (b->probing) {
+            t = TK_DENIED;
+        } else {
+            b->probing = true;
+            t = TK_PROBE;
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return t;
+}
+
+static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
+{
+    breaker_t *b = &g_br[target];
+    long long now = antar_mono_ms();
+    pthread_mutex_lock(&b->mu);
+    if (t == TK_PROBE && b->state == ANTAR_CIRCUIT_HALF_OPEN) {
+        if (v == V_SUCCESS) {
+            transition(b, target, ANTAR_CIRCUIT_CLOSED, now);
+        } else if (v == V_FAILURE) {
+            b->reopens++;
+            transition(b, target, ANTAR_CIRCUIT_OPEN, now);
+        } else {
+            b->probing = false; /* never reached the peer: the next caller probes */
+        }
+    } else if (t == TK_NORMAL && b->state == ANTAR_CIRCUIT_CLOSED) {
+        /* Answers of calls admitted before the circuit opened do not move it back. */
+        if (v == V_FAILURE && ++b->fails >= g_cb.failures)
+            transition(b, target, ANTAR_CIRCUIT_OPEN, now);
+        else if (v == V_SUCCESS)
+            b->fails = 0;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+static verdict_t verdict(antar_err_t err, long status)
+{
+    if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UNAVAILABLE || err == ANTAR_E_UPSTREAM)
+        return V_FAILURE;
+    if (err != ANTAR_OK)
+        return V_NEUTRAL;
+    return status == 502 || status == 503 || status == 504 ? V_FAILURE : V_SUCCESS;
+}
+
+static bool idempotent_call(const char *method, const char *const *headers)
+{
+    if (method && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+        return true;
+    for (size_t i = 0; headers && headers[i]; i++)
+        if (strncasecmp(headers[i], "Idempotency-Key:", 16) == 0)
+            return true;
+    return false;
+}
+
+static const char *err_reason(antar_err_t err)
+{
+    return err == ANTAR_E_TIMEOUT       ? "timeout"
+           : err == ANTAR_E_UNAVAILABLE ? "unreachable"
+                                        : "error";
+}
+
+static antar_err_t guarded_call(antar_svc_t target, const char *method, const char *path,
+                                json_t *body, const char *const *headers, antar_httpc_res_t *res)
+{
+    res_init(res);
+    if (!g_cfg || (unsigned)target > ANTAR_SVC_CORE)
+        return ANTAR_E_INTERNAL;
+    const char *name = antar_httpc_target_name(target);
+    bool idem = idempotent_call(method, headers);
+    long long t0 = antar_mono_ms();
+    long timeout = 0; /* the first attempt has the configured timeout */
+    /* ANTAR_E_UNAVAILABLE promises "not applied" (nothing sent). After an attempt that may have
+     * been applied (a timeout, a broken answer), a later refusal must not hide that: the call
+     * then ends with the ambiguous error, so the caller resolves it (same key, reconcile). */
+    antar_err_t ambiguous = ANTAR_OK;
+    for (int attempt = 0;; attempt++) {
+        long wait = 0;
+        ticket_t t = breaker_admit(target, &wait);
+        if (t == TK_DENIED) {
+            antar_log_json("warn", "call",
+                           json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "target", name, "method",
+                                     method ? method : "", "path", path ? path : "", "status", 0,
+                                     "outcome", "circuit_open", "duration_ms", 0));
+            antar_metrics_call(name, "circuit_open", 0.0);
+            antar_err_note_upstream(name, "circuit_open", wait > 0 ? wait : g_cb.cooldown_ms);
+            return ambiguous != ANTAR_OK ? ambiguous : ANTAR_E_UNAVAILABLE;
+        }
+        antar_err_t err = call_refreshing(target, method, path, body, headers, timeout, res);
+        verdict_t v = verdict(err, res->status);
+        breaker_report(target, t, v);
+        if (v != V_FAILURE) {
+            antar_err_note_upstream(NULL, NULL, 0);
+            return err;
+        }
+        antar_err_note_upstream(name, err == ANTAR_OK ? "error" : err_reason(err), 0);
+        if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UPSTREAM)
+            ambiguous = ambiguous != ANTAR_OK ? ambiguous : err;
+        else if (err == ANTAR_E_UNAVAILABLE && ambiguous != ANTAR_OK)
+            err = ambiguous;
+        /* Refused: nothing was sent, so even a POST is safe to send again. */
+        bool safe = idem || err == ANTAR_E_UNAVAILABLE;
+        if (!safe || t_no_retry || attempt >= g_cb.retries)
+            return err;
+        long step = g_cb.backoff_ms << attempt;
+        long pause = step / 2 + jitter(step / 2 + 1);
+        long left = g_cb.budget_ms - (long)(antar_mono_ms() - t0) - pause;
+        /* Not worth starting an attempt that cannot even connect before the budget ends. */
+        long need = g_cfg->connect_timeout_ms < 50 ? g_cfg->connect_timeout_ms : 50;
+        if (left < need)
+            return err;
+        timeout = left < g_cfg->timeout_ms ? left : g_cfg->timeout_ms;
+        antar_httpc_res_clean(res);
+        struct timespec ts = {.tv_sec = pause / 1000, .tv_nsec = (pause % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+antar_circuit_t antar_httpc_circuit_state(antar_svc_t target)
+{
+    if ((unsigned)target > ANTAR_SVC_CORE)
+        return ANTAR_CIRCUIT_CLOSED;
+    breaker_t *b = &g_br[target];
+    pthread_mutex_lock(&b->mu);
+    antar_circuit_t s = b->state;
+    pthread_mutex_unlock(&b->mu);
+    return s;
+}
+
+long antar_httpc_circuit_wait_ms(antar_svc_t target)
+{
+    if ((unsigned)target > ANTAR_SVC_CORE)
+        return 0;
+    breaker_t *b = &g_br[target];
+    long long now = antar_mono_ms();
+    long w = 0;
+    pthread_mutex_lock(&b->mu);
+    if (b->state == ANTAR_CIRCUIT_OPEN && b->open_until > now)
+        w = (long)(b->open_until - now);
+    else if (b->state == ANTAR_CIRCUIT_HALF_OPEN && b->probing)
+        w = g_cb.cooldown_ms; /* the probe's answer decides; look again after a cooldown */
+    pthread_mutex_unlock(&b->mu);
+    return w;
+}
+
+void antar_httpc_thread_retries(bool on)
+{
+    t_no_retry = !on;
+}
+
+char *antar_httpc_circuit_metrics(void)
+{
+    char *out = malloc(4096);
+    if (!out)
+        return NULL;
+    size_t n = (size_t)snprintf(out, 4096, "# TYPE antar_circuit_state gauge\n");
+    static const antar_svc_t all[] = {ANTAR_SVC_USER, ANTAR_SVC_DRIVER, ANTAR_SVC_CORE};
+    unsigned long long to[3][3];
+    antar_circuit_t st[3];
+    for (int i = 0; i < 3; i++) {
+        pthread_mutex_lock(&g_br[i].mu);
+        st[i] = g_br[i].state;
+        memcpy(to[i], g_br[i].to, sizeof to[i]);
+        pthread_mutex_unlock(&g_br[i].mu);
+    }
+    /* A service never calls itself: its own name is left out. */
+    const char *self = g_cfg ? g_cfg->service : "";
+    for (int i = 0; i < 3; i++) {
+        const char *name = antar_httpc_target_name(all[i]);
+        if (self[0] && strncmp(name, self, strlen(self)) == 0 && name[strlen(self)] == '-')
+            continue;
+        n += (size_t)snprintf(out + n, 4096 - n, "antar_circuit_state{upstream=\"%s\"} %d\n", name,
+                              (int)st[i]);
+    }
+    n += (size_t)snprintf(out + n, 4096 - n, "# TYPE antar_circuit_transitions_total counter\n");
+    for (int i = 0; i < 3; i++) {
+        const char *name = antar_httpc_target_name(all[i]);
+        if (self[0] && strncmp(name, self, strlen(self)) == 0 && name[strlen(self)] == '-')
+            continue;
+        for (int k = 0; k < 3 && n < 4096; k++)
+            n += (size_t)snprintf(
+                out + n, 4096 - n,
+                "antar_circuit_transitions_total{upstream=\"%s\",to=\"%s\"} %llu\n", name,
+                state_name((antar_circuit_t)k), to[i][k]);
+    }
+    return out;
+}
+
 antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                              const char *const *headers, antar_httpc_res_t *res)
 {
     antar_httpc_res_t local;
     if (!res)
         res = &local;
-    antar_err_t err = call_once(target, method, path, body, headers, res);
-    /* A 401 from a peer means our cached service token is no longer accepted (core rotated its
-     * key, or the token was revoked): drop it and try once more with a fresh one, so a service
-     * recovers by itself instead of failing every call until the token would have expired. */
-    if (err == ANTAR_OK && res->status == 401 && g_token_reset_fn) {
-        g_token_reset_fn();
-        antar_httpc_res_clean(res);
-        err = call_once(target, method, path, body, headers, res);
-    }
+    antar_err_t err = guarded_call(target, method, path, body, headers, res);
     if (res == &local)
         antar_httpc_res_clean(res);
     return err;

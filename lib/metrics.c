@@ -170,6 +170,22 @@ void antar_metrics_count(const char *name, const char *label, const char *value)
     pthread_mutex_unlock(&mu);
 }
 
+#define SOURCES_MAX 8
+static pthread_mutex_t src_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *(*sources[SOURCES_MAX])(void);
+static size_t n_sources;
+
+void antar_metrics_add_source(char *(*render)(void))
+{
+    pthread_mutex_lock(&src_mu);
+    int known = 0;
+    for (size_t i = 0; i < n_sources; i++)
+        known |= sources[i] == render;
+    if (render && !known && n_sources < SOURCES_MAX)
+        sources[n_sources++] = render;
+    pthread_mutex_unlock(&src_mu);
+}
+
 /* A growable text buffer; on allocation failure it sticks in a failed state (data == NULL). */
 typedef struct {
     char *data;
@@ -296,6 +312,18 @@ char *antar_metrics_render(void)
     bprintf(&b, "# TYPE antar_metrics_dropped_total counter\nantar_metrics_dropped_total %llu\n",
             dropped);
     pthread_mutex_unlock(&mu);
+
+    pthread_mutex_lock(&src_mu);
+    size_t nsrc = n_sources;
+    char *(*fns[SOURCES_MAX])(void);
+    memcpy(fns, sources, sizeof fns);
+    pthread_mutex_unlock(&src_mu);
+    for (size_t i = 0; i < nsrc; i++) {
+        char *extra = fns[i]();
+        if (extra)
+            bprintf(&b, "%s", extra);
+        free(extra);
+    }
 
     if (b.failed) {
         free(b.data);

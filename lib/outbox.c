@@ -274,6 +274,21 @@ static outcome_t classify(antar_err_t err, const antar_httpc_res_t *res)
     return OUT_RETRY;
 }
 
+/* The target's circuit is open: the message waits until the breaker would let a call through
+ * again, without an attempt counted (the receiver was not even asked, so its backoff should not
+ * grow and nothing should look like a failing message). When the circuit half-opens, the next
+ * delivery may be the probe: a background message is the best probe, no user waits on it. */
+static void hold_for_circuit(long long id, const char *target, long wait_ms)
+{
+    (void)antar_db_exec("UPDATE outbox SET last_error = 'circuit_open',"
+                        " next_at = TIMESTAMPADD(MICROSECOND, ?, UTC_TIMESTAMP(3)) WHERE id = ?",
+                        ANTAR_DB_ARGS(ANTAR_DB_I((long long)wait_ms * 1000), ANTAR_DB_I(id)), NULL,
+                        NULL);
+    antar_log_json("info", "outbox_held",
+                   json_pack("{s:I,s:s,s:i}", "id", (json_int_t)id, "target", target, "retry_ms",
+                             (int)wait_ms));
+}
+
 /* Sends one claimed message and records the result. Returns its outcome; *retry_ms is set
  * for a retry. */
 static outcome_t deliver_one(json_t *m, long *retry_ms)
@@ -312,6 +327,13 @@ static outcome_t deliver_one(json_t *m, long *retry_ms)
             oc = OUT_DEAD;
             goto record;
         }
+    }
+    long held = antar_httpc_circuit_wait_ms(target);
+    if (held > 0) {
+        hold_for_circuit(id, target_s, held);
+        *retry_ms = held;
+        oc = OUT_RETRY;
+        goto done;
     }
     char idem[80];
     snprintf(idem, sizeof(idem), "Idempotency-Key: %s", event_id);
@@ -353,6 +375,7 @@ record:;
         /* The lease runs out and the message is sent again; the receiver dedupes. */
         antar_logf("error", "outbox: could not record the outcome of message %lld", id);
     }
+done:
     antar_httpc_res_clean(&res);
     json_decref(body);
     antar_trace_set_current(NULL);
@@ -422,6 +445,9 @@ static void purge(void)
 static void *worker(void *arg)
 {
     (void)arg;
+    /* The outbox has its own retry schedule; retrying inside a call too would only hold up the
+     * rest of the batch. */
+    antar_httpc_thread_retries(false);
     long long last_purge = 0;
     pthread_mutex_lock(&g_mu);
     while (!g_stop) {

@@ -35,6 +35,9 @@ export ANTAR_DISPATCH_MAX_S="${ANTAR_DISPATCH_MAX_S:-12}"
 export ANTAR_DISPATCH_MAX_CANDIDATES="${ANTAR_DISPATCH_MAX_CANDIDATES:-3}"
 export ANTAR_PRESENCE_TTL_S="${ANTAR_PRESENCE_TTL_S:-60}"
 export ANTAR_EDGE_RATE_LIMIT="${ANTAR_EDGE_RATE_LIMIT:-100000}"
+# Circuit breakers back off at most 4 s here (30 s in production), so that a test that brought a
+# peer back does not wait out a long cooldown before the circuit closes.
+export ANTAR_CB_COOLDOWN_MAX_MS="${ANTAR_CB_COOLDOWN_MAX_MS:-4000}"
 
 # Sanitizers: reports go to files under the run folder (checked at the end); leaks inside
 # system libraries only are suppressed (deploy/lsan.supp), never our own.

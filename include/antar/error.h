@@ -57,4 +57,14 @@ const char *antar_err_code(antar_err_t err);
 /* Default human message. Static string, never NULL. */
 const char *antar_err_message(antar_err_t err);
 
+/* ---- the upstream behind a 502/503/504 ------------------------------------------------------
+ * The service client notes which peer failed (and why) on the calling thread, bound to the
+ * thread's current request (its trace span), so that antar_http_fail can name the peer in the
+ * envelope's message and send Retry-After while that peer's circuit is open, without every
+ * handler passing it along. A note from an earlier request on the same thread is never used. */
+/* upstream NULL clears the note. reason: "circuit_open", "unreachable", "timeout", "error". */
+void antar_err_note_upstream(const char *upstream, const char *reason, long retry_after_ms);
+/* The note for the current request: 1 and upstream/reason filled (static strings), or 0. */
+int antar_err_noted_upstream(const char **upstream, const char **reason, long *retry_after_ms);
+
 #endif

@@ -8,6 +8,8 @@
 #ifndef ANTAR_HTTPC_H
 #define ANTAR_HTTPC_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "antar/config.h"
@@ -35,7 +37,14 @@ const char *antar_httpc_target_name(antar_svc_t target);
 /* Call target's path with an optional JSON body (borrowed) and extra header lines
  * ("Idempotency-Key: …", NULL-terminated array, may be NULL). Returns ANTAR_OK when any HTTP
  * response came back (check res->status); ANTAR_E_TIMEOUT on timeout; ANTAR_E_UNAVAILABLE
- * when the target cannot be reached; ANTAR_E_UNAUTHORIZED when no service token is available.
+ * when the target cannot be reached or its circuit is open (failing fast, nothing sent);
+ * ANTAR_E_UNAUTHORIZED when no service token is available.
+ * Through the target's circuit breaker; retried with jittered backoff only when that is safe
+ * (GET, an Idempotency-Key header, or a refused connection), within ANTAR_HTTPC_RETRY_BUDGET_MS.
+ * ANTAR_E_UNAVAILABLE always means "not applied": nothing reached the target (or only refusals
+ * after no ambiguous attempt); a timeout or a broken answer (ANTAR_E_TIMEOUT, ANTAR_E_UPSTREAM)
+ * may have been applied, also when a later retry was refused.
+ * On a failure the target is noted for the current request (antar_err_note_upstream).
  * res is always initialised; release with antar_httpc_res_clean. */
 antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                              const char *const *headers, antar_httpc_res_t *res);
@@ -47,6 +56,23 @@ antar_err_t antar_httpc_request(const char *method, const char *url, const char 
 /* The envelope's "result" of a response (borrowed), or NULL. */
 json_t *antar_httpc_result(const antar_httpc_res_t *res);
 void antar_httpc_res_clean(antar_httpc_res_t *res);
+/* ---- circuit breakers (one per upstream, shared by all threads) -------------------------- */
+typedef enum {
+    ANTAR_CIRCUIT_CLOSED = 0,
+    ANTAR_CIRCUIT_OPEN = 1,
+    ANTAR_CIRCUIT_HALF_OPEN = 2
+} antar_circuit_t;
+antar_circuit_t antar_httpc_circuit_state(antar_svc_t target);
+/* How long a caller with its own retry schedule (the outbox) should wait before calling target:
+ * 0 when a call would be let through (closed, or half-open with no probe out). */
+long antar_httpc_circuit_wait_ms(antar_svc_t target);
+/* Turn this thread's in-call retries off (false) or on (true, the default): for callers that
+ * retry on their own schedule. */
+void antar_httpc_thread_retries(bool on);
+/* antar_circuit_state{upstream} and antar_circuit_transitions_total{upstream,to} in Prometheus
+ * text (caller frees), registered with antar_metrics_add_source by antar_httpc_init. */
+char *antar_httpc_circuit_metrics(void);
+
 /* Free this thread's handle (end of a worker thread). */
 void antar_httpc_thread_end(void);
 

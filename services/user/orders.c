@@ -77,9 +77,57 @@ static driver_cache_slot_t *cache_slots(void)
     return slots;
 }
 
-/* The driver's public profile as a new object. When driver-service cannot answer, the order is
- * still served with driver {id} only (a read never fails because of it); *down then stays set
- * for the rest of the request so that a list does not wait for one timeout per order. */
+/* The last profile driver-service gave for each driver, process-wide, kept for a degraded answer
+ * when driver-service is away (the per-thread cache above is the fast path; this one is only
+ * written on a fetch, at most once per driver per thread every DRIVER_CACHE_TTL_MS, and read
+ * when a fetch fails, so its lock is cold). Direct-mapped: a collision just loses an entry. */
+#define LAST_KNOWN_SLOTS 1024
+#define LAST_KNOWN_MAX_AGE_MS (30LL * 60 * 1000)
+
+static pthread_mutex_t last_known_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    long long id;
+    long long at_ms;
+    json_t *profile; /* only touched under last_known_mu */
+} last_known[LAST_KNOWN_SLOTS];
+
+static void last_known_put(long long driver_id, const json_t *profile, long long now)
+{
+    json_t *copy = json_deep_copy(profile);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&last_known_mu);
+    size_t k = (size_t)driver_id % LAST_KNOWN_SLOTS;
+    json_t *old = last_known[k].profile;
+    last_known[k].id = driver_id;
+    last_known[k].at_ms = now;
+    last_known[k].profile = copy;
+    pthread_mutex_unlock(&last_known_mu);
+    json_decref(old);
+}
+
+/* A degraded driver object: the last known profile marked "stale", or {id, degraded}. */
+static json_t *driver_degraded(long long driver_id)
+{
+    json_t *out = NULL;
+    long long now = antar_mono_ms();
+    pthread_mutex_lock(&last_known_mu);
+    size_t k = (size_t)driver_id % LAST_KNOWN_SLOTS;
+    if (last_known[k].profile && last_known[k].id == driver_id &&
+        now - last_known[k].at_ms < LAST_KNOWN_MAX_AGE_MS)
+        out = json_deep_copy(last_known[k].profile);
+    pthread_mutex_unlock(&last_known_mu);
+    if (out) {
+        json_object_set_new(out, "stale", json_true());
+        return out;
+    }
+    return json_pack("{s:I,s:b}", "id", (json_int_t)driver_id, "degraded", 1);
+}
+
+/* The driver's public profile as a new object. When driver-service cannot answer (down, its
+ * circuit open, an error), the order is still served (a read never fails because of it) with
+ * the last known profile marked "stale", or {id, degraded: true}; *down then stays set for the
+ * rest of the request so that a list does not wait for one timeout per order. */
 static json_t *driver_profile(long long driver_id, bool *down)
 {
     driver_cache_slot_t *cache = cache_slots();
@@ -88,7 +136,7 @@ static json_t *driver_profile(long long driver_id, bool *down)
     if (slot && slot->profile && slot->id == driver_id && slot->until_ms > now)
         return json_deep_copy(slot->profile);
     if (*down)
-        return json_pack("{s:I}", "id", (json_int_t)driver_id);
+        return driver_degraded(driver_id);
 
     char path[64];
     snprintf(path, sizeof path, "/internal/drivers/%lld", driver_id);
@@ -109,7 +157,8 @@ static json_t *driver_profile(long long driver_id, bool *down)
     }
     antar_httpc_res_clean(&res);
     if (!profile)
-        return json_pack("{s:I}", "id", (json_int_t)driver_id);
+        return driver_degraded(driver_id);
+    last_known_put(driver_id, profile, now);
     if (slot) {
         json_decref(slot->profile);
         slot->id = driver_id;

@@ -207,6 +207,40 @@ Test(outbox, receiver_down_then_up_is_delivered_after_retry)
     json_decref(row);
 }
 
+Test(outbox, open_circuit_holds_messages_without_counting_attempts)
+{
+    NEED_DB();
+    setenv("ANTAR_CB_COOLDOWN_MS", "1500", 1);
+    cr_assert(antar_httpc_init(&cfg) == 0);
+    int port = test_srv_closed_port();
+    point_core_at(port);
+    /* Refused calls (each retried twice) open core-service's circuit. */
+    for (int i = 0; i < 3; i++)
+        antar_httpc_call(ANTAR_SVC_CORE, "POST", "/t/probe", NULL, NULL, NULL);
+    cr_assert(antar_httpc_circuit_state(ANTAR_SVC_CORE) == ANTAR_CIRCUIT_OPEN);
+    char path[96];
+    snprintf(path, sizeof(path), "/t/ok/%s/held", run_id);
+    add_committed(path, NULL);
+    cr_assert(antar_outbox_start() == 0);
+    antar_outbox_kick();
+    usleep(400000);
+    json_t *row = row_for(path);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "pending");
+    cr_assert(json_integer_value(json_object_get(row, "attempts")) == 0,
+              "an open circuit is not an attempt");
+    cr_assert_str_eq(json_string_value(json_object_get(row, "last_error")), "circuit_open");
+    json_decref(row);
+    /* The receiver comes back: after the cooldown the delivery is the probe, and closes it. */
+    test_srv_start(port, route);
+    cr_assert(wait_for(path, 1, 5000), "delivered after the cooldown");
+    usleep(200000);
+    row = row_for(path);
+    cr_assert_str_eq(json_string_value(json_object_get(row, "status")), "delivered");
+    cr_assert(json_integer_value(json_object_get(row, "attempts")) == 1);
+    json_decref(row);
+    cr_assert(antar_httpc_circuit_state(ANTAR_SVC_CORE) == ANTAR_CIRCUIT_CLOSED);
+}
+
 Test(outbox, order_per_target_is_kept_across_retries)
 {
     NEED_DB();
