@@ -76,6 +76,19 @@ const char *antar_httpc_target_name(antar_svc_t target)
     return "unknown";
 }
 
+static const char *target_short(antar_svc_t target)
+{
+    switch (target) {
+    case ANTAR_SVC_USER:
+        return "user";
+    case ANTAR_SVC_DRIVER:
+        return "driver";
+    case ANTAR_SVC_CORE:
+        return "core";
+    }
+    return "";
+}
+
 static const char *target_base(antar_svc_t target)
 {
     switch (target) {
@@ -454,6 +467,19 @@ antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char 
     antar_httpc_res_t local;
     if (!res)
         res = &local;
+    int rank = antar_thread_call_rank();
+    if (rank > 0 && antar_internal_rank(target_short(target)) >= rank) {
+        /* An internal-listener thread waiting on a pool that may wait on it is how a cycle of
+         * blocking calls (and a deadlock until the timeouts) comes back: refuse loudly instead,
+         * so the bug shows on the first test that takes that path rather than under load. */
+        res_init(res);
+        antar_logf("error",
+                   "refused %s %s to %s from an internal-listener thread: a synchronous call "
+                   "there could close a cycle of blocking calls",
+                   method ? method : "?", path ? path : "?", antar_httpc_target_name(target));
+        antar_metrics_count("antar_calls_refused_total", "target", antar_httpc_target_name(target));
+        return ANTAR_E_INTERNAL;
+    }
     antar_err_t err = call_once(target, method, path, body, headers, res);
     /* A 401 from a peer means our cached service token is no longer accepted (core rotated its
      * key, or the token was revoked): drop it and try once more with a fresh one, so a service

@@ -226,3 +226,24 @@ char *antar_json_dumps(const json_t *doc, size_t flags)
         flags |= JSON_REAL_PRECISION(digits);
     return json_dumps(doc, flags);
 }
+
+static _Thread_local int t_call_rank;
+
+void antar_thread_set_call_rank(int rank)
+{
+    t_call_rank = rank > 0 ? rank : 0;
+}
+
+int antar_thread_call_rank(void)
+{
+    return t_call_rank;
+}
+
+int antar_internal_rank(const char *service)
+{
+    /* The topological order of the internal call graph: a change here is a change of the
+     * design, and docs/reliability.md says why each edge may exist. */
+    if (service && strcmp(service, "driver") == 0)
+        return 2;
+    return 1;
+}

@@ -36,7 +36,10 @@ const char *antar_httpc_target_name(antar_svc_t target);
  * ("Idempotency-Key: …", NULL-terminated array, may be NULL). Returns ANTAR_OK when any HTTP
  * response came back (check res->status); ANTAR_E_TIMEOUT on timeout; ANTAR_E_UNAVAILABLE
  * when the target cannot be reached; ANTAR_E_UNAUTHORIZED when no service token is available.
- * res is always initialised; release with antar_httpc_res_clean. */
+ * res is always initialised; release with antar_httpc_res_clean.
+ * Refused (ANTAR_E_INTERNAL, an error log line, antar_calls_refused_total{target}) on a thread of
+ * an internal listener whose rank does not exceed the target's (antar_thread_call_rank, util.h):
+ * the rule that keeps the graph of blocking calls free of cycles. */
 antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                              const char *const *headers, antar_httpc_res_t *res);
 /* A raw request to a full URL without the service token (token fetch, JWKS). content_type and

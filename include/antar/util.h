@@ -30,4 +30,18 @@ char *antar_json_dumps(const json_t *doc, size_t flags);
  * NaN and infinities, which JSON cannot carry anyway). */
 int antar_real_digits(double v);
 
+/* The rule that keeps service calls free of cycles (docs/reliability.md, "Call graph: why no
+ * cycle"). Every pool that can wait on another has a rank: public listeners and background
+ * workers are unranked (0, they may call any peer); each service's internal listener has the
+ * fixed rank antar_internal_rank gives it. A thread of rank r > 0 may wait only on an internal
+ * listener of rank < r, so every chain of waits strictly descends and cannot come back to a pool
+ * it started from. The leaves (user, core: rank 1) call nobody from their internal listeners;
+ * driver's internal listener (rank 2) may call theirs (POST /internal/offers reads the order
+ * from user-service). The HTTP server marks each request's thread with its listener's rank;
+ * antar_httpc_call refuses what the rule forbids. Thread-local, so it costs nothing to read. */
+void antar_thread_set_call_rank(int rank);
+int antar_thread_call_rank(void);
+/* The rank of a service's internal listener ("user", "driver", "core"; 1 for anything else). */
+int antar_internal_rank(const char *service);
+
 #endif

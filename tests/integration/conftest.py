@@ -28,6 +28,13 @@ EDGE_URL = _url("ANTAR_EDGE_URL", 8080)
 USER_URL = _url("ANTAR_USER_URL", 8001)
 DRIVER_URL = _url("ANTAR_DRIVER_URL", 8002)
 CORE_URL = _url("ANTAR_CORE_URL", 8003)
+# The internal listeners: /internal/... is served there and nowhere else.
+USER_INTERNAL_URL = _url("ANTAR_USER_INTERNAL_URL", 9001)
+DRIVER_INTERNAL_URL = _url("ANTAR_DRIVER_INTERNAL_URL", 9002)
+CORE_INTERNAL_URL = _url("ANTAR_CORE_INTERNAL_URL", 9003)
+PUBLIC_URLS = {"user": USER_URL, "driver": DRIVER_URL, "core": CORE_URL}
+INTERNAL_URLS = {"user": USER_INTERNAL_URL, "driver": DRIVER_INTERNAL_URL,
+                 "core": CORE_INTERNAL_URL}
 
 
 class Stack:
@@ -92,17 +99,17 @@ def edge():
 
 @pytest.fixture(scope="session")
 def user_api():
-    return Api(USER_URL, service="user")
+    return Api(USER_URL, service="user", internal_url=USER_INTERNAL_URL)
 
 
 @pytest.fixture(scope="session")
 def driver_api():
-    return Api(DRIVER_URL, service="driver")
+    return Api(DRIVER_URL, service="driver", internal_url=DRIVER_INTERNAL_URL)
 
 
 @pytest.fixture(scope="session")
 def core_api():
-    return Api(CORE_URL, service="core")
+    return Api(CORE_URL, service="core", internal_url=CORE_INTERNAL_URL)
 
 
 @pytest.fixture(scope="session")
