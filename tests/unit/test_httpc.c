@@ -9,6 +9,8 @@
 #include "antar/config.h"
 #include "antar/httpc.h"
 #include "antar/log.h"
+#include "antar/metrics.h"
+#include "antar/util.h"
 #include "antar/trace.h"
 #include "test_support.h"
 
@@ -272,4 +274,43 @@ Test(httpc, threads_have_their_own_handles)
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     cr_assert(a == 5 && b == 5, "a=%d b=%d", a, b);
+}
+
+/* The rule that keeps blocking calls acyclic (util.h): a thread of an internal listener may wait
+ * only on a pool of lower rank. Refused calls never reach the network nor the token provider. */
+Test(httpc, internal_listener_threads_are_refused_peer_calls)
+{
+    cr_assert_eq(antar_internal_rank("user"), 1);
+    cr_assert_eq(antar_internal_rank("core"), 1);
+    cr_assert_eq(antar_internal_rank("driver"), 2);
+    int before = test_srv.nreq, tokens = token_calls;
+    antar_httpc_res_t res;
+
+    antar_thread_set_call_rank(1); /* user's or core's internal listener */
+    cr_assert_eq(antar_thread_call_rank(), 1);
+    cr_assert(antar_httpc_call(ANTAR_SVC_CORE, "GET", "/ok", NULL, NULL, &res) == ANTAR_E_INTERNAL);
+    cr_assert(res.status == 0 && res.body == NULL);
+    cr_assert(antar_httpc_call(ANTAR_SVC_USER, "GET", "/ok", NULL, NULL, &res) == ANTAR_E_INTERNAL);
+    cr_assert(antar_httpc_call(ANTAR_SVC_DRIVER, "GET", "/ok", NULL, NULL, &res) ==
+              ANTAR_E_INTERNAL);
+    cr_assert_eq(test_srv.nreq, before, "nothing was sent");
+    cr_assert_eq(token_calls, tokens, "no token was even asked for");
+    char *m = antar_metrics_render();
+    cr_assert(strstr(m, "antar_calls_refused_total{target=\"core-service\"}"), "%s", m);
+    cr_assert(strstr(m, "antar_calls_refused_total{target=\"driver-service\"}"), "%s", m);
+    free(m);
+
+    /* driver's internal listener (rank 2) may wait on the leaves, never on itself. */
+    antar_thread_set_call_rank(2);
+    cr_assert(antar_httpc_call(ANTAR_SVC_CORE, "GET", "/ok", NULL, NULL, &res) == ANTAR_OK);
+    cr_assert_eq(res.status, 200);
+    antar_httpc_res_clean(&res);
+    cr_assert(antar_httpc_call(ANTAR_SVC_DRIVER, "GET", "/ok", NULL, NULL, &res) ==
+              ANTAR_E_INTERNAL);
+
+    /* Public listeners and background workers are unranked. */
+    antar_thread_set_call_rank(0);
+    cr_assert(antar_httpc_call(ANTAR_SVC_DRIVER, "GET", "/ok", NULL, NULL, &res) == ANTAR_OK);
+    cr_assert_eq(res.status, 200);
+    antar_httpc_res_clean(&res);
 }
