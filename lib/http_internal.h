@@ -159,11 +159,5 @@ void antar_server_set_thread_end(antar_server_t *s, antar_thread_end_fn fn);
 /* Whether a route is served on the internal listener / the public one. */
 bool antar_route_on_internal(const antar_route_t *r);
 bool antar_route_on_public(const antar_route_t *r);
-/* A detached request as if it had arrived on the internal (or public) listener (unit tests):
- * routed among that listener's routes only, its thread marked as that listener's. */
-antar_req_t *antar_req_new_detached_on(antar_server_t *srv, bool internal, const char *method,
-                                       const char *path, json_t *body, bool is_form);
-/* Run a detached request through the whole pipeline (router, body, auth, handler). */
-void antar_req_run_detached(antar_req_t *req);
 
 #endif

@@ -110,18 +110,6 @@ void antar_req_free(antar_req_t *r)
     free(r);
 }
 
-antar_req_t *antar_req_new_detached_on(antar_server_t *srv, bool internal, const char *method,
-                                       const char *path, json_t *body, bool is_form)
-{
-    antar_req_t *r = antar_req_new_detached(srv, method, path, body, is_form);
-    if (r && srv) {
-        /* The listener's route subset is built at start; a server that never started serves
-         * the whole table filtered on the fly by run_route. */
-        r->lst = internal ? &srv->internal : &srv->pub;
-    }
-    return r;
-}
-
 antar_req_t *antar_req_new_detached(antar_server_t *srv, const char *method, const char *path,
                                     json_t *body, bool is_form)
 {
@@ -437,18 +425,14 @@ static void run_route(antar_req_t *r)
 {
     antar_match_t m;
     const antar_listener_t *l = r->lst;
-    if (l && l->routes) {
+    /* A request from a listener sees only that listener's share of the routes; one built by a
+     * unit test (no listener) sees them all. */
+    if (l && l->routes)
         antar_router_match((const antar_route_t *const *)l->routes, l->nroutes, r->method, r->path,
                            &m);
-    } else {
+    else
         antar_router_match((const antar_route_t *const *)r->srv->routes, r->srv->nroutes, r->method,
                            r->path, &m);
-        /* A server that has not started (unit tests) has no per-listener tables: a route of the
-         * other listener is as absent as one never registered. */
-        if (l && m.kind == ANTAR_MATCH_OK &&
-            !(l->internal ? antar_route_on_internal(m.route) : antar_route_on_public(m.route)))
-            m.kind = ANTAR_MATCH_NOT_FOUND;
-    }
     if (m.kind == ANTAR_MATCH_NOT_FOUND) {
         antar_http_fail(r, ANTAR_E_NOT_FOUND, NULL, "no route for %s", r->method);
         return;
@@ -534,13 +518,6 @@ static void log_request(antar_req_t *r, long long micros)
 static int listener_rank(const antar_listener_t *l)
 {
     return l && l->internal ? antar_internal_rank(l->srv->cfg ? l->srv->cfg->service : NULL) : 0;
-}
-
-void antar_req_run_detached(antar_req_t *r)
-{
-    antar_thread_set_call_rank(listener_rank(r->lst));
-    run_route(r);
-    antar_thread_set_call_rank(0);
 }
 
 /* Runs the request on this thread and leaves the reply recorded in r. */
