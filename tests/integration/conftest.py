@@ -123,6 +123,31 @@ def stack():
     return Stack()
 
 
+# The cheapest Argon2id parameters libsodium allows (the hashes stay valid Argon2id, and verify
+# with whatever parameters they were made with).
+CHEAP_ARGON2 = {"ANTAR_ARGON2_OPSLIMIT": "1", "ANTAR_ARGON2_MEMLIMIT": "8192"}
+
+
+@pytest.fixture
+def cheap_argon2_user_service(stack):
+    """user-service restarted with CHEAP_ARGON2 for one test, and with the stack's own settings
+    after it: for tests that need many sign-ups or logins at once to measure something other than
+    the machine's CPU (two hashes at a time, 64 MiB and a few hundred ms each under load). Accounts
+    made meanwhile keep their cheap hashes, so their logins stay cheap too."""
+    saved = {k: os.environ.get(k) for k in CHEAP_ARGON2}
+    os.environ.update(CHEAP_ARGON2)
+    try:
+        stack.restart("user")
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stack.restart("user")
+
+
 # Two customers for the user-service tests: signed up on user-service, logged in on core's own
 # port, so that the edge's rate limit on sign-ups and logins never throttles them.
 @pytest.fixture

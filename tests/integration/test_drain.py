@@ -15,7 +15,6 @@ import string
 import threading
 import time
 
-import pytest
 import requests
 
 from antar_client import run_dir, unique_email
@@ -65,31 +64,10 @@ def test_health_live_and_ready_on_every_service(services):
             assert r.json()["result"]["service"] == name
 
 
-# Sign-ups hash passwords with Argon2id, two at a time (ANTAR_ARGON2_MAX_CONCURRENT): with 30
-# in flight on a shared 2-core machine the queue alone is several seconds of CPU, which would
-# measure the machine rather than the drain. For this test user-service runs with the cheapest
-# parameters libsodium allows (the hashes stay valid Argon2id); it is restarted with the
-# stack's own settings afterwards.
-CHEAP_ARGON2 = {"ANTAR_ARGON2_OPSLIMIT": "1", "ANTAR_ARGON2_MEMLIMIT": "8192"}
-
-
-@pytest.fixture
-def cheap_user_service(stack):
-    saved = {k: os.environ.get(k) for k in CHEAP_ARGON2}
-    os.environ.update(CHEAP_ARGON2)
-    try:
-        stack.restart("user")
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        stack.restart("user")
-
-
-def test_sigterm_drains_in_flight_sign_ups_then_exits_0(stack, cheap_user_service):
+# Sign-ups hash passwords with Argon2id, two at a time (ANTAR_ARGON2_MAX_CONCURRENT): with 30 in
+# flight on a shared 2-core machine the queue alone is seconds of CPU, which would measure the
+# machine rather than the drain; hence cheap_argon2_user_service (conftest.py).
+def test_sigterm_drains_in_flight_sign_ups_then_exits_0(stack, cheap_argon2_user_service):
     pid = _pid("user")
     assert _alive(pid)
     log_offset = os.path.getsize(os.path.join(run_dir(), "log", "user.log"))
