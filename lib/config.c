@@ -72,6 +72,14 @@ static int default_port(const char *service)
     return 8000;
 }
 
+/* ANTAR_<SVC><suffix>, upper-cased: the per-service form of a variable. */
+static void svc_var(char *out, size_t size, const char *service, const char *suffix)
+{
+    snprintf(out, size, "ANTAR_%s%s", service, suffix);
+    for (char *p = out; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+}
+
 int antar_config_load(antar_config_t *cfg, const char *service)
 {
     int rc = 0;
@@ -89,14 +97,31 @@ int antar_config_load(antar_config_t *cfg, const char *service)
     int port = default_port(service);
     rc |= set_num(&n, "ANTAR_PORT", port, 1, 65535);
     port = (int)n;
-    snprintf(name, sizeof(name), "ANTAR_%s_PORT", service);
-    for (char *p = name; *p; p++)
-        *p = (char)toupper((unsigned char)*p);
+    svc_var(name, sizeof(name), service, "_PORT");
     rc |= set_num(&n, name, port, 1, 65535);
     cfg->port = (int)n;
 
+    /* The internal listener: the public port's default + 1000 (9001, 9002, 9003). */
+    int iport = default_port(service) + 1000;
+    rc |= set_num(&n, "ANTAR_INTERNAL_PORT", iport, 1, 65535);
+    iport = (int)n;
+    svc_var(name, sizeof(name), service, "_INTERNAL_PORT");
+    rc |= set_num(&n, name, iport, 1, 65535);
+    cfg->internal_port = (int)n;
+    if (cfg->internal_port == cfg->port) {
+        fprintf(stderr, "config: the internal port must differ from the public port %d\n",
+                cfg->port);
+        rc = -1;
+    }
+
     rc |= set_num(&n, "ANTAR_THREADS", 8, 1, 256);
     cfg->threads = (int)n;
+    rc |= set_num(&n, "ANTAR_INTERNAL_THREADS", 4, 1, 256);
+    cfg->internal_threads = (int)n;
+    rc |= set_num(&n, "ANTAR_DRAIN_S", 10, 1, 3600);
+    cfg->drain_s = (int)n;
+    rc |= set_num(&n, "ANTAR_DEREGISTER_MS", 1500, 0, 600000);
+    cfg->deregister_ms = (int)n;
     rc |= set_num(&n, "ANTAR_BODY_LIMIT", 65536, 1, 64LL * 1024 * 1024);
     cfg->body_limit = (size_t)n;
 
@@ -117,10 +142,10 @@ int antar_config_load(antar_config_t *cfg, const char *service)
     rc |= set_num(&n, "ANTAR_REDIS_TIMEOUT_MS", 1000, 1, 3600000);
     cfg->redis_timeout_ms = (int)n;
 
-    rc |= set_str(cfg->user_url, sizeof(cfg->user_url), "ANTAR_USER_URL", "http://127.0.0.1:8001");
+    rc |= set_str(cfg->user_url, sizeof(cfg->user_url), "ANTAR_USER_URL", "http://127.0.0.1:9001");
     rc |= set_str(cfg->driver_url, sizeof(cfg->driver_url), "ANTAR_DRIVER_URL",
-                  "http://127.0.0.1:8002");
-    rc |= set_str(cfg->core_url, sizeof(cfg->core_url), "ANTAR_CORE_URL", "http://127.0.0.1:8003");
+                  "http://127.0.0.1:9002");
+    rc |= set_str(cfg->core_url, sizeof(cfg->core_url), "ANTAR_CORE_URL", "http://127.0.0.1:9003");
     rc |= set_num(&n, "ANTAR_CONNECT_TIMEOUT_MS", 500, 1, 3600000);
     cfg->connect_timeout_ms = (long)n;
     rc |= set_num(&n, "ANTAR_TIMEOUT_MS", 3000, 1, 3600000);

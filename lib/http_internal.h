@@ -28,9 +28,20 @@ typedef struct {
  * MariaDB, Redis and curl handles there, so that nothing leaks at shutdown). */
 typedef void (*antar_thread_end_fn)(void);
 
+/* One of a server's two listeners (docs/reliability.md, "Call graph: why no cycle"): the public
+ * one serves everything but /internal/...; the internal one, on its own port and thread pool,
+ * serves /internal/..., the ops routes and routes flagged ANTAR_ROUTE_INTERNAL_TOO. */
+typedef struct {
+    struct antar_server *srv;
+    bool internal;
+    struct MHD_Daemon *daemon;
+    const antar_route_t **routes; /* the subset of srv->routes this listener serves */
+    size_t nroutes;
+} antar_listener_t;
+
 struct antar_server {
     const antar_config_t *cfg;
-    struct MHD_Daemon *daemon;
+    antar_listener_t pub, internal;
     const antar_route_t **routes; /* borrowed route structs, in registration order */
     size_t nroutes, cap_routes;
     antar_health_entry_t health[ANTAR_MAX_HEALTH];
@@ -39,6 +50,8 @@ struct antar_server {
     antar_thread_end_fn thread_end;
     char *api_doc; /* the OpenAPI file, read at start; NULL when missing */
     size_t api_len;
+    _Atomic int draining;  /* SIGTERM seen: not ready, every reply closes its connection */
+    _Atomic long inflight; /* requests begun (headers read) and not yet completed */
 };
 
 /* Per-request allocations from antar_req_strdup, freed after the reply. */
@@ -49,6 +62,7 @@ typedef struct antar_alloc {
 
 struct antar_req {
     antar_server_t *srv;
+    const antar_listener_t *lst; /* NULL for requests built by unit tests: every route */
     struct MHD_Connection *conn; /* NULL for requests built by unit tests */
     char method[16];
     char *path; /* owned copy, without the query string */
@@ -141,5 +155,9 @@ void antar_req_set_response(antar_req_t *req, int status, const char *content_ty
                             size_t len, bool envelope);
 
 void antar_server_set_thread_end(antar_server_t *s, antar_thread_end_fn fn);
+
+/* Whether a route is served on the internal listener / the public one. */
+bool antar_route_on_internal(const antar_route_t *r);
+bool antar_route_on_public(const antar_route_t *r);
 
 #endif

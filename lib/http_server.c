@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@
 #include "antar/log.h"
 #include "antar/metrics.h"
 #include "antar/trace.h"
+#include "antar/util.h"
 #include "http_internal.h"
 
 #define CONNECTION_TIMEOUT_S 30u
@@ -298,10 +300,14 @@ static void h_metrics(antar_req_t *req);
 static void h_openapi(antar_req_t *req);
 static void h_docs(antar_req_t *req);
 static void h_docs_file(antar_req_t *req);
+static void h_health_live(antar_req_t *req);
+static void h_health_ready(antar_req_t *req);
 
 static const antar_route_t builtin_routes[] = {
-    {"GET", "/health", h_health, ANTAR_AUTH_NONE, NULL, 0},
-    {"GET", "/metrics", h_metrics, ANTAR_AUTH_NONE, NULL, 0},
+    {"GET", "/health", h_health, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_INTERNAL_TOO},
+    {"GET", "/health/live", h_health_live, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_INTERNAL_TOO},
+    {"GET", "/health/ready", h_health_ready, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_INTERNAL_TOO},
+    {"GET", "/metrics", h_metrics, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_INTERNAL_TOO},
     {"GET", "/openapi.json", h_openapi, ANTAR_AUTH_NONE, NULL, 0},
     {"GET", "/docs", h_docs, ANTAR_AUTH_NONE, NULL, 0},
     {"GET", "/docs/{file}", h_docs_file, ANTAR_AUTH_NONE, NULL, 0},
@@ -314,6 +320,9 @@ antar_server_t *antar_server_new(const antar_config_t *cfg)
     if (!s)
         return NULL;
     s->cfg = cfg;
+    s->pub.srv = s;
+    s->internal.srv = s;
+    s->internal.internal = true;
     antar_server_add_routes(s, builtin_routes, sizeof(builtin_routes) / sizeof(*builtin_routes));
     if (s->nroutes == 0) {
         free(s);
@@ -343,6 +352,37 @@ void antar_server_add_routes(antar_server_t *s, const antar_route_t *routes, siz
         }
         s->routes[s->nroutes++] = r;
     }
+}
+
+static bool is_internal_path(const char *pattern)
+{
+    return strncmp(pattern, "/internal/", 10) == 0 || strcmp(pattern, "/internal") == 0;
+}
+
+bool antar_route_on_internal(const antar_route_t *r)
+{
+    return is_internal_path(r->pattern) || (r->flags & ANTAR_ROUTE_INTERNAL_TOO);
+}
+
+bool antar_route_on_public(const antar_route_t *r)
+{
+    return !is_internal_path(r->pattern);
+}
+
+/* The listener's share of the route table, in registration order. 0 or -1 (out of memory). */
+static int listener_routes(antar_listener_t *l)
+{
+    antar_server_t *s = l->srv;
+    free(l->routes);
+    l->routes = calloc(s->nroutes ? s->nroutes : 1, sizeof(*l->routes));
+    l->nroutes = 0;
+    if (!l->routes)
+        return -1;
+    for (size_t i = 0; i < s->nroutes; i++)
+        if (l->internal ? antar_route_on_internal(s->routes[i])
+                        : antar_route_on_public(s->routes[i]))
+            l->routes[l->nroutes++] = s->routes[i];
+    return 0;
 }
 
 void antar_server_add_health_check(antar_server_t *s, const char *name, antar_health_fn fn)
@@ -384,8 +424,15 @@ static bool method_has_body(const char *m)
 static void run_route(antar_req_t *r)
 {
     antar_match_t m;
-    antar_router_match((const antar_route_t *const *)r->srv->routes, r->srv->nroutes, r->method,
-                       r->path, &m);
+    const antar_listener_t *l = r->lst;
+    /* A request from a listener sees only that listener's share of the routes; one built by a
+     * unit test (no listener) sees them all. */
+    if (l && l->routes)
+        antar_router_match((const antar_route_t *const *)l->routes, l->nroutes, r->method, r->path,
+                           &m);
+    else
+        antar_router_match((const antar_route_t *const *)r->srv->routes, r->srv->nroutes, r->method,
+                           r->path, &m);
     if (m.kind == ANTAR_MATCH_NOT_FOUND) {
         antar_http_fail(r, ANTAR_E_NOT_FOUND, NULL, "no route for %s", r->method);
         return;
@@ -471,6 +518,9 @@ static void log_request(antar_req_t *r, long long micros)
 /* Runs the request on this thread and leaves the reply recorded in r. */
 static void dispatch(antar_req_t *r)
 {
+    /* Every thread of the internal listener's pool is marked: antar_httpc_call refuses any call
+     * from it, which keeps blocking calls free of cycles (util.h). */
+    antar_thread_set_internal(r->lst && r->lst->internal);
     if (r->srv->thread_end && !pthread_getspecific(thread_key))
         pthread_setspecific(thread_key, r->srv);
 
@@ -511,7 +561,10 @@ static enum MHD_Result queue_reply(antar_req_t *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
-    if (r->too_large)
+    /* While draining, every answer ends its connection: a keep-alive client (the edge's pool
+     * included) then opens a new one, which the quiesced listener refuses before any byte of the
+     * request is read, instead of sending a request on a connection about to be closed. */
+    if (r->too_large || atomic_load(&r->srv->draining))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
@@ -523,13 +576,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
-    antar_server_t *s = cls;
+    antar_listener_t *l = cls;
+    antar_server_t *s = l->srv;
     antar_req_t *r = *con_cls;
 
     if (!r) {
         r = req_new(s, method, url);
         if (!r)
             return MHD_NO;
+        atomic_fetch_add(&s->inflight, 1);
+        r->lst = l;
         r->conn = conn;
         *con_cls = r;
         const char *cl =
@@ -590,9 +646,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
+    antar_listener_t *l = cls;
     (void)conn;
     (void)toe;
+    if (*con_cls)
+        atomic_fetch_sub(&l->srv->inflight, 1);
     antar_req_free(*con_cls);
     *con_cls = NULL;
 }
@@ -666,20 +724,21 @@ fail:
     return NULL;
 }
 
-int antar_server_start(antar_server_t *s)
+static int start_listener(antar_listener_t *l, int port, int threads)
 {
-    const antar_config_t *cfg = s->cfg;
+    const antar_config_t *cfg = l->srv->cfg;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    /* ITC lets MHD_quiesce_daemon stop a thread pool's accepting at SIGTERM. */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
         a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)cfg->port);
+        a4->sin_port = htons((uint16_t)port);
     } else if (inet_pton(AF_INET6, cfg->host, &a6->sin6_addr) == 1) {
         a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)cfg->port);
+        a6->sin6_port = htons((uint16_t)port);
         flags |= MHD_USE_IPv6;
     } else {
         struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -688,37 +747,123 @@ int antar_server_start(antar_server_t *s)
             return -1;
         }
         memcpy(a4, res->ai_addr, sizeof(*a4));
-        a4->sin_port = htons((uint16_t)cfg->port);
+        a4->sin_port = htons((uint16_t)port);
         freeaddrinfo(res);
     }
+    if (listener_routes(l) != 0) {
+        antar_logf("error", "out of memory building the route table");
+        return -1;
+    }
 
+    /* The logger goes first so that MHD reports option errors through it too. */
+    l->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, on_access, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(threads > 0 ? threads : 1), MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+        1u, MHD_OPTION_END);
+    if (!l->daemon) {
+        antar_logf("error", "cannot listen on %s:%d (%s)", cfg->host, port, strerror(errno));
+        return -1;
+    }
+    antar_logf("info", "listening on %s:%d with %d threads (%s routes)", cfg->host, port, threads,
+               l->internal ? "internal" : "public");
+    return 0;
+}
+
+int antar_server_start(antar_server_t *s)
+{
+    const antar_config_t *cfg = s->cfg;
     free(s->api_doc);
     s->api_doc = read_file(cfg->api_file, STATIC_FILE_MAX, &s->api_len);
     if (!s->api_doc)
         antar_logf("warn", "OpenAPI file %s not readable; /openapi.json will answer 503",
                    cfg->api_file);
-
-    /* The logger goes first so that MHD reports option errors through it too. */
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)cfg->port, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->threads > 0 ? cfg->threads : 1), MHD_OPTION_CONNECTION_TIMEOUT,
-        CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK,
-        unescape_keep_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
-    if (!s->daemon) {
-        antar_logf("error", "cannot listen on %s:%d (%s)", cfg->host, cfg->port, strerror(errno));
+    atomic_store(&s->draining, 0);
+    /* The internal listener first: peers may call it as soon as the public one is seen up. */
+    if (start_listener(&s->internal, cfg->internal_port, cfg->internal_threads) != 0)
+        return -1;
+    if (start_listener(&s->pub, cfg->port, cfg->threads) != 0) {
+        antar_server_stop(s);
         return -1;
     }
-    antar_logf("info", "listening on %s:%d with %d threads", cfg->host, cfg->port, cfg->threads);
     return 0;
+}
+
+void antar_server_set_draining(antar_server_t *s)
+{
+    if (s)
+        atomic_store(&s->draining, 1);
+}
+
+bool antar_server_draining(const antar_server_t *s)
+{
+    return s && atomic_load(&((antar_server_t *)s)->draining);
+}
+
+static void quiesce(antar_listener_t *l)
+{
+    if (!l->daemon)
+        return;
+    /* The listening socket is ours to close once MHD lets go of it: from then on a connect is
+     * refused by the kernel, before the service has read anything. */
+    MHD_socket fd = MHD_quiesce_daemon(l->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    else
+        antar_logf("warn", "could not quiesce the %s listener",
+                   l->internal ? "internal" : "public");
+}
+
+void antar_server_quiesce(antar_server_t *s)
+{
+    if (!s)
+        return;
+    quiesce(&s->pub);
+    quiesce(&s->internal);
+}
+
+int antar_server_wait_idle(antar_server_t *s, long long deadline_ms)
+{
+    if (!s)
+        return 0;
+    /* Idle must last a moment: a keep-alive client may be sending its next request on a
+     * connection that has not seen our Connection: close yet. */
+    long long idle_since = -1;
+    for (;;) {
+        long long now = antar_mono_ms();
+        if (atomic_load(&s->inflight) <= 0) {
+            if (idle_since < 0)
+                idle_since = now;
+            if (now - idle_since >= 50)
+                return 0;
+        } else {
+            idle_since = -1;
+        }
+        if (now >= deadline_ms)
+            return -1;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+long antar_server_inflight(const antar_server_t *s)
+{
+    return s ? atomic_load(&((antar_server_t *)s)->inflight) : 0;
 }
 
 void antar_server_stop(antar_server_t *s)
 {
-    if (s && s->daemon) {
-        MHD_stop_daemon(s->daemon);
-        s->daemon = NULL;
+    if (!s)
+        return;
+    if (s->pub.daemon) {
+        MHD_stop_daemon(s->pub.daemon);
+        s->pub.daemon = NULL;
+    }
+    if (s->internal.daemon) {
+        MHD_stop_daemon(s->internal.daemon);
+        s->internal.daemon = NULL;
     }
 }
 
@@ -728,6 +873,8 @@ void antar_server_free(antar_server_t *s)
         return;
     antar_server_stop(s);
     free(s->routes);
+    free(s->pub.routes);
+    free(s->internal.routes);
     free(s->api_doc);
     free(s);
 }
@@ -758,6 +905,41 @@ static void h_health(antar_req_t *req)
     }
     json_t *res = json_object();
     json_object_set_new(res, "status", json_string("ok"));
+    json_object_set_new(res, "service", json_string(s->cfg->service));
+    json_object_set_new(res, "checks", checks);
+    antar_http_reply(req, 200, res);
+}
+
+static void h_health_live(antar_req_t *req)
+{
+    json_t *res = json_object();
+    json_object_set_new(res, "status", json_string("live"));
+    json_object_set_new(res, "service", json_string(req->srv->cfg->service));
+    antar_http_reply(req, 200, res);
+}
+
+/* Ready: not draining, and every dependency of /health answers. Only the service's own stores
+ * count, never its peers: a peer's outage must not take this service out of the edge too (its
+ * routes that need no peer still work, and the others fail fast with their own 503). */
+static void h_health_ready(antar_req_t *req)
+{
+    antar_server_t *s = req->srv;
+    if (atomic_load(&s->draining)) {
+        antar_http_fail(req, ANTAR_E_UNAVAILABLE, NULL, "draining: the service is shutting down");
+        return;
+    }
+    json_t *checks = json_object();
+    for (size_t i = 0; i < s->nhealth; i++) {
+        if (s->health[i].fn() != ANTAR_OK) {
+            json_decref(checks);
+            antar_http_fail(req, ANTAR_E_UNAVAILABLE, s->health[i].name,
+                            "not ready: %s unavailable", s->health[i].name);
+            return;
+        }
+        json_object_set_new(checks, s->health[i].name, json_string("ok"));
+    }
+    json_t *res = json_object();
+    json_object_set_new(res, "status", json_string("ready"));
     json_object_set_new(res, "service", json_string(s->cfg->service));
     json_object_set_new(res, "checks", checks);
     antar_http_reply(req, 200, res);

@@ -803,6 +803,18 @@ antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char 
     antar_httpc_res_t local;
     if (!res)
         res = &local;
+    if (antar_thread_is_internal()) {
+        /* An internal-listener thread waiting on a peer is how a cycle of blocking calls (and a
+         * deadlock until the timeouts) comes back: refuse loudly instead, so the bug shows on
+         * the first test that takes that path rather than under load. */
+        res_init(res);
+        antar_logf("error",
+                   "refused %s %s to %s from an internal-listener thread: a synchronous call "
+                   "there could close a cycle of blocking calls",
+                   method ? method : "?", path ? path : "?", antar_httpc_target_name(target));
+        antar_metrics_count("antar_calls_refused_total", "target", antar_httpc_target_name(target));
+        return ANTAR_E_INTERNAL;
+    }
     antar_err_t err = guarded_call(target, method, path, body, headers, res);
     if (res == &local)
         antar_httpc_res_clean(res);

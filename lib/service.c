@@ -4,8 +4,10 @@
  * the mask and only the main thread's sigwait ever sees SIGINT/SIGTERM; the libraries are
  * initialised before the server's threads start (mysql_library_init and curl_global_init are
  * not thread-safe); teardown runs in reverse so ASan's leak check at exit is clean. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -55,6 +57,83 @@ static antar_err_t migrate_with_retry(const char *dir)
         antar_db_thread_end(); /* reconnect from scratch next time */
         sleep(1);
     }
+}
+
+/* ---- the bounded drain ------------------------------------------------------------------- */
+
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cv;
+static bool wd_done;
+static int wd_drain_s;
+
+/* The hard bound of the drain: whatever hangs (a handler stuck on a dead peer past its timeout,
+ * an outbox message, MHD itself), the process is gone drain_s after the signal, with a non-zero
+ * status and a line saying why, so the supervisor and the operator know it was cut short. */
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += wd_drain_s;
+    pthread_mutex_lock(&wd_mu);
+    while (!wd_done)
+        if (pthread_cond_timedwait(&wd_cv, &wd_mu, &until) != 0)
+            break;
+    bool done = wd_done;
+    pthread_mutex_unlock(&wd_mu);
+    if (!done) {
+        antar_logf("error", "drain did not finish within %d s (ANTAR_DRAIN_S): exiting anyway",
+                   wd_drain_s);
+        _exit(1);
+    }
+    return NULL;
+}
+
+static bool watchdog_start(pthread_t *t, int drain_s)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    wd_done = false;
+    wd_drain_s = drain_s;
+    return pthread_create(t, NULL, watchdog, NULL) == 0;
+}
+
+static void watchdog_stop(pthread_t t)
+{
+    pthread_mutex_lock(&wd_mu);
+    wd_done = true;
+    pthread_cond_signal(&wd_cv);
+    pthread_mutex_unlock(&wd_mu);
+    pthread_join(t, NULL);
+    pthread_cond_destroy(&wd_cv);
+}
+
+/* SIGTERM: not ready at once; keep serving while the edge's health checks notice (the
+ * deregistration delay); stop accepting; answer what is in flight, every answer closing its
+ * connection; then the caller stops the server and the service's workers (its outbox batch). */
+static void drain(antar_server_t *s, long long deadline)
+{
+    antar_server_set_draining(s);
+    antar_logf("info", "draining: not ready; serving %d ms more before closing the listeners",
+               g_cfg.deregister_ms);
+    long long until = antar_mono_ms() + g_cfg.deregister_ms;
+    if (until > deadline)
+        until = deadline;
+    for (long long now = antar_mono_ms(); now < until; now = antar_mono_ms()) {
+        long long left = until - now;
+        struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    antar_server_quiesce(s);
+    long inflight = antar_server_inflight(s);
+    if (antar_server_wait_idle(s, deadline) != 0)
+        antar_logf("warn", "drain: %ld requests still in flight at the deadline",
+                   antar_server_inflight(s));
+    else
+        antar_logf("info", "drain: listeners closed, %ld in-flight requests answered", inflight);
 }
 
 static void usage(FILE *f, const char *prog, const antar_service_t *svc, bool with_help)
@@ -150,7 +229,8 @@ int antar_service_main(int argc, char **argv, const antar_service_t *svc)
 
     antar_log_init(svc->name);
     int rc = 1;
-    bool db_up = false, auth_up = false, started = false;
+    bool db_up = false, auth_up = false, started = false, wd_up = false;
+    pthread_t wd = 0;
     antar_server_t *s = NULL;
 
     if (svc->uses_db) {
@@ -208,12 +288,21 @@ int antar_service_main(int argc, char **argv, const antar_service_t *svc)
     while (sigwait(&sigs, &sig) != 0) {
     }
     antar_logf("info", "signal %d received, shutting down", sig);
+    /* The whole drain, server and workers, fits in drain_s; the deregistration delay and the
+     * wait for in-flight requests get what is left after a margin for the workers' stop. */
+    wd_up = watchdog_start(&wd, g_cfg.drain_s);
+    drain(s, antar_mono_ms() + (long long)g_cfg.drain_s * 1000 * 3 / 4);
     rc = 0;
 
 done:
     antar_server_stop(s);
     if (started && svc->shutdown)
         svc->shutdown();
+    if (rc == 0) {
+        if (wd_up)
+            watchdog_stop(wd);
+        antar_logf("info", "drained, exiting 0");
+    }
     antar_server_free(s);
     if (auth_up)
         antar_auth_cleanup();

@@ -226,3 +226,15 @@ char *antar_json_dumps(const json_t *doc, size_t flags)
         flags |= JSON_REAL_PRECISION(digits);
     return json_dumps(doc, flags);
 }
+
+static _Thread_local bool t_internal_thread;
+
+void antar_thread_set_internal(bool internal)
+{
+    t_internal_thread = internal;
+}
+
+bool antar_thread_is_internal(void)
+{
+    return t_internal_thread;
+}

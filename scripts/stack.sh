@@ -11,7 +11,9 @@
 # Environment:
 #   ANTAR_RUN_DIR      <repo>/.run            data folders, sockets, logs, pid files, secrets
 #   ANTAR_PORT_OFFSET  0                      added to every port (MariaDB 3307, Redis 6380,
-#                                             user 8001, driver 8002, core 8003, edge 8080)
+#                                             user 8001, driver 8002, core 8003, edge 8080;
+#                                             internal listeners user 9001, driver 9002,
+#                                             core 9003, which the peer URLs point at)
 #   ANTAR_BIN_DIR      <repo>/build/bin       where antar-<svc> binaries are
 #   ANTAR_API_DIR      $(dirname BIN)/api     the OpenAPI JSON files served at /openapi.json
 #   ANTAR_EDGE_RATE_LIMIT  30                 POSTs to /oauth/token, /users, /drivers per source
@@ -39,6 +41,11 @@ USER_PORT=$((8001 + OFF))
 DRIVER_PORT=$((8002 + OFF))
 CORE_PORT=$((8003 + OFF))
 EDGE_PORT=$((8080 + OFF))
+# Each service's second listener, for /internal/... only (docs/reliability.md, "Call graph: why
+# no cycle"): the services call each other there, never on the public ports.
+USER_IPORT=$((9001 + OFF))
+DRIVER_IPORT=$((9002 + OFF))
+CORE_IPORT=$((9003 + OFF))
 
 LOG="$RUN/log"
 DB_DIR="$RUN/mariadb"
@@ -57,6 +64,12 @@ err() { echo "stack: error: $*" >&2; }
 svc_port() {
     case "$1" in
     user) echo "$USER_PORT" ;; driver) echo "$DRIVER_PORT" ;; core) echo "$CORE_PORT" ;;
+    esac
+}
+
+svc_iport() {
+    case "$1" in
+    user) echo "$USER_IPORT" ;; driver) echo "$DRIVER_IPORT" ;; core) echo "$CORE_IPORT" ;;
     esac
 }
 
@@ -274,7 +287,9 @@ service_env() {
     esac
     SVC_ENV=(
         -u ANTAR_USER_PORT -u ANTAR_DRIVER_PORT -u ANTAR_CORE_PORT
+        -u ANTAR_USER_INTERNAL_PORT -u ANTAR_DRIVER_INTERNAL_PORT -u ANTAR_CORE_INTERNAL_PORT
         ANTAR_PORT="$port"
+        ANTAR_INTERNAL_PORT="$(svc_iport "$svc")"
         ANTAR_HOST=127.0.0.1
         ANTAR_DB_HOST=127.0.0.1
         ANTAR_DB_PORT="$DB_PORT"
@@ -284,9 +299,9 @@ service_env() {
         ANTAR_DB_NAME="antar_$svc"
         ANTAR_REDIS_HOST=127.0.0.1
         ANTAR_REDIS_PORT="$REDIS_PORT"
-        ANTAR_USER_URL="http://127.0.0.1:$USER_PORT"
-        ANTAR_DRIVER_URL="http://127.0.0.1:$DRIVER_PORT"
-        ANTAR_CORE_URL="http://127.0.0.1:$CORE_PORT"
+        ANTAR_USER_URL="http://127.0.0.1:$USER_IPORT"
+        ANTAR_DRIVER_URL="http://127.0.0.1:$DRIVER_IPORT"
+        ANTAR_CORE_URL="http://127.0.0.1:$CORE_IPORT"
         ANTAR_CLIENT_ID="$svc-service"
         ANTAR_CLIENT_SECRET="$secret"
         ANTAR_CSRF_KEY="$CSRF_KEY"
@@ -317,8 +332,8 @@ start_service() {
     port="$(svc_port "$svc")"
     if comp_pid "$svc" >/dev/null; then say "$svc already running"; return 0; fi
     exe="$(service_exe "$svc")" || return 1
-    if port_open "$port"; then
-        err "port $port is already in use: cannot start $svc"
+    if port_open "$port" || port_open "$(svc_iport "$svc")"; then
+        err "port $port or $(svc_iport "$svc") is already in use: cannot start $svc"
         return 1
     fi
     mkdir -p "$LOG" "$RUN/$svc"
@@ -326,7 +341,7 @@ start_service() {
     service_env "$svc"
     echo "---- $(date -u +%FT%TZ) start $svc" >>"$LOG/$svc.log"
     (cd "$REPO" && spawn "$(pidfile "$svc")" "$LOG/$svc.log" env "${SVC_ENV[@]}" "$exe")
-    say "$svc started (pid $(cat "$(pidfile "$svc")"), port $port)"
+    say "$svc started (pid $(cat "$(pidfile "$svc")"), port $port, internal $(svc_iport "$svc"))"
 }
 
 # Run a service binary in the foreground with the stack's environment for it (a maintenance
@@ -355,7 +370,8 @@ exec_service() {
     cd "$REPO" && exec env "${SVC_ENV[@]}" "$exe" "$@"
 }
 
-# Wait until each named service answers GET /health with 200; fail fast when one exits.
+# Wait until each named service answers GET /health/ready with 200 on both of its listeners;
+# fail fast when one exits.
 wait_healthy() {
     local deadline=$((SECONDS + ${ANTAR_UP_TIMEOUT_S:-60})) svc pending=("$@") left code
     while [ "${#pending[@]}" -gt 0 ]; do
@@ -367,15 +383,17 @@ wait_healthy() {
                 return 1
             fi
             code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-                "http://127.0.0.1:$(svc_port "$svc")/health" 2>/dev/null || true)"
+                "http://127.0.0.1:$(svc_port "$svc")/health/ready" 2>/dev/null || true)"
+            [ "$code" = 200 ] && code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+                "http://127.0.0.1:$(svc_iport "$svc")/health/ready" 2>/dev/null || true)"
             [ "$code" = 200 ] || left+=("$svc")
         done
         pending=("${left[@]+"${left[@]}"}")
         [ "${#pending[@]}" -eq 0 ] && break
         if [ "$SECONDS" -ge "$deadline" ]; then
             for svc in "${pending[@]}"; do
-                err "$svc not healthy after ${ANTAR_UP_TIMEOUT_S:-60}s; /health says:"
-                curl -s --max-time 2 "http://127.0.0.1:$(svc_port "$svc")/health" >&2 || true
+                err "$svc not ready after ${ANTAR_UP_TIMEOUT_S:-60}s; /health/ready says:"
+                curl -s --max-time 2 "http://127.0.0.1:$(svc_port "$svc")/health/ready" >&2 || true
                 echo >&2
                 err "last lines of $LOG/$svc.log:"
                 tail -n 30 "$LOG/$svc.log" >&2 || true
@@ -434,7 +452,10 @@ stop_comp() {
     case "$1" in
     mariadb) stop_pid mariadb 30 ;;
     redis) stop_pid redis 10 ;;
-    core | user | driver | haproxy) stop_pid "$1" 10 ;;
+    # A service drains on SIGTERM within ANTAR_DRAIN_S (10 s) and then exits by itself; the
+    # wait is longer so that SIGKILL is only for one that is truly stuck.
+    core | user | driver) stop_pid "$1" $((${ANTAR_DRAIN_S:-10} + 5)) ;;
+    haproxy) stop_pid "$1" 10 ;;
     *) err "unknown component '$1' (mariadb redis core user driver haproxy)"; return 2 ;;
     esac
 }
@@ -467,7 +488,7 @@ do_up() {
         do_down >/dev/null 2>&1 || true
         return 1
     fi
-    say "up: edge http://127.0.0.1:$EDGE_PORT  user :$USER_PORT  driver :$DRIVER_PORT  core :$CORE_PORT"
+    say "up: edge http://127.0.0.1:$EDGE_PORT  user :$USER_PORT  driver :$DRIVER_PORT  core :$CORE_PORT  (internal :$USER_IPORT :$DRIVER_IPORT :$CORE_IPORT)"
 }
 
 wait_port_or_exit() {

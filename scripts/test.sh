@@ -163,6 +163,10 @@ export ANTAR_EDGE_URL="http://127.0.0.1:$((8080 + OFF))"
 export ANTAR_USER_URL="http://127.0.0.1:$((8001 + OFF))"
 export ANTAR_DRIVER_URL="http://127.0.0.1:$((8002 + OFF))"
 export ANTAR_CORE_URL="http://127.0.0.1:$((8003 + OFF))"
+# The services' internal listeners (/internal/... is served there only).
+export ANTAR_USER_INTERNAL_URL="http://127.0.0.1:$((9001 + OFF))"
+export ANTAR_DRIVER_INTERNAL_URL="http://127.0.0.1:$((9002 + OFF))"
+export ANTAR_CORE_INTERNAL_URL="http://127.0.0.1:$((9003 + OFF))"
 py_xml="$LOG/pytest.xml"
 if [ "$stack_ok" = 1 ]; then
     # shellcheck disable=SC2086

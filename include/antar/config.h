@@ -5,14 +5,20 @@
  *   ANTAR_SERVICE            service name ("user", "driver", "core"); set by main, not env
  *   ANTAR_HOST               127.0.0.1        listen address
  *   ANTAR_PORT               per service: user 8001, driver 8002, core 8003 (ANTAR_<SVC>_PORT wins)
- *   ANTAR_THREADS            8                MHD thread-pool size
+ *   ANTAR_THREADS            8                MHD thread-pool size (public listener)
+ *   ANTAR_INTERNAL_PORT      per service: user 9001, driver 9002, core 9003
+ *                            (ANTAR_<SVC>_INTERNAL_PORT wins): the listener for /internal/...
+ *   ANTAR_INTERNAL_THREADS   4                its own thread pool (docs/reliability.md)
+ *   ANTAR_DRAIN_S            10               hard bound on the SIGTERM drain; exit 1 past it
+ *   ANTAR_DEREGISTER_MS      1500             not-ready but still serving, before quiescing
  *   ANTAR_BODY_LIMIT         65536            max request body bytes (413 beyond)
  *   ANTAR_DB_HOST/PORT       127.0.0.1 / 3307
  *   ANTAR_DB_SOCKET          (empty)          unix socket; used instead of host/port when set
  *   ANTAR_DB_USER/PASSWORD   antar_<svc> / "" ANTAR_DB_NAME antar_<svc>
  *   ANTAR_REDIS_HOST/PORT    127.0.0.1 / 6380
- *   ANTAR_USER_URL           http://127.0.0.1:8001   (likewise ANTAR_DRIVER_URL :8002,
- * ANTAR_CORE_URL :8003) ANTAR_CONNECT_TIMEOUT_MS 500              outgoing HTTP connect timeout
+ *   ANTAR_USER_URL           http://127.0.0.1:9001   peers' internal listeners (likewise
+ *                            ANTAR_DRIVER_URL :9002, ANTAR_CORE_URL :9003)
+ *   ANTAR_CONNECT_TIMEOUT_MS 500              outgoing HTTP connect timeout
  *   ANTAR_TIMEOUT_MS         3000             outgoing HTTP total timeout
  *   ANTAR_DB_TIMEOUT_S       3                MariaDB connect/read/write timeout
  *   ANTAR_REDIS_TIMEOUT_MS   1000             Redis connect/command timeout
@@ -36,6 +42,10 @@ typedef struct {
     char host[64];
     int port;
     int threads;
+    int internal_port;
+    int internal_threads;
+    int drain_s;
+    int deregister_ms;
     size_t body_limit;
     char db_host[128];
     int db_port;

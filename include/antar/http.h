@@ -36,6 +36,10 @@ enum {
     ANTAR_ROUTE_NO_CSRF = 1, /* state-changing route exempt from CSRF (OAuth endpoints) */
     ANTAR_ROUTE_RAW = 2,     /* handler reads the raw body itself (OAuth form endpoints keep
                                 their RFC error format); the body is still size-limited */
+    /* Also served on the internal listener (its path is not under /internal/): the ops routes,
+     * and core's token and JWKS endpoints that peers fetch their credentials from. Only for
+     * handlers that call no peer. */
+    ANTAR_ROUTE_INTERNAL_TOO = 4,
 };
 
 /* Who is calling, filled by the auth hook from a verified access token. */
@@ -71,7 +75,8 @@ typedef antar_err_t (*antar_health_fn)(void);
 /* ---- server ---------------------------------------------------------------------------- */
 
 /* New server for cfg (borrowed, must outlive the server). Registers the built-in routes
- * GET /health, /metrics, /openapi.json, /docs and /docs/{file}. NULL on out of memory. */
+ * GET /health, /health/live, /health/ready, /metrics, /openapi.json, /docs and /docs/{file}.
+ * NULL on out of memory. */
 antar_server_t *antar_server_new(const antar_config_t *cfg);
 /* Add routes (the array is borrowed and must outlive the server). */
 void antar_server_add_routes(antar_server_t *s, const antar_route_t *routes, size_t n);
@@ -80,9 +85,21 @@ void antar_server_add_health_check(antar_server_t *s, const char *name, antar_he
 void antar_server_set_auth_hook(antar_server_t *s, antar_auth_hook_fn fn);
 /* Print "METHOD PATTERN\n" for every route, built-in ones included (contract tests). */
 void antar_server_print_routes(const antar_server_t *s, FILE *out);
-/* Bind cfg->host:cfg->port and start the thread pool. 0, or -1 with a logged reason. */
+/* Bind the two listeners and start their thread pools: cfg->port (cfg->threads) serves every
+ * route but /internal/...; cfg->internal_port (cfg->internal_threads) serves /internal/..., the
+ * ops routes and ANTAR_ROUTE_INTERNAL_TOO routes, on threads that may not call peers
+ * (antar_thread_is_internal, util.h). 0, or -1 with a logged reason. */
 int antar_server_start(antar_server_t *s);
-/* Stop accepting, finish running requests, join threads. */
+/* Graceful stop, in this order (lib/service.c on SIGTERM):
+ * set_draining — /health/ready answers 503 "draining" and every reply carries Connection: close;
+ * quiesce — both listeners stop accepting (new connects are refused; open ones are served);
+ * wait_idle — until no request is in flight (0) or deadline_ms on the monotonic clock (-1). */
+void antar_server_set_draining(antar_server_t *s);
+bool antar_server_draining(const antar_server_t *s);
+void antar_server_quiesce(antar_server_t *s);
+int antar_server_wait_idle(antar_server_t *s, long long deadline_ms);
+long antar_server_inflight(const antar_server_t *s);
+/* Stop accepting, finish running requests, join threads (both listeners). */
 void antar_server_stop(antar_server_t *s);
 void antar_server_free(antar_server_t *s);
 

@@ -45,7 +45,10 @@ const char *antar_httpc_target_name(antar_svc_t target);
  * after no ambiguous attempt); a timeout or a broken answer (ANTAR_E_TIMEOUT, ANTAR_E_UPSTREAM)
  * may have been applied, also when a later retry was refused.
  * On a failure the target is noted for the current request (antar_err_note_upstream).
- * res is always initialised; release with antar_httpc_res_clean. */
+ * res is always initialised; release with antar_httpc_res_clean.
+ * Refused before anything is sent (ANTAR_E_INTERNAL, an error log line,
+ * antar_calls_refused_total{target}) on a thread of an internal listener
+ * (antar_thread_is_internal, util.h): the rule that keeps blocking calls free of cycles. */
 antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                              const char *const *headers, antar_httpc_res_t *res);
 /* A raw request to a full URL without the service token (token fetch, JWKS). content_type and

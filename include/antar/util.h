@@ -2,6 +2,7 @@
 #ifndef ANTAR_UTIL_H
 #define ANTAR_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -29,5 +30,15 @@ char *antar_json_dumps(const json_t *doc, size_t flags);
 /* The fewest significant digits from 15 to 17 with which "%.*g" of v reads back as v (17 for
  * NaN and infinities, which JSON cannot carry anyway). */
 int antar_real_digits(double v);
+
+/* The rule that keeps service calls free of cycles (docs/reliability.md, "Call graph: why no
+ * cycle"): a thread of an internal listener never waits on a peer. Public listeners and
+ * background workers (outbox, dispatch, flusher, reconciler) may call any peer's internal
+ * listener; internal listeners answer from their own database and Redis only. So every chain of
+ * waits is at most one hop long — public or background thread → internal pool — and can never
+ * come back to a pool it started from. The HTTP server marks each request's thread;
+ * antar_httpc_call refuses a call from a marked thread. Thread-local, so it costs nothing. */
+void antar_thread_set_internal(bool internal);
+bool antar_thread_is_internal(void);
 
 #endif

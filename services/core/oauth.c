@@ -742,8 +742,11 @@ static void handle_csrf(antar_req_t *req)
 }
 
 const antar_route_t core_oauth_routes[] = {
+    /* Also on the internal listener, where the peers fetch their service tokens (the
+     * client_credentials grant calls no peer; a password grant there is refused by the rule
+     * that internal threads never call a peer). */
     {"POST", "/oauth/token", handle_token, ANTAR_AUTH_NONE, NULL,
-     ANTAR_ROUTE_NO_CSRF | ANTAR_ROUTE_RAW},
+     ANTAR_ROUTE_NO_CSRF | ANTAR_ROUTE_RAW | ANTAR_ROUTE_INTERNAL_TOO},
     {"POST", "/oauth/revoke", handle_revoke, ANTAR_AUTH_NONE, NULL,
      ANTAR_ROUTE_NO_CSRF | ANTAR_ROUTE_RAW},
     {"POST", "/oauth/introspect", handle_introspect, ANTAR_AUTH_NONE, NULL,
@@ -751,7 +754,8 @@ const antar_route_t core_oauth_routes[] = {
     {"GET", "/oauth/authorize", oauth_authorize_get, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_NO_CSRF},
     {"POST", "/oauth/authorize", oauth_authorize_post, ANTAR_AUTH_NONE, NULL,
      ANTAR_ROUTE_NO_CSRF | ANTAR_ROUTE_RAW},
-    {"GET", "/.well-known/jwks.json", handle_jwks, ANTAR_AUTH_NONE, NULL, 0},
+    /* Peers verify tokens with these keys, from internal handlers too: a local read. */
+    {"GET", "/.well-known/jwks.json", handle_jwks, ANTAR_AUTH_NONE, NULL, ANTAR_ROUTE_INTERNAL_TOO},
     {"GET", "/.well-known/oauth-authorization-server", handle_metadata, ANTAR_AUTH_NONE, NULL, 0},
     /* Both apps' tokens get a CSRF token; no single scope covers both, the role check does. */
     {"GET", "/csrf", handle_csrf, ANTAR_AUTH_USER | ANTAR_AUTH_DRIVER, NULL, 0},

@@ -116,10 +116,13 @@ def check_envelope(resp):
 
 class Api:
     """One base URL (the edge, or one service's own port). service names it for the contract
-    hook ("user", "driver", "core"); None means the edge (the service is found from the path)."""
+    hook ("user", "driver", "core"); None means the edge (the service is found from the path).
+    internal_url is the service's internal listener: paths under /internal/ go there, the only
+    port that serves them (the public port answers them 404)."""
 
-    def __init__(self, base_url, service=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, base_url, service=None, timeout=DEFAULT_TIMEOUT, internal_url=None):
         self.base_url = base_url.rstrip("/")
+        self.internal_url = internal_url.rstrip("/") if internal_url else None
         self.service = service
         self.timeout = timeout
         self.session = requests.Session()
@@ -143,7 +146,10 @@ class Api:
             kw["data"] = form
         elif data is not None:
             kw["data"] = data
-        url = self.base_url + path
+        base = self.base_url
+        if self.internal_url and (path == "/internal" or path.startswith("/internal/")):
+            base = self.internal_url
+        url = base + path
         raw = self.session.request(method, url, headers=h, params=params,
                                    timeout=timeout or self.timeout, allow_redirects=False, **kw)
         resp = Response(method, url, raw)

@@ -28,6 +28,13 @@ EDGE_URL = _url("ANTAR_EDGE_URL", 8080)
 USER_URL = _url("ANTAR_USER_URL", 8001)
 DRIVER_URL = _url("ANTAR_DRIVER_URL", 8002)
 CORE_URL = _url("ANTAR_CORE_URL", 8003)
+# The internal listeners: /internal/... is served there and nowhere else.
+USER_INTERNAL_URL = _url("ANTAR_USER_INTERNAL_URL", 9001)
+DRIVER_INTERNAL_URL = _url("ANTAR_DRIVER_INTERNAL_URL", 9002)
+CORE_INTERNAL_URL = _url("ANTAR_CORE_INTERNAL_URL", 9003)
+PUBLIC_URLS = {"user": USER_URL, "driver": DRIVER_URL, "core": CORE_URL}
+INTERNAL_URLS = {"user": USER_INTERNAL_URL, "driver": DRIVER_INTERNAL_URL,
+                 "core": CORE_INTERNAL_URL}
 
 
 class Stack:
@@ -92,17 +99,17 @@ def edge():
 
 @pytest.fixture(scope="session")
 def user_api():
-    return Api(USER_URL, service="user")
+    return Api(USER_URL, service="user", internal_url=USER_INTERNAL_URL)
 
 
 @pytest.fixture(scope="session")
 def driver_api():
-    return Api(DRIVER_URL, service="driver")
+    return Api(DRIVER_URL, service="driver", internal_url=DRIVER_INTERNAL_URL)
 
 
 @pytest.fixture(scope="session")
 def core_api():
-    return Api(CORE_URL, service="core")
+    return Api(CORE_URL, service="core", internal_url=CORE_INTERNAL_URL)
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +121,31 @@ def services(user_api, driver_api, core_api):
 @pytest.fixture(scope="session")
 def stack():
     return Stack()
+
+
+# The cheapest Argon2id parameters libsodium allows (the hashes stay valid Argon2id, and verify
+# with whatever parameters they were made with).
+CHEAP_ARGON2 = {"ANTAR_ARGON2_OPSLIMIT": "1", "ANTAR_ARGON2_MEMLIMIT": "8192"}
+
+
+@pytest.fixture
+def cheap_argon2_user_service(stack):
+    """user-service restarted with CHEAP_ARGON2 for one test, and with the stack's own settings
+    after it: for tests that need many sign-ups or logins at once to measure something other than
+    the machine's CPU (two hashes at a time, 64 MiB and a few hundred ms each under load). Accounts
+    made meanwhile keep their cheap hashes, so their logins stay cheap too."""
+    saved = {k: os.environ.get(k) for k in CHEAP_ARGON2}
+    os.environ.update(CHEAP_ARGON2)
+    try:
+        stack.restart("user")
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stack.restart("user")
 
 
 # Two customers for the user-service tests: signed up on user-service, logged in on core's own

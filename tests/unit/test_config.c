@@ -33,7 +33,14 @@ Test(config, defaults)
     cr_assert_eq(c.db_timeout_s, 3);
     cr_assert_eq(c.redis_timeout_ms, 1000);
     cr_assert_str_eq(c.client_id, "user-service");
-    cr_assert_str_eq(c.core_url, "http://127.0.0.1:8003");
+    /* Peers are called on their internal listeners. */
+    cr_assert_str_eq(c.core_url, "http://127.0.0.1:9003");
+    cr_assert_str_eq(c.user_url, "http://127.0.0.1:9001");
+    cr_assert_str_eq(c.driver_url, "http://127.0.0.1:9002");
+    cr_assert_eq(c.internal_port, 9001);
+    cr_assert_eq(c.internal_threads, 4);
+    cr_assert_eq(c.drain_s, 10);
+    cr_assert_eq(c.deregister_ms, 1500);
     cr_assert_str_eq(c.audience, "antar");
     cr_assert_str_eq(c.api_file, "build/api/user.json");
     cr_assert_str_eq(c.sql_dir, "services/user/sql");
@@ -41,8 +48,39 @@ Test(config, defaults)
     cr_assert_eq(antar_config()->port, 8001);
     antar_config_load(&c, "driver");
     cr_assert_eq(c.port, 8002);
+    cr_assert_eq(c.internal_port, 9002);
     antar_config_load(&c, "core");
     cr_assert_eq(c.port, 8003);
+    cr_assert_eq(c.internal_port, 9003);
+}
+
+Test(config, internal_listener_settings)
+{
+    setenv("ANTAR_INTERNAL_PORT", "9100", 1);
+    setenv("ANTAR_DRIVER_INTERNAL_PORT", "9200", 1);
+    setenv("ANTAR_INTERNAL_THREADS", "2", 1);
+    setenv("ANTAR_DRAIN_S", "3", 1);
+    setenv("ANTAR_DEREGISTER_MS", "0", 1);
+    antar_config_t c;
+    cr_assert_eq(antar_config_load(&c, "user"), 0);
+    cr_assert_eq(c.internal_port, 9100);
+    cr_assert_eq(c.internal_threads, 2);
+    cr_assert_eq(c.drain_s, 3);
+    cr_assert_eq(c.deregister_ms, 0);
+    cr_assert_eq(antar_config_load(&c, "driver"), 0);
+    cr_assert_eq(c.internal_port, 9200, "the per-service variable wins");
+    /* The two listeners cannot share a port. */
+    setenv("ANTAR_INTERNAL_PORT", "8001", 1);
+    cr_assert_eq(antar_config_load(&c, "user"), -1);
+    setenv("ANTAR_DRAIN_S", "0", 1);
+    setenv("ANTAR_INTERNAL_PORT", "9100", 1);
+    cr_assert_eq(antar_config_load(&c, "user"), -1);
+    cr_assert_eq(c.drain_s, 10, "an invalid bound falls back to the default");
+    unsetenv("ANTAR_INTERNAL_PORT");
+    unsetenv("ANTAR_DRIVER_INTERNAL_PORT");
+    unsetenv("ANTAR_INTERNAL_THREADS");
+    unsetenv("ANTAR_DRAIN_S");
+    unsetenv("ANTAR_DEREGISTER_MS");
 }
 
 Test(config, env_overrides)

@@ -8,11 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "antar/httpc.h"
+#include "antar/metrics.h"
 #include "antar/trace.h"
+#include "antar/util.h"
 #include "../../lib/http_internal.h"
 
 #define PORT "8290"
 #define BASE "http://127.0.0.1:" PORT
+#define IPORT "8291"
+#define IBASE "http://127.0.0.1:" IPORT
 
 static antar_config_t cfg;
 static antar_server_t *srv;
@@ -61,7 +66,21 @@ static void h_raw(antar_req_t *req)
     antar_http_reply_raw(req, 200, "text/plain", raw, len);
 }
 
+/* Tries a peer call from inside a request and answers with what came of it, and whether the
+ * thread was marked as an internal listener's. */
+static void h_peer(antar_req_t *req)
+{
+    antar_httpc_res_t res;
+    antar_err_t e = antar_httpc_call(ANTAR_SVC_CORE, "GET", "/x", NULL, NULL, &res);
+    antar_httpc_res_clean(&res);
+    antar_http_reply(
+        req, 200,
+        json_pack("{s:s,s:b}", "call", antar_err_code(e), "internal", antar_thread_is_internal()));
+}
+
 static const antar_route_t routes[] = {
+    {"GET", "/internal/peer", h_peer, 0, NULL, 0},
+    {"GET", "/peer", h_peer, 0, NULL, 0},
     {"POST", "/echo/{id}", h_echo, 0, NULL, 0},
     {"PUT", "/echo/{id}", h_echo, 0, NULL, 0},
     {"GET", "/secure", h_secure, ANTAR_AUTH_USER, NULL, 0},
@@ -107,11 +126,18 @@ static void start(void)
     fclose(f);
     setenv("ANTAR_PORT", PORT, 1);
     setenv("ANTAR_THREADS", "2", 1);
+    setenv("ANTAR_INTERNAL_PORT", IPORT, 1);
+    setenv("ANTAR_INTERNAL_THREADS", "2", 1);
     setenv("ANTAR_BODY_LIMIT", "1024", 1);
     snprintf(path, sizeof(path), "%s/api.json", dir);
     setenv("ANTAR_API_FILE", path, 1);
     setenv("ANTAR_DOCS_DIR", dir, 1);
     antar_config_load(&cfg, "user");
+    /* Peer calls go to a port nobody listens on, with no token provider: a call that is let
+     * through fails "unauthorized" without touching the network. */
+    snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:9");
+    cr_assert_eq(antar_httpc_init(&cfg), 0);
+    antar_httpc_set_token_provider(NULL);
     srv = antar_server_new(&cfg);
     antar_server_add_routes(srv, routes, sizeof(routes) / sizeof(*routes));
     antar_server_add_health_check(srv, "mariadb", health_ok);
@@ -160,9 +186,12 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
     return k;
 }
 
-/* Performs one request; extra is a NULL-terminated list of header lines. */
-static resp_t *call(const char *method, const char *path, const char *ct, const char *body,
-                    const char *const *extra)
+static CURLcode last_curl;
+
+/* Performs one request on base; extra is a NULL-terminated list of header lines. When may_fail,
+ * a transport error is returned in last_curl (status 0) instead of failing the test. */
+static resp_t *call_at(const char *base, bool may_fail, const char *method, const char *path,
+                       const char *ct, const char *body, const char *const *extra)
 {
     static resp_t r;
     json_decref(r.json);
@@ -170,7 +199,7 @@ static resp_t *call(const char *method, const char *path, const char *ct, const 
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
     char url[512], line[256];
-    snprintf(url, sizeof(url), BASE "%s", path);
+    snprintf(url, sizeof(url), "%s%s", base, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (body) {
@@ -193,12 +222,25 @@ static resp_t *call(const char *method, const char *path, const char *ct, const 
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
     CURLcode rc = curl_easy_perform(c);
-    cr_assert_eq(rc, CURLE_OK, "curl: %s", curl_easy_strerror(rc));
+    last_curl = rc;
+    if (!may_fail)
+        cr_assert_eq(rc, CURLE_OK, "curl: %s", curl_easy_strerror(rc));
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     r.json = json_loadb(r.body, r.len, 0, NULL);
     return &r;
+}
+
+static resp_t *call(const char *method, const char *path, const char *ct, const char *body,
+                    const char *const *extra)
+{
+    return call_at(BASE, false, method, path, ct, body, extra);
+}
+
+static resp_t *icall(const char *method, const char *path)
+{
+    return call_at(IBASE, false, method, path, NULL, NULL, NULL);
 }
 
 static bool has_header(const resp_t *r, const char *line)
@@ -386,8 +428,8 @@ Test(server, print_routes)
     FILE *f = fmemopen(buf, sizeof(buf), "w");
     antar_server_print_routes(srv, f);
     fclose(f);
-    cr_assert(strstr(buf, "GET /health\nGET /metrics\nGET /openapi.json\nGET /docs\n"
-                          "GET /docs/{file}\nPOST /echo/{id}\n"),
+    cr_assert(strstr(buf, "GET /health\nGET /health/live\nGET /health/ready\nGET /metrics\n"
+                          "GET /openapi.json\nGET /docs\nGET /docs/{file}\nGET /internal/peer\n"),
               "%s", buf);
 }
 
@@ -406,4 +448,89 @@ Test(server, nul_escape_is_kept_literal)
     r = call("GET", "/trace?q=a%00b%41", NULL, NULL, NULL);
     cr_assert_eq(r->status, 200, "%s", r->body);
     cr_assert(strstr(r->body, "\"q\":\"a%00bA\""), "%s", r->body);
+}
+
+/* ---- the two listeners (docs/reliability.md, "Call graph: why no cycle") ------------------ */
+
+Test(server, internal_routes_only_on_the_internal_listener)
+{
+    /* Public port: no /internal route at all, as if it were never registered. */
+    resp_t *r = call("GET", "/internal/peer", NULL, NULL, NULL);
+    assert_error(r, 404, "not_found", NULL);
+    cr_assert(strstr(r->body, "no route"), "%s", r->body);
+    /* Internal port: /internal and the ops routes, nothing else. */
+    r = icall("GET", "/internal/peer");
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    assert_error(icall("POST", "/echo/5"), 404, "not_found", NULL);
+    assert_error(icall("GET", "/openapi.json"), 404, "not_found", NULL);
+    assert_error(icall("GET", "/docs"), 404, "not_found", NULL);
+    cr_assert_eq(icall("GET", "/health")->status, 200);
+    cr_assert_eq(icall("GET", "/health/live")->status, 200);
+    cr_assert_eq(icall("GET", "/health/ready")->status, 200);
+    cr_assert_eq(icall("GET", "/metrics")->status, 200);
+}
+
+Test(server, internal_listener_threads_may_not_call_peers)
+{
+    /* A thread of an internal listener never calls a peer. */
+    resp_t *r = icall("GET", "/internal/peer");
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    json_t *res = json_object_get(r->json, "result");
+    cr_assert_str_eq(json_string_value(json_object_get(res, "call")), "internal_error", "%s",
+                     r->body);
+    cr_assert(json_is_true(json_object_get(res, "internal")), "%s", r->body);
+    char *m = antar_metrics_render();
+    cr_assert(strstr(m, "antar_calls_refused_total{target=\"core-service\"}"), "%s", m);
+    free(m);
+    /* The same handler on the public listener is let through (and fails only for want of a
+     * service token, which this test does not give). */
+    r = call("GET", "/peer", NULL, NULL, NULL);
+    res = json_object_get(r->json, "result");
+    cr_assert_str_eq(json_string_value(json_object_get(res, "call")), "unauthorized", "%s",
+                     r->body);
+    cr_assert(json_is_false(json_object_get(res, "internal")), "%s", r->body);
+}
+
+Test(server, health_live_and_ready)
+{
+    resp_t *r = call("GET", "/health/live", NULL, NULL, NULL);
+    cr_assert_str_eq(r->body,
+                     "{\"status\":200,\"result\":{\"status\":\"live\",\"service\":\"user\"},"
+                     "\"error\":null}");
+    r = call("GET", "/health/ready", NULL, NULL, NULL);
+    cr_assert_str_eq(r->body, "{\"status\":200,\"result\":{\"status\":\"ready\",\"service\":"
+                              "\"user\",\"checks\":{\"mariadb\":\"ok\",\"redis\":\"ok\"}},"
+                              "\"error\":null}");
+    fake_health = ANTAR_E_KV;
+    r = call("GET", "/health/ready", NULL, NULL, NULL);
+    assert_error(r, 503, "service_unavailable", "redis");
+    cr_assert(strstr(r->body, "redis unavailable"), "%s", r->body);
+    /* Live does not look at dependencies. */
+    cr_assert_eq(call("GET", "/health/live", NULL, NULL, NULL)->status, 200);
+    fake_health = ANTAR_OK;
+}
+
+Test(server, drain_turns_not_ready_closes_connections_then_refuses)
+{
+    cr_assert(!has_header(call("GET", "/health", NULL, NULL, NULL), "Connection: close"));
+    antar_server_set_draining(srv);
+    cr_assert(antar_server_draining(srv));
+    resp_t *r = call("GET", "/health/ready", NULL, NULL, NULL);
+    assert_error(r, 503, "service_unavailable", NULL);
+    cr_assert(strstr(r->body, "draining"), "%s", r->body);
+    cr_assert(has_header(r, "Connection: close"), "%s", r->headers);
+    /* Still serving while the edge notices, on both listeners. */
+    r = call("POST", "/echo/5", "application/json", "{\"name\":\"x\"}", NULL);
+    cr_assert_eq(r->status, 201);
+    cr_assert(has_header(r, "Connection: close"), "%s", r->headers);
+    cr_assert_eq(call("GET", "/health/live", NULL, NULL, NULL)->status, 200);
+    cr_assert_eq(icall("GET", "/health/ready")->status, 503);
+    /* Quiesced: nothing in flight, so idle at once; new connections are refused. */
+    antar_server_quiesce(srv);
+    cr_assert_eq(antar_server_wait_idle(srv, antar_mono_ms() + 2000), 0);
+    cr_assert_eq(antar_server_inflight(srv), 0);
+    r = call_at(BASE, true, "GET", "/health/live", NULL, NULL, NULL);
+    cr_assert_eq(last_curl, CURLE_COULDNT_CONNECT, "%s", curl_easy_strerror(last_curl));
+    r = call_at(IBASE, true, "GET", "/health/live", NULL, NULL, NULL);
+    cr_assert_eq(last_curl, CURLE_COULDNT_CONNECT, "%s", curl_easy_strerror(last_curl));
 }

@@ -9,6 +9,8 @@
 #include "antar/config.h"
 #include "antar/httpc.h"
 #include "antar/log.h"
+#include "antar/metrics.h"
+#include "antar/util.h"
 #include "antar/trace.h"
 #include "test_support.h"
 
@@ -272,4 +274,32 @@ Test(httpc, threads_have_their_own_handles)
     pthread_join(t1, NULL);
     pthread_join(t2, NULL);
     cr_assert(a == 5 && b == 5, "a=%d b=%d", a, b);
+}
+
+/* The rule that keeps blocking calls acyclic (util.h): a thread of an internal listener never
+ * waits on a peer. Refused calls never reach the network nor the token provider. */
+Test(httpc, internal_listener_threads_are_refused_peer_calls)
+{
+    int before = test_srv.nreq, tokens = token_calls;
+    antar_httpc_res_t res;
+
+    antar_thread_set_internal(true);
+    cr_assert(antar_thread_is_internal());
+    cr_assert(antar_httpc_call(ANTAR_SVC_CORE, "GET", "/ok", NULL, NULL, &res) == ANTAR_E_INTERNAL);
+    cr_assert(res.status == 0 && res.body == NULL);
+    cr_assert(antar_httpc_call(ANTAR_SVC_USER, "GET", "/ok", NULL, NULL, &res) == ANTAR_E_INTERNAL);
+    cr_assert(antar_httpc_call(ANTAR_SVC_DRIVER, "GET", "/ok", NULL, NULL, &res) ==
+              ANTAR_E_INTERNAL);
+    cr_assert_eq(test_srv.nreq, before, "nothing was sent");
+    cr_assert_eq(token_calls, tokens, "no token was even asked for");
+    char *m = antar_metrics_render();
+    cr_assert(strstr(m, "antar_calls_refused_total{target=\"core-service\"}"), "%s", m);
+    cr_assert(strstr(m, "antar_calls_refused_total{target=\"driver-service\"}"), "%s", m);
+    free(m);
+
+    /* Public listeners and background workers may call any peer. */
+    antar_thread_set_internal(false);
+    cr_assert(antar_httpc_call(ANTAR_SVC_DRIVER, "GET", "/ok", NULL, NULL, &res) == ANTAR_OK);
+    cr_assert_eq(res.status, 200);
+    antar_httpc_res_clean(&res);
 }

@@ -368,7 +368,8 @@ static void usage(FILE *f)
            "  --pool FILE         the account pool (default <run-dir>/sim/pool.tsv)\n"
            "  --out DIR           report.json, events.jsonl, acked.tsv (default <run-dir>/sim)\n"
            "\n"
-           "Ports follow ANTAR_PORT_OFFSET (edge 8080, user 8001, driver 8002, core 8003).\n"
+           "Ports follow ANTAR_PORT_OFFSET (edge 8080; the audit uses the internal listeners\n"
+           "user 9001, driver 9002, core 9003).\n"
            "Exit status: 0 when the audit is clean, 1 on a violation, 2 on bad usage or set-up.\n");
 }
 
@@ -592,8 +593,10 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
     if (!o->out_dir[0])
         snprintf(o->out_dir, sizeof o->out_dir, "%s/sim", o->run_dir);
     snprintf(o->edge, sizeof o->edge, "http://127.0.0.1:%ld", 8080 + off);
+    /* The audit reads /internal/audit/... and takes its ops token from core: both on the
+     * services' internal listeners (9001-9003), the only place /internal/... is served. */
     for (int i = 0; i < 3; i++)
-        snprintf(o->svc_url[i], sizeof o->svc_url[i], "http://127.0.0.1:%ld", 8001 + i + off);
+        snprintf(o->svc_url[i], sizeof o->svc_url[i], "http://127.0.0.1:%ld", 9001 + i + off);
     return 0;
 }
 

@@ -243,7 +243,7 @@ typedef struct {
 typedef struct {
     /* where */
     char edge[128];
-    char svc_url[3][128]; /* user, driver, core (direct, for the audit and the ops token) */
+    char svc_url[3][128]; /* user, driver, core internal listeners (audit, ops token) */
     char run_dir[512];
     char pool_path[600];
     char out_dir[600]; /* report.json, events.jsonl, acked.tsv */
