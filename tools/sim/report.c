@@ -191,10 +191,7 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
             char k[8];
             snprintf(k, sizeof k, "%d", c);
             json_object_set_new(by, k, json_integer((json_int_t)st->status[c]));
-            /* 4xx answers that are the flow's ordinary outcomes are not errors: a lost race
-             * for an offer (409), a cancel meeting an accept (409), a pickup of a cancelled
-             * order (409). Transport failures and 5xx are. */
-            if (c == 0 || c >= 500 || (c >= 400 && c != 409 && c != 404))
+            if (status_is_error(c))
                 bad += st->status[c];
         }
         errors += bad;
