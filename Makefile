@@ -8,12 +8,15 @@
 #                → bench/results.md
 #   make sim     a small city (200 drivers, 60 s) against a running `make up` stack: summary and
 #                audit (SIM_ARGS="--drivers 50 --duration 30" to change it)
+#   make faults  the city at half its knee under kill -9 of every service, Redis and MariaDB and
+#                a SIGTERM, on a stack of its own (.run-faults); per-fault table, audit
+#                (FAULTS_ARGS="--drivers 500 --gap-s 30" to change it; --help lists options)
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim format clean
+.PHONY: all run test up down status setup build bench sim faults format clean
 
 all: build
 
@@ -46,6 +49,9 @@ bench:
 
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
+
+faults: setup build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/faults.sh --up $(FAULTS_ARGS)
 
 format:
 	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \
