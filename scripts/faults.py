@@ -25,7 +25,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -284,7 +283,6 @@ def main():
     t_run = time.monotonic()
 
     windows = []
-    stop = threading.Event()
     for i, fault in enumerate(faults):
         at = warmup + a.lead_s + i * gap
         while time.monotonic() - t_run < at:
@@ -298,7 +296,6 @@ def main():
         windows.append(w)
         log(f"{fault}: ready after {w.get('ready_ms')} ms"
             + (f" ({w['error']})" if "error" in w else ""))
-    stop.set()
     rc_sim = sim.wait()
     sim_log.close()
 
