@@ -318,18 +318,27 @@ def main():
     # ---- the table ------------------------------------------------------------------------
     print(f"\nfaults: {drivers} drivers, {orders} orders/s, {len(windows)} faults, "
           f"ready limit {a.ready_limit_s:.0f} s, slow ≥ {a.slow_ms:.0f} ms\n")
-    print(f"{'fault':<14} {'ready s':>8} {'edge s':>7}  client errors inside the window")
+    # ready: the component (and, after Redis or MariaDB, every service) ready again; edge: the
+    # edge routes to it again. Errors and slow requests inside the window, then by endpoint.
+    print(f"{'fault':<14} {'ready s':>8} {'edge s':>7} {'errors':>7} {'slow':>6}  by endpoint")
     for w, errs in zip(windows, per):
         r = "-" if w.get("ready_ms") is None else f"{w['ready_ms'] / 1000:.2f}"
         e = "-" if w.get("edge_routes_ms") is None else f"{w['edge_routes_ms'] / 1000:.2f}"
-        txt = ", ".join(f"{k} ×{v}" for k, v in sorted(errs.items())) or "none"
-        print(f"{w['fault']:<14} {r:>8} {e:>7}  {txt}")
+        n_err = sum(v for k, v in errs.items() if not k.endswith(" slow"))
+        n_slow = sum(v for k, v in errs.items() if k.endswith(" slow"))
+        top = sorted(errs.items(), key=lambda kv: -kv[1])
+        txt = ", ".join(f"{k} ×{v}" for k, v in top[:4]) + (", …" if len(top) > 4 else "")
+        print(f"{w['fault']:<14} {r:>8} {e:>7} {n_err:>7} {n_slow:>6}  {txt or '-'}")
+        if "error" in w:
+            print(f"{'':<14} {w['error']}")
     print()
     print(f"outside every window: {n_out_err} errors, {n_out_slow} slow (≥ {a.slow_ms:.0f} ms)")
-    for k, v in sorted(out_err.items()):
+    for k, v in sorted(out_err.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  error {k} ×{v}")
-    for k, v in sorted(out_slow.items()):
+    for k, v in sorted(out_slow.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  slow  {k} ×{v}")
+    if len(out_err) > 12 or len(out_slow) > 12:
+        print("  … (all of them in report.json)")
     if violations is None:
         print(f"audit: not run or no report (simulator exit {rc_sim}; see {out}/sim.log)")
     else:
@@ -338,7 +347,7 @@ def main():
             kinds[v.get("kind", "?")] = kinds.get(v.get("kind", "?"), 0) + 1
         print(f"audit: {'clean' if not violations else f'{len(violations)} violation(s)'}"
               + "".join(f"\n  {k} ×{n}" for k, n in sorted(kinds.items())))
-    flow = simrep.get("flow") or simrep.get("counts") or {}
+    flow = simrep.get("flow") or {}
     print(f"\n{'PASS' if ok else 'FAIL'}  (report: {out}/report.json)")
 
     rep = {"ok": ok, "drivers": drivers, "customers": customers, "orders_per_s": orders,
