@@ -569,15 +569,16 @@ start_haproxy() {
 # ---- components ----------------------------------------------------------------------------
 
 start_comp() {
+    local ok=0
     case "$1" in
-    mariadb) start_mariadb ;;
-    redis) start_redis ;;
-    core | user | driver)
-        # A service that cannot come up is not left restarting over and over.
-        start_service "$1" && wait_healthy "$1" || { stop_comp "$1" >/dev/null 2>&1; return 1; } ;;
-    haproxy) start_haproxy ;;
+    mariadb) start_mariadb && ok=1 ;;
+    redis) start_redis && ok=1 ;;
+    core | user | driver) start_service "$1" && wait_healthy "$1" && ok=1 ;;
+    haproxy) start_haproxy && ok=1 ;;
     *) err "unknown component '$1' (mariadb redis core user driver haproxy)"; return 2 ;;
     esac
+    # A component that cannot come up is not left restarting over and over.
+    [ "$ok" = 1 ] || { stop_comp "$1" >/dev/null 2>&1; return 1; }
 }
 
 # Tell runit to stop the component and keep it down (SIGTERM, then SIGKILL after wait_s); a
