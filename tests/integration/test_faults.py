@@ -26,6 +26,7 @@ def test_city_survives_kill_9_of_every_service_and_redis():
     assert faults == ["kill:user", "kill:driver", "kill:core", "kill:redis"], faults
     for w in rep["windows"]:
         assert w.get("ready_ms") is not None and w["ready_ms"] <= 5000, w
+        assert w.get("edge_routes_ms") is not None and w["edge_routes_ms"] <= 5000, w
         assert w.get("new_pid") and w["new_pid"] != w["old_pid"], w
     assert rep["outside"]["errors"] == {}, rep["outside"]
     assert rep["outside"]["slow"] == {}, rep["outside"]
