@@ -218,7 +218,8 @@ def main():
     ap.add_argument("--drivers", type=int)
     ap.add_argument("--customers", type=int)
     ap.add_argument("--orders-per-s", type=float)
-    ap.add_argument("--faults", help=f"comma list of kill:<c> / term:<c> (default {FULL})")
+    ap.add_argument("--faults", help=f"comma list of kill:<c> / term:<c>, or none for a control "
+                                     f"run (default {FULL})")
     ap.add_argument("--gap-s", type=float, help="seconds between faults")
     ap.add_argument("--lead-s", type=float, default=10, help="measured seconds before the first")
     ap.add_argument("--tail-s", type=float, default=15, help="measured seconds after the last")
@@ -241,7 +242,9 @@ def main():
     drivers = a.drivers or d["drivers"]
     customers = a.customers or (d["customers"] if not a.drivers else max(200, drivers))
     orders = a.orders_per_s if a.orders_per_s is not None else d["orders"]
-    faults = [f.strip() for f in (a.faults or d["faults"]).split(",") if f.strip()]
+    # "none": the same city without faults, the control run.
+    faults = [f.strip() for f in (a.faults or d["faults"]).split(",")
+              if f.strip() and f.strip() != "none"]
     gap = a.gap_s or d["gap"]
     warmup = a.warmup_s if a.warmup_s is not None else d["warmup"]
     settle = a.settle_s if a.settle_s is not None else d["settle"]
