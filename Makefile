@@ -10,12 +10,15 @@
 #                audit (SIM_ARGS="--drivers 50 --duration 30" to change it)
 #   make soak    10 minutes of the city at half its knee against a running `make up` stack:
 #                RSS, descriptors and Redis keys sampled, 0 5xx required (SOAK_ARGS to change)
+#   make faults  the city at half its knee under kill -9 of every service, Redis and MariaDB and
+#                a SIGTERM, on a stack of its own (.run-faults); per-fault table, audit
+#                (FAULTS_ARGS="--drivers 500 --gap-s 30" to change it; --help lists options)
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak format clean
+.PHONY: all run test up down status setup build bench sim soak faults format clean
 
 all: build
 
@@ -51,6 +54,9 @@ sim: build
 
 soak: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/soak.sh $(SOAK_ARGS)
+
+faults: setup build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/faults.sh --up $(FAULTS_ARGS)
 
 format:
 	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \

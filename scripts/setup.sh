@@ -17,6 +17,7 @@ PACKAGES=(
     libmicrohttpd-dev libjansson-dev libcurl4-gnutls-dev libmariadb-dev libhiredis-dev
     librhonabwy-dev libsodium-dev libgnutls28-dev libcriterion-dev
     mariadb-server mariadb-client redis-server redis-tools haproxy
+    runit systemd
     wrk curl jq clang-format
     python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-jwt
     python3-cryptography

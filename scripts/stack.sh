@@ -21,8 +21,18 @@
 # Any other ANTAR_* variable and ASAN_OPTIONS/UBSAN_OPTIONS/LSAN_OPTIONS in the caller's
 # environment reach the services unchanged (the tests shorten dispatch timeouts that way).
 #
-# Every process is stopped only through its own pid file, after checking that the pid still
-# runs the program we started (a stale pid file must never kill a stranger).
+# Supervision: every component runs under runit (runsvdir + one runsv per component, Debian's
+# `runit` package), rooted in <run dir>/sv/ — no system-wide state, no sockets, so stacks with
+# different run folders never meet. A component that exits without being told to is started
+# again by its runsv at once (at most one start a second), with a growing back-off when it keeps
+# crashing (see _finish). `stop` tells runit to keep the component down; `down` stops the
+# components, then the runsv processes and runsvdir. Why runit and not supervisor: see
+# docs/reliability.md, "Supervision".
+#
+# Pid files (<run dir>/<component>.pid) are written by each component's run script just before
+# it execs the program, so after a restart they name the new process; they are removed when it
+# exits. Anything that signals by pid file checks first that the pid still runs the program we
+# started (a stale pid file must never kill a stranger).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -53,6 +63,9 @@ DB_DATA="$DB_DIR/data"
 DB_SOCK="$DB_DIR/mariadb.sock"
 REDIS_DIR="$RUN/redis"
 SECRETS="$RUN/secrets.env"
+SV="$RUN/sv"
+SUP_PID="$RUN/supervisor.pid"
+COMPONENTS=(mariadb redis core user driver haproxy)
 
 MARIADBD="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
 HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
@@ -121,20 +134,165 @@ ensure_secrets() {
 
 # ---- process helpers -----------------------------------------------------------------------
 
-# Start a long-running program in its own session, stdout+stderr to a log, pid to a file.
-# The pid is the program's own (sh execs it), so kill by pid file hits the program itself.
-spawn() {
-    local pidf="$1" logf="$2"
-    shift 2
-    rm -f "$pidf"
-    setsid -f sh -c 'echo $$ >"$0"; exec "$@"' "$pidf" "$@" >>"$logf" 2>&1 </dev/null
-    local i
-    for i in $(seq 1 50); do
-        [ -s "$pidf" ] && return 0
-        sleep 0.1
+# ---- supervision (runit) -------------------------------------------------------------------
+
+# Prints runsvdir's pid when this run folder's supervisor runs.
+sup_pid() {
+    local pid
+    [ -s "$SUP_PID" ] || return 1
+    pid="$(head -n1 "$SUP_PID" | tr -dc 0-9)"
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "runsvdir -P $SV" || return 1
+    echo "$pid"
+}
+
+# The service folder runit runs for a component: ./run (re)starts it through `stack.sh _run`,
+# ./finish runs after every exit (back-off, pid file), ./down keeps runsv from starting it on
+# its own (only `stack.sh start` does, with `sv up`), ./env the environment of the last start.
+write_service_dir() {
+    local c="$1" d="$SV/$1"
+    mkdir -p "$d"
+    : >"$d/down"
+    cat >"$d/run.tmp" <<RUN
+#!/bin/bash
+# Written by scripts/stack.sh; runit's runsv runs it in this folder, again after every exit.
+. ./env || exit 111
+exec "$REPO/scripts/stack.sh" _run $c
+RUN
+    cat >"$d/finish.tmp" <<FIN
+#!/bin/bash
+# Written by scripts/stack.sh; runsv runs it after ./run exited (\$1 exit code, \$2 signal).
+. ./env || exit 0
+exec "$REPO/scripts/stack.sh" _finish $c "\$@"
+FIN
+    chmod 755 "$d/run.tmp" "$d/finish.tmp"
+    mv -f "$d/run.tmp" "$d/run"
+    mv -f "$d/finish.tmp" "$d/finish"
+}
+
+# The environment a component is (re)started with: the caller's ANTAR_* and sanitizer settings
+# at `start` (tests restart core with other settings), and the resolved folders. runsvdir itself
+# runs with an empty environment, so nothing else leaks in.
+save_env() {
+    local c="$1" v
+    (
+        umask 077
+        {
+            for v in $(compgen -e); do
+                case "$v" in
+                ANTAR_* | ASAN_OPTIONS | UBSAN_OPTIONS | LSAN_OPTIONS | PATH | HOME | LANG | LC_ALL | TZ)
+                    printf 'export %s=%q\n' "$v" "${!v}" ;;
+                esac
+            done
+            printf 'export ANTAR_RUN_DIR=%q ANTAR_PORT_OFFSET=%q ANTAR_BIN_DIR=%q ANTAR_API_DIR=%q\n' \
+                "$RUN" "$OFF" "$BIN" "$API"
+        } >"$SV/$c/env.tmp"
+    )
+    mv -f "$SV/$c/env.tmp" "$SV/$c/env"
+}
+
+ensure_supervisor() {
+    command -v runsvdir >/dev/null && command -v sv >/dev/null ||
+        { err "runit is not installed (scripts/setup.sh installs it)"; return 1; }
+    mkdir -p "$SV" "$LOG"
+    local c i
+    for c in "${COMPONENTS[@]}"; do write_service_dir "$c"; done
+    sup_pid >/dev/null && return 0
+    rm -f "$SUP_PID"
+    env -i PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+        setsid -f sh -c 'echo $$ >"$0"; exec runsvdir -P "$1"' "$SUP_PID" "$SV" \
+        >>"$LOG/supervisor.log" 2>&1 </dev/null
+    for i in $(seq 1 100); do
+        local ok=1
+        for c in "${COMPONENTS[@]}"; do [ -e "$SV/$c/supervise/ok" ] || ok=0; done
+        [ "$ok" = 1 ] && sup_pid >/dev/null && return 0
+        sleep 0.05
     done
-    err "could not start $1"
+    err "runsvdir did not start (log: $LOG/supervisor.log)"
     return 1
+}
+
+# Is the component's runsv there to take orders?
+supervised() { sup_pid >/dev/null && [ -e "$SV/$1/supervise/ok" ]; }
+
+# Have runit start a component (and keep it running); the caller waits for it to be ready.
+sv_start() {
+    local c="$1"
+    ensure_supervisor
+    save_env "$c"
+    rm -f "$SV/$c/stopping"
+    sv -w 5 up "$SV/$c" >/dev/null || { err "sv up $c failed"; return 1; }
+}
+
+# `stack.sh _run <component>`: what ./run execs. Writes the pid file, then becomes the program
+# (exec all the way down, so the pid file names the program itself).
+run_component() {
+    local c="$1"
+    mkdir -p "$LOG"
+    echo $$ >"$(pidfile "$c")"
+    date +%s >"$SV/$c/started"
+    case "$c" in
+    mariadb)
+        local asroot=()
+        [ "$(id -u)" -eq 0 ] && asroot=(--user=root)
+        exec >>"$LOG/mariadb.out" 2>&1 </dev/null
+        exec "$MARIADBD" --no-defaults --datadir="$DB_DATA" \
+            --socket="$DB_SOCK" --port="$DB_PORT" --bind-address=127.0.0.1 \
+            --pid-file="$(pidfile mariadb)" --log-error="$LOG/mariadb.log" \
+            --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+            --innodb-buffer-pool-size=64M --max-connections=300 --skip-name-resolve "${asroot[@]}"
+        ;;
+    redis)
+        exec >>"$LOG/redis.log" 2>&1 </dev/null
+        exec redis-server "$REPO/deploy/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 \
+            --dir "$REDIS_DIR" --pidfile "$(pidfile redis)" --daemonize no \
+            --logfile "$LOG/redis.log"
+        ;;
+    haproxy)
+        haproxy_env
+        exec >>"$LOG/haproxy.log" 2>&1 </dev/null
+        exec "$HAPROXY" -f "$REPO/deploy/haproxy.cfg" -db
+        ;;
+    user | driver | core)
+        local exe
+        ensure_secrets
+        exe="$(service_exe "$c")" || exit 111
+        service_env "$c"
+        exec >>"$LOG/$c.log" 2>&1 </dev/null
+        echo "---- $(date -u +%FT%TZ) start $c"
+        cd "$REPO"
+        exec env "${SVC_ENV[@]}" "$exe"
+        ;;
+    esac
+    exit 111
+}
+
+# `stack.sh _finish <component> <exit code> <signal>`: what ./finish execs after every exit.
+# The pid file goes (nothing runs under it now). A component that keeps dying young is started
+# again later and later — 0, 1, 2, 4 … 30 s — so a crash loop costs next to nothing; one that
+# ran 10 s or more counts as healthy again and is restarted at once (runsv itself never starts
+# a program twice within one second).
+finish_component() {
+    local c="$1" code="${2:-}" sig="${3:-}" now started up crashes delay=0
+    local f
+    f="$(pidfile "$c")"
+    if [ -s "$f" ] && ! kill -0 "$(head -n1 "$f" | tr -dc 0-9)" 2>/dev/null; then rm -f "$f"; fi
+    [ -e "$SV/$c/stopping" ] && exit 0
+    now="$(date +%s)"
+    started="$(cat "$SV/$c/started" 2>/dev/null || echo "$now")"
+    up=$((now - started))
+    crashes="$(cat "$SV/$c/crashes" 2>/dev/null || echo 0)"
+    if [ "$up" -ge 10 ]; then crashes=0; fi
+    crashes=$((crashes + 1))
+    echo "$crashes" >"$SV/$c/crashes"
+    if [ "$crashes" -ge 2 ]; then
+        delay=$((1 << (crashes - 2)))
+        [ "$delay" -gt 30 ] && delay=30
+    fi
+    echo "$(date -u +%FT%TZ) $c exited (code $code, signal $sig) after ${up}s; restart in ${delay}s" \
+        >>"$LOG/supervisor.log"
+    [ "$delay" -gt 0 ] && sleep "$delay"
+    exit 0
 }
 
 # SIGTERM, wait up to $2 seconds, then SIGKILL.
@@ -182,11 +340,7 @@ start_mariadb() {
             return 1
         fi
     fi
-    spawn "$(pidfile mariadb)" "$LOG/mariadb.out" "$MARIADBD" --no-defaults --datadir="$DB_DATA" \
-        --socket="$DB_SOCK" --port="$DB_PORT" --bind-address=127.0.0.1 \
-        --pid-file="$(pidfile mariadb)" --log-error="$LOG/mariadb.log" \
-        --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-        --innodb-buffer-pool-size=64M --max-connections=300 --skip-name-resolve "${asroot[@]}"
+    sv_start mariadb
     local i up=0
     for i in $(seq 1 300); do
         if mariadb-admin --no-defaults --socket="$DB_SOCK" -uroot --connect-timeout=1 ping \
@@ -249,14 +403,7 @@ GRANT ALL PRIVILEGES ON \`$db\`.* TO '$db'@'$h';
 start_redis() {
     if comp_pid redis >/dev/null; then say "redis already running"; return 0; fi
     mkdir -p "$REDIS_DIR" "$LOG"
-    rm -f "$(pidfile redis)"
-    if ! redis-server "$REPO/deploy/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 \
-        --dir "$REDIS_DIR" --pidfile "$(pidfile redis)" --daemonize yes \
-        --logfile "$LOG/redis.log" >>"$LOG/redis.log" 2>&1; then
-        tail -n 20 "$LOG/redis.log" >&2
-        err "redis-server failed to start"
-        return 1
-    fi
+    sv_start redis
     local i
     for i in $(seq 1 100); do
         if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] &&
@@ -338,10 +485,13 @@ start_service() {
     fi
     mkdir -p "$LOG" "$RUN/$svc"
     chmod 700 "$RUN/$svc"
-    service_env "$svc"
-    echo "---- $(date -u +%FT%TZ) start $svc" >>"$LOG/$svc.log"
-    (cd "$REPO" && spawn "$(pidfile "$svc")" "$LOG/$svc.log" env "${SVC_ENV[@]}" "$exe")
-    say "$svc started (pid $(cat "$(pidfile "$svc")"), port $port, internal $(svc_iport "$svc"))"
+    sv_start "$svc"
+    local i
+    for i in $(seq 1 50); do
+        comp_pid "$svc" >/dev/null && break
+        sleep 0.1
+    done
+    say "$svc started (pid $(comp_pid "$svc" || echo '?'), port $port, internal $(svc_iport "$svc"))"
 }
 
 # Run a service binary in the foreground with the stack's environment for it (a maintenance
@@ -407,26 +557,24 @@ wait_healthy() {
 
 # ---- HAProxy -------------------------------------------------------------------------------
 
-start_haproxy() {
-    if comp_pid haproxy >/dev/null; then say "haproxy already running"; return 0; fi
-    mkdir -p "$LOG"
+haproxy_env() {
     export ANTAR_EDGE_PORT="$EDGE_PORT" ANTAR_EDGE_USER="127.0.0.1:$USER_PORT" \
         ANTAR_EDGE_DRIVER="127.0.0.1:$DRIVER_PORT" ANTAR_EDGE_CORE="127.0.0.1:$CORE_PORT" \
         ANTAR_DEPLOY_DIR="$REPO/deploy" ANTAR_EDGE_RUN_DIR="$RUN" \
         ANTAR_EDGE_RATE_LIMIT="${ANTAR_EDGE_RATE_LIMIT:-30}" \
         ANTAR_EDGE_BODY_LIMIT="${ANTAR_BODY_LIMIT:-65536}"
+}
+
+start_haproxy() {
+    if comp_pid haproxy >/dev/null; then say "haproxy already running"; return 0; fi
+    mkdir -p "$LOG"
+    haproxy_env
     if ! "$HAPROXY" -q -c -f "$REPO/deploy/haproxy.cfg" >"$LOG/haproxy.log" 2>&1; then
         cat "$LOG/haproxy.log" >&2
         err "deploy/haproxy.cfg is invalid"
         return 1
     fi
-    rm -f "$(pidfile haproxy)"
-    if ! "$HAPROXY" -f "$REPO/deploy/haproxy.cfg" -D -p "$(pidfile haproxy)" \
-        >>"$LOG/haproxy.log" 2>&1; then
-        cat "$LOG/haproxy.log" >&2
-        err "haproxy failed to start"
-        return 1
-    fi
+    sv_start haproxy
     local i
     for i in $(seq 1 50); do
         port_open "$EDGE_PORT" && { say "haproxy up on 127.0.0.1:$EDGE_PORT"; return 0; }
@@ -439,30 +587,72 @@ start_haproxy() {
 # ---- components ----------------------------------------------------------------------------
 
 start_comp() {
+    local ok=0
     case "$1" in
-    mariadb) start_mariadb ;;
-    redis) start_redis ;;
-    core | user | driver) start_service "$1" && wait_healthy "$1" ;;
-    haproxy) start_haproxy ;;
+    mariadb) start_mariadb && ok=1 ;;
+    redis) start_redis && ok=1 ;;
+    core | user | driver) start_service "$1" && wait_healthy "$1" && ok=1 ;;
+    haproxy) start_haproxy && ok=1 ;;
     *) err "unknown component '$1' (mariadb redis core user driver haproxy)"; return 2 ;;
     esac
+    # A component that cannot come up is not left restarting over and over.
+    [ "$ok" = 1 ] || { stop_comp "$1" >/dev/null 2>&1; return 1; }
+}
+
+# Tell runit to stop the component and keep it down (SIGTERM, then SIGKILL after wait_s); a
+# process not under this run folder's runit (a stack started by an older stack.sh) is stopped
+# by its pid file.
+stop_supervised() {
+    local c="$1" wait_s="$2"
+    if supervised "$c"; then
+        : >"$SV/$c/stopping"
+        sv -w "$wait_s" force-stop "$SV/$c" >/dev/null 2>&1 || true
+        if comp_pid "$c" >/dev/null; then
+            err "$c still runs after sv force-stop"
+        else
+            rm -f "$(pidfile "$c")"
+            say "$c stopped"
+            return 0
+        fi
+    fi
+    stop_pid "$c" "$wait_s"
 }
 
 stop_comp() {
     case "$1" in
-    mariadb) stop_pid mariadb 30 ;;
-    redis) stop_pid redis 10 ;;
+    mariadb) stop_supervised mariadb 30 ;;
+    redis) stop_supervised redis 10 ;;
     # A service drains on SIGTERM within ANTAR_DRAIN_S (10 s) and then exits by itself; the
     # wait is longer so that SIGKILL is only for one that is truly stuck.
-    core | user | driver) stop_pid "$1" $((${ANTAR_DRAIN_S:-10} + 5)) ;;
-    haproxy) stop_pid "$1" 10 ;;
+    core | user | driver) stop_supervised "$1" $((${ANTAR_DRAIN_S:-10} + 5)) ;;
+    haproxy) stop_supervised "$1" 10 ;;
     *) err "unknown component '$1' (mariadb redis core user driver haproxy)"; return 2 ;;
     esac
+}
+
+# Stop the supervisor: each runsv exits once its component is down (sv exit), then runsvdir.
+stop_supervisor() {
+    local pid c i
+    if [ -d "$SV" ]; then
+        for c in "${COMPONENTS[@]}"; do
+            [ -e "$SV/$c/supervise/ok" ] && sv exit "$SV/$c" >/dev/null 2>&1 || true
+        done
+    fi
+    pid="$(sup_pid)" || { rm -f "$SUP_PID"; return 0; }
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    rm -f "$SUP_PID"
+    say "supervisor stopped"
 }
 
 do_down() {
     local c
     for c in haproxy driver user core redis mariadb; do stop_comp "$c"; done
+    stop_supervisor
 }
 
 do_up() {
@@ -509,16 +699,26 @@ wait_port_or_exit() {
 }
 
 do_status() {
-    local c pid port rc=0
+    local c pid port rc=0 st
+    if pid="$(sup_pid)"; then
+        printf '%-8s running  pid %-7s %s\n' runit "$pid" "$SV"
+    else
+        printf '%-8s stopped\n' runit
+        rc=1
+    fi
     for c in mariadb redis core user driver haproxy; do
         case "$c" in
         mariadb) port="$DB_PORT" ;; redis) port="$REDIS_PORT" ;; haproxy) port="$EDGE_PORT" ;;
         *) port="$(svc_port "$c")" ;;
         esac
+        st=""
+        if supervised "$c"; then
+            st="$(sv status "$SV/$c" 2>/dev/null | sed -e "s|$SV/$c: ||" -e 's/;.*//' -e 's/, normally down//')"
+        fi
         if pid="$(comp_pid "$c")"; then
-            printf '%-8s running  pid %-7s port %s\n' "$c" "$pid" "$port"
+            printf '%-8s running  pid %-7s port %-5s %s\n' "$c" "$pid" "$port" "$st"
         else
-            printf '%-8s stopped           port %s\n' "$c" "$port"
+            printf '%-8s stopped           port %-5s %s\n' "$c" "$port" "$st"
             rc=1
         fi
     done
@@ -540,5 +740,7 @@ start) [ $# -eq 2 ] || usage; start_comp "$2" ;;
 stop) [ $# -eq 2 ] || usage; stop_comp "$2" ;;
 restart) [ $# -eq 2 ] || usage; stop_comp "$2" && start_comp "$2" ;;
 exec) [ $# -ge 2 ] || usage; shift; exec_service "$@" ;;
+_run) [ $# -eq 2 ] || usage; run_component "$2" ;;
+_finish) [ $# -ge 2 ] || usage; shift; finish_component "$@" ;;
 *) usage ;;
 esac

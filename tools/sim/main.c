@@ -362,6 +362,8 @@ static void usage(FILE *f)
            "  --conns N           most connections to the edge (default 64)\n"
            "  --timeout-ms N      per-request timeout (default 5000)\n"
            "  --ping-sample F     fraction of pings written to the event history (default 1)\n"
+           "  --slow-ms N         a request this slow goes to <out>/issues.tsv with the failed\n"
+           "                      ones (default 2000)\n"
            "  --no-audit          skip the audit after the run\n"
            "  --quiet             only the summary\n"
            "  --run-dir DIR       the stack's run folder (default $ANTAR_RUN_DIR or .run)\n"
@@ -393,6 +395,7 @@ enum {
     O_CONNS,
     O_TIMEOUT,
     O_SAMPLE,
+    O_SLOW,
     O_AUDIT,
     O_NO_AUDIT,
     O_QUIET,
@@ -437,6 +440,7 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
         {"conns", 1, 0, O_CONNS},
         {"timeout-ms", 1, 0, O_TIMEOUT},
         {"ping-sample", 1, 0, O_SAMPLE},
+        {"slow-ms", 1, 0, O_SLOW},
         {"audit", 0, 0, O_AUDIT},
         {"no-audit", 0, 0, O_NO_AUDIT},
         {"quiet", 0, 0, O_QUIET},
@@ -467,6 +471,7 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
                       .conns = 64,
                       .timeout_ms = 5000,
                       .ping_sample = 1,
+                      .slow_ms = 2000,
                       .setup_parallel = 32};
     snprintf(o->run_dir, sizeof o->run_dir, "%s", rd && *rd ? rd : ".run");
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -553,6 +558,10 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
             break;
         case O_SAMPLE:
             if (!num_arg(n, optarg, 0, 1, &o->ping_sample))
+                return -1;
+            break;
+        case O_SLOW:
+            if (!num_arg(n, optarg, 1, 600000, &o->slow_ms))
                 return -1;
             break;
         case O_AUDIT:
@@ -673,8 +682,19 @@ static int run(sim_t *s)
     s->events = fopen(path, "w");
     snprintf(path, sizeof path, "%s/acked.tsv", s->o.out_dir);
     s->acked = fopen(path, "w");
-    if (!s->acked) {
-        fprintf(stderr, "antar-sim: cannot write %s\n", path);
+    /* issues.tsv: intended send (wall ms), end (wall ms), endpoint, status (0 = no answer),
+     * latency ms — only the failed and the slow requests (see net.c). */
+    snprintf(path, sizeof path, "%s/issues.tsv", s->o.out_dir);
+    s->issues = fopen(path, "w");
+    if (!s->acked || !s->issues) {
+        fprintf(stderr, "antar-sim: cannot write in %s\n", s->o.out_dir);
+        if (s->acked)
+            fclose(s->acked);
+        if (s->issues)
+            fclose(s->issues);
+        if (s->events)
+            fclose(s->events);
+        s->acked = s->issues = s->events = NULL;
         return 2;
     }
 
@@ -745,6 +765,8 @@ static int run(sim_t *s)
     double sim_cpu = cpu0;
     fclose(s->acked);
     s->acked = NULL;
+    fclose(s->issues);
+    s->issues = NULL;
     if (s->events)
         fclose(s->events);
     if (pool_save(s) != 0)

@@ -506,6 +506,12 @@ static void finish(sim_t *s, http_req_t *r, int status, bool timed_out)
         if (timed_out)
             st->timeouts++;
     }
+    /* The fault harness (scripts/faults.sh) needs each failed or slow request with its times,
+     * to tell errors inside a fault window from errors outside. Only those are written, so the
+     * common case costs one comparison. */
+    if (s->issues && (status_is_error(status) || now - r->intended_ms >= s->o.slow_ms))
+        fprintf(s->issues, "%.1f\t%.1f\t%s\t%d\t%.1f\n", sim_wall_ms(s, r->intended_ms),
+                sim_wall_ms(s, now), endpoint_name(r->ep), status, now - r->intended_ms);
     json_t *body = NULL;
     /* The ping's answer is never read: no parse for the most frequent request. */
     if (status > 0 && r->body_len > 0 && r->ep != EP_PING)

@@ -191,10 +191,7 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
             char k[8];
             snprintf(k, sizeof k, "%d", c);
             json_object_set_new(by, k, json_integer((json_int_t)st->status[c]));
-            /* 4xx answers that are the flow's ordinary outcomes are not errors: a lost race
-             * for an offer (409), a cancel meeting an accept (409), a pickup of a cancelled
-             * order (409). Transport failures and 5xx are. */
-            if (c == 0 || c >= 500 || (c >= 400 && c != 409 && c != 404))
+            if (status_is_error(c))
                 bad += st->status[c];
         }
         errors += bad;
@@ -205,12 +202,20 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
         json_object_set_new(row, "timeouts", json_integer((json_int_t)st->timeouts));
         json_array_append_new(eps, row);
     }
-    for (int i = 0; i < np; i++)
+    for (int i = 0; i < np; i++) {
+        /* Gone before the end (killed and restarted under a new pid, e.g. by the fault
+         * harness): its figures would be meaningless. */
+        if (p[i].cpu0_s < 0 || p[i].cpu1_s < 0) {
+            json_array_append_new(
+                procs, json_pack("{ss si sb}", "name", p[i].name, "pid", p[i].pid, "exited", 1));
+            continue;
+        }
         json_array_append_new(procs,
                               json_pack("{ss si sf sf si si}", "name", p[i].name, "pid", p[i].pid,
                                         "cpu_s", p[i].cpu1_s - p[i].cpu0_s, "cpu_share",
                                         (p[i].cpu1_s - p[i].cpu0_s) / window_s, "rss_kb",
                                         (int)p[i].rss_kb, "hwm_kb", (int)p[i].hwm_kb));
+    }
     json_array_append_new(procs,
                           json_pack("{ss si sf sf}", "name", "antar-sim", "pid", (int)getpid(),
                                     "cpu_s", sim_cpu_s, "cpu_share", sim_cpu_s / window_s));

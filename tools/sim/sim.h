@@ -132,6 +132,14 @@ typedef struct {
     uint64_t timeouts;
 } ep_stats_t;
 
+/* An answer that counts as an error: transport failures (0), 5xx, and 4xx other than the flow's
+ * ordinary outcomes — a lost race for an offer (409), a cancel meeting an accept (409), a pickup
+ * of a cancelled order (409), an order or trip already gone (404). */
+static inline bool status_is_error(int c)
+{
+    return c == 0 || c >= 500 || (c >= 400 && c != 409 && c != 404);
+}
+
 /* ---- HTTP (net.c) ------------------------------------------------------------------------------
  */
 
@@ -262,6 +270,7 @@ typedef struct {
     int conns;            /* most connections to the edge at once */
     long timeout_ms;
     double ping_sample; /* fraction of pings written to the event history */
+    double slow_ms;     /* a request at least this slow is written to issues.tsv */
     bool audit_only, no_audit, quiet;
     int setup_parallel;
 } sim_opts_t;
@@ -310,6 +319,7 @@ typedef struct sim {
     flow_counts_t c;
     FILE *events; /* JSON Lines, or NULL */
     FILE *acked;  /* acked.tsv: order id, user id, idempotency key */
+    FILE *issues; /* issues.tsv: every failed or slow request of the run, with wall times */
     char order_url[160], offers_url[160];
 } sim_t;
 
