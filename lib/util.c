@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 long long antar_now_ms(void)
 {
     struct timespec ts;
@@ -225,4 +227,17 @@ char *antar_json_dumps(const json_t *doc, size_t flags)
     if (digits > 0)
         flags |= JSON_REAL_PRECISION(digits);
     return json_dumps(doc, flags);
+}
+
+int antar_b64url_decode(const char *s, size_t len, unsigned char *out, size_t max, size_t *outlen)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\0' || !strchr(alphabet, s[i]))
+            return -1;
+    return sodium_base642bin(out, max, s, len, NULL, outlen, NULL,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0
+               ? 0
+               : -1;
 }
