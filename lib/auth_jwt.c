@@ -263,6 +263,11 @@ static antar_err_t verify_with_refetch(const char *token, long long now, antar_p
     }
     if (dots != 2)
         return ANTAR_E_INVALID_TOKEN;
+    /* An Ed25519 signature is 64 bytes: 86 characters, the last of which has 4 unused bits that
+     * must be zero. Rhonabwy ignores them, which gave every token 16 spellings. */
+    const char *sig = strrchr(token, '.') + 1;
+    if (strlen(sig) != 86 || !strchr("AQgw", sig[85]))
+        return ANTAR_E_INVALID_TOKEN;
     if (r_jwt_init(&jwt) != RHN_OK)
         return ANTAR_E_NOMEM;
     if (r_jwt_parse(jwt, token, R_FLAG_IGNORE_REMOTE) != RHN_OK)

@@ -77,8 +77,8 @@ antar_err_t antar_req_page(antar_req_t *req, int def, int max, const char *tag, 
     long long tmp[ANTAR_CURSOR_VALS] = {0};
     int lim = def;
     if (!antar_page_limit_parse(antar_req_query(req, "limit"), def, max, &lim)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "limit", "limit must be an integer from 1 to %d",
-                        max);
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "limit",
+                        "limit must be an integer from 1 to %d", max);
         return ANTAR_E_INVALID_FIELD;
     }
     if (n > ANTAR_CURSOR_VALS || (c && !antar_cursor_decode(c, tag, tmp, n))) {

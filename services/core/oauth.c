@@ -17,7 +17,6 @@
 #include "core.h"
 #include "oauth.h"
 
-
 static const antar_config_t *ocfg;
 static bool password_grant = true;
 

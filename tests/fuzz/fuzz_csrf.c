@@ -107,8 +107,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char flipped = (char)(byte ? byte : 1);
     if (flipped != tok[pos % tl]) {
         tok[pos % tl] = flipped;
-        FUZZ_CHECK(antar_csrf_verify(sub, tok) != ANTAR_OK, "token with byte %u changed to 0x%02x "
-                   "accepted", pos % (unsigned)tl, byte);
+        FUZZ_CHECK(antar_csrf_verify(sub, tok) != ANTAR_OK,
+                   "token with byte %u changed to 0x%02x "
+                   "accepted",
+                   pos % (unsigned)tl, byte);
     }
     free(text);
     return 0;

@@ -30,8 +30,8 @@ static void check_cursor(const char *c, size_t ti, size_t n)
     FUZZ_CHECK(strcmp(again, c) == 0, "cursor '%s' is not canonical (re-encoded '%s')", c, again);
     long long w[ANTAR_CURSOR_VALS];
     for (size_t t = 0; t < NTAGS; t++)
-        FUZZ_CHECK(t == ti || !antar_cursor_decode(c, tags[t], w, n), "'%s' taken by %s and %s",
-                   c, tags[ti], tags[t]);
+        FUZZ_CHECK(t == ti || !antar_cursor_decode(c, tags[t], w, n), "'%s' taken by %s and %s", c,
+                   tags[ti], tags[t]);
     for (size_t m = 0; m <= ANTAR_CURSOR_VALS + 1; m++)
         FUZZ_CHECK(m == n || !antar_cursor_decode(c, tags[ti], w, m), "'%s' has %zu and %zu values",
                    c, n, m);

@@ -33,7 +33,7 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "
 
 static int hex(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;

@@ -87,10 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(id);
 
     char q[CORE_QUOTE_ID_LEN + 1];
-    bool fits = expires_s > 0 && expires_s <= UINT32_MAX && f.price >= 0 &&
-                f.price <= UINT32_MAX && f.distance_m >= 0 && f.distance_m <= UINT32_MAX &&
-                f.duration_s >= 0 && f.duration_s <= 0xffffff && f.surge_tenths >= 0 &&
-                f.surge_tenths <= 0xff;
+    bool fits = expires_s > 0 && expires_s <= UINT32_MAX && f.price >= 0 && f.price <= UINT32_MAX &&
+                f.distance_m >= 0 && f.distance_m <= UINT32_MAX && f.duration_s >= 0 &&
+                f.duration_s <= 0xffffff && f.surge_tenths >= 0 && f.surge_tenths <= 0xff;
     bool signed_ok = core_quote_sign(key, user, &t, &f, expires_s, q);
     FUZZ_CHECK(signed_ok == fits, "sign %d for a fare that %s", signed_ok,
                fits ? "fits" : "does not fit");
