@@ -8,12 +8,14 @@
 #                → bench/results.md
 #   make sim     a small city (200 drivers, 60 s) against a running `make up` stack: summary and
 #                audit (SIM_ARGS="--drivers 50 --duration 30" to change it)
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (120) each, sanitizers on; crashes and
+#                the grown corpora in $(BUILD)/fuzz (FUZZ_TARGETS="fuzz_jwt fuzz_csrf" for some)
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim format clean
+.PHONY: all run test up down status setup build bench sim fuzz format clean
 
 all: build
 
@@ -47,8 +49,12 @@ bench:
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
 
+fuzz:
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-120} FUZZ_OUT=$${FUZZ_OUT:-$(abspath $(BUILD))/fuzz} \
+		tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 format:
-	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \
+	@find lib services tools tests/unit tests/fuzz include -name '*.[ch]' -print0 2>/dev/null | \
 		xargs -0 -r clang-format -i
 
 clean:
