@@ -24,6 +24,7 @@
 #include "antar/config.h"
 #include "antar/db.h"
 #include "antar/log.h"
+#include "antar/metrics.h"
 #include "antar/trace.h"
 #include "antar/util.h"
 
@@ -43,6 +44,11 @@ static pthread_t g_thread;
 static bool g_running;
 static bool g_stop;
 static bool g_kicked;
+/* Rounds begun and finished, for antar_outbox_flush; g_done_cv is broadcast after each round. */
+static unsigned long long g_rounds_begun;
+static unsigned long long g_rounds_done;
+static pthread_cond_t g_done_cv; /* made once, never destroyed: a flush may still wake on it */
+static bool g_done_cv_made;
 
 static const char *svc_key(antar_svc_t t)
 {
@@ -240,10 +246,23 @@ static long backoff_ms(long long attempts_before)
 
 typedef enum { OUT_DELIVERED, OUT_RETRY, OUT_DEAD } outcome_t;
 
-static outcome_t classify(antar_err_t err, long status)
+/* True when a 409 says "not yet" (ANTAR_E_NOT_YET) rather than "moved on". */
+static bool not_yet(const antar_httpc_res_t *res)
 {
+    json_t *e = json_object_get(res->body, "error");
+    const char *code = json_string_value(json_object_get(e, "code"));
+    return code && strcmp(code, antar_err_code(ANTAR_E_NOT_YET)) == 0;
+}
+
+static outcome_t classify(antar_err_t err, const antar_httpc_res_t *res)
+{
+    long status = res->status;
     if (err != ANTAR_OK)
         return OUT_RETRY; /* timeout, unreachable, no token, broken response */
+    if (status == 409 && not_yet(res)) {
+        antar_metrics_count("antar_outbox_not_yet_total", NULL, NULL);
+        return OUT_RETRY;
+    }
     if ((status >= 200 && status < 300) || status == 409)
         return OUT_DELIVERED;
     /* 401: our service token was refused (rotated keys, receiver not ready), which says
@@ -298,7 +317,7 @@ static outcome_t deliver_one(json_t *m, long *retry_ms)
     snprintf(idem, sizeof(idem), "Idempotency-Key: %s", event_id);
     const char *hdrs[] = {idem, NULL};
     err = antar_httpc_call(target, method, path, body, hdrs, &res);
-    oc = classify(err, res.status);
+    oc = classify(err, &res);
     if (err != ANTAR_OK)
         snprintf(last_error, sizeof(last_error), "%s", antar_err_code(err));
     else if (oc != OUT_DELIVERED)
@@ -407,6 +426,7 @@ static void *worker(void *arg)
     pthread_mutex_lock(&g_mu);
     while (!g_stop) {
         g_kicked = false;
+        unsigned long long round = ++g_rounds_begun;
         pthread_mutex_unlock(&g_mu);
 
         long wait = IDLE_WAIT_MS;
@@ -418,6 +438,8 @@ static void *worker(void *arg)
         }
 
         pthread_mutex_lock(&g_mu);
+        g_rounds_done = round;
+        pthread_cond_broadcast(&g_done_cv);
         if (n == BATCH_MAX && wait == IDLE_WAIT_MS)
             continue; /* a full batch went out cleanly: there may be more right away */
         if (g_stop || g_kicked)
@@ -452,6 +474,10 @@ int antar_outbox_start(void)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&g_cv, &ca);
+    if (!g_done_cv_made) {
+        pthread_cond_init(&g_done_cv, &ca);
+        g_done_cv_made = true;
+    }
     pthread_condattr_destroy(&ca);
     g_stop = false;
     g_kicked = false;
@@ -475,6 +501,32 @@ void antar_outbox_kick(void)
     pthread_mutex_unlock(&g_mu);
 }
 
+void antar_outbox_flush(long timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g_mu);
+    if (!g_running || g_stop) {
+        pthread_mutex_unlock(&g_mu);
+        return;
+    }
+    /* The round in progress may have claimed before the caller's commit; the next one to
+     * begin cannot have. */
+    unsigned long long want = g_rounds_begun + 1;
+    g_kicked = true;
+    pthread_cond_signal(&g_cv);
+    while (g_running && !g_stop && g_rounds_done < want)
+        if (pthread_cond_timedwait(&g_done_cv, &g_mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&g_mu);
+}
+
 void antar_outbox_stop(void)
 {
     pthread_mutex_lock(&g_mu);
@@ -489,6 +541,7 @@ void antar_outbox_stop(void)
     pthread_join(g_thread, NULL);
     pthread_mutex_lock(&g_mu);
     g_running = false;
+    pthread_cond_broadcast(&g_done_cv); /* nobody may wait on a stopped thread */
     pthread_cond_destroy(&g_cv);
     pthread_mutex_unlock(&g_mu);
 }

@@ -27,6 +27,11 @@ OFF="$ANTAR_PORT_OFFSET"
 # Settings that make dispatch observable within a test's patience, and an edge rate limit the
 # suite's many logins from 127.0.0.1 never reach. Callers may override any of them.
 export ANTAR_OFFER_TTL_S="${ANTAR_OFFER_TTL_S:-3}"
+# The reconciler looks often, and takes over an unanswered accept or pickup 4 s after it was
+# asked (more than a call's 3 s timeout), so that its tests see repairs within seconds.
+export ANTAR_RECONCILE_MS="${ANTAR_RECONCILE_MS:-500}"
+export ANTAR_CONFIRM_GRACE_MS="${ANTAR_CONFIRM_GRACE_MS:-4000}"
+export ANTAR_RECONCILE_SWEEP_S="${ANTAR_RECONCILE_SWEEP_S:-10}"
 export ANTAR_DISPATCH_MAX_S="${ANTAR_DISPATCH_MAX_S:-12}"
 export ANTAR_DISPATCH_MAX_CANDIDATES="${ANTAR_DISPATCH_MAX_CANDIDATES:-3}"
 export ANTAR_PRESENCE_TTL_S="${ANTAR_PRESENCE_TTL_S:-60}"

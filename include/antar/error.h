@@ -37,7 +37,9 @@
     X(KV, 503, "redis_unavailable", "redis is unavailable")                                        \
     X(GONE, 410, "gone", "the resource is no longer available")                                    \
     X(PRECONDITION, 412, "precondition_failed", "a precondition failed")                           \
-    X(INVALID_CREDENTIALS, 401, "invalid_credentials", "invalid username or password")
+    X(INVALID_CREDENTIALS, 401, "invalid_credentials", "invalid username or password")             \
+    X(NOT_YET, 409, "state_pending",                                                               \
+      "the resource has not reached the state this needs yet; retry later")
 
 typedef enum {
 #define ANTAR_ERR_ENUM(name, status, code, msg) ANTAR_E_##name,

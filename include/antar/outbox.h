@@ -6,7 +6,9 @@
  * in id order per target, with the row's event id in the "Idempotency-Key" header, retrying
  * with exponential backoff (0.5 s doubling to 30 s) until the receiver answers 2xx. A 4xx
  * other than 408/409/429 marks the message dead (logged, kept for inspection); a 409 counts as
- * delivered (the receiver had already moved on).
+ * delivered (the receiver had already moved on) — except a 409 whose error code is
+ * "state_pending" (ANTAR_E_NOT_YET): the receiver is not yet in the state the message needs
+ * (another message is on its way), so it is retried like a 503.
  * Receivers make themselves idempotent with antar_inbox_claim inside their own transaction.
  */
 #ifndef ANTAR_OUTBOX_H
@@ -24,6 +26,11 @@ antar_err_t antar_outbox_add(antar_svc_t target, const char *method, const char 
 int antar_outbox_start(void);
 void antar_outbox_kick(void);
 void antar_outbox_stop(void);
+/* Wake the delivery thread and wait (at most timeout_ms) until a delivery round that began
+ * after this call has finished: what the caller committed before has then been tried once.
+ * For read-your-writes after an asynchronous change; the outcome is not reported (a failed
+ * delivery is retried by the thread as usual). Never call it inside a transaction. */
+void antar_outbox_flush(long timeout_ms);
 
 /* Inside the receiver's open transaction: ANTAR_OK the first time event_id is seen,
  * ANTAR_E_DUPLICATE after (the handler then answers 200 without applying it again). */

@@ -103,6 +103,8 @@ antar_err_t core_dispatch_create(const core_order_t *o, json_t **out)
         json_object_set_new(payload, "pickup_address", json_string(o->pickup_address));
     if (o->dropoff_address)
         json_object_set_new(payload, "dropoff_address", json_string(o->dropoff_address));
+    if (o->customer_first_name)
+        json_object_set_new(payload, "customer_first_name", json_string(o->customer_first_name));
     /* The order's trace travels with its dispatch state, so the worker's calls for this order
      * (offers, expiry) stay in the trace of the request that placed it. */
     const antar_trace_t *tr = antar_trace_current();
@@ -223,9 +225,10 @@ static call_outcome_t offer_expire(long long offer_id)
 static call_outcome_t offer_create(const core_dispatch_t *d, long long driver_id,
                                    long long expires_ms, long long *offer_id)
 {
-    static const char *const keys[] = {
-        "order_id",    "vehicle_type", "pickup_lat",      "pickup_lng", "pickup_address",
-        "dropoff_lat", "dropoff_lng",  "dropoff_address", "price",      "currency"};
+    static const char *const keys[] = {"order_id",    "vehicle_type",       "pickup_lat",
+                                       "pickup_lng",  "pickup_address",     "dropoff_lat",
+                                       "dropoff_lng", "dropoff_address",    "price",
+                                       "currency",    "customer_first_name"};
     json_t *body = json_object();
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         json_t *v = json_object_get(d->payload, keys[i]);

@@ -82,6 +82,7 @@ typedef struct {
     const char *vehicle_type;
     double pickup_lat, pickup_lng, dropoff_lat, dropoff_lng;
     const char *currency, *pickup_address, *dropoff_address;
+    const char *customer_first_name; /* what the driver calls out at pickup; may be NULL */
 } core_order_t;
 
 /* Start dispatching the order → {order_id, status "dispatching", created}; a redelivery has

@@ -267,6 +267,8 @@ static void dispatch_create(antar_req_t *req)
         {"currency", ANTAR_FIELD_STRING, false, 0, 3, NULL, &o.currency, NULL},
         {"pickup_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &o.pickup_address, NULL},
         {"dropoff_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &o.dropoff_address, NULL},
+        {"customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, NULL, &o.customer_first_name,
+         NULL},
     };
     if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK ||
         !vehicle_ok(req, o.vehicle_type))

@@ -78,6 +78,25 @@ typedef struct {
 /* Start / stop the flush thread (stop sends and writes what is still buffered). 0 or -1. */
 int positions_start(void);
 void positions_stop(void);
+/* An integer setting from the environment in [min, max]; def (with a warning) otherwise. */
+long driver_env_ms(const char *name, long def, long min, long max);
+
+/* ---- reconcile.c ----------------------------------------------------------------------- */
+/* Ask user-service to assign order_id to driver_id for offer_id (Idempotency-Key
+ * "assign-<offer_id>"): yes → the trip is created (plus "accepted" to core) and ANTAR_OK; no
+ * (409/404) → the offer is lost, CONFLICT; no answer → TIMEOUT/UNAVAILABLE, the claim stands and
+ * its pending confirmation makes the reconciler ask again. */
+antar_err_t confirm_assign(long long driver_id, long long offer_id, long long order_id);
+/* The same for a pickup ("pickup-<order_id>"): yes → the trip is picked_up; no → CONFLICT and
+ * the pending confirmation goes; no answer → the error, the confirmation stays. */
+antar_err_t confirm_pickup(long long driver_id, long long order_id);
+/* How long after a change its pending confirmation becomes the reconciler's (ms): longer than
+ * the request's own call with its retries. */
+long confirm_grace_ms(void);
+/* The reconciler thread: pending confirmations every ANTAR_RECONCILE_MS (default 2000), and a
+ * sweep of active trips idle for ANTAR_RECONCILE_SWEEP_S (default 120) against their orders. */
+int reconcile_start(void);
+void reconcile_stop(void);
 /* A location ping: keep it as the driver's latest position; queued for core and the table.
  * Synchronous to core (driver_call's errors) only for the first ping of a driver in this
  * process or the first after position_went_online; otherwise ANTAR_OK without any I/O. */
@@ -93,6 +112,7 @@ typedef struct {
     const char *vehicle_type; /* NULL: the driver's own */
     double pickup_lat, pickup_lng, dropoff_lat, dropoff_lng;
     bool has_pickup, has_dropoff, has_price;
+    const char *customer_first_name; /* from the order, via core; may be NULL */
     const char *pickup_address, *dropoff_address, *currency; /* may be NULL */
     long long expires_ms;                                    /* 0: now + ANTAR_OFFER_TTL_S */
 } offer_new_t;
@@ -114,7 +134,9 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
 antar_err_t offer_list_pending(long long driver_id, json_t **out);
 /* Accept: the offer arbitrates the deadline, user-service the order. → trip. NOT_FOUND for an
  * offer of another driver; CONFLICT when no longer pending, expired, or the order went to
- * someone else; UNAVAILABLE/TIMEOUT when user-service cannot be reached (offer pending again). */
+ * someone else; UNAVAILABLE/TIMEOUT when user-service did not answer: the claim stands (the
+ * deadline no longer applies to it), the driver may accept again, and the reconciler asks
+ * user-service until it answers (confirm_assign). */
 antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out);
 /* Reject a pending offer → offer. NOT_FOUND, CONFLICT. */
 antar_err_t offer_reject(long long driver_id, long long offer_id, json_t **out);
@@ -126,9 +148,13 @@ antar_err_t offer_expire(long long offer_id, json_t **out);
 antar_err_t offer_order_cancelled(long long order_id, const char *event_id, json_t **out);
 
 /* ---- trips.c --------------------------------------------------------------------------- */
-/* accepted → picked_up, after user-service agreed. NOT_FOUND (not this driver's), CONFLICT. */
+/* accepted → picked_up, after user-service agreed (it arbitrates pickup against the customer's
+ * cancel). NOT_FOUND (not this driver's), CONFLICT; TIMEOUT/UNAVAILABLE when user-service did
+ * not answer: nothing changed here, the reconciler asks again (confirm_pickup). */
 antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out);
-/* picked_up → completed with the earning, after user-service agreed. */
+/* picked_up → completed with the earning, here first: after pickup nobody else may change the
+ * trip, so user-service (and core) hear it through the outbox. Waits up to a second for that
+ * delivery, so the customer usually sees it at once. */
 antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out);
 /* {items, next_cursor}: newest first; cursor 0 = from the newest. */
 antar_err_t trip_list(long long driver_id, long long cursor, int limit, json_t **out);
@@ -153,6 +179,9 @@ antar_err_t audit_page(audit_kind_t kind, long long after_id, int limit, json_t 
  * UPSTREAM; 5xx → UNAVAILABLE; timeout → TIMEOUT; unreachable → UNAVAILABLE. */
 antar_err_t driver_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                         json_t **result);
+/* The same with "Idempotency-Key: key" (NULL: none): the callee may then be asked again. */
+antar_err_t driver_call_keyed(antar_svc_t target, const char *method, const char *path,
+                              json_t *body, const char *key, json_t **result);
 
 /* ---- seed.c --------------------------------------------------------------------------- */
 /* antar-driver --seed-drivers N (main.c registers it; the help text is there). */
@@ -210,16 +239,33 @@ antar_err_t store_offers_pending(long long driver_id, json_t **rows);
 antar_err_t store_offer_hint_set(long long driver_id, long long expires_ms);
 /* *maybe = whether driver_id may have a pending offer (the hint exists). */
 antar_err_t store_offer_hint_get(long long driver_id, bool *maybe);
-/* The conditional UPDATE of "Who wins an order": affected = 1 wins. */
-antar_err_t store_offer_claim(long long id, long long driver_id, bool *won);
+/* The conditional UPDATE of "Who wins an order": affected = 1 wins; with it, in the same
+ * transaction, a pending "assign" confirmation for the reconciler, due grace_ms from now. */
+antar_err_t store_offer_claim(long long id, long long driver_id, long long order_id, long grace_ms,
+                              bool *won);
 /* Move an offer from one status to another (conditional); *changed when it did. */
 antar_err_t store_offer_move(long long id, const char *from, const char *to, bool *changed);
-/* An accept whose assign could not be made: back to pending, or to expired (with the outbox
- * "rejected" to core, which had been told it was accepted) when the deadline passed. */
-antar_err_t store_offer_unclaim(long long id, json_t *outbox_body, const char *outbox_path,
-                                bool *expired);
-/* Accepted offer → trip row + outbox "accepted" to core, one transaction. CONFLICT when the
- * offer is no longer accepted (withdrawn by a cancellation meanwhile). */
+/* user-service refused the assign: accepted → lost, and the pending confirmation goes. */
+antar_err_t store_offer_lose(long long id, long long order_id, bool *changed);
+/* Pending confirmations (kind "assign" or "pickup"), one per (order, kind): add (due after
+ * delay_ms; an existing row keeps the sooner time), done (delete), later (attempts + 1, due
+ * after delay_ms), the due ones (oldest first) and how many there are. */
+antar_err_t store_confirm_add(long long order_id, const char *kind, long long driver_id,
+                              long long offer_id, long delay_ms);
+antar_err_t store_confirm_done(long long order_id, const char *kind);
+antar_err_t store_confirm_later(long long order_id, const char *kind, long delay_ms);
+antar_err_t store_confirms_due(int limit, json_t **rows);
+antar_err_t store_confirms_count(long long *n);
+/* Active trips that have not moved for idle_s and were not checked in the last idle_s. */
+antar_err_t store_trips_unchecked(int idle_s, int limit, json_t **rows);
+antar_err_t store_trip_checked(long long order_id);
+/* The order is gone (cancelled, expired, another driver's): an active trip → cancelled, with
+ * the outbox availability to core, one transaction. *changed false when it was not active. */
+antar_err_t store_trip_repair_cancel(long long order_id, json_t *outbox_body,
+                                     const char *outbox_path, bool *changed);
+/* Accepted offer → trip row + outbox "accepted" to core, and its pending "assign" confirmation
+ * gone, one transaction. CONFLICT when the offer is no longer accepted (withdrawn by a
+ * cancellation meanwhile); DUPLICATE when the trip exists already. */
 antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const char *outbox_path);
 /* Pending → rejected + outbox "rejected" to core, one transaction. *changed false = not
  * pending. */
@@ -230,11 +276,13 @@ antar_err_t store_offer_reject(long long id, long long driver_id, json_t *outbox
 antar_err_t store_order_cancel(long long order_id, const char *event_id, long long *withdrawn,
                                long long *trips_cancelled);
 antar_err_t store_trip_get(long long order_id, json_t **row);
+/* accepted → picked_up, and the pending "pickup" confirmation gone, one transaction. */
 antar_err_t store_trip_pickup(long long order_id, long long driver_id, bool *changed);
-/* picked_up → completed + earnings row + outbox availability to core, one transaction.
- * CONFLICT when the trip was not picked_up. */
+/* picked_up → completed + earnings row + outbox availability to core + outbox "complete" to
+ * user-service, one transaction. CONFLICT when the trip was not picked_up. */
 antar_err_t store_trip_complete(long long order_id, long long driver_id, long long earning,
-                                json_t *outbox_body, const char *outbox_path);
+                                json_t *outbox_body, const char *outbox_path, json_t *user_body,
+                                const char *user_path);
 /* Trips with id < cursor (0 = all), newest first, limit rows; includes earning. */
 antar_err_t store_trips_list(long long driver_id, long long cursor, int limit, json_t **rows);
 /* Audit rows (audit_page's items) with id > after_id, ascending, limit rows. */

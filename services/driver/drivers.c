@@ -14,8 +14,18 @@
 antar_err_t driver_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                         json_t **result)
 {
+    return driver_call_keyed(target, method, path, body, NULL, result);
+}
+
+antar_err_t driver_call_keyed(antar_svc_t target, const char *method, const char *path,
+                              json_t *body, const char *key, json_t **result)
+{
     antar_httpc_res_t res;
-    antar_err_t err = antar_httpc_call(target, method, path, body, NULL, &res);
+    char hdr[96];
+    const char *hdrs[] = {hdr, NULL};
+    if (key)
+        snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
+    antar_err_t err = antar_httpc_call(target, method, path, body, key ? hdrs : NULL, &res);
     if (err == ANTAR_OK) {
         if (res.status >= 200 && res.status < 300) {
             if (result) {
@@ -363,8 +373,20 @@ antar_err_t driver_rate(long long id, long long order_id, int rating, const char
     err = store_trip_completed_by(id, order_id, &completed);
     if (err != ANTAR_OK)
         return err;
-    if (!completed)
-        return ANTAR_E_CONFLICT;
+    if (!completed) {
+        /* This driver's trip still on its way to completed: the rating is early, not wrong
+         * (the outbox tries again); no such trip at all is a refusal. */
+        err = store_trip_get(order_id, &row);
+        if (err == ANTAR_E_NOT_FOUND)
+            return ANTAR_E_CONFLICT;
+        if (err != ANTAR_OK)
+            return err;
+        const char *st = json_string_value(json_object_get(row, "status"));
+        bool mine = json_integer_value(json_object_get(row, "driver_id")) == id;
+        bool coming = st && (strcmp(st, "accepted") == 0 || strcmp(st, "picked_up") == 0);
+        json_decref(row);
+        return mine && coming ? ANTAR_E_NOT_YET : ANTAR_E_CONFLICT;
+    }
     err = store_driver_rate(id, order_id, rating, event_id);
     /* Seen before (same event or same order): already counted once, which is the point. */
     if (err != ANTAR_OK && err != ANTAR_E_DUPLICATE)

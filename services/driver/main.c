@@ -15,12 +15,15 @@ static int driver_service_init(antar_server_t *s, const antar_config_t *cfg)
     /* Messages queued by an earlier run (core was down, say) go out from the start. */
     if (antar_outbox_start() != 0)
         return -1;
+    if (reconcile_start() != 0)
+        return -1;
     return positions_start();
 }
 
 static void driver_service_shutdown(void)
 {
     positions_stop();
+    reconcile_stop();
     antar_outbox_stop();
 }
 

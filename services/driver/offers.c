@@ -63,24 +63,10 @@ static const char *str_or(json_t *obj, const char *key, const char *def)
     return s ? s : def;
 }
 
-/* The customer's first name: the first word of the name user-service gives us. */
-static void first_name_of(json_t *order, char out[101])
-{
-    json_t *customer = json_object_get(order, "customer");
-    const char *name = str_or(customer, "first_name", NULL);
-    if (!name)
-        name = str_or(customer, "name", "");
-    size_t n = strcspn(name, " ");
-    if (n > 100)
-        n = 100;
-    memcpy(out, name, n);
-    out[n] = '\0';
-}
-
 antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, offer_refusal_t *why)
 {
-    json_t *row = NULL, *order = NULL;
-    char path[96], first[101], expires[32];
+    json_t *row = NULL;
+    char first[101], expires[32];
     long long id = 0;
     offer_new_t o = *in;
     *created = false;
@@ -106,40 +92,14 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
         goto done;
     }
 
-    snprintf(path, sizeof path, "/internal/orders/%lld", in->order_id);
-    err = driver_call(ANTAR_SVC_USER, "GET", path, NULL, &order);
-    if (err == ANTAR_E_NOT_FOUND) {
-        *why = (offer_refusal_t){"order_id", "user-service does not know the order"};
-        err = ANTAR_E_CONFLICT;
-    }
-    if (err != ANTAR_OK)
-        goto done;
-    if (strcmp(str_or(order, "status", "searching"), "searching") != 0) {
-        /* Taken or cancelled meanwhile. */
-        *why = (offer_refusal_t){"order_id", "the order is no longer searching"};
-        err = ANTAR_E_CONFLICT;
-        goto done;
-    }
-    first_name_of(order, first);
-
-    /* What core did not send, the order tells. */
+    /* Everything the offer carries comes with core's call: an internal route calls nobody
+     * (docs/reliability.md, "Call graph"), so the order is not read back from user-service.
+     * A cancelled order is refused by store_offer_create (cancelled_orders). */
+    snprintf(first, sizeof first, "%s", in->customer_first_name ? in->customer_first_name : "");
+    first[strcspn(first, " \t")] = '\0';
     o.vehicle_type = own_type;
-    if (!o.has_pickup) {
-        o.pickup_lat = json_number_value(json_object_get(order, "pickup_lat"));
-        o.pickup_lng = json_number_value(json_object_get(order, "pickup_lng"));
-    }
-    if (!o.has_dropoff) {
-        o.dropoff_lat = json_number_value(json_object_get(order, "dropoff_lat"));
-        o.dropoff_lng = json_number_value(json_object_get(order, "dropoff_lng"));
-    }
-    if (!o.has_price)
-        o.price = json_integer_value(json_object_get(order, "price"));
-    if (!o.pickup_address)
-        o.pickup_address = str_or(order, "pickup_address", NULL);
-    if (!o.dropoff_address)
-        o.dropoff_address = str_or(order, "dropoff_address", NULL);
     if (!o.currency)
-        o.currency = str_or(order, "currency", "IDR");
+        o.currency = "IDR";
     if (o.expires_ms <= 0) {
         long ttl = atol(antar_config_env("ANTAR_OFFER_TTL_S", "15"));
         o.expires_ms = antar_now_ms() + (ttl > 0 ? ttl : 15) * 1000;
@@ -173,7 +133,6 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
         antar_metrics_count("antar_offers_total", "outcome", "created");
 done:
     json_decref(row);
-    json_decref(order);
     return err;
 }
 
@@ -208,61 +167,43 @@ static antar_err_t own_offer(long long driver_id, long long id, json_t **row)
 
 antar_err_t offer_accept(long long driver_id, long long offer_id, json_t **out)
 {
-    json_t *row = NULL, *body = NULL;
-    char path[96];
-    bool won = false, moved = false;
+    json_t *row = NULL, *trip = NULL;
+    bool won = false;
     antar_err_t err = own_offer(driver_id, offer_id, &row);
     if (err != ANTAR_OK)
         return err;
     long long order_id = json_integer_value(json_object_get(row, "order_id"));
+    const char *status = json_string_value(json_object_get(row, "status"));
 
-    err = store_offer_claim(offer_id, driver_id, &won);
-    if (err != ANTAR_OK)
-        goto done;
-    if (!won) {
-        /* Expired, rejected, lost, withdrawn — or accepted already: a second accept is a wrong
-         * transition too, so that of two accepts at once exactly one succeeds. */
+    if (status && strcmp(status, "pending") == 0) {
+        err = store_offer_claim(offer_id, driver_id, order_id, confirm_grace_ms(), &won);
+        if (err != ANTAR_OK)
+            goto done;
+        if (!won) {
+            /* Expired, rejected, withdrawn — or accepted by a concurrent request: of two
+             * accepts at once exactly one succeeds. */
+            err = ANTAR_E_CONFLICT;
+            goto done;
+        }
+    } else if (status && strcmp(status, "accepted") == 0) {
+        /* Accepted before. With a trip that is a second accept, a wrong transition; without
+         * one, user-service's answer never came and the driver is asking again. */
+        err = store_trip_get(order_id, &trip);
+        if (err != ANTAR_E_NOT_FOUND) {
+            if (err == ANTAR_OK)
+                err = ANTAR_E_CONFLICT;
+            goto done;
+        }
+    } else {
         err = ANTAR_E_CONFLICT;
         goto done;
     }
-
-    body = json_pack("{s:I, s:I}", "driver_id", (json_int_t)driver_id, "offer_id",
-                     (json_int_t)offer_id);
-    if (!body) {
-        err = ANTAR_E_NOMEM;
-        goto done;
-    }
-    snprintf(path, sizeof path, "/internal/orders/%lld/assign", order_id);
-    err = driver_call(ANTAR_SVC_USER, "POST", path, body, NULL);
-    if (err == ANTAR_E_CONFLICT || err == ANTAR_E_NOT_FOUND) {
-        /* The order went to another driver or was cancelled: this offer lost. */
-        store_offer_move(offer_id, "accepted", "lost", &moved);
-        antar_metrics_count("antar_offers_total", "outcome", "lost");
-        err = ANTAR_E_CONFLICT;
-        goto done;
-    }
-    if (err != ANTAR_OK) {
-        /* user-service did not answer: the offer goes back to pending (the driver may try
-         * again before the deadline); past it, core — which was told "accepted" by the 409 of
-         * its expire call meanwhile — hears that this driver is out, and moves on. */
-        antar_err_t e2;
-        snprintf(path, sizeof path, "/internal/dispatch/%lld/rejected", order_id);
-        e2 = store_offer_unclaim(offer_id, body, path, &moved);
-        if (e2 == ANTAR_OK && moved)
-            antar_outbox_kick();
-        goto done;
-    }
-
-    snprintf(path, sizeof path, "/internal/dispatch/%lld/accepted", order_id);
-    err = store_trip_create(offer_id, body, path);
-    if (err != ANTAR_OK)
-        goto done;
-    antar_outbox_kick();
-    antar_metrics_count("antar_offers_total", "outcome", "accepted");
-    err = trip_get(driver_id, order_id, out);
+    err = confirm_assign(driver_id, offer_id, order_id);
+    if (err == ANTAR_OK)
+        err = trip_get(driver_id, order_id, out);
 done:
     json_decref(row);
-    json_decref(body);
+    json_decref(trip);
     return err;
 }
 

@@ -58,7 +58,7 @@ static pthread_t g_thread;
 static bool g_running, g_stop;
 static long g_flush_ms = 100, g_db_flush_ms = 5000;
 
-static long env_ms(const char *name, long def, long min, long max)
+long driver_env_ms(const char *name, long def, long min, long max)
 {
     const char *s = getenv(name);
     if (!s || !*s)
@@ -288,8 +288,8 @@ static void *worker(void *arg)
 
 int positions_start(void)
 {
-    g_flush_ms = env_ms("ANTAR_POSITION_FLUSH_MS", 100, 10, 1000);
-    g_db_flush_ms = env_ms("ANTAR_POSITION_DB_FLUSH_MS", 5000, 100, 600000);
+    g_flush_ms = driver_env_ms("ANTAR_POSITION_FLUSH_MS", 100, 10, 1000);
+    g_db_flush_ms = driver_env_ms("ANTAR_POSITION_DB_FLUSH_MS", 5000, 100, 600000);
     g_stop = false;
     if (pthread_create(&g_thread, NULL, worker, NULL) != 0) {
         antar_logf("error", "positions: cannot start the flush thread");

@@ -162,6 +162,13 @@ static void driver_action(antar_req_t *req, const char *param, driver_action_fn 
         antar_http_fail(req, err, NULL, "%s", conflict_msg);
         return;
     }
+    if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UNAVAILABLE) {
+        /* No answer is not a no: the change is kept as asked and confirmed later. */
+        antar_http_fail(req, err, NULL, "%s",
+                        "user-service did not answer in time; nothing is lost: send the same "
+                        "request again, or wait and reload");
+        return;
+    }
     respond(req, err, 200, out, NULL);
 }
 
@@ -263,15 +270,17 @@ static void internal_offers_create(antar_req_t *req)
         {"order_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &in.order_id, NULL},
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &in.driver_id, NULL},
         {"vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, NULL, &in.vehicle_type, NULL},
-        {"pickup_lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &in.pickup_lat, &in.has_pickup},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, false, -180, 180, NULL, &in.pickup_lng, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &in.dropoff_lat, &in.has_dropoff},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, false, -180, 180, NULL, &in.dropoff_lng, NULL},
+        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.pickup_lat, &in.has_pickup},
+        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.pickup_lng, NULL},
+        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.dropoff_lat, &in.has_dropoff},
+        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.dropoff_lng, NULL},
         {"pickup_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &in.pickup_address, NULL},
         {"dropoff_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &in.dropoff_address, NULL},
-        {"price", ANTAR_FIELD_INT, false, 0, 1000000000, NULL, &in.price, &in.has_price},
+        {"price", ANTAR_FIELD_INT, true, 0, 1000000000, NULL, &in.price, &in.has_price},
         {"currency", ANTAR_FIELD_STRING, false, 0, 3, NULL, &in.currency, NULL},
         {"expires_at", ANTAR_FIELD_STRING, false, 0, 40, NULL, &expires_at, NULL},
+        {"customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, NULL, &in.customer_first_name,
+         NULL},
     };
     if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
         return;
@@ -341,6 +350,10 @@ static void internal_driver_rating(antar_req_t *req)
     antar_err_t err = driver_rate(id, order_id, (int)rating, event_id(req), &out);
     if (err == ANTAR_E_CONFLICT) {
         antar_http_fail(req, err, "order_id", "this driver did not complete that order");
+        return;
+    }
+    if (err == ANTAR_E_NOT_YET) {
+        antar_http_fail(req, err, "order_id", "this driver's trip is not completed yet");
         return;
     }
     respond(req, err, 200, out, NULL);

@@ -412,49 +412,114 @@ antar_err_t store_offer_hint_get(long long driver_id, bool *maybe)
     return err;
 }
 
-antar_err_t store_offer_claim(long long id, long long driver_id, bool *won)
+antar_err_t store_offer_claim(long long id, long long driver_id, long long order_id, long grace_ms,
+                              bool *won)
 {
-    return exec_changed("UPDATE offers SET status = 'accepted' WHERE id = ? AND "
-                        "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
-                        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), won);
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = exec_changed("UPDATE offers SET status = 'accepted' WHERE id = ? AND "
+                       "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
+                       ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), won);
+    /* The claim and "ask user-service" are one fact: should this process die before the
+     * answer, the reconciler finds the row and asks. */
+    if (err == ANTAR_OK && *won)
+        err = store_confirm_add(order_id, "assign", driver_id, id, grace_ms);
+    err = tx_end(err);
+    if (err != ANTAR_OK)
+        *won = false;
+    return err;
+}
+
+antar_err_t store_offer_lose(long long id, long long order_id, bool *changed)
+{
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = exec_changed("UPDATE offers SET status = 'lost' WHERE id = ? AND status = 'accepted'",
+                       ANTAR_DB_ARGS(ANTAR_DB_I(id)), changed);
+    if (err == ANTAR_OK)
+        err = store_confirm_done(order_id, "assign");
+    return tx_end(err);
+}
+
+/* ---- pending confirmations (reconcile.c) ------------------------------------------------ */
+
+antar_err_t store_confirm_add(long long order_id, const char *kind, long long driver_id,
+                              long long offer_id, long delay_ms)
+{
+    return antar_db_exec(
+        "INSERT INTO pending_confirms (order_id, kind, driver_id, offer_id, next_at) VALUES "
+        "(?, ?, ?, ?, TIMESTAMPADD(MICROSECOND, ?, NOW(3))) ON DUPLICATE KEY UPDATE "
+        "next_at = LEAST(next_at, VALUES(next_at))",
+        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_S(kind), ANTAR_DB_I(driver_id),
+                      ANTAR_DB_I(offer_id), ANTAR_DB_I((long long)delay_ms * 1000)),
+        NULL, NULL);
+}
+
+antar_err_t store_confirm_done(long long order_id, const char *kind)
+{
+    return antar_db_exec("DELETE FROM pending_confirms WHERE order_id = ? AND kind = ?",
+                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_S(kind)), NULL, NULL);
+}
+
+antar_err_t store_confirm_later(long long order_id, const char *kind, long delay_ms)
+{
+    return antar_db_exec("UPDATE pending_confirms SET attempts = attempts + 1, "
+                         "next_at = TIMESTAMPADD(MICROSECOND, ?, NOW(3)) "
+                         "WHERE order_id = ? AND kind = ?",
+                         ANTAR_DB_ARGS(ANTAR_DB_I((long long)delay_ms * 1000), ANTAR_DB_I(order_id),
+                                       ANTAR_DB_S(kind)),
+                         NULL, NULL);
+}
+
+antar_err_t store_confirms_due(int limit, json_t **rows)
+{
+    return antar_db_query("SELECT order_id, kind, driver_id, offer_id, attempts FROM "
+                          "pending_confirms WHERE next_at <= NOW(3) ORDER BY next_at LIMIT ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(limit)), rows);
+}
+
+antar_err_t store_confirms_count(long long *n)
+{
+    return count_of("SELECT COUNT(*) AS n FROM pending_confirms", ANTAR_DB_NOARGS, n);
+}
+
+antar_err_t store_trips_unchecked(int idle_s, int limit, json_t **rows)
+{
+    return antar_db_query(
+        "SELECT order_id, driver_id, offer_id, status FROM trips WHERE status IN "
+        "('accepted', 'picked_up') AND (checked_at IS NULL OR checked_at < NOW(3) - INTERVAL ? "
+        "SECOND) AND COALESCE(picked_up_at, accepted_at) < NOW(3) - INTERVAL ? SECOND LIMIT ?",
+        ANTAR_DB_ARGS(ANTAR_DB_I(idle_s), ANTAR_DB_I(idle_s), ANTAR_DB_I(limit)), rows);
+}
+
+antar_err_t store_trip_checked(long long order_id)
+{
+    return antar_db_exec("UPDATE trips SET checked_at = NOW(3) WHERE order_id = ?",
+                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), NULL, NULL);
+}
+
+antar_err_t store_trip_repair_cancel(long long order_id, json_t *outbox_body,
+                                     const char *outbox_path, bool *changed)
+{
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = exec_changed("UPDATE trips SET status = 'cancelled', cancelled_at = NOW(3) WHERE "
+                       "order_id = ? AND status IN ('accepted', 'picked_up')",
+                       ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), changed);
+    if (err == ANTAR_OK && *changed)
+        err = antar_outbox_add(ANTAR_SVC_CORE, "PUT", outbox_path, outbox_body);
+    if (err == ANTAR_OK)
+        err = store_confirm_done(order_id, "pickup");
+    return tx_end(err);
 }
 
 antar_err_t store_offer_move(long long id, const char *from, const char *to, bool *changed)
 {
     return exec_changed("UPDATE offers SET status = ? WHERE id = ? AND status = ?",
                         ANTAR_DB_ARGS(ANTAR_DB_S(to), ANTAR_DB_I(id), ANTAR_DB_S(from)), changed);
-}
-
-antar_err_t store_offer_unclaim(long long id, json_t *outbox_body, const char *outbox_path,
-                                bool *expired)
-{
-    json_t *row = NULL;
-    *expired = false;
-    antar_err_t err = antar_db_begin();
-    if (err != ANTAR_OK)
-        return err;
-    err = antar_db_exec("UPDATE offers SET status = IF(expires_at > NOW(3), 'pending', 'expired') "
-                        "WHERE id = ? AND status = 'accepted'",
-                        ANTAR_DB_ARGS(ANTAR_DB_I(id)), NULL, NULL);
-    if (err != ANTAR_OK)
-        goto out;
-    err = antar_db_query_one("SELECT status FROM offers WHERE id = ?",
-                             ANTAR_DB_ARGS(ANTAR_DB_I(id)), &row);
-    if (err != ANTAR_OK)
-        goto out;
-    const char *status = json_string_value(json_object_get(row, "status"));
-    if (status && strcmp(status, "expired") == 0) {
-        err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
-        if (err != ANTAR_OK)
-            goto out;
-        *expired = true;
-    }
-out:
-    json_decref(row);
-    err = tx_end(err);
-    if (err != ANTAR_OK)
-        *expired = false;
-    return err;
 }
 
 antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const char *outbox_path)
@@ -473,6 +538,11 @@ antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const cha
         err = ANTAR_E_CONFLICT;
         goto out;
     }
+    err = antar_db_exec("DELETE FROM pending_confirms WHERE kind = 'assign' AND order_id = "
+                        "(SELECT order_id FROM offers WHERE id = ?)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), NULL, NULL);
+    if (err != ANTAR_OK)
+        goto out;
     err = antar_db_exec(
         "INSERT INTO trips (order_id, driver_id, offer_id, pickup_lat, pickup_lng, "
         "pickup_address, dropoff_lat, dropoff_lng, dropoff_address, price, currency, "
@@ -553,14 +623,21 @@ antar_err_t store_trip_get(long long order_id, json_t **row)
 
 antar_err_t store_trip_pickup(long long order_id, long long driver_id, bool *changed)
 {
-    return exec_changed(
+    antar_err_t err = antar_db_begin();
+    if (err != ANTAR_OK)
+        return err;
+    err = exec_changed(
         "UPDATE trips SET status = 'picked_up', picked_up_at = NOW(3) WHERE order_id = ? AND "
         "driver_id = ? AND status = 'accepted'",
         ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(driver_id)), changed);
+    if (err == ANTAR_OK)
+        err = store_confirm_done(order_id, "pickup");
+    return tx_end(err);
 }
 
 antar_err_t store_trip_complete(long long order_id, long long driver_id, long long earning,
-                                json_t *outbox_body, const char *outbox_path)
+                                json_t *outbox_body, const char *outbox_path, json_t *user_body,
+                                const char *user_path)
 {
     bool won = false;
     antar_err_t err = antar_db_begin();
@@ -583,6 +660,9 @@ antar_err_t store_trip_complete(long long order_id, long long driver_id, long lo
     if (err != ANTAR_OK)
         goto out;
     err = antar_outbox_add(ANTAR_SVC_CORE, "PUT", outbox_path, outbox_body);
+    if (err != ANTAR_OK)
+        goto out;
+    err = antar_outbox_add(ANTAR_SVC_USER, "POST", user_path, user_body);
 out:
     return tx_end(err);
 }

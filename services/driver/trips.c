@@ -1,6 +1,7 @@
-/* driver-service: trips — the state machine accepted → picked_up → completed, kept in step
- * with user-service's order (asked first, so that the order is never behind the trip), and the
- * driver's earning on completion. */
+/* driver-service: trips — the state machine accepted → picked_up → completed and the driver's
+ * earning on completion. Up to pickup the customer may still cancel, so user-service's order
+ * arbitrates and is asked first (a lost answer is confirmed later, reconcile.c); after pickup
+ * the trip is the driver's alone: completion is written here and told through the outbox. */
 #include <stdio.h>
 #include <string.h>
 
@@ -50,25 +51,9 @@ antar_err_t trip_get(long long driver_id, long long order_id, json_t **out)
     return *out ? ANTAR_OK : ANTAR_E_NOMEM;
 }
 
-/* Asks user-service to move the order (pickup/complete) for driver_id. */
-static antar_err_t order_move(long long driver_id, long long order_id, const char *verb)
-{
-    char path[96];
-    json_t *body = json_pack("{s:I}", "driver_id", (json_int_t)driver_id);
-    if (!body)
-        return ANTAR_E_NOMEM;
-    snprintf(path, sizeof path, "/internal/orders/%lld/%s", order_id, verb);
-    antar_err_t err = driver_call(ANTAR_SVC_USER, "POST", path, body, NULL);
-    json_decref(body);
-    /* user-service not knowing an order we hold a trip for means it is not in a state that
-     * allows this: a conflict, not a missing trip. */
-    return err == ANTAR_E_NOT_FOUND ? ANTAR_E_CONFLICT : err;
-}
-
 antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out)
 {
     json_t *row = NULL;
-    bool changed = false;
     antar_err_t err = own_trip(driver_id, order_id, &row);
     if (err != ANTAR_OK)
         return err;
@@ -77,17 +62,15 @@ antar_err_t trip_pickup(long long driver_id, long long order_id, json_t **out)
         err = ANTAR_E_CONFLICT;
         goto done;
     }
-    err = order_move(driver_id, order_id, "pickup");
+    /* Written before asking, so that an answer lost with this process is still asked for. */
+    err =
+        store_confirm_add(order_id, "pickup", driver_id,
+                          json_integer_value(json_object_get(row, "offer_id")), confirm_grace_ms());
     if (err != ANTAR_OK)
         goto done;
-    err = store_trip_pickup(order_id, driver_id, &changed);
-    if (err != ANTAR_OK)
-        goto done;
-    if (!changed) {
-        err = ANTAR_E_CONFLICT; /* cancelled while we asked */
-        goto done;
-    }
-    err = trip_get(driver_id, order_id, out);
+    err = confirm_pickup(driver_id, order_id);
+    if (err == ANTAR_OK)
+        err = trip_get(driver_id, order_id, out);
 done:
     json_decref(row);
     return err;
@@ -95,8 +78,8 @@ done:
 
 antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
 {
-    json_t *row = NULL, *body = NULL;
-    char path[96];
+    json_t *row = NULL, *body = NULL, *user_body = NULL;
+    char path[96], user_path[96];
     antar_err_t err = own_trip(driver_id, order_id, &row);
     if (err != ANTAR_OK)
         return err;
@@ -105,26 +88,27 @@ antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
         err = ANTAR_E_CONFLICT;
         goto done;
     }
-    err = order_move(driver_id, order_id, "complete");
-    if (err != ANTAR_OK)
-        goto done;
     body = json_pack("{s:b, s:I}", "available", 1, "order_id", (json_int_t)order_id);
-    if (!body) {
+    user_body = json_pack("{s:I}", "driver_id", (json_int_t)driver_id);
+    if (!body || !user_body) {
         err = ANTAR_E_NOMEM;
         goto done;
     }
     snprintf(path, sizeof path, "/internal/drivers/%lld/availability", driver_id);
+    snprintf(user_path, sizeof user_path, "/internal/orders/%lld/complete", order_id);
     err = store_trip_complete(order_id, driver_id,
                               trip_earning(json_integer_value(json_object_get(row, "price"))), body,
-                              path);
+                              path, user_body, user_path);
     if (err != ANTAR_OK)
         goto done;
-    antar_outbox_kick();
     antar_metrics_count("antar_trips_total", "status", "completed");
+    /* Read-your-writes for the customer in the common case; the outbox keeps trying after. */
+    antar_outbox_flush(1000);
     err = trip_get(driver_id, order_id, out);
 done:
     json_decref(row);
     json_decref(body);
+    json_decref(user_body);
     return err;
 }
 

@@ -306,12 +306,24 @@ out:
 static json_t *dispatch_payload(long long id, long long user_id, const order_input_t *in,
                                 const fare_t *fare)
 {
-    return json_pack("{s:I, s:I, s:s, s:f, s:f, s:s, s:f, s:f, s:s, s:I, s:s}", "order_id",
-                     (json_int_t)id, "user_id", (json_int_t)user_id, "vehicle_type",
-                     in->vehicle_type, "pickup_lat", in->pickup_lat, "pickup_lng", in->pickup_lng,
-                     "pickup_address", in->pickup_address, "dropoff_lat", in->dropoff_lat,
-                     "dropoff_lng", in->dropoff_lng, "dropoff_address", in->dropoff_address,
-                     "price", (json_int_t)fare->price, "currency", fare->currency);
+    json_t *p = json_pack(
+        "{s:I, s:I, s:s, s:f, s:f, s:s, s:f, s:f, s:s, s:I, s:s}", "order_id", (json_int_t)id,
+        "user_id", (json_int_t)user_id, "vehicle_type", in->vehicle_type, "pickup_lat",
+        in->pickup_lat, "pickup_lng", in->pickup_lng, "pickup_address", in->pickup_address,
+        "dropoff_lat", in->dropoff_lat, "dropoff_lng", in->dropoff_lng, "dropoff_address",
+        in->dropoff_address, "price", (json_int_t)fare->price, "currency", fare->currency);
+    /* The name the driver calls out travels with the order, so that driver-service never has
+     * to ask for it while it answers core (an internal route calls nobody). */
+    json_t *user = NULL;
+    if (p && store_user_get(user_id, &user) == ANTAR_OK) {
+        char first[101];
+        snprintf(first, sizeof first, "%s", row_str(user, "name"));
+        first[strcspn(first, " \t")] = '\0';
+        if (first[0])
+            json_object_set_new(p, "customer_first_name", json_string(first));
+        json_decref(user);
+    }
+    return p;
 }
 
 /* The order and its dispatch message, atomically. */
@@ -578,6 +590,18 @@ static antar_err_t after_lost(long long id, long long driver_id, const char *con
     return ANTAR_E_CONFLICT;
 }
 
+/* Whether the order is still in state for driver_id: a later move of that driver is early, not
+ * wrong. */
+static bool not_yet_for(long long id, long long driver_id, const char *state)
+{
+    json_t *row = NULL;
+    if (store_order_get(id, 0, &row) != ANTAR_OK)
+        return false;
+    bool yes = strcmp(row_str(row, "status"), state) == 0 && row_int(row, "driver_id") == driver_id;
+    json_decref(row);
+    return yes;
+}
+
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id, json_t **out,
                           user_why_t *why)
 {
@@ -612,7 +636,10 @@ antar_err_t orders_complete(long long id, long long driver_id, json_t **out, use
     if (won)
         return order_read_internal(id, out);
     static const char *const done[] = {"completed", NULL};
-    return after_lost(id, driver_id, done, "picked_up", out, why);
+    err = after_lost(id, driver_id, done, "picked_up", out, why);
+    if (err == ANTAR_E_CONFLICT && not_yet_for(id, driver_id, "accepted"))
+        return ANTAR_E_NOT_YET; /* the pickup is on its way: the outbox asks again */
+    return err;
 }
 
 antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user_why_t *why)
