@@ -24,8 +24,9 @@ all_targets=(fuzz_body fuzz_fields fuzz_path fuzz_cursor fuzz_jwt fuzz_csrf fuzz
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
-if [ -z "$cc" ]; then
-    echo "fuzz: clang not found: install clang-14 and libclang-rt-14-dev (scripts/setup.sh)" >&2
+if [ -z "$cc" ] || ! command -v "$cc" >/dev/null; then
+    echo "fuzz: clang not found (${cc:-none}): install clang-14 and libclang-rt-14-dev" \
+        "(scripts/setup.sh does)" >&2
     echo "fuzz: 0 passed, ${#targets[@]} failed"
     exit 2
 fi
