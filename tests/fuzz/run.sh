@@ -59,6 +59,7 @@ done
 if [ ${#stale[@]} -gt 0 ]; then
     echo "== compile ${#stale[@]} source(s) with $cc"
     export cc out repo
+    # shellcheck disable=SC2016 # expanded by the inner bash, from the exported variables
     printf '%s\n' "${stale[@]}" | xargs -P "$jobs" -I{} bash -c '
         o="$out/obj/$(echo "{}" | tr "/" "_").o"
         "$cc" "$@" -c "$repo/{}" -o "$o" || { rm -f "$o"; exit 255; }' _ \
