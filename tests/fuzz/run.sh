@@ -20,7 +20,8 @@ out=${FUZZ_OUT:-/tmp/antar-fuzz}
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 cc=${FUZZ_CC:-$(command -v clang-14 || command -v clang || true)}
-all_targets=(fuzz_body fuzz_fields fuzz_path fuzz_cursor fuzz_jwt fuzz_csrf fuzz_quote fuzz_oauth)
+all_targets=(fuzz_body fuzz_fields fuzz_path fuzz_cursor fuzz_jwt fuzz_csrf fuzz_quote fuzz_oauth
+             fuzz_trace)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 
