@@ -13,12 +13,14 @@
 #   make faults  the city at half its knee under kill -9 of every service, Redis and MariaDB and
 #                a SIGTERM, on a stack of its own (.run-faults); per-fault table, audit
 #                (FAULTS_ARGS="--drivers 500 --gap-s 30" to change it; --help lists options)
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (120) each, sanitizers on; crashes and
+#                the grown corpora in $(BUILD)/fuzz (FUZZ_TARGETS="fuzz_jwt fuzz_csrf" for some)
 #   make format  clang-format the C sources
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak faults format clean
+.PHONY: all run test up down status setup build bench sim soak faults fuzz format clean
 
 all: build
 
@@ -58,8 +60,12 @@ soak: build
 faults: setup build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/faults.sh --up $(FAULTS_ARGS)
 
+fuzz:
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-120} FUZZ_OUT=$${FUZZ_OUT:-$(abspath $(BUILD))/fuzz} \
+		tests/fuzz/run.sh $(FUZZ_TARGETS)
+
 format:
-	@find lib services tools tests/unit include -name '*.[ch]' -print0 2>/dev/null | \
+	@find lib services tools tests/unit tests/fuzz include -name '*.[ch]' -print0 2>/dev/null | \
 		xargs -0 -r clang-format -i
 
 clean:

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "antar/auth.h"
+#include "antar/util.h"
 
 #define CSRF_NONCE 16
 #define CSRF_RAW (8 + CSRF_NONCE + crypto_auth_BYTES)
@@ -63,12 +64,9 @@ antar_err_t antar_csrf_verify(const char *sub, const char *token)
 {
     unsigned char raw[CSRF_RAW], mac[crypto_auth_BYTES];
     size_t n = 0;
-    const char *end = NULL;
     if (!csrf_ready || !sub || !*sub || strlen(sub) > 255 || !token || strlen(token) > 128)
         return ANTAR_E_CSRF_INVALID;
-    if (sodium_base642bin(raw, sizeof raw, token, strlen(token), NULL, &n, &end,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        n != sizeof raw || *end != '\0')
+    if (antar_b64url_decode(token, strlen(token), raw, sizeof raw, &n) != 0 || n != sizeof raw)
         return ANTAR_E_CSRF_INVALID;
     csrf_mac(sub, raw, mac);
     int ok = sodium_memcmp(mac, raw + 8 + CSRF_NONCE, sizeof mac) == 0;

@@ -265,6 +265,11 @@ static antar_err_t verify_with_refetch(const char *token, long long now, antar_p
     }
     if (dots != 2)
         return ANTAR_E_INVALID_TOKEN;
+    /* An Ed25519 signature is 64 bytes: 86 characters, the last of which has 4 unused bits that
+     * must be zero. Rhonabwy ignores them, which gave every token 16 spellings. */
+    const char *sig = strrchr(token, '.') + 1;
+    if (strlen(sig) != 86 || !strchr("AQgw", sig[85]))
+        return ANTAR_E_INVALID_TOKEN;
     if (r_jwt_init(&jwt) != RHN_OK)
         return ANTAR_E_NOMEM;
     if (r_jwt_parse(jwt, token, R_FLAG_IGNORE_REMOTE) != RHN_OK)
@@ -275,8 +280,10 @@ static antar_err_t verify_with_refetch(const char *token, long long now, antar_p
     const char *typ = r_jwt_get_header_str_value(jwt, "typ");
     if (!typ || (strcasecmp(typ, "at+jwt") && strcasecmp(typ, "application/at+jwt")))
         goto out;
-    if (r_jwt_get_header_json_t_value(jwt, "crit")) {
-        json_decref(r_jwt_get_header_json_t_value(jwt, "crit"));
+    /* A new reference each call: taken once, released once (two calls leaked one per token). */
+    json_t *crit = r_jwt_get_header_json_t_value(jwt, "crit");
+    if (crit) {
+        json_decref(crit);
         goto out;
     }
     const char *kid = r_jwt_get_header_str_value(jwt, "kid");

@@ -142,6 +142,21 @@ antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *m
 /* Valid UTF-8 (shortest form, no surrogates) with no control character (C0, DEL, C1). */
 bool antar_text_ok(const char *s, size_t len, bool allow_newlines);
 
+/* ---- URL decoding (http_server.c, MHD's unescape callback) ---- */
+
+/* Decode %XX escapes of a path or query argument in place, as MHD does, except that "%00" is
+ * kept as its three literal characters (a NUL would cut the string short). Returns the new
+ * length, which is also strlen(s): the result never holds a NUL. */
+size_t antar_http_unescape(char *s);
+
+/* ---- paging (http_page.c) ---- */
+
+/* ?limit as antar_req_page reads it: NULL → def, else a plain decimal integer in 1..max. */
+bool antar_page_limit_parse(const char *s, int def, int max, int *out);
+/* A cursor of antar_cursor_encode under tag with exactly n values (n ≤ ANTAR_CURSOR_VALS) into
+ * vals; false (vals then unspecified) for anything else. */
+bool antar_cursor_decode(const char *s, const char *tag, long long *vals, size_t n);
+
 /* ---- requests without a connection (unit tests) and server glue ---- */
 
 /* A request that is not attached to a socket: body (stolen, NULL → {}) as if parsed from JSON

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "antar/util.h"
 #include "http_internal.h"
 
 #define RAW_MAX 160
@@ -29,13 +30,12 @@ void antar_cursor_encode(const char *tag, const long long *vals, size_t n,
 }
 
 /* Exactly n non-negative decimal values after "<tag>:", nothing else. */
-static bool cursor_decode(const char *s, const char *tag, long long *vals, size_t n)
+bool antar_cursor_decode(const char *s, const char *tag, long long *vals, size_t n)
 {
     unsigned char raw[RAW_MAX];
     size_t len = 0, slen = strlen(s), tl = strlen(tag);
-    if (slen == 0 || slen >= ANTAR_CURSOR_MAX ||
-        sodium_base642bin(raw, sizeof raw - 1, s, slen, NULL, &len, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+    if (n > ANTAR_CURSOR_VALS || slen == 0 || slen >= ANTAR_CURSOR_MAX ||
+        antar_b64url_decode(s, slen, raw, sizeof raw - 1, &len) != 0)
         return false;
     raw[len] = '\0';
     if (len <= tl || memcmp(raw, tag, tl) != 0)
@@ -52,33 +52,43 @@ static bool cursor_decode(const char *s, const char *tag, long long *vals, size_
         vals[i] = v;
         p = end;
     }
-    return *p == '\0';
+    /* The end of the decoded bytes, not a NUL among them: "<tag>:5\0junk" is not a cursor. */
+    return p == (const char *)raw + len;
+}
+
+bool antar_page_limit_parse(const char *s, int def, int max, int *out)
+{
+    if (!s) {
+        *out = def;
+        return true;
+    }
+    char *end = NULL;
+    long long lim = strtoll(s, &end, 10);
+    if (!*s || *s < '0' || *s > '9' || !end || *end || lim < 1 || lim > max)
+        return false;
+    *out = (int)lim;
+    return true;
 }
 
 antar_err_t antar_req_page(antar_req_t *req, int def, int max, const char *tag, long long *vals,
                            size_t n, int *limit)
 {
-    const char *l = antar_req_query(req, "limit");
     const char *c = antar_req_query(req, "cursor");
-    long long lim = def;
     long long tmp[ANTAR_CURSOR_VALS] = {0};
-    if (l) {
-        char *end = NULL;
-        lim = strtoll(l, &end, 10);
-        if (!*l || *l < '0' || *l > '9' || !end || *end || lim < 1 || lim > max) {
-            antar_http_fail(req, ANTAR_E_INVALID_FIELD, "limit",
-                            "limit must be an integer from 1 to %d", max);
-            return ANTAR_E_INVALID_FIELD;
-        }
+    int lim = def;
+    if (!antar_page_limit_parse(antar_req_query(req, "limit"), def, max, &lim)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "limit",
+                        "limit must be an integer from 1 to %d", max);
+        return ANTAR_E_INVALID_FIELD;
     }
-    if (n > ANTAR_CURSOR_VALS || (c && !cursor_decode(c, tag, tmp, n))) {
+    if (n > ANTAR_CURSOR_VALS || (c && !antar_cursor_decode(c, tag, tmp, n))) {
         antar_http_fail(req, ANTAR_E_INVALID_FIELD, "cursor", "%s",
                         "cursor is not one this service gave out");
         return ANTAR_E_INVALID_FIELD;
     }
     for (size_t i = 0; i < n; i++)
         vals[i] = tmp[i];
-    *limit = (int)lim;
+    *limit = lim;
     return ANTAR_OK;
 }
 

@@ -660,10 +660,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * be routed as "/orders/1". Keeping "%00" as its three literal characters instead makes such a
  * path match nothing and such an id no id (404), in paths and query arguments alike. Everything
  * else is decoded exactly as MHD's own unescaper does. */
-static size_t unescape_keep_nul(void *cls, struct MHD_Connection *conn, char *s)
+size_t antar_http_unescape(char *s)
 {
-    (void)cls;
-    (void)conn;
     size_t out = 0;
     char *p = s;
     for (;;) {
@@ -682,6 +680,13 @@ static size_t unescape_keep_nul(void *cls, struct MHD_Connection *conn, char *s)
     }
     s[out] = '\0';
     return out;
+}
+
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    return antar_http_unescape(s);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 long long antar_now_ms(void)
 {
     struct timespec ts;
@@ -237,4 +239,17 @@ void antar_thread_set_internal(bool internal)
 bool antar_thread_is_internal(void)
 {
     return t_internal_thread;
+}
+
+int antar_b64url_decode(const char *s, size_t len, unsigned char *out, size_t max, size_t *outlen)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\0' || !strchr(alphabet, s[i]))
+            return -1;
+    return sodium_base642bin(out, max, s, len, NULL, outlen, NULL,
+                             sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0
+               ? 0
+               : -1;
 }

@@ -5,7 +5,8 @@
 #
 # Environment: ANTAR_RUN_DIR (default <repo>/.run-test, wiped at start), ANTAR_PORT_OFFSET (0),
 # ANTAR_BUILD_DIR (<repo>/build-asan), ANTAR_JOBS (nproc), ANTAR_SKIP_SETUP=1 to skip setup.sh,
-# PYTEST_ARGS extra arguments for pytest (e.g. "-k platform").
+# PYTEST_ARGS extra arguments for pytest (e.g. "-k platform"), ANTAR_FUZZ_SECONDS (6) per
+# libFuzzer target in the fuzz phase (0 leaves the phase out, and says so in the summary).
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -200,6 +201,31 @@ PASSED=$((PASSED + i_pass)); FAILED=$((FAILED + i_fail)); SKIPPED=$((SKIPPED + i
 hdr "stack down"
 stack_down
 "$REPO/scripts/stack.sh" status >/dev/null 2>&1 && echo "test.sh: warning: something still runs"
+
+# ---- fuzzing --------------------------------------------------------------------------------
+# Every libFuzzer target (tests/fuzz/) for a few seconds over its seed corpus and the corpus it
+# grew in earlier runs ($BUILD/fuzz): each target is one test. No clang is a failure, not a skip:
+# setup.sh installs it.
+hdr "fuzzing (tests/fuzz/run.sh, ${ANTAR_FUZZ_SECONDS:-6} s per target)"
+if [ "${ANTAR_FUZZ_SECONDS:-6}" = 0 ]; then
+    phase fuzz "not run (ANTAR_FUZZ_SECONDS=0)"
+else
+    FUZZ_SECONDS="${ANTAR_FUZZ_SECONDS:-6}" FUZZ_OUT="$BUILD/fuzz" FUZZ_JOBS="$JOBS" \
+        "$REPO/tests/fuzz/run.sh" >"$LOG/fuzz.log" 2>&1
+    fuzz_rc=$?
+    grep -E '^(== run|   ok|!!|invariant failed|fuzz:)|ERROR: |SUMMARY|clang not found' "$LOG/fuzz.log" | head -n 60
+    read -r f_pass f_fail < <(sed -nE 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' \
+        "$LOG/fuzz.log" | tail -n 1)
+    if [ -z "${f_pass:-}" ]; then
+        # No summary line: the harnesses did not build. One failure, with the compiler's words.
+        tail -n 30 "$LOG/fuzz.log"
+        f_pass=0 f_fail=1
+    elif [ "$fuzz_rc" -ne 0 ] && [ "$f_fail" -eq 0 ]; then
+        f_fail=1
+    fi
+    PASSED=$((PASSED + f_pass)); FAILED=$((FAILED + f_fail))
+    phase fuzz "$f_pass passed, $f_fail failed (log: $LOG/fuzz.log)"
+fi
 
 hdr "sanitizer reports"
 san_files=()

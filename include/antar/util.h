@@ -16,6 +16,11 @@ void antar_time_rfc3339(long long ms, char out[32]);
  * surrogates and nothing above U+10FFFF (what jansson accepts). Returns the sequence's length in
  * bytes and sets *cp, or returns 0 when the bytes are not such a sequence. */
 size_t antar_utf8_decode(const unsigned char *p, const unsigned char *end, unsigned *cp);
+/* Strict base64url without padding (RFC 4648 §5), for tokens clients send back: len bytes of s
+ * into out (at most max bytes), *outlen set. Every byte must be of the alphabet and the unused
+ * low bits of the last character zero, so each value has exactly one spelling (libsodium 1.0.18
+ * alone decodes any byte 0x80–0xff as '_'). 0, or -1 for anything else. */
+int antar_b64url_decode(const char *s, size_t len, unsigned char *out, size_t max, size_t *outlen);
 /* Parse RFC 3339 (Z or ±hh:mm, optional fraction) to ms. -1 when invalid. */
 long long antar_time_parse(const char *s);
 

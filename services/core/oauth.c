@@ -17,9 +17,6 @@
 #include "core.h"
 #include "oauth.h"
 
-#define PARAM_MAX 4096
-#define PARAMS_MAX 16
-
 static const antar_config_t *ocfg;
 static bool password_grant = true;
 
@@ -48,27 +45,6 @@ static const char *role_name(unsigned role)
     return role == ANTAR_AUTH_USER ? "user" : role == ANTAR_AUTH_DRIVER ? "driver" : "service";
 }
 
-bool oauth_redirect_uri_ok(const char *uri)
-{
-    static const char loop[] = "http://127.0.0.1:";
-    if (!uri)
-        return false;
-    if (!strcmp(uri, "antar://callback"))
-        return true;
-    /* RFC 8252 §7.3: any port on the loopback address, fixed path. */
-    if (strncmp(uri, loop, sizeof loop - 1))
-        return false;
-    const char *p = uri + sizeof loop - 1;
-    long port = 0;
-    int digits = 0;
-    while (isdigit((unsigned char)*p) && digits < 6) {
-        port = port * 10 + (*p++ - '0');
-        digits++;
-    }
-    return digits > 0 && digits <= 5 && port >= 1 && port <= 65535 && uri[sizeof loop - 1] != '0' &&
-           !strcmp(p, "/callback");
-}
-
 /* ---- RFC 6749 responses --------------------------------------------------------------- */
 
 static void no_store(antar_req_t *req)
@@ -90,71 +66,6 @@ static void oauth_error(antar_req_t *req, int status, const char *error, const c
 
 /* ---- request parameters --------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
-}
-
-/* Decode one application/x-www-form-urlencoded component into a new string, or NULL when it
- * has a bad escape or a NUL byte. */
-static char *form_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            *o++ = ' ';
-        } else if (s[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= n || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
-                (lo = hexval((unsigned char)s[i + 2])) < 0 || (hi == 0 && lo == 0))
-                goto bad;
-            *o++ = (char)(hi << 4 | lo);
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-json_t *oauth_form_params(antar_req_t *req)
-{
-    size_t len = 0;
-    const char *body = antar_req_raw_body(req, &len);
-    json_t *out = json_object();
-    for (size_t i = 0; out && i < len;) {
-        size_t j = i;
-        while (j < len && body[j] != '&')
-            j++;
-        if (j > i) {
-            const char *eq = memchr(body + i, '=', j - i);
-            size_t kl = eq ? (size_t)(eq - (body + i)) : j - i;
-            char *k = form_decode(body + i, kl);
-            char *v = eq ? form_decode(eq + 1, (size_t)(body + j - eq - 1)) : strdup("");
-            int ok = k && v && strlen(v) <= PARAM_MAX && json_object_size(out) < 24 &&
-                     !json_object_get(out, k);
-            if (ok)
-                json_object_set_new(out, k, json_string(v));
-            if (v)
-                sodium_memzero(v, strlen(v));
-            free(k);
-            free(v);
-            if (!ok) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        i = j + 1;
-    }
-    return out;
-}
-
 /* Parameters of a RAW OAuth request as a JSON object of strings. RFC 6749 §3.2: a parameter
  * sent twice is an error; so is an empty body type other than form or JSON. Returns NULL
  * after replying invalid_request. */
@@ -162,42 +73,12 @@ static json_t *oauth_params(antar_req_t *req)
 {
     size_t len = 0;
     const char *body = antar_req_raw_body(req, &len);
-    const char *ct = antar_req_content_type(req);
-    json_t *out = json_object();
+    json_t *out = oauth_params_parse(antar_req_content_type(req), body, len);
     if (!out)
-        goto bad;
-    if (ct && !strncasecmp(ct, "application/json", 16)) {
-        json_t *doc = json_loadb(body, len, 0, NULL);
-        const char *k;
-        json_t *v;
-        if (!json_is_object(doc)) {
-            json_decref(doc);
-            goto bad;
-        }
-        json_object_foreach(doc, k, v)
-        {
-            if (!json_is_string(v) || strlen(json_string_value(v)) > PARAM_MAX) {
-                json_decref(doc);
-                goto bad;
-            }
-            json_object_set(out, k, v);
-        }
-        json_decref(doc);
-        return out;
-    }
-    if (len > 0 && (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)))
-        goto bad;
-    json_decref(out);
-    out = oauth_form_params(req);
-    if (!out || json_object_size(out) > PARAMS_MAX)
-        goto bad;
+        oauth_error(req, 400, "invalid_request",
+                    "the body must be a form (or JSON object) of "
+                    "single-valued string parameters");
     return out;
-bad:
-    json_decref(out);
-    oauth_error(req, 400, "invalid_request",
-                "the body must be a form (or JSON object) of "
-                "single-valued string parameters");
-    return NULL;
 }
 
 static const char *param(json_t *params, const char *name)
@@ -228,30 +109,7 @@ static const oauth_client_t *client_authenticate(antar_req_t *req, json_t *param
     bool basic = false;
     const oauth_client_t *c;
     if (auth && !strncasecmp(auth, "Basic ", 6)) {
-        unsigned char raw[400];
-        size_t n = 0;
-        const char *b = auth + 6;
-        while (*b == ' ')
-            b++;
-        if (strlen(b) > 512 || sodium_base642bin(raw, sizeof raw - 1, b, strlen(b), NULL, &n, NULL,
-                                                 sodium_base64_VARIANT_ORIGINAL) != 0)
-            goto invalid;
-        raw[n] = '\0';
-        char *colon = memchr(raw, ':', n);
-        if (!colon || memchr(raw, '\0', n))
-            goto invalid;
-        char *di = form_decode((char *)raw, (size_t)(colon - (char *)raw));
-        char *ds = form_decode(colon + 1, n - (size_t)(colon + 1 - (char *)raw));
-        if (di && ds && strlen(di) < sizeof id && strlen(ds) < sizeof sec) {
-            snprintf(id, sizeof id, "%s", di);
-            snprintf(sec, sizeof sec, "%s", ds);
-        }
-        if (ds)
-            sodium_memzero(ds, strlen(ds));
-        free(di);
-        free(ds);
-        sodium_memzero(raw, sizeof raw);
-        if (!*id)
+        if (!oauth_basic_credentials(auth + 6, id, sizeof id, sec, sizeof sec))
             goto invalid;
         if (psec || (pid && strcmp(pid, id))) {
             oauth_error(req, 400, "invalid_request", "use one client authentication method");

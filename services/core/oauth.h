@@ -28,7 +28,7 @@ typedef struct {
 
 /* The client by id, or NULL. Static storage. */
 const oauth_client_t *oauth_client_find(const char *id);
-/* Is uri one of the registered redirect URIs of the apps (exact antar://callback, or
+/* oauth_parse.c: is uri one of the registered redirect URIs of the apps (exact antar://callback, or
  * http://127.0.0.1:<port>/callback)? */
 bool oauth_redirect_uri_ok(const char *uri);
 /* Verify credentials with the service that owns the client's accounts. On ANTAR_OK, sub (64
@@ -114,9 +114,28 @@ antar_err_t oauth_throttle_check(const char *username, const char *ip, long *ret
 void oauth_throttle_fail(const char *username, const char *ip);
 void oauth_throttle_success(const char *username);
 
+/* ---- oauth_parse.c: what clients send ------------------------------------------------ */
+/* The cookie that carries the login form's nonce. */
+#define OAUTH_LOGIN_COOKIE "antar_login"
+
+/* Decode one application/x-www-form-urlencoded component (n bytes) into a new string, or NULL
+ * when it has a bad escape or a NUL byte. */
+char *oauth_form_decode(const char *s, size_t n);
 /* A form-urlencoded body as a JSON object of strings; NULL when a component is badly escaped,
  * repeated, or too long. New reference. */
+json_t *oauth_form_parse(const char *body, size_t len);
+/* oauth_form_parse of a request's raw body. */
 json_t *oauth_form_params(antar_req_t *req);
+/* The parameters of a RAW OAuth request by its content type (ct may be NULL) as a JSON object
+ * of strings. RFC 6749 §3.2: a parameter sent twice is an error; so is a non-empty body of a
+ * type other than form or JSON. NULL for any of those. New reference. */
+json_t *oauth_params_parse(const char *ct, const char *body, size_t len);
+/* Client id and secret from the value of an "Authorization: Basic" header after "Basic "
+ * (RFC 6749 §2.3.1: each form-encoded, joined by ':', base64). false when malformed, when a part
+ * does not fit (idlen/seclen include the NUL) or the id is empty; id and sec are "" then. */
+bool oauth_basic_credentials(const char *value, char *id, size_t idlen, char *sec, size_t seclen);
+/* The login nonce from a Cookie header value (may be NULL): 32 hex chars, or "" when absent. */
+void oauth_cookie_nonce(const char *cookie, char out[33]);
 
 /* ---- oauth_issue.c ---------------------------------------------------------------------- */
 /* antar-core --issue-refresh-tokens (main.c registers it; the help text is there). */

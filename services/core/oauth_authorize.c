@@ -24,7 +24,6 @@
 #include "antar/log.h"
 #include "oauth.h"
 
-#define LOGIN_COOKIE "antar_login"
 #define FORM_TTL_S 900
 
 typedef struct {
@@ -231,7 +230,7 @@ static void login_form(antar_req_t *req, const authz_t *a, const char *nonce, co
           f);
     fclose(f);
     snprintf(cookie, sizeof cookie,
-             LOGIN_COOKIE "=%s; Path=/oauth/authorize; HttpOnly; SameSite=Strict; Max-Age=%d",
+             OAUTH_LOGIN_COOKIE "=%s; Path=/oauth/authorize; HttpOnly; SameSite=Strict; Max-Age=%d",
              nonce, FORM_TTL_S);
     antar_http_add_header(req, "Set-Cookie", cookie);
     page_send(req, status, buf, len);
@@ -255,24 +254,6 @@ void oauth_authorize_get(antar_req_t *req)
     randombytes_buf(raw, sizeof raw);
     sodium_bin2hex(nonce, sizeof nonce, raw, sizeof raw);
     login_form(req, &a, nonce, NULL, NULL, 200);
-}
-
-/* The login nonce from the Cookie header: 32 hex chars, or "" when absent. */
-static void cookie_nonce(antar_req_t *req, char out[33])
-{
-    const char *c = antar_req_header(req, "Cookie");
-    out[0] = '\0';
-    for (const char *p = c; p && (p = strstr(p, LOGIN_COOKIE "=")); p++) {
-        if (p != c && p[-1] != ' ' && p[-1] != ';')
-            continue;
-        p += sizeof LOGIN_COOKIE;
-        size_t n = strspn(p, "0123456789abcdef");
-        if (n == 32) {
-            memcpy(out, p, 32);
-            out[32] = '\0';
-        }
-        return;
-    }
 }
 
 void oauth_authorize_post(antar_req_t *req)
@@ -299,7 +280,7 @@ void oauth_authorize_post(antar_req_t *req)
     json_t *data = NULL;
     if (authz_check(req, &a) != 0)
         goto out;
-    cookie_nonce(req, nonce);
+    oauth_cookie_nonce(antar_req_header(req, "Cookie"), nonce);
     snprintf(sub, sizeof sub, "login:%s", nonce);
     if (!nonce[0] || !form_token || antar_csrf_verify(sub, form_token) != ANTAR_OK) {
         error_page(req, 403,

@@ -172,65 +172,25 @@ static void post_orders(antar_req_t *req)
     antar_http_reply(req, replayed ? 200 : 201, order);
 }
 
-/* Cursors are opaque to clients: base64url("o:<last id>"). */
-static void cursor_encode(long long id, char out[64])
-{
-    char raw[32];
-    int n = snprintf(raw, sizeof raw, "o:%lld", id);
-    sodium_bin2base64(out, 64, (const unsigned char *)raw, (size_t)n,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-static bool cursor_decode(const char *s, long long *id)
-{
-    unsigned char raw[32];
-    size_t len = 0;
-    if (strlen(s) > 40 || sodium_base642bin(raw, sizeof raw - 1, s, strlen(s), NULL, &len, NULL,
-                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-        return false;
-    raw[len] = '\0';
-    if (len < 3 || raw[0] != 'o' || raw[1] != ':')
-        return false;
-    char *end = NULL;
-    long long v = strtoll((const char *)raw + 2, &end, 10);
-    if (!end || *end || v < 1)
-        return false;
-    *id = v;
-    return true;
-}
-
+/* Cursors are opaque to clients: base64url("o:<last id>"), lib/http_page.c's format. */
 static void get_orders(antar_req_t *req)
 {
-    long long before = 0, limit = 20;
-    const char *l = antar_req_query(req, "limit");
-    const char *c = antar_req_query(req, "cursor");
-    if (l) {
-        char *end = NULL;
-        limit = strtoll(l, &end, 10);
-        if (!*l || !end || *end || limit < 1 || limit > 50) {
-            antar_http_fail(req, ANTAR_E_INVALID_FIELD, "limit", "%s",
-                            "limit must be an integer from 1 to 50");
-            return;
-        }
-    }
-    if (c && !cursor_decode(c, &before)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "cursor", "%s",
-                        "cursor is not one this service gave out");
+    long long before = 0;
+    int limit = 20;
+    if (antar_req_page(req, 20, 50, "o", &before, 1, &limit) != ANTAR_OK)
         return;
-    }
     json_t *items = NULL;
     long long next = 0;
-    antar_err_t err = orders_list(caller_id(req), before, (int)limit, &items, &next);
+    antar_err_t err = orders_list(caller_id(req), before, limit, &items, &next);
     if (err != ANTAR_OK) {
         user_why_t why = {0};
         fail(req, err, &why);
         return;
     }
-    char cur[64];
+    char cur[ANTAR_CURSOR_MAX];
     if (next > 0)
-        cursor_encode(next, cur);
-    antar_http_reply(
-        req, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor", next > 0 ? cur : NULL));
+        antar_cursor_encode("o", &next, 1, cur);
+    antar_http_reply_page(req, items, next > 0 ? cur : NULL);
 }
 
 static void get_order(antar_req_t *req)

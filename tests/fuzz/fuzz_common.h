@@ -34,7 +34,7 @@ typedef struct {
 
 #define FUZZ_NFIELDS 8
 
-static void fuzz_fields_init(antar_field_t *f, fuzz_out_t *o, unsigned required_mask)
+static inline void fuzz_fields_init(antar_field_t *f, fuzz_out_t *o, unsigned required_mask)
 {
     static const char sentinel[] = "untouched";
     o->name = o->vehicle = o->note = sentinel;
@@ -56,7 +56,7 @@ static void fuzz_fields_init(antar_field_t *f, fuzz_out_t *o, unsigned required_
         f[i].required = (required_mask >> i) & 1u;
 }
 
-static bool fuzz_known_code(const char *code)
+static inline bool fuzz_known_code(const char *code)
 {
     for (int e = 0; e < ANTAR_E__COUNT; e++)
         if (strcmp(code, antar_err_code((antar_err_t)e)) == 0)
@@ -66,7 +66,7 @@ static bool fuzz_known_code(const char *code)
 
 /* The recorded reply of req is a well-formed error envelope for err with the given status;
  * returns error.field (borrowed from *doc, which the caller decrefs) or NULL. */
-static const char *fuzz_check_error_reply(antar_req_t *req, antar_err_t err, json_t **doc)
+static inline const char *fuzz_check_error_reply(antar_req_t *req, antar_err_t err, json_t **doc)
 {
     FUZZ_CHECK(req->replied, "error %d without a reply", err);
     FUZZ_CHECK(req->status == antar_err_status(err), "status %d for %s", req->status,
@@ -99,7 +99,7 @@ static const char *fuzz_check_error_reply(antar_req_t *req, antar_err_t err, jso
 }
 
 /* Runs the field table over body (borrowed) and checks every promise of antar_req_fields. */
-static void fuzz_run_fields(json_t *body, bool is_form, unsigned required_mask)
+static inline void fuzz_run_fields(json_t *body, bool is_form, unsigned required_mask)
 {
     antar_field_t f[FUZZ_NFIELDS];
     fuzz_out_t o;

@@ -200,6 +200,37 @@ Test(auth_jwt, role_must_match_subject)
     cr_assert_eq(check(make(HDR, c, SIGN_ED)), ANTAR_OK);
 }
 
+/* Found by tests/fuzz/fuzz_jwt: a "crit" header was refused but its JSON leaked, before any
+ * signature check, so that any client could leak memory with each request (LSan, in the
+ * sanitizer phase of make test, fails on it). */
+Test(auth_jwt, crit_header_is_refused_without_a_leak)
+{
+    const char *c = claims("http://issuer.test", "antar", "user:17", "user", now(), now() + 600);
+    const char *h = "{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\",\"kid\":\"k1\",\"crit\":[\"exp\"]}";
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(check(make(h, c, SIGN_ED)), ANTAR_E_INVALID_TOKEN);
+        cr_assert_eq(check(make(h, c, SIGN_NONE)), ANTAR_E_INVALID_TOKEN);
+    }
+    cr_assert_eq(check(make(HDR, c, SIGN_ED)), ANTAR_OK);
+}
+
+/* Found by tests/fuzz/fuzz_jwt: Rhonabwy's base64url ignores the 4 unused bits of the
+ * signature's last character, so each token had 16 spellings that all verified. */
+Test(auth_jwt, a_token_has_one_spelling)
+{
+    const char *c = claims("http://issuer.test", "antar", "user:17", "user", now(), now() + 600);
+    static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char tok[4096];
+    snprintf(tok, sizeof tok, "%s", make(HDR, c, SIGN_ED));
+    cr_assert_eq(check(tok), ANTAR_OK);
+    size_t n = strlen(tok);
+    size_t at = (size_t)(strchr(b64u, tok[n - 1]) - b64u);
+    for (size_t low = 1; low < 16; low++) {
+        tok[n - 1] = b64u[(at & ~(size_t)15) | low];
+        cr_assert_eq(check(tok), ANTAR_E_INVALID_TOKEN, "respelt as %c", tok[n - 1]);
+    }
+}
+
 Test(auth_jwt, garbage_is_refused)
 {
     cr_assert_eq(check(""), ANTAR_E_INVALID_TOKEN);
