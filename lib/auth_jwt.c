@@ -460,11 +460,14 @@ static int rev_reusable(uint_fast64_t kept_gen)
  * owner's data for the rest of its short life, which is the price of keeping reads up. Each
  * such acceptance is counted (antar_auth_degraded_total) and ANTAR_AUTH_DEGRADED_READS=0 turns
  * it off (every request then fails closed as before).
- * After a failed revocation check, Redis is not asked again for REDIS_DOWN_MS: a hung Redis
- * would otherwise cost every request its timeout. */
-#define REDIS_DOWN_MS 500
+ * After a failed revocation check Redis counts as down, and only one request per
+ * REDIS_PROBE_MS asks it again (the others answer at once as if it had failed): a hung Redis
+ * would otherwise cost every request its timeout, and a longer blackout would keep refusing
+ * writes well after a restarted Redis is back. The first check that succeeds ends it. */
+#define REDIS_PROBE_MS 100
 #define SEEN_REVOKED 1024
 
+/* 0 while Redis answers; else the monotonic ms before which nobody probes it. */
 static _Atomic long long redis_down_until;
 static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -500,12 +503,18 @@ static int seen_revoked_has(const char *jti)
 static antar_err_t revoked_check_guarded(const antar_principal_t *p)
 {
     long long now = antar_mono_ms();
-    if (now < atomic_load(&redis_down_until))
+    long long until = atomic_load(&redis_down_until);
+    /* Down: exactly one caller per REDIS_PROBE_MS wins the right to ask. */
+    if (until != 0 && (now < until || !atomic_compare_exchange_strong(&redis_down_until, &until,
+                                                                      now + REDIS_PROBE_MS)))
         return ANTAR_E_KV;
     antar_err_t err = revoked_check(p->jti);
-    if (err == ANTAR_E_KV)
-        atomic_store(&redis_down_until, now + REDIS_DOWN_MS);
-    else if (err == ANTAR_E_INVALID_TOKEN)
+    if (err == ANTAR_E_KV) {
+        atomic_store(&redis_down_until, antar_mono_ms() + REDIS_PROBE_MS);
+        return err;
+    }
+    atomic_store(&redis_down_until, 0);
+    if (err == ANTAR_E_INVALID_TOKEN)
         seen_revoked_add(p);
     return err;
 }

@@ -484,6 +484,12 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
  * Retry-After). After a cooldown it goes half-open: exactly one call, the probe, is let
  * through; its success closes the circuit, its failure re-opens it with a doubled cooldown
  * (bounded by ANTAR_CB_COOLDOWN_MAX_MS, jittered so that instances do not probe in step).
+ * When every failure since the circuit last closed was a refused connection — the peer's
+ * process is not there, typically being restarted — the cooldown is ANTAR_CB_REFUSED_COOLDOWN_MS
+ * (100 ms) and does not grow: such a probe costs well under a millisecond and nobody waits on
+ * it, while a long cooldown would keep failing callers for up to a second after the peer is
+ * back. One failure that cost time (a timeout, a broken answer, a 502-504) brings the growing
+ * cooldown back until the circuit closes again.
  *
  * What counts as a failure: no connection (refused, unresolvable), a timeout, a broken answer
  * (reset, empty reply), and the peer's own 502/503/504 ("I cannot serve now"). A 500 does not
@@ -501,13 +507,15 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
  */
 
 typedef enum { TK_DENIED, TK_NORMAL, TK_PROBE } ticket_t;
-typedef enum { V_SUCCESS, V_FAILURE, V_NEUTRAL } verdict_t;
+/* V_REFUSED: a failure that cost nothing (the connection was refused). */
+typedef enum { V_SUCCESS, V_FAILURE, V_REFUSED, V_NEUTRAL } verdict_t;
 
 typedef struct {
     pthread_mutex_t mu;
     antar_circuit_t state;
     int fails;                /* consecutive failures while closed */
     int reopens;              /* failed probes since the last close (cooldown growth) */
+    bool costly;              /* a failure since the last close cost time (not just refused) */
     long long open_until;     /* monotonic ms; while open */
     bool probing;             /* half-open: the one probe is out */
     unsigned long long to[3]; /* transitions into closed, open, half-open */
@@ -519,10 +527,10 @@ static breaker_t g_br[3] = {{.mu = PTHREAD_MUTEX_INITIALIZER},
 
 static struct {
     int failures;
-    long cooldown_ms, cooldown_max_ms;
+    long cooldown_ms, cooldown_max_ms, refused_cooldown_ms;
     int retries;
     long budget_ms, backoff_ms;
-} g_cb = {5, 1000, 30000, 2, 1000, 50};
+} g_cb = {5, 1000, 30000, 100, 2, 1000, 50};
 
 static _Thread_local bool t_no_retry;
 static _Thread_local unsigned long long t_rng;
@@ -546,6 +554,8 @@ static void breaker_configure(void)
     g_cb.failures = (int)env_long("ANTAR_CB_FAILURES", 5, 1, 1000);
     g_cb.cooldown_ms = env_long("ANTAR_CB_COOLDOWN_MS", 1000, 10, 600000);
     g_cb.cooldown_max_ms = env_long("ANTAR_CB_COOLDOWN_MAX_MS", 30000, g_cb.cooldown_ms, 3600000);
+    g_cb.refused_cooldown_ms =
+        env_long("ANTAR_CB_REFUSED_COOLDOWN_MS", 100, 10, g_cb.cooldown_max_ms);
     g_cb.retries = (int)env_long("ANTAR_HTTPC_RETRIES", 2, 0, 10);
     g_cb.budget_ms = env_long("ANTAR_HTTPC_RETRY_BUDGET_MS", 1000, 0, 60000);
     g_cb.backoff_ms = env_long("ANTAR_HTTPC_BACKOFF_MS", 50, 1, 10000);
@@ -574,7 +584,11 @@ static const char *state_name(antar_circuit_t s)
 static void transition(breaker_t *b, antar_svc_t target, antar_circuit_t to, long long now)
 {
     long cool = 0;
-    if (to == ANTAR_CIRCUIT_OPEN) {
+    if (to == ANTAR_CIRCUIT_OPEN && !b->costly) {
+        cool = g_cb.refused_cooldown_ms;
+        cool = cool / 2 + jitter(cool / 2 + 1);
+        b->open_until = now + cool;
+    } else if (to == ANTAR_CIRCUIT_OPEN) {
         cool = g_cb.cooldown_ms;
         for (int i = 0; i < b->reopens && cool < g_cb.cooldown_max_ms; i++)
             cool *= 2;
@@ -590,6 +604,7 @@ static void transition(breaker_t *b, antar_svc_t target, antar_circuit_t to, lon
     if (to == ANTAR_CIRCUIT_CLOSED) {
         b->fails = 0;
         b->reopens = 0;
+        b->costly = false;
     }
     antar_log_json(to == ANTAR_CIRCUIT_OPEN ? "warn" : "info", "circuit",
                    json_pack("{s:s,s:s,s:s,s:i}", "upstream", antar_httpc_target_name(target),
@@ -626,6 +641,10 @@ static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
     breaker_t *b = &g_br[target];
     long long now = antar_mono_ms();
     pthread_mutex_lock(&b->mu);
+    if (v == V_FAILURE)
+        b->costly = true;
+    if (v == V_REFUSED)
+        v = V_FAILURE;
     if (t == TK_PROBE && b->state == ANTAR_CIRCUIT_HALF_OPEN) {
         if (v == V_SUCCESS) {
             transition(b, target, ANTAR_CIRCUIT_CLOSED, now);
@@ -647,7 +666,9 @@ static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
 
 static verdict_t verdict(antar_err_t err, long status)
 {
-    if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UNAVAILABLE || err == ANTAR_E_UPSTREAM)
+    if (err == ANTAR_E_UNAVAILABLE)
+        return V_REFUSED;
+    if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UPSTREAM)
         return V_FAILURE;
     if (err != ANTAR_OK)
         return V_NEUTRAL;
@@ -700,7 +721,7 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
         antar_err_t err = call_refreshing(target, method, path, body, headers, timeout, res);
         verdict_t v = verdict(err, res->status);
         breaker_report(target, t, v);
-        if (v != V_FAILURE) {
+        if (v != V_FAILURE && v != V_REFUSED) {
             antar_err_note_upstream(NULL, NULL, 0);
             return err;
         }

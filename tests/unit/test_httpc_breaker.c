@@ -152,6 +152,33 @@ Test(breaker, refused_connections_open_it)
     cr_assert(antar_httpc_circuit_state(ANTAR_SVC_USER) == ANTAR_CIRCUIT_OPEN);
 }
 
+/* A peer whose process is gone refuses at once: probing costs nothing, so the circuit looks
+ * again after ANTAR_CB_REFUSED_COOLDOWN_MS (100 ms, jittered into [50, 100]) every time instead
+ * of a growing cooldown that would fail callers for seconds after the peer is back. */
+Test(breaker, refused_only_reopens_after_a_short_cooldown_that_does_not_grow)
+{
+    for (int i = 0; i < FAILURES; i++)
+        cr_assert(call(ANTAR_SVC_USER, "POST", "/x", NULL, NULL) == ANTAR_E_UNAVAILABLE);
+    cr_assert(antar_httpc_circuit_state(ANTAR_SVC_USER) == ANTAR_CIRCUIT_OPEN);
+    long w = antar_httpc_circuit_wait_ms(ANTAR_SVC_USER);
+    cr_assert(w > 0 && w <= 100, "wait %ld", w);
+    for (int k = 0; k < 4; k++) {
+        usleep((int)(antar_httpc_circuit_wait_ms(ANTAR_SVC_USER) + 5) * 1000);
+        cr_assert(call(ANTAR_SVC_USER, "POST", "/x", NULL, NULL) == ANTAR_E_UNAVAILABLE);
+        cr_assert(antar_httpc_circuit_state(ANTAR_SVC_USER) == ANTAR_CIRCUIT_OPEN);
+        w = antar_httpc_circuit_wait_ms(ANTAR_SVC_USER);
+        cr_assert(w > 0 && w <= 100, "probe %d: wait %ld, it grew", k, w);
+    }
+}
+
+/* One costly failure (here the peer's 503) is enough for the growing cooldown. */
+Test(breaker, a_costly_failure_brings_the_long_cooldown_back)
+{
+    trip_core();
+    long w = antar_httpc_circuit_wait_ms(ANTAR_SVC_CORE);
+    cr_assert(w > COOLDOWN_MS / 2 - 10 && w <= COOLDOWN_MS, "wait %ld", w);
+}
+
 Test(breaker, open_fails_fast_without_sending_and_names_the_upstream)
 {
     trip_core();
