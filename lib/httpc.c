@@ -484,12 +484,12 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
  * Retry-After). After a cooldown it goes half-open: exactly one call, the probe, is let
  * through; its success closes the circuit, its failure re-opens it with a doubled cooldown
  * (bounded by ANTAR_CB_COOLDOWN_MAX_MS, jittered so that instances do not probe in step).
- * When every failure since the circuit last closed was a refused connection — the peer's
- * process is not there, typically being restarted — the cooldown is ANTAR_CB_REFUSED_COOLDOWN_MS
- * (100 ms) and does not grow: such a probe costs well under a millisecond and nobody waits on
- * it, while a long cooldown would keep failing callers for up to a second after the peer is
- * back. One failure that cost time (a timeout, a broken answer, a 502-504) brings the growing
- * cooldown back until the circuit closes again.
+ * When every failure of the current run (since the last success) was a refused connection — the
+ * peer's process is not there, typically being restarted — the cooldown is
+ * ANTAR_CB_REFUSED_COOLDOWN_MS (100 ms) and does not grow: such a probe costs well under a
+ * millisecond and nobody waits on it, while a long cooldown would keep failing callers for up to a
+ * second after the peer is back. One failure that cost time (a timeout, a broken answer, a 502-504)
+ * brings the growing cooldown back until the circuit closes again.
  *
  * What counts as a failure: no connection (refused, unresolvable), a timeout, a broken answer
  * (reset, empty reply), and the peer's own 502/503/504 ("I cannot serve now"). A 500 does not
@@ -515,7 +515,7 @@ typedef struct {
     antar_circuit_t state;
     int fails;                /* consecutive failures while closed */
     int reopens;              /* failed probes since the last close (cooldown growth) */
-    bool costly;              /* a failure since the last close cost time (not just refused) */
+    bool costly;              /* a failure of the current run cost time (not just refused) */
     long long open_until;     /* monotonic ms; while open */
     bool probing;             /* half-open: the one probe is out */
     unsigned long long to[3]; /* transitions into closed, open, half-open */
@@ -659,7 +659,7 @@ static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
         if (v == V_FAILURE && ++b->fails >= g_cb.failures)
             transition(b, target, ANTAR_CIRCUIT_OPEN, now);
         else if (v == V_SUCCESS)
-            b->fails = 0;
+            b->fails = 0, b->costly = false; /* a new run of failures starts cheap */
     }
     pthread_mutex_unlock(&b->mu);
 }

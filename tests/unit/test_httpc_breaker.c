@@ -171,7 +171,8 @@ Test(breaker, refused_only_reopens_after_a_short_cooldown_that_does_not_grow)
     }
 }
 
-/* One costly failure (here the peer's 503) is enough for the growing cooldown. */
+/* One costly failure (here the peer's 503) in the current run of failures is enough for the
+ * growing cooldown. */
 Test(breaker, a_costly_failure_brings_the_long_cooldown_back)
 {
     trip_core();
