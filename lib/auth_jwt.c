@@ -460,11 +460,14 @@ static int rev_reusable(uint_fast64_t kept_gen)
  * owner's data for the rest of its short life, which is the price of keeping reads up. Each
  * such acceptance is counted (antar_auth_degraded_total) and ANTAR_AUTH_DEGRADED_READS=0 turns
  * it off (every request then fails closed as before).
- * After a failed revocation check Redis counts as down, and only one request per
- * REDIS_PROBE_MS asks it again (the others answer at once as if it had failed): a hung Redis
- * would otherwise cost every request its timeout, and a longer blackout would keep refusing
- * writes well after a restarted Redis is back. The first check that succeeds ends it. */
+ * After a revocation check that failed slowly (REDIS_SLOW_MS or more: Redis hangs) Redis counts
+ * as down, and only one request per REDIS_PROBE_MS asks it again (the others answer at once as
+ * if it had failed): a hung Redis would otherwise cost every request its timeout. A check that
+ * fails fast (connection refused: Redis is being restarted) costs nothing, so every request
+ * keeps asking and the first one after Redis is back succeeds; a blackout would keep refusing
+ * writes after a restarted Redis is back. The first check that succeeds ends it. */
 #define REDIS_PROBE_MS 100
+#define REDIS_SLOW_MS 100
 #define SEEN_REVOKED 1024
 
 /* 0 while Redis answers; else the monotonic ms before which nobody probes it. */
@@ -510,7 +513,8 @@ static antar_err_t revoked_check_guarded(const antar_principal_t *p)
         return ANTAR_E_KV;
     antar_err_t err = revoked_check(p->jti);
     if (err == ANTAR_E_KV) {
-        atomic_store(&redis_down_until, antar_mono_ms() + REDIS_PROBE_MS);
+        long long end = antar_mono_ms();
+        atomic_store(&redis_down_until, end - now >= REDIS_SLOW_MS ? end + REDIS_PROBE_MS : 0);
         return err;
     }
     atomic_store(&redis_down_until, 0);

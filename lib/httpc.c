@@ -484,12 +484,13 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
  * Retry-After). After a cooldown it goes half-open: exactly one call, the probe, is let
  * through; its success closes the circuit, its failure re-opens it with a doubled cooldown
  * (bounded by ANTAR_CB_COOLDOWN_MAX_MS, jittered so that instances do not probe in step).
- * When every failure of the current run (since the last success) was a refused connection — the
- * peer's process is not there, typically being restarted — the cooldown is
- * ANTAR_CB_REFUSED_COOLDOWN_MS (100 ms) and does not grow: such a probe costs well under a
- * millisecond and nobody waits on it, while a long cooldown would keep failing callers for up to a
- * second after the peer is back. One failure that cost time (a timeout, a broken answer, a 502-504)
- * brings the growing cooldown back until the circuit closes again.
+ * When every failure of the current run (since the last success) was cheap — a refused
+ * connection, or one that broke within CHEAP_FAILURE_MS: the peer's process is not there,
+ * typically being restarted — the cooldown is ANTAR_CB_REFUSED_COOLDOWN_MS (100 ms) and does not
+ * grow: such a probe costs well under a millisecond and nobody waits on it, while a long
+ * cooldown would keep failing callers for up to a second after the peer is back. One costly
+ * failure (a timeout, a slow broken answer, the peer's own 502-504) brings the growing cooldown
+ * back until the run ends.
  *
  * What counts as a failure: no connection (refused, unresolvable), a timeout, a broken answer
  * (reset, empty reply), and the peer's own 502/503/504 ("I cannot serve now"). A 500 does not
@@ -507,8 +508,9 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
  */
 
 typedef enum { TK_DENIED, TK_NORMAL, TK_PROBE } ticket_t;
-/* V_REFUSED: a failure that cost nothing (the connection was refused). */
-typedef enum { V_SUCCESS, V_FAILURE, V_REFUSED, V_NEUTRAL } verdict_t;
+/* V_CHEAP: a failure that cost nothing — the connection was refused, or broke at once (the
+ * peer's process died under the call). */
+typedef enum { V_SUCCESS, V_FAILURE, V_CHEAP, V_NEUTRAL } verdict_t;
 
 typedef struct {
     pthread_mutex_t mu;
@@ -643,7 +645,7 @@ static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
     pthread_mutex_lock(&b->mu);
     if (v == V_FAILURE)
         b->costly = true;
-    if (v == V_REFUSED)
+    if (v == V_CHEAP)
         v = V_FAILURE;
     if (t == TK_PROBE && b->state == ANTAR_CIRCUIT_HALF_OPEN) {
         if (v == V_SUCCESS) {
@@ -664,10 +666,12 @@ static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
     pthread_mutex_unlock(&b->mu);
 }
 
-static verdict_t verdict(antar_err_t err, long status)
+#define CHEAP_FAILURE_MS 100
+
+static verdict_t verdict(antar_err_t err, long status, long long took_ms)
 {
-    if (err == ANTAR_E_UNAVAILABLE)
-        return V_REFUSED;
+    if (err == ANTAR_E_UNAVAILABLE || (err == ANTAR_E_UPSTREAM && took_ms < CHEAP_FAILURE_MS))
+        return V_CHEAP;
     if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UPSTREAM)
         return V_FAILURE;
     if (err != ANTAR_OK)
@@ -718,10 +722,11 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
             antar_err_note_upstream(name, "circuit_open", wait > 0 ? wait : g_cb.cooldown_ms);
             return ambiguous != ANTAR_OK ? ambiguous : ANTAR_E_UNAVAILABLE;
         }
+        long long t_attempt = antar_mono_ms();
         antar_err_t err = call_refreshing(target, method, path, body, headers, timeout, res);
-        verdict_t v = verdict(err, res->status);
+        verdict_t v = verdict(err, res->status, antar_mono_ms() - t_attempt);
         breaker_report(target, t, v);
-        if (v != V_FAILURE && v != V_REFUSED) {
+        if (v != V_FAILURE && v != V_CHEAP) {
             antar_err_note_upstream(NULL, NULL, 0);
             return err;
         }
