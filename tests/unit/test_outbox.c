@@ -211,6 +211,8 @@ Test(outbox, open_circuit_holds_messages_without_counting_attempts)
 {
     NEED_DB();
     setenv("ANTAR_CB_COOLDOWN_MS", "1500", 1);
+    /* Refusals alone keep a circuit open only briefly (httpc.c); long enough here to look. */
+    setenv("ANTAR_CB_REFUSED_COOLDOWN_MS", "1500", 1);
     cr_assert(antar_httpc_init(&cfg) == 0);
     int port = test_srv_closed_port();
     point_core_at(port);
