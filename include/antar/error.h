@@ -39,7 +39,9 @@
     X(PRECONDITION, 412, "precondition_failed", "a precondition failed")                           \
     X(INVALID_CREDENTIALS, 401, "invalid_credentials", "invalid username or password")             \
     X(NOT_YET, 409, "state_pending",                                                               \
-      "the resource has not reached the state this needs yet; retry later")
+      "the resource has not reached the state this needs yet; retry later")                        \
+    X(DB_BUSY, 503, "database_busy",                                                               \
+      "the database gave way to a concurrent change; nothing was applied, send it again")
 
 typedef enum {
 #define ANTAR_ERR_ENUM(name, status, code, msg) ANTAR_E_##name,
