@@ -368,7 +368,7 @@ static redisContext *rev_connect(void)
     struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     redisContext *c = redisConnectWithTimeout(auth_cfg->redis_host, auth_cfg->redis_port, tv);
     long long id = 0;
-    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
+    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK || antar_kv_auth(c, auth_cfg) != 0 ||
         rev_cmd(c, REDIS_REPLY_INTEGER, &id, "CLIENT ID") != 0 ||
         rev_cmd(c, REDIS_REPLY_STATUS, NULL, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s", id,
                 REVOKED_PREFIX) != 0 ||

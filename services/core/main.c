@@ -1,4 +1,6 @@
 /* core-service: OAuth 2 authorization server, fares, driver presence and dispatch. */
+#include "antar/kv.h"
+#include "antar/metrics.h"
 #include "antar/http.h"
 #include "antar/outbox.h"
 #include "core.h"
@@ -18,6 +20,9 @@ static int core_init(antar_server_t *s, const antar_config_t *cfg)
         return -1;
     if (antar_outbox_start() != 0)
         return -1;
+    /* Redis memory on core's /metrics: at maxmemory (noeviction) writes fail, and the login
+     * throttles then answer 503 (they fail closed), so it is worth an alert before. */
+    antar_metrics_add_source(antar_kv_metrics);
     return core_dispatch_start(cfg);
 }
 

@@ -87,8 +87,11 @@ antar_err_t oauth_refresh_store_many(const char (*tokens)[64], const oauth_grant
                                      size_t n);
 /* Use a refresh token once: on ANTAR_OK, g, family (33 bytes) and id are filled and the token
  * is marked used. A token already used revokes its whole family (and returns
- * ANTAR_E_CONFLICT); unknown, expired or revoked → ANTAR_E_NOT_FOUND. */
-antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family, long long *id);
+ * ANTAR_E_CONFLICT, or ANTAR_E_KV when the family's access tokens could not all be put on the
+ * revocation list); unknown, expired, revoked, or issued to another client than client_id →
+ * ANTAR_E_NOT_FOUND, and the token is left as it was. */
+antar_err_t oauth_refresh_use(const char *token, const char *client_id, oauth_grant_t *g,
+                              char *family, long long *id);
 /* Revoke the family of a refresh token; when client_id is not NULL only if the token belongs
  * to it. ANTAR_OK also when the token is unknown (RFC 7009). */
 antar_err_t oauth_refresh_revoke(const char *token, const char *client_id);
@@ -112,7 +115,7 @@ antar_err_t oauth_code_take(const char *code, json_t **data);
  * with *retry_after set. */
 antar_err_t oauth_throttle_check(const char *username, const char *ip, long *retry_after);
 void oauth_throttle_fail(const char *username, const char *ip);
-void oauth_throttle_success(const char *username);
+void oauth_throttle_success(const char *username, const char *ip);
 
 /* ---- oauth_parse.c: what clients send ------------------------------------------------ */
 /* The cookie that carries the login form's nonce. */
