@@ -50,6 +50,7 @@ typedef struct {
     char client_id[64]; /* "user-app", "driver-app", "user-service", ... */
     char scope[256];    /* space-separated */
     char jti[64];
+    char kid[64];  /* the signing key's id: a retired key's tokens are refused (revocation) */
     long long exp; /* unix seconds */
 } antar_principal_t;
 

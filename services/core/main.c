@@ -48,6 +48,17 @@ static const antar_command_t core_commands[] = {
             "  (scripts/stack.sh exec core --issue-refresh-tokens).",
         .run = oauth_issue_command,
     },
+    {
+        .flag = "--retire-keys",
+        .args = "",
+        .help = "  Emergency key rotation (a leaked signing key), with core stopped: every key in\n"
+                "  <state_dir>/keys goes on Redis's revocation list, so every service refuses\n"
+                "  the tokens it signed at once, cached or not; then the key files are deleted\n"
+                "  and core makes a new key when it starts. Prints \"retired <kid>\" per key.\n"
+                "  (scripts/stack.sh stop core; scripts/stack.sh exec core --retire-keys;\n"
+                "  scripts/stack.sh start core)",
+        .run = core_keys_retire_command,
+    },
 };
 
 int main(int argc, char **argv)

@@ -323,6 +323,8 @@ static void grant_password(antar_req_t *req, const oauth_client_t *c, json_t *pa
         return;
     }
     if (err != ANTAR_OK) {
+        /* Busy hashing (the account service's bounded line is full) or down: come back soon. */
+        antar_http_add_header(req, "Retry-After", "1");
         oauth_error(req, 503, "temporarily_unavailable", "the account service is unavailable");
         return;
     }

@@ -41,6 +41,11 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
 /* Load or create the signing keys in dir (created 0700, key files 0600); rotate the current
  * key when it is older than max_age_s. Installs the public JWKS into lib/auth. 0 or -1. */
 int core_keys_init(const char *dir, long long max_age_s);
+/* `antar-core --retire-keys` (emergency rotation, with core stopped): put every signing key of
+ * <state_dir>/keys on the revocation list in Redis (so every service refuses their tokens at
+ * once, cached or not), then delete the key files; core makes a new key when it starts.
+ * Prints "retired <kid>" per key. 0 on success; 1 when Redis refused (no file deleted). */
+int core_keys_retire_command(int argc, char **argv);
 void core_keys_shutdown(void);
 /* Rotate now if the current key is older than the limit (cheap when it is not). */
 void core_keys_maybe_rotate(void);
