@@ -333,12 +333,14 @@ static const char lua_throttle_check[] =
     "if gi < 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[8]) end\n"
     "local n = redis.call('HINCRBY', KEYS[1], 'n', 1)\n"
     "local free = tonumber(ARGV[2])\n"
+    "local d = 0\n"
     "if n >= free then\n"
-    "  local d = 1000 * 2 ^ (n - free)\n"
+    "  d = 1000 * 2 ^ (n - free)\n"
     "  if d > tonumber(ARGV[3]) then d = tonumber(ARGV[3]) end\n"
     "  redis.call('HSET', KEYS[1], 'next', now + d)\n"
     "end\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+    /* The count outlives the delay by a whole window: waiting out the delay never resets it. */
+    "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]) + math.ceil(d / 1000))\n"
     "return 0\n";
 
 static const char lua_throttle_fail[] = "for i = 1, 2 do\n"

@@ -99,14 +99,19 @@ def forge_quote(user_id, body, fare, expires_s):
 
 
 _CROWD = []
+_NEXT = [0]
 
 
 def crowd(api, n):
-    """n distinct customers (made once, shared by the tests: each test prices its own cell).
-    Demand is the number of distinct customers in a cell, so moving the surge takes several."""
-    while len(_CROWD) < n:
+    """n distinct customers from a pool of 13 made once and shared round-robin by the tests
+    (each test prices its own cell). Demand is the number of distinct customers in a cell, so
+    moving the surge takes several; and core counts one customer in at most
+    ANTAR_DEMAND_CELLS_PER_MIN (5) cells a minute, so no member may serve every test."""
+    while len(_CROWD) < max(n, 13):
         _CROWD.append(new_user(api))
-    return _CROWD[:n]
+    out = [_CROWD[(_NEXT[0] + i) % len(_CROWD)] for i in range(n)]
+    _NEXT[0] = (_NEXT[0] + n) % len(_CROWD)
+    return out
 
 
 def pump_demand(api, who, body, n):
