@@ -420,6 +420,10 @@ rcli() {
 # One Redis ACL user per service, each with a password from $SECRETS (stored in the ACL file
 # as SHA-256 only) and only the keys and commands it needs; the default user is off, so a
 # local process without a password gets NOAUTH. antar_admin is for the scripts and tests.
+# The default user keeps every permission although nobody can log in as it (off, no password):
+# Redis 7.0 replays the AOF as the default user and re-checks its ACL at each EXEC, so a
+# default user without commands makes Redis drop every MULTI/EXEC — every Lua script's writes
+# — when it loads the AOF after a restart (redis/redis#14541): the dispatch state would be lost.
 write_redis_acl() {
     local h_core h_user h_driver h_admin
     h_core="$(printf '%s' "$REDIS_PASSWORD_CORE" | sha256sum | cut -d' ' -f1)"
@@ -430,7 +434,7 @@ write_redis_acl() {
     (
         umask 077
         cat >"$REDIS_ACL.tmp" <<ACL
-user default off resetpass nocommands resetkeys resetchannels
+user default off resetpass ~* &* +@all
 user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate
 user antar_user on #$h_user resetkeys ~revoked:jti:* resetchannels &__redis__:invalidate nocommands $common
 user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* resetchannels &__redis__:invalidate nocommands $common +get +set +del
