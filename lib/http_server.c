@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -238,17 +240,57 @@ const char *antar_req_content_type(const antar_req_t *r)
     return antar_req_header(r, "Content-Type");
 }
 
+typedef struct {
+    const char *name;
+    int count;
+    const char *last;
+} value_scan_t;
+
+static enum MHD_Result value_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    value_scan_t *s = cls;
+    if (key && !strcasecmp(key, s->name)) {
+        s->count++;
+        s->last = value;
+    }
+    return MHD_YES;
+}
+
+int antar_req_query_count(const antar_req_t *r, const char *name)
+{
+    value_scan_t s = {.name = name};
+    if (r->conn)
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, value_scan, &s);
+    return s.count;
+}
+
 const char *antar_req_client_ip(const antar_req_t *r)
 {
     antar_req_t *m = (antar_req_t *)r; /* computed once, lazily */
     if (m->client_ip[0])
         return m->client_ip;
-    /* The edge is the only thing that can reach the services' ports from outside, and it
-     * appends the address it saw to X-Forwarded-For. Earlier entries come from the client and
-     * can say anything, so only the last one — the edge's own — is trusted (per-address login
-     * throttles depend on it). */
-    const char *xff = antar_req_header(r, "X-Forwarded-For");
-    if (xff) {
+    /* The edge overwrites X-Forwarded-For with the one address it saw (deploy/haproxy.cfg), so
+     * behind it there is exactly one header line. Should a request ever carry several lines
+     * (an edge configured to append instead), the first ones come from the client and only the
+     * last entry of the last line is the edge's own (the per-address login throttles depend on
+     * it). The services listen on loopback only: a peer elsewhere is never a proxy to trust. */
+    value_scan_t hs = {.name = "X-Forwarded-For"};
+    if (r->conn)
+        MHD_get_connection_values(r->conn, MHD_HEADER_KIND, value_scan, &hs);
+    const char *xff = hs.last;
+    const union MHD_ConnectionInfo *pi =
+        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    bool peer_local = false;
+    if (pi && pi->client_addr) {
+        const struct sockaddr *sa = pi->client_addr;
+        if (sa->sa_family == AF_INET)
+            peer_local = (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        else if (sa->sa_family == AF_INET6)
+            peer_local = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    }
+    if (xff && peer_local) {
         const char *last = strrchr(xff, ',');
         last = last ? last + 1 : xff;
         while (*last == ' ')

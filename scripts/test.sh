@@ -131,7 +131,9 @@ export ANTAR_TEST_REDIS_HOST=127.0.0.1
 export ANTAR_TEST_REDIS_PORT=$((6380 + OFF))
 ctest_xml="$LOG/ctest.xml"
 if [ -f "$BUILD/CTestTestfile.cmake" ]; then
-    ctest --test-dir "$BUILD" --output-on-failure --no-tests=ignore --timeout 300 \
+    # The unit tests that use Redis log in as the admin ACL user (no default user there).
+    ANTAR_REDIS_USER=antar_admin ANTAR_REDIS_PASSWORD="${REDIS_PASSWORD_ADMIN:-}" \
+        ctest --test-dir "$BUILD" --output-on-failure --no-tests=ignore --timeout 300 \
         --output-junit "$ctest_xml" 2>&1 | tee "$LOG/ctest.log" | grep -vE '^\s*$' | tail -n 200
 else
     echo "no CTest file (build did not configure)"

@@ -16,6 +16,13 @@ int antar_kv_init(const antar_config_t *cfg);
  * (REDIS_REPLY_ERROR) is returned as a reply. */
 redisReply *antar_kv_command(const char *fmt, ...);
 redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen);
+/* AUTH on a fresh connection c with cfg's ACL user and password (nothing when the password is
+ * empty). 0 on success, -1 when Redis refused or could not be asked (c is left open). */
+int antar_kv_auth(redisContext *c, const antar_config_t *cfg);
+/* A /metrics source (antar_metrics_add_source): Redis's used_memory, maxmemory and key count
+ * as gauges (antar_redis_used_memory_bytes, antar_redis_maxmemory_bytes, antar_redis_keys,
+ * antar_redis_up). Returns a malloc'd text the caller frees; NULL on out of memory. */
+char *antar_kv_metrics(void);
 /* PING (health). */
 antar_err_t antar_kv_ping(void);
 /* Close this thread's context (end of a worker thread). */

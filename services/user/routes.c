@@ -260,6 +260,8 @@ static void post_verify(antar_req_t *req)
     }
     if (err != ANTAR_OK) {
         user_why_t why = {0};
+        if (err == ANTAR_E_UNAVAILABLE) /* every hashing slot busy: the line is bounded */
+            antar_http_add_header(req, "Retry-After", "1");
         fail(req, err, &why);
         return;
     }
