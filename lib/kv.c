@@ -125,6 +125,29 @@ redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen
     return NULL;
 }
 
+int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n)
+{
+    redisContext *c = ctx_get();
+    if (!c)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) != REDIS_OK)
+            goto broken;
+    int ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK || !reply)
+            goto broken;
+        ok += ((redisReply *)reply)->type != REDIS_REPLY_ERROR;
+        freeReplyObject(reply);
+    }
+    return ok;
+broken:
+    log_io_error(c, 0);
+    ctx_drop();
+    return -1;
+}
+
 antar_err_t antar_kv_ping(void)
 {
     redisReply *r = antar_kv_command("PING");

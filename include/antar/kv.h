@@ -16,6 +16,18 @@ int antar_kv_init(const antar_config_t *cfg);
  * (REDIS_REPLY_ERROR) is returned as a reply. */
 redisReply *antar_kv_command(const char *fmt, ...);
 redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen);
+/* One command of a pipeline (antar_kv_pipeline): argc arguments with their lengths. */
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+} antar_kv_cmd_t;
+
+/* Send n commands in one write and read their n replies: one round trip. Not retried (a
+ * command may have run before an I/O error). Returns how many got a reply that is not an error
+ * reply, or -1 when Redis cannot be reached or the connection broke (the context is dropped and
+ * reopened by the next call). */
+int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n);
 /* PING (health). */
 antar_err_t antar_kv_ping(void);
 /* Close this thread's context (end of a worker thread). */

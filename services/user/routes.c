@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "antar/events.h"
 #include "user.h"
 
 #define ID_MAX 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
@@ -277,9 +278,19 @@ static void get_internal_order(antar_req_t *req)
     reply(req, err, 200, order, &why);
 }
 
-typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, json_t **out,
-                                      user_why_t *why);
+typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, const json_t *driver,
+                                      json_t **out, user_why_t *why);
 
+/* The driver's public profile that driver-service sends along (for the order_status event), or
+ * NULL. Not validated beyond being an object: only its known fields are copied, as values. */
+static const json_t *driver_hint(antar_req_t *req)
+{
+    json_t *d = json_object_get(antar_req_body(req), "driver");
+    return json_is_object(d) ? d : NULL;
+}
+
+/* Service-to-service messages are read leniently (antar_req_fields_lenient): a driver-service
+ * that sends the driver's profile along must not be refused by one that does not read it. */
 static void driver_move(antar_req_t *req, driver_move_fn fn)
 {
     long long id, driver_id = 0;
@@ -288,11 +299,11 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
     const antar_field_t f[] = {
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
     };
-    if (antar_req_fields(req, f, 1) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, f, 1) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = fn(id, driver_id, &order, &why);
+    antar_err_t err = fn(id, driver_id, driver_hint(req), &order, &why);
     reply(req, err, 200, order, &why);
 }
 
@@ -305,11 +316,11 @@ static void post_assign(antar_req_t *req)
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
         {"offer_id", ANTAR_FIELD_INT, false, 1, ID_MAX, NULL, &offer_id, NULL},
     };
-    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, f, 2) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = orders_assign(id, driver_id, offer_id, &order, &why);
+    antar_err_t err = orders_assign(id, driver_id, offer_id, driver_hint(req), &order, &why);
     reply(req, err, 200, order, &why);
 }
 
@@ -340,6 +351,26 @@ static void post_expire(antar_req_t *req)
     json_t *order = NULL;
     antar_err_t err = orders_expire(id, key, &order, &why);
     reply(req, err, 200, order, &why);
+}
+
+/* ---- push (antar/events.h) ------------------------------------------------------------------ */
+
+/* GET /events: a customer's, a driver's or the ops city stream. A customer's stream starts out
+ * following the order a driver is on (its driver_position events). */
+static void get_events(antar_req_t *req)
+{
+    const antar_principal_t *p = antar_req_principal(req);
+    long long ids[1];
+    size_t n = 0;
+    if (p && p->role == ANTAR_AUTH_USER) {
+        antar_err_t err = orders_following(p->id, ids, 1, &n);
+        if (err != ANTAR_OK) {
+            user_why_t why = {0};
+            fail(req, err, &why);
+            return;
+        }
+    }
+    antar_events_serve(req, ids, n);
 }
 
 /* ---- audit (the ops client) ---------------------------------------------------------------- */
@@ -382,5 +413,7 @@ const antar_route_t user_routes[] = {
     {"POST", "/internal/orders/{id}/complete", post_complete, S, "internal", 0},
     {"POST", "/internal/orders/{id}/expire", post_expire, S, "internal", 0},
     {"GET", "/internal/audit/orders", get_audit_orders, S, "ops", 0},
+    /* Every principal: the handler admits a service token only with the ops scope. */
+    {"GET", "/events", get_events, U | ANTAR_AUTH_DRIVER | S, NULL, 0},
 };
 const size_t user_routes_len = sizeof user_routes / sizeof user_routes[0];
