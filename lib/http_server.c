@@ -770,7 +770,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    antar_logf("warn", "mhd: %s", msg);
+    /* A client that went away mid-response is how an event stream usually ends: not a warning. */
+    antar_logf(strstr(msg, "closed by remote peer") ? "info" : "warn", "mhd: %s", msg);
 }
 
 static char *read_file(const char *path, long max, size_t *len)

@@ -18,7 +18,8 @@ from urllib.parse import urlparse
 
 import pytest
 
-from antar_client import Api, new_driver, new_user, service_token, wait_for
+import contract
+from antar_client import new_driver, new_user, service_token, wait_for
 
 HEARTBEAT_MS = int(os.environ.get("ANTAR_EVENTS_HEARTBEAT_MS", "10000"))
 MAX_PER_PRINCIPAL = int(os.environ.get("ANTAR_EVENTS_MAX_PER_PRINCIPAL", "3"))
@@ -71,6 +72,10 @@ class Stream:
             if line == "":
                 if data or ev.get("event"):
                     ev["data"] = json.loads("\n".join(data)) if data else None
+                    # Every event follows api/user.yaml (EventStream).
+                    errs = contract.spec("user").schema_errors("/components/schemas/EventStream",
+                                                               [ev])
+                    assert not errs, (ev, errs)
                     return ev
                 continue
             if line.startswith(":"):
