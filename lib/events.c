@@ -234,13 +234,48 @@ static void st_append(ev_stream_t *st, const char *s, size_t n)
     st->len += n;
 }
 
-/* Let MHD write what is buffered (or end the stream). st->mu held. */
+/* Connections to resume once this thread holds none of our locks: MHD takes its own locks in
+ * MHD_resume_connection, and resuming after ours are released keeps the two sets of locks from
+ * ever being taken in opposite orders. A connection whose `suspended` flag was cleared here
+ * cannot be closed or resumed by anyone else meanwhile: MHD does not touch a suspended
+ * connection, and only the one who cleared the flag resumes it. */
+static _Thread_local struct {
+    struct MHD_Connection **v;
+    size_t n, cap;
+} t_resume;
+
+/* Let MHD write what is buffered (or end the stream): queued for resumes_flush. st->mu held. */
 static void st_wake(ev_stream_t *st)
 {
-    if (st->suspended && !st->gone) {
-        st->suspended = false;
-        MHD_resume_connection(st->conn);
+    if (!st->suspended || st->gone)
+        return;
+    st->suspended = false;
+    if (t_resume.n == t_resume.cap) {
+        size_t cap = t_resume.cap ? t_resume.cap * 2 : 64;
+        struct MHD_Connection **v = realloc(t_resume.v, cap * sizeof *v);
+        if (!v) {
+            MHD_resume_connection(st->conn); /* out of memory: now, under the lock */
+            return;
+        }
+        t_resume.v = v;
+        t_resume.cap = cap;
     }
+    t_resume.v[t_resume.n++] = st->conn;
+}
+
+/* Resume what st_wake queued on this thread. Call with none of this file's locks held. */
+static void resumes_flush(void)
+{
+    for (size_t i = 0; i < t_resume.n; i++)
+        MHD_resume_connection(t_resume.v[i]);
+    t_resume.n = 0;
+}
+
+static void resumes_free(void)
+{
+    free(t_resume.v);
+    t_resume.v = NULL;
+    t_resume.n = t_resume.cap = 0;
 }
 
 static long ev_read(void *cls, char *out, size_t max)
@@ -450,7 +485,9 @@ static void replay(ev_stream_t *st, const char *cursor)
             /* Redis is away: end the stream rather than go live with a hole in it. */
             pthread_mutex_lock(&st->mu);
             st->closing = true;
+            st_wake(st);
             pthread_mutex_unlock(&st->mu);
+            resumes_flush();
             if (r)
                 freeReplyObject(r);
             return;
@@ -463,6 +500,7 @@ static void replay(ev_stream_t *st, const char *cursor)
             if (entry_parse(r->element[i], &e))
                 st_deliver(st, &e);
         }
+        resumes_flush();
         scanned += (long)r->elements;
         bool more = r->elements == REPLAY_BATCH;
         freeReplyObject(r);
@@ -508,6 +546,7 @@ static void promote_pending(const char *cursor)
                 snprintf(st->last, sizeof st->last, "%s", cursor);
         }
         pthread_mutex_unlock(&g_mu);
+        resumes_flush();
         st_unref(st);
     }
 }
@@ -536,6 +575,7 @@ static bool read_live(char cursor[ID_MAX], int block_ms)
                 st_deliver(st, &e);
         }
         pthread_mutex_unlock(&g_mu);
+        resumes_flush();
     }
     freeReplyObject(r);
     return ok;
@@ -582,6 +622,7 @@ static void housekeeping(long long *next_refresh)
         }
     }
     pthread_mutex_unlock(&g_mu);
+    resumes_flush();
     if (refresh) {
         *next_refresh = now + LIMIT_REFRESH_MS;
         for (size_t i = 0; i < n; i++) {
@@ -614,6 +655,7 @@ static void close_all(void)
         }
     }
     pthread_mutex_unlock(&g_mu);
+    resumes_flush();
 }
 
 static void *hub(void *arg)
@@ -638,6 +680,7 @@ static void *hub(void *arg)
             nanosleep(&ts, NULL);
         }
     }
+    resumes_free();
     antar_kv_thread_end();
     return NULL;
 }
@@ -672,6 +715,7 @@ static void stop_hook(void)
         nanosleep(&ts, NULL);
         close_all();
     }
+    resumes_free();
 }
 
 int antar_events_start(antar_server_t *s)
