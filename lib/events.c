@@ -63,6 +63,8 @@ typedef struct ev_stream {
     size_t len, off, cap;
     bool suspended, closing, gone;
     long long next_hb_ms, opened_ms;
+    long long exp_ms; /* the token's exp: the stream ends then, and the client reconnects with a
+                         fresh token (so a revoked or expired token does not keep a stream) */
     char limit_key[96], member[33];
 } ev_stream_t;
 
@@ -586,7 +588,7 @@ static bool read_live(char cursor[ID_MAX], int block_ms)
  * keys: a stream may be freed meanwhile). */
 static void housekeeping(long long *next_refresh)
 {
-    long long now = antar_mono_ms();
+    long long now = antar_mono_ms(), wall = antar_now_ms();
     bool refresh = now >= *next_refresh;
     typedef struct {
         char key[96], member[33];
@@ -606,6 +608,12 @@ static void housekeeping(long long *next_refresh)
     }
     for (int list = 0; list < 2; list++) {
         for (ev_stream_t *st = list ? g_pending : g_live; st; st = st->next) {
+            if (st->exp_ms > 0 && wall >= st->exp_ms) {
+                pthread_mutex_lock(&st->mu);
+                st->closing = true;
+                st_wake(st);
+                pthread_mutex_unlock(&st->mu);
+            }
             if (list == 0 && now >= st->next_hb_ms) {
                 pthread_mutex_lock(&st->mu);
                 st_append(st, ":hb\n\n", 5);
@@ -861,6 +869,7 @@ void antar_events_serve(antar_req_t *req, const long long *orders, size_t n)
     }
     st->opened_ms = antar_mono_ms();
     st->next_hb_ms = st->opened_ms + g_hb_ms;
+    st->exp_ms = p->exp > 0 ? p->exp * 1000 : 0;
     /* The first bytes go out at once, so the client knows the stream is open (and registered:
      * whatever happens after this reaches it). */
     char hello[64];

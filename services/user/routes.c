@@ -281,46 +281,65 @@ static void get_internal_order(antar_req_t *req)
 typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, const json_t *driver,
                                       json_t **out, user_why_t *why);
 
-/* The driver's public profile that driver-service sends along (for the order_status event), or
- * NULL. Not validated beyond being an object: only its known fields are copied, as values. */
-static const json_t *driver_hint(antar_req_t *req)
+/* Take the optional "driver" object out of the body (the driver's public profile, which
+ * driver-service sends along for the order_status event) before the body is validated; the
+ * result is kept until the reply, or NULL when absent. Only its known fields are ever copied.
+ * A "driver" that is not an object is 422 invalid_field (reply sent, *bad set). */
+static const json_t *driver_hint(antar_req_t *req, bool *bad)
 {
-    json_t *d = json_object_get(antar_req_body(req), "driver");
-    return json_is_object(d) ? d : NULL;
+    json_t *body = antar_req_body(req);
+    json_t *d = json_object_get(body, "driver");
+    *bad = false;
+    if (!d)
+        return NULL;
+    if (!json_is_object(d)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "driver", "driver must be an object");
+        *bad = true;
+        return NULL;
+    }
+    json_t *kept = antar_req_keep(req, json_incref(d));
+    json_object_del(body, "driver");
+    return kept;
 }
 
-/* Service-to-service messages are read leniently (antar_req_fields_lenient): a driver-service
- * that sends the driver's profile along must not be refused by one that does not read it. */
 static void driver_move(antar_req_t *req, driver_move_fn fn)
 {
     long long id, driver_id = 0;
+    bool bad;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const json_t *hint = driver_hint(req, &bad);
+    if (bad)
         return;
     const antar_field_t f[] = {
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
     };
-    if (antar_req_fields_lenient(req, f, 1) != ANTAR_OK)
+    if (antar_req_fields(req, f, 1) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = fn(id, driver_id, driver_hint(req), &order, &why);
+    antar_err_t err = fn(id, driver_id, hint, &order, &why);
     reply(req, err, 200, order, &why);
 }
 
 static void post_assign(antar_req_t *req)
 {
     long long id, driver_id = 0, offer_id = 0;
+    bool bad;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const json_t *hint = driver_hint(req, &bad);
+    if (bad)
         return;
     const antar_field_t f[] = {
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
         {"offer_id", ANTAR_FIELD_INT, false, 1, ID_MAX, NULL, &offer_id, NULL},
     };
-    if (antar_req_fields_lenient(req, f, 2) != ANTAR_OK)
+    if (antar_req_fields(req, f, 2) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = orders_assign(id, driver_id, offer_id, driver_hint(req), &order, &why);
+    antar_err_t err = orders_assign(id, driver_id, offer_id, hint, &order, &why);
     reply(req, err, 200, order, &why);
 }
 
