@@ -24,6 +24,7 @@
 
 #include <microhttpd.h>
 
+#include "antar/config.h"
 #include "antar/log.h"
 #include "antar/metrics.h"
 #include "antar/trace.h"
@@ -31,6 +32,8 @@
 #include "http_internal.h"
 
 #define CONNECTION_TIMEOUT_S 30u
+/* Open connections per listener (ANTAR_CONNECTION_LIMIT): each open event stream holds one, so
+ * the instance that serves GET /events may need more (docs/operations.md). */
 #define CONNECTION_LIMIT 1024u
 /* Past the limit we keep reading (and dropping) a bounded amount so the client can still see
  * the 413; beyond this much more, the connection is just closed. */
@@ -839,12 +842,23 @@ static int start_listener(antar_listener_t *l, int port, int threads)
         return -1;
     }
 
+    unsigned conn_limit = CONNECTION_LIMIT;
+    const char *cl = antar_config_env("ANTAR_CONNECTION_LIMIT", NULL);
+    if (cl && !l->internal) {
+        char *end = NULL;
+        unsigned long v = strtoul(cl, &end, 10);
+        if (end && !*end && v >= 16 && v <= 1000000)
+            conn_limit = (unsigned)v;
+        else
+            antar_logf("warn", "ANTAR_CONNECTION_LIMIT=%s is not in 16..1000000; using %u", cl,
+                       conn_limit);
+    }
     /* The logger goes first so that MHD reports option errors through it too. */
     l->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_access, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(threads > 0 ? threads : 1), MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
         1u, MHD_OPTION_END);
     if (!l->daemon) {
