@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,8 @@ static long ev_read(void *cls, char *out, size_t max)
     return n;
 }
 
+static void ix_unlink(ev_stream_t *st);
+
 static void limit_release(const ev_stream_t *st)
 {
     redisReply *r = antar_kv_command("ZREM %s %s", st->limit_key, st->member);
@@ -318,6 +321,8 @@ static void ev_free(void *cls)
     st->gone = true;
     pthread_mutex_unlock(&st->mu);
     pthread_mutex_lock(&g_mu);
+    if (st->live)
+        ix_unlink(st);
     if (st->prev)
         st->prev->next = st->next;
     else if (g_live == st)
@@ -352,6 +357,122 @@ static bool aud_has(const char *aud, const char *word)
     return false;
 }
 
+/* ---- the live streams by subject ----------------------------------------------------------
+ * Each event names its audience, so the hub looks its subjects up here instead of testing every
+ * open stream: delivery costs what the audience has, not what the process holds. Keys: the
+ * stream's subject ("driver:5"), "order:<id>" for each order a customer's stream follows, and
+ * "*" for the ops streams. Live streams only, under g_mu. */
+#define INDEX_BUCKETS 4096
+
+typedef struct ix_entry {
+    struct ix_entry *next;
+    char key[SUB_MAX];
+    ev_stream_t **v;
+    size_t n, cap;
+} ix_entry_t;
+
+static ix_entry_t *g_index[INDEX_BUCKETS];
+
+static size_t ix_hash(const char *k, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
+    return (size_t)(h & (INDEX_BUCKETS - 1));
+}
+
+/* The entry of key (n bytes), or NULL. */
+static ix_entry_t *ix_find(const char *key, size_t n)
+{
+    if (n == 0 || n >= SUB_MAX)
+        return NULL;
+    for (ix_entry_t *e = g_index[ix_hash(key, n)]; e; e = e->next)
+        if (strncmp(e->key, key, n) == 0 && e->key[n] == '\0')
+            return e;
+    return NULL;
+}
+
+static void ix_add(const char *key, ev_stream_t *st)
+{
+    size_t n = strlen(key);
+    ix_entry_t *e = ix_find(key, n);
+    if (!e) {
+        if (n == 0 || n >= SUB_MAX || !(e = calloc(1, sizeof *e)))
+            return;
+        memcpy(e->key, key, n + 1);
+        size_t b = ix_hash(key, n);
+        e->next = g_index[b];
+        g_index[b] = e;
+    }
+    for (size_t i = 0; i < e->n; i++)
+        if (e->v[i] == st)
+            return;
+    if (e->n == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 2;
+        ev_stream_t **v = realloc(e->v, cap * sizeof *v);
+        if (!v)
+            return; /* out of memory: this stream misses the key's events until it reconnects */
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->n++] = st;
+}
+
+static void ix_del(const char *key, ev_stream_t *st)
+{
+    size_t n = strlen(key), b = ix_hash(key, n);
+    for (ix_entry_t **pp = &g_index[b], *e; (e = *pp); pp = &e->next) {
+        if (strcmp(e->key, key) != 0)
+            continue;
+        for (size_t i = 0; i < e->n; i++)
+            if (e->v[i] == st)
+                e->v[i--] = e->v[--e->n];
+        if (e->n == 0) {
+            *pp = e->next;
+            free(e->v);
+            free(e);
+        }
+        return;
+    }
+}
+
+static void order_key(long long order_id, char out[SUB_MAX])
+{
+    snprintf(out, SUB_MAX, "order:%lld", order_id);
+}
+
+static void ix_link(ev_stream_t *st)
+{
+    char k[SUB_MAX];
+    ix_add(st->all ? "*" : st->sub, st);
+    for (size_t i = 0; i < st->norders; i++) {
+        order_key(st->orders[i], k);
+        ix_add(k, st);
+    }
+}
+
+static void ix_unlink(ev_stream_t *st)
+{
+    char k[SUB_MAX];
+    ix_del(st->all ? "*" : st->sub, st);
+    for (size_t i = 0; i < st->norders; i++) {
+        order_key(st->orders[i], k);
+        ix_del(k, st);
+    }
+}
+
+static void ix_free_all(void)
+{
+    for (size_t b = 0; b < INDEX_BUCKETS; b++) {
+        for (ix_entry_t *e = g_index[b], *next; e; e = next) {
+            next = e->next;
+            free(e->v);
+            free(e);
+        }
+        g_index[b] = NULL;
+    }
+}
+
 static bool st_follows(const ev_stream_t *st, long long order_id)
 {
     for (size_t i = 0; i < st->norders; i++)
@@ -360,17 +481,26 @@ static bool st_follows(const ev_stream_t *st, long long order_id)
     return false;
 }
 
+/* Follow order_id's events (on) or stop. A live stream's index entries follow (g_mu held). */
 static void st_follow(ev_stream_t *st, long long order_id, bool on)
 {
+    char k[SUB_MAX];
+    order_key(order_id, k);
     for (size_t i = 0; i < st->norders; i++) {
         if (st->orders[i] == order_id) {
-            if (!on)
+            if (!on) {
                 st->orders[i] = st->orders[--st->norders];
+                if (st->live)
+                    ix_del(k, st);
+            }
             return;
         }
     }
-    if (on && st->norders < ORDERS_MAX)
+    if (on && st->norders < ORDERS_MAX) {
         st->orders[st->norders++] = order_id;
+        if (st->live)
+            ix_add(k, st);
+    }
 }
 
 /* One event as the hub read it. */
@@ -542,6 +672,7 @@ static void promote_pending(const char *cursor)
                 g_live->prev = st;
             g_live = st;
             st->live = true;
+            ix_link(st);
             /* A stream that came with no Last-Event-ID may have been given an id past the
              * cursor; one given an older id is now at the cursor. */
             if (antar_events_id_cmp(st->last, cursor) < 0)
@@ -550,6 +681,41 @@ static void promote_pending(const char *cursor)
         pthread_mutex_unlock(&g_mu);
         resumes_flush();
         st_unref(st);
+    }
+}
+
+/* Hand e to the live streams its audience names, and to the ops streams. g_mu held. A stream
+ * reached twice (two of its keys) is given the event once (st_deliver's id check). */
+static void deliver_indexed(const ev_entry_t *e)
+{
+    const char *keys[9];
+    size_t lens[9], nk = 0;
+    keys[nk] = "*";
+    lens[nk++] = 1;
+    for (const char *a = e->aud; *a && nk < 9;) {
+        while (*a == ' ')
+            a++;
+        size_t n = strcspn(a, " ");
+        if (n) {
+            keys[nk] = a;
+            lens[nk++] = n;
+        }
+        a += n;
+    }
+    for (size_t k = 0; k < nk; k++) {
+        ix_entry_t *ix = ix_find(keys[k], lens[k]);
+        if (!ix || ix->n == 0)
+            continue;
+        /* A copy: delivering an order_status may change which orders a stream follows. */
+        ev_stream_t *small[32], **v = ix->n <= 32 ? small : malloc(ix->n * sizeof *v);
+        if (!v)
+            continue;
+        size_t n = ix->n;
+        memcpy(v, ix->v, n * sizeof *v);
+        for (size_t i = 0; i < n; i++)
+            st_deliver(v[i], e);
+        if (v != small)
+            free(v);
     }
 }
 
@@ -571,10 +737,8 @@ static bool read_live(char cursor[ID_MAX], int block_ms)
                 en->element[0]->type == REDIS_REPLY_STRING)
                 snprintf(cursor, ID_MAX, "%s", en->element[0]->str);
             ev_entry_t e;
-            if (!entry_parse(en, &e))
-                continue;
-            for (ev_stream_t *st = g_live; st; st = st->next)
-                st_deliver(st, &e);
+            if (entry_parse(en, &e))
+                deliver_indexed(&e);
         }
         pthread_mutex_unlock(&g_mu);
         resumes_flush();
@@ -751,6 +915,9 @@ void antar_events_stop(void)
     pthread_join(g_hub, NULL);
     g_hub_up = false;
     g_srv = NULL;
+    pthread_mutex_lock(&g_mu);
+    ix_free_all(); /* every stream is gone by now (the server's stop hook ended them) */
+    pthread_mutex_unlock(&g_mu);
 }
 
 /* ---- the handler ------------------------------------------------------------------------ */
