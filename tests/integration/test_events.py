@@ -47,6 +47,7 @@ class Stream:
         self.body = None
         self.comments = []
         self.retry = None
+        self.ended = False
         if self.status != 200:
             raw = self.resp.read()
             self.body = json.loads(raw) if raw else None
@@ -67,7 +68,8 @@ class Stream:
             except (socket.timeout, TimeoutError):
                 return None
             if not line:
-                return None  # the server ended the stream
+                self.ended = True  # the server ended the stream
+                return None
             line = line.decode().rstrip("\r\n")
             if line == "":
                 if data or ev.get("event"):
@@ -362,3 +364,26 @@ def test_customer_does_not_see_other_customers(edge, streams):
         seen.append((ev["data"]["order_id"], ev["data"]["status"]))
     assert {oid for oid, _ in seen} == {mine["id"]}, seen
     assert s.next(timeout=1.0) is None
+
+
+@pytest.mark.disruptive
+def test_restart_of_the_serving_service_ends_streams_and_resume_loses_nothing(edge, stack,
+                                                                              streams):
+    """user-service gets SIGTERM with a stream open: the stream ends at once (the drain does not
+    wait for it), and a reconnect with Last-Event-ID to the restarted service gets what was
+    published meanwhile."""
+    u = new_user(edge)
+    s = streams(edge.base_url, token=u.token, timeout=20)
+    order = _order(edge, u, _spot())
+    last = s.wait(_status(order["id"], "searching"), what="searching")
+    t0 = time.monotonic()
+    stack.restart("user")
+    # The old stream has ended (the server closed it at the start of its drain).
+    assert s.next(timeout=5) is None and s.ended
+    assert time.monotonic() - t0 < 15
+    # Published while no stream was open for this customer.
+    _ok(edge.post(f"/orders/{order['id']}/cancel", json={}, token=u.token, csrf=u.csrf))
+    r = streams(edge.base_url, token=u.token, last_event_id=last["id"])
+    assert r.status == 200, r.body
+    ev = r.next(timeout=10)
+    assert ev is not None and ev["data"]["status"] == "cancelled", ev
