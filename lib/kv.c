@@ -181,6 +181,29 @@ char *antar_kv_metrics(void)
     return out;
 }
 
+int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n)
+{
+    redisContext *c = ctx_get();
+    if (!c)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) != REDIS_OK)
+            goto broken;
+    int ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK || !reply)
+            goto broken;
+        ok += ((redisReply *)reply)->type != REDIS_REPLY_ERROR;
+        freeReplyObject(reply);
+    }
+    return ok;
+broken:
+    log_io_error(c, 0);
+    ctx_drop();
+    return -1;
+}
+
 antar_err_t antar_kv_ping(void)
 {
     redisReply *r = antar_kv_command("PING");

@@ -431,13 +431,17 @@ write_redis_acl() {
     h_driver="$(printf '%s' "$REDIS_PASSWORD_DRIVER" | sha256sum | cut -d' ' -f1)"
     h_admin="$(printf '%s' "$REDIS_PASSWORD_ADMIN" | sha256sum | cut -d' ' -f1)"
     local common="+ping +hello +exists +client|id +client|tracking +subscribe +unsubscribe"
+    # The push channel (lib/events.c): publishing is one XADD to antar:events; serving streams
+    # reads it and keeps each subject's open streams in antar:events:conns:<sub>, with a Lua
+    # script whose commands are checked against the same ACL.
+    local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
     (
         umask 077
         cat >"$REDIS_ACL.tmp" <<ACL
 user default off resetpass ~* &* +@all
 user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate
-user antar_user on #$h_user resetkeys ~revoked:jti:* resetchannels &__redis__:invalidate nocommands $common
-user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* resetchannels &__redis__:invalidate nocommands $common +get +set +del
+user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* resetchannels &__redis__:invalidate nocommands $common $events_serve
+user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd
 user antar_admin on #$h_admin ~* &* +@all
 ACL
     )

@@ -39,6 +39,9 @@ export ANTAR_EDGE_RATE_LIMIT="${ANTAR_EDGE_RATE_LIMIT:-100000}"
 # Circuit breakers back off at most 4 s here (30 s in production), so that a test that brought a
 # peer back does not wait out a long cooldown before the circuit closes.
 export ANTAR_CB_COOLDOWN_MAX_MS="${ANTAR_CB_COOLDOWN_MAX_MS:-4000}"
+# Event-stream heartbeats every 2 s (10 s in production): the push tests see one, and a closed
+# stream's slot come back, within seconds.
+export ANTAR_EVENTS_HEARTBEAT_MS="${ANTAR_EVENTS_HEARTBEAT_MS:-2000}"
 
 # Sanitizers: reports go to files under the run folder (checked at the end); leaks inside
 # system libraries only are suppressed (deploy/lsan.supp), never our own.

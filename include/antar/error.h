@@ -39,7 +39,8 @@
     X(PRECONDITION, 412, "precondition_failed", "a precondition failed")                           \
     X(INVALID_CREDENTIALS, 401, "invalid_credentials", "invalid username or password")             \
     X(NOT_YET, 409, "state_pending",                                                               \
-      "the resource has not reached the state this needs yet; retry later")
+      "the resource has not reached the state this needs yet; retry later")                        \
+    X(NOT_ACCEPTABLE, 406, "not_acceptable", "the Accept header rules out every answer this has")
 
 typedef enum {
 #define ANTAR_ERR_ENUM(name, status, code, msg) ANTAR_E_##name,
