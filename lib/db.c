@@ -129,9 +129,12 @@ antar_err_t antar_db_map_errno(unsigned e)
     case 1062: /* ER_DUP_ENTRY */
     case 1586: /* ER_DUP_ENTRY_WITH_KEY_NAME */
         return ANTAR_E_DUPLICATE;
+    /* Transient: the transaction was rolled back (or its statement was) and running it again
+     * can succeed. Not a 409: a caller that counts a conflict as a final answer (an outbox
+     * delivery) would drop a change that was never refused. */
     case 1213: /* ER_LOCK_DEADLOCK */
     case 1205: /* ER_LOCK_WAIT_TIMEOUT */
-        return ANTAR_E_CONFLICT;
+        return ANTAR_E_DB_BUSY;
     case 1040: /* too many connections */
     case 1045: /* access denied */
     case 1049: /* unknown database */
@@ -155,7 +158,9 @@ static void log_db_error(const char *what, unsigned e, const char *sqlstate, con
 {
     antar_err_t err = antar_db_map_errno(e);
     /* Duplicates and conflicts are expected outcomes the caller handles; not worth an error. */
-    const char *level = (err == ANTAR_E_DUPLICATE || err == ANTAR_E_CONFLICT) ? "debug" : "error";
+    const char *level =
+        (err == ANTAR_E_DUPLICATE || err == ANTAR_E_CONFLICT || err == ANTAR_E_DB_BUSY) ? "debug"
+                                                                                        : "error";
     json_t *f = json_object();
     if (!f)
         return;

@@ -16,7 +16,12 @@
 #include "antar/log.h"
 #include "antar/util.h"
 
-#define TOMBSTONE_TTL_S "86400"
+/* dispatch:<id>:done makes a late redelivery of the order's dispatch, cancel or accept a no-op
+ * and tells a cancel which driver to free. Redeliveries come within the outbox's retries
+ * (minutes) and a cancel before pickup within the pickup wait, so an hour is ample; a day kept
+ * 864,000 of them at 10 orders/s, growing Redis with time rather than with the city (make soak
+ * flagged it). */
+#define TOMBSTONE_TTL_S "3600"
 #define DEMAND_WINDOW_MIN 10
 /* A demand counter outlives the window by a minute. */
 #define DEMAND_TTL_S "660"

@@ -267,7 +267,8 @@ antar_err_t store_driver_earnings(long long id, const char *day_start, json_t **
         ANTAR_DB_ARGS(ANTAR_DB_S(day_start), ANTAR_DB_I(id)), row);
 }
 
-antar_err_t store_driver_rate(long long id, long long order_id, int rating, const char *event_id)
+static antar_err_t driver_rate_tx(long long id, long long order_id, int rating,
+                                  const char *event_id)
 {
     antar_err_t err = antar_db_begin();
     if (err != ANTAR_OK)
@@ -286,6 +287,16 @@ antar_err_t store_driver_rate(long long id, long long order_id, int rating, cons
         ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(id), ANTAR_DB_I(id)), NULL, NULL);
 out:
     return tx_end(err);
+}
+
+antar_err_t store_driver_rate(long long id, long long order_id, int rating, const char *event_id)
+{
+    /* The driver's row is hot (trips, presence, ratings): InnoDB may pick this transaction as a
+     * deadlock victim. It was rolled back whole, so running it again is safe. */
+    antar_err_t err = ANTAR_E_DB_BUSY;
+    for (int attempt = 0; attempt < 3 && err == ANTAR_E_DB_BUSY; attempt++)
+        err = driver_rate_tx(id, order_id, rating, event_id);
+    return err;
 }
 
 antar_err_t store_trip_completed_by(long long driver_id, long long order_id, bool *yes)

@@ -514,7 +514,7 @@ antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **o
 
     /* Two requests at the same moment both get here; the unique keys (user_id,
      * idempotency_key) and active_user_id let exactly one insert win, and the loser reads
-     * what won. A deadlock between the two keys (CONFLICT) is simply tried again. */
+     * what won. A deadlock between the two keys (DB_BUSY) is simply tried again. */
     for (int attempt = 0; attempt < 3; attempt++) {
         long long id = 0;
         err = insert_with_dispatch(user_id, in, &fare, hash, &id);
@@ -522,7 +522,7 @@ antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **o
             publish_status(id, "searching", user_id, 0, NULL);
             return order_read(id, 0, out);
         }
-        if (err != ANTAR_E_DUPLICATE && err != ANTAR_E_CONFLICT)
+        if (err != ANTAR_E_DUPLICATE && err != ANTAR_E_DB_BUSY)
             return err;
         err = existing(user_id, in, hash, out, replayed, why);
         if (err != ANTAR_E_NOT_FOUND)

@@ -328,6 +328,65 @@ Test(db, one_connection_per_thread)
     cr_assert(my_conn_id() != a);
 }
 
+/* Two transactions lock two rows in opposite orders: InnoDB rolls one back as the deadlock
+ * victim. That one must read as DB_BUSY (503, "send it again"), never as a 409 conflict, which
+ * an outbox counts as a final answer and drops (a rating was lost that way under the soak). */
+static pthread_barrier_t dl_barrier;
+
+typedef struct {
+    int first, second;
+    antar_err_t err;
+} dl_arg_t;
+
+static void *deadlock_side(void *p)
+{
+    dl_arg_t *a = p;
+    antar_err_t e = antar_db_begin();
+    if (e == ANTAR_OK)
+        e = antar_db_exec("UPDATE t_dl SET v = v + 1 WHERE id = ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(a->first)), NULL, NULL);
+    pthread_barrier_wait(&dl_barrier); /* both hold their first row */
+    if (e == ANTAR_OK)
+        e = antar_db_exec("UPDATE t_dl SET v = v + 1 WHERE id = ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(a->second)), NULL, NULL);
+    if (e == ANTAR_OK)
+        e = antar_db_commit();
+    else
+        antar_db_rollback();
+    a->err = e;
+    antar_db_thread_end();
+    return NULL;
+}
+
+Test(db, a_deadlock_victim_is_busy_not_conflict)
+{
+    NEED_DB();
+    ok(antar_db_exec("DROP TABLE IF EXISTS t_dl", ANTAR_DB_NOARGS, NULL, NULL), "drop");
+    ok(antar_db_exec("CREATE TABLE t_dl (id INT PRIMARY KEY, v INT NOT NULL) ENGINE=InnoDB",
+                     ANTAR_DB_NOARGS, NULL, NULL),
+       "create");
+    ok(antar_db_exec("INSERT INTO t_dl VALUES (1, 0), (2, 0)", ANTAR_DB_NOARGS, NULL, NULL),
+       "rows");
+    pthread_barrier_init(&dl_barrier, NULL, 2);
+    dl_arg_t a = {1, 2, ANTAR_OK}, b = {2, 1, ANTAR_OK};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, deadlock_side, &a);
+    pthread_create(&t2, NULL, deadlock_side, &b);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    pthread_barrier_destroy(&dl_barrier);
+    cr_assert((a.err == ANTAR_OK) != (b.err == ANTAR_OK), "exactly one commits: %s / %s",
+              antar_err_code(a.err), antar_err_code(b.err));
+    antar_err_t victim = a.err == ANTAR_OK ? b.err : a.err;
+    cr_assert(victim == ANTAR_E_DB_BUSY, "the victim got %s", antar_err_code(victim));
+    cr_assert_eq(antar_err_status(victim), 503);
+    json_t *row = NULL;
+    ok(antar_db_query_one("SELECT CAST(SUM(v) AS SIGNED) AS n FROM t_dl", ANTAR_DB_NOARGS, &row),
+       "sum");
+    cr_assert_eq(json_integer_value(json_object_get(row, "n")), 2, "only the winner's two updates");
+    json_decref(row);
+}
+
 /* ---- migrations -------------------------------------------------------------------------- */
 
 static char migdir[64];
