@@ -287,7 +287,7 @@ static antar_err_t verify_with_refetch(const char *token, long long now, antar_p
         goto out;
     }
     const char *kid = r_jwt_get_header_str_value(jwt, "kid");
-    if (!safe_id(kid, 128))
+    if (!safe_id(kid, sizeof((antar_principal_t *)0)->kid - 1))
         goto out;
     key = jwks_find(kid);
     if (!key && may_fetch) {
@@ -318,6 +318,7 @@ static antar_err_t verify_with_refetch(const char *token, long long now, antar_p
     antar_principal_t p;
     if (principal_from_claims(claims, &p) != 0)
         goto out;
+    snprintf(p.kid, sizeof p.kid, "%s", kid);
     *out = p;
     err = ANTAR_OK;
 out:
@@ -368,7 +369,7 @@ static redisContext *rev_connect(void)
     struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     redisContext *c = redisConnectWithTimeout(auth_cfg->redis_host, auth_cfg->redis_port, tv);
     long long id = 0;
-    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK ||
+    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK || antar_kv_auth(c, auth_cfg) != 0 ||
         rev_cmd(c, REDIS_REPLY_INTEGER, &id, "CLIENT ID") != 0 ||
         rev_cmd(c, REDIS_REPLY_STATUS, NULL, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s", id,
                 REVOKED_PREFIX) != 0 ||
@@ -422,9 +423,14 @@ static void *rev_watch(void *arg)
     return NULL;
 }
 
-static antar_err_t revoked_check(const char *jti)
+/* One question for both ways a token is revoked: its own jti, or its signing key retired in an
+ * emergency (core --retire-keys writes REVOKED_PREFIX "kid:<kid>"). Both keys live under the
+ * watched prefix, so the write of either ends every kept "not revoked" answer at once, cached
+ * principals included. */
+static antar_err_t revoked_check(const char *jti, const char *kid)
 {
-    redisReply *r = antar_kv_command("EXISTS " REVOKED_PREFIX "%s", jti);
+    redisReply *r = antar_kv_command("EXISTS " REVOKED_PREFIX "%s " REVOKED_PREFIX "kid:%s", jti,
+                                     kid && *kid ? kid : "-");
     if (!r)
         return ANTAR_E_KV;
     antar_err_t err = ANTAR_OK;
@@ -511,7 +517,7 @@ static antar_err_t revoked_check_guarded(const antar_principal_t *p)
     if (until != 0 && (now < until || !atomic_compare_exchange_strong(&redis_down_until, &until,
                                                                       now + REDIS_PROBE_MS)))
         return ANTAR_E_KV;
-    antar_err_t err = revoked_check(p->jti);
+    antar_err_t err = revoked_check(p->jti, p->kid);
     if (err == ANTAR_E_KV) {
         long long end = antar_mono_ms();
         atomic_store(&redis_down_until, end - now >= REDIS_SLOW_MS ? end + REDIS_PROBE_MS : 0);

@@ -141,6 +141,8 @@ int antar_config_load(antar_config_t *cfg, const char *service)
     cfg->redis_port = (int)n;
     rc |= set_num(&n, "ANTAR_REDIS_TIMEOUT_MS", 1000, 1, 3600000);
     cfg->redis_timeout_ms = (int)n;
+    rc |= set_str(cfg->redis_user, sizeof(cfg->redis_user), "ANTAR_REDIS_USER", "");
+    rc |= set_str(cfg->redis_password, sizeof(cfg->redis_password), "ANTAR_REDIS_PASSWORD", "");
 
     rc |= set_str(cfg->user_url, sizeof(cfg->user_url), "ANTAR_USER_URL", "http://127.0.0.1:9001");
     rc |= set_str(cfg->driver_url, sizeof(cfg->driver_url), "ANTAR_DRIVER_URL",

@@ -19,6 +19,10 @@
 struct MHD_Connection;
 struct MHD_Daemon;
 
+/* The body of a streamed response: bytes into buf (at most max); 0 only after suspending the
+ * connection (MHD_suspend_connection), or it is called again at once; -1 for the end. */
+typedef long (*antar_stream_read_fn)(void *cls, char *buf, size_t max);
+
 typedef struct {
     const char *name;
     antar_health_fn fn;
@@ -52,6 +56,9 @@ struct antar_server {
     size_t api_len;
     _Atomic int draining;  /* SIGTERM seen: not ready, every reply closes its connection */
     _Atomic long inflight; /* requests begun (headers read) and not yet completed */
+    /* Called first thing in antar_server_stop: whoever keeps connections suspended (the event
+     * streams) must resume and end them, since MHD may not be stopped with one suspended. */
+    void (*stop_hook)(void);
 };
 
 /* Per-request allocations from antar_req_strdup, freed after the reply. */
@@ -101,6 +108,13 @@ struct antar_req {
     char *hdr_value[ANTAR_MAX_RESP_HEADERS];
     size_t nhdrs;
     antar_err_t error; /* for the request log line: the error replied with, if any */
+
+    /* A streamed body instead of resp_body (antar_req_set_stream): MHD calls stream_read on a
+     * worker thread whenever the socket can take more, and stream_free once with stream_cls
+     * when the response is done with. */
+    antar_stream_read_fn stream_read;
+    void *stream_cls;
+    void (*stream_free)(void *cls);
 };
 
 /* ---- router (http_router.c) ---- */
@@ -170,6 +184,16 @@ void antar_req_set_response(antar_req_t *req, int status, const char *content_ty
                             size_t len, bool envelope);
 
 void antar_server_set_thread_end(antar_server_t *s, antar_thread_end_fn fn);
+
+/* Reply with a streamed body (status, content type): read is called for the bytes until it
+ * returns -1; free_fn(cls) runs exactly once, when the response is released (also when it
+ * could not be queued). The first reply wins, as for antar_req_set_response. */
+void antar_req_set_stream(antar_req_t *req, int status, const char *content_type,
+                          antar_stream_read_fn read, void *cls, void (*free_fn)(void *cls));
+/* The request's connection (NULL for a detached request): for MHD_suspend_connection and
+ * MHD_resume_connection on a streamed reply. */
+struct MHD_Connection *antar_req_connection(antar_req_t *req);
+void antar_server_set_stop_hook(antar_server_t *s, void (*fn)(void));
 
 /* Whether a route is served on the internal listener / the public one. */
 bool antar_route_on_internal(const antar_route_t *r);

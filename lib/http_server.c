@@ -13,10 +13,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -24,6 +26,7 @@
 
 #include <microhttpd.h>
 
+#include "antar/config.h"
 #include "antar/log.h"
 #include "antar/metrics.h"
 #include "antar/trace.h"
@@ -31,6 +34,8 @@
 #include "http_internal.h"
 
 #define CONNECTION_TIMEOUT_S 30u
+/* Open connections per listener (ANTAR_CONNECTION_LIMIT): each open event stream holds one, so
+ * the instance that serves GET /events may need more (docs/operations.md). */
 #define CONNECTION_LIMIT 1024u
 /* Past the limit we keep reading (and dropping) a bounded amount so the client can still see
  * the 413; beyond this much more, the connection is just closed. */
@@ -103,6 +108,8 @@ void antar_req_free(antar_req_t *r)
         free(a);
     }
     free(r->resp_body);
+    if (r->stream_free) /* a streamed reply that never reached MHD */
+        r->stream_free(r->stream_cls);
     for (size_t i = 0; i < r->nhdrs; i++) {
         free(r->hdr_name[i]);
         free(r->hdr_value[i]);
@@ -238,17 +245,57 @@ const char *antar_req_content_type(const antar_req_t *r)
     return antar_req_header(r, "Content-Type");
 }
 
+typedef struct {
+    const char *name;
+    int count;
+    const char *last;
+} value_scan_t;
+
+static enum MHD_Result value_scan(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    (void)kind;
+    value_scan_t *s = cls;
+    if (key && !strcasecmp(key, s->name)) {
+        s->count++;
+        s->last = value;
+    }
+    return MHD_YES;
+}
+
+int antar_req_query_count(const antar_req_t *r, const char *name)
+{
+    value_scan_t s = {.name = name};
+    if (r->conn)
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, value_scan, &s);
+    return s.count;
+}
+
 const char *antar_req_client_ip(const antar_req_t *r)
 {
     antar_req_t *m = (antar_req_t *)r; /* computed once, lazily */
     if (m->client_ip[0])
         return m->client_ip;
-    /* The edge is the only thing that can reach the services' ports from outside, and it
-     * appends the address it saw to X-Forwarded-For. Earlier entries come from the client and
-     * can say anything, so only the last one — the edge's own — is trusted (per-address login
-     * throttles depend on it). */
-    const char *xff = antar_req_header(r, "X-Forwarded-For");
-    if (xff) {
+    /* The edge overwrites X-Forwarded-For with the one address it saw (deploy/haproxy.cfg), so
+     * behind it there is exactly one header line. Should a request ever carry several lines
+     * (an edge configured to append instead), the first ones come from the client and only the
+     * last entry of the last line is the edge's own (the per-address login throttles depend on
+     * it). The services listen on loopback only: a peer elsewhere is never a proxy to trust. */
+    value_scan_t hs = {.name = "X-Forwarded-For"};
+    if (r->conn)
+        MHD_get_connection_values(r->conn, MHD_HEADER_KIND, value_scan, &hs);
+    const char *xff = hs.last;
+    const union MHD_ConnectionInfo *pi =
+        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
+    bool peer_local = false;
+    if (pi && pi->client_addr) {
+        const struct sockaddr *sa = pi->client_addr;
+        if (sa->sa_family == AF_INET)
+            peer_local = (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        else if (sa->sa_family == AF_INET6)
+            peer_local = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    }
+    if (xff && peer_local) {
         const char *last = strrchr(xff, ',');
         last = last ? last + 1 : xff;
         while (*last == ' ')
@@ -544,13 +591,84 @@ static void dispatch(antar_req_t *r)
     antar_trace_set_current(NULL);
 }
 
+/* A streamed reply's callbacks, in their own allocation: MHD may report the request completed
+ * (on_completed frees the request) before it releases the response. */
+typedef struct {
+    antar_stream_read_fn read;
+    void *cls;
+    void (*free_fn)(void *cls);
+} stream_holder_t;
+
+/* MHD's content reader for a streamed reply: the position is not needed (the stream is never
+ * re-read from an earlier point). */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_holder_t *h = cls;
+    (void)pos;
+    return (ssize_t)h->read(h->cls, buf, max);
+}
+
+static void stream_release(void *cls)
+{
+    stream_holder_t *h = cls;
+    if (h->free_fn)
+        h->free_fn(h->cls);
+    free(h);
+}
+
+void antar_req_set_stream(antar_req_t *r, int status, const char *content_type,
+                          antar_stream_read_fn read, void *cls, void (*free_fn)(void *cls))
+{
+    if (r->replied) {
+        antar_logf("error", "second reply for %s %s dropped", r->method, r->path);
+        if (free_fn)
+            free_fn(cls);
+        return;
+    }
+    r->replied = true;
+    r->status = status;
+    r->envelope = false;
+    snprintf(r->resp_type, sizeof(r->resp_type), "%s", content_type);
+    r->stream_read = read;
+    r->stream_cls = cls;
+    r->stream_free = free_fn;
+}
+
+struct MHD_Connection *antar_req_connection(antar_req_t *r)
+{
+    return r->conn;
+}
+
+void antar_server_set_stop_hook(antar_server_t *s, void (*fn)(void))
+{
+    s->stop_hook = fn;
+}
+
 static enum MHD_Result queue_reply(antar_req_t *r)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
-    if (!resp)
-        return MHD_NO;
-    r->resp_body = NULL; /* MHD frees it now */
+    struct MHD_Response *resp;
+    if (r->stream_read) {
+        stream_holder_t *h = malloc(sizeof(*h));
+        if (!h) {
+            r->stream_free(r->stream_cls);
+            r->stream_free = NULL;
+            r->stream_read = NULL;
+            return MHD_NO;
+        }
+        *h = (stream_holder_t){r->stream_read, r->stream_cls, r->stream_free};
+        r->stream_free = NULL; /* the holder owns the stream now */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, h,
+                                                 stream_release);
+        if (!resp) {
+            stream_release(h);
+            return MHD_NO;
+        }
+    } else {
+        resp = MHD_create_response_from_buffer(r->resp_len, r->resp_body, MHD_RESPMEM_MUST_FREE);
+        if (!resp)
+            return MHD_NO;
+        r->resp_body = NULL; /* MHD frees it now */
+    }
     char tp[56];
     snprintf(tp, sizeof(tp), "00-%s-%s-%s", r->trace.trace_id, r->trace.span_id, r->trace.flags);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->resp_type);
@@ -559,6 +677,8 @@ static enum MHD_Result queue_reply(antar_req_t *r)
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     if (r->envelope)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    else if (r->stream_read)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     for (size_t i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
     /* While draining, every answer ends its connection: a keep-alive client (the edge's pool
@@ -695,7 +815,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
-    antar_logf("warn", "mhd: %s", msg);
+    /* A client that went away mid-response is how an event stream usually ends: not a warning. */
+    antar_logf(strstr(msg, "closed by remote peer") ? "info" : "warn", "mhd: %s", msg);
 }
 
 static char *read_file(const char *path, long max, size_t *len)
@@ -735,7 +856,10 @@ static int start_listener(antar_listener_t *l, int port, int threads)
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
     /* ITC lets MHD_quiesce_daemon stop a thread pool's accepting at SIGTERM. */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* Suspend/resume: an event stream with nothing to send is taken out of the event loop
+     * instead of holding a pool thread (lib/events.c). */
+    unsigned flags =
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, cfg->host, &a4->sin_addr) == 1) {
@@ -760,12 +884,23 @@ static int start_listener(antar_listener_t *l, int port, int threads)
         return -1;
     }
 
+    unsigned conn_limit = CONNECTION_LIMIT;
+    const char *cl = antar_config_env("ANTAR_CONNECTION_LIMIT", NULL);
+    if (cl && !l->internal) {
+        char *end = NULL;
+        unsigned long v = strtoul(cl, &end, 10);
+        if (end && !*end && v >= 16 && v <= 1000000)
+            conn_limit = (unsigned)v;
+        else
+            antar_logf("warn", "ANTAR_CONNECTION_LIMIT=%s is not in 16..1000000; using %u", cl,
+                       conn_limit);
+    }
     /* The logger goes first so that MHD reports option errors through it too. */
     l->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_access, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(threads > 0 ? threads : 1), MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+        MHD_OPTION_CONNECTION_LIMIT, conn_limit, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_keep_nul, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
         1u, MHD_OPTION_END);
     if (!l->daemon) {
@@ -862,6 +997,8 @@ void antar_server_stop(antar_server_t *s)
 {
     if (!s)
         return;
+    if (s->stop_hook && (s->pub.daemon || s->internal.daemon))
+        s->stop_hook();
     if (s->pub.daemon) {
         MHD_stop_daemon(s->pub.daemon);
         s->pub.daemon = NULL;

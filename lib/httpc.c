@@ -467,7 +467,12 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
                                    antar_httpc_res_t *res)
 {
     antar_err_t err = call_once(target, method, path, body, headers, timeout_ms, res);
-    if (err == ANTAR_OK && res->status == 401 && g_token_reset_fn) {
+    /* A 401 about the caller's credentials (a wrong password checked for a login) is an answer,
+     * not a stale service token: asking again would only cost the peer another hash. */
+    const char *code =
+        json_string_value(json_object_get(json_object_get(res->body, "error"), "code"));
+    if (err == ANTAR_OK && res->status == 401 && g_token_reset_fn &&
+        !(code && !strcmp(code, "invalid_credentials"))) {
         g_token_reset_fn();
         antar_httpc_res_clean(res);
         err = call_once(target, method, path, body, headers, timeout_ms, res);

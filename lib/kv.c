@@ -69,6 +69,14 @@ static redisContext *ctx_get(void)
         redisFree(c);
         return NULL;
     }
+    if (antar_kv_auth(c, g_cfg) != 0) {
+        antar_log_json("error", "kv_auth_failed",
+                       json_pack("{s:s,s:s}", "user",
+                                 g_cfg->redis_user[0] ? g_cfg->redis_user : "default", "error",
+                                 c->errstr[0] ? c->errstr : "refused"));
+        redisFree(c);
+        return NULL;
+    }
     if (pthread_setspecific(g_key, c) != 0) {
         redisFree(c);
         return NULL;
@@ -123,6 +131,77 @@ redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen
         ctx_drop();
     }
     return NULL;
+}
+
+int antar_kv_auth(redisContext *c, const antar_config_t *cfg)
+{
+    if (!c || !cfg || !cfg->redis_password[0])
+        return 0;
+    redisReply *r = cfg->redis_user[0]
+                        ? redisCommand(c, "AUTH %s %s", cfg->redis_user, cfg->redis_password)
+                        : redisCommand(c, "AUTH %s", cfg->redis_password);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+static long long info_field(const char *info, const char *name)
+{
+    const char *p = info ? strstr(info, name) : NULL;
+    return p ? atoll(p + strlen(name)) : -1;
+}
+
+char *antar_kv_metrics(void)
+{
+    long long used = -1, max = -1, keys = -1;
+    redisReply *r = antar_kv_command("INFO memory");
+    if (r && r->type == REDIS_REPLY_STRING) {
+        used = info_field(r->str, "\nused_memory:");
+        max = info_field(r->str, "\nmaxmemory:");
+    }
+    if (r)
+        freeReplyObject(r);
+    r = antar_kv_command("DBSIZE");
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        keys = r->integer;
+    if (r)
+        freeReplyObject(r);
+    char *out = malloc(768);
+    if (!out)
+        return NULL;
+    /* Memory near maxmemory means writes are about to be refused (noeviction): alert on the
+     * ratio of the first two. */
+    snprintf(out, 768,
+             "# TYPE antar_redis_up gauge\nantar_redis_up %d\n"
+             "# TYPE antar_redis_used_memory_bytes gauge\nantar_redis_used_memory_bytes %lld\n"
+             "# TYPE antar_redis_maxmemory_bytes gauge\nantar_redis_maxmemory_bytes %lld\n"
+             "# TYPE antar_redis_keys gauge\nantar_redis_keys %lld\n",
+             used >= 0 ? 1 : 0, used, max, keys);
+    return out;
+}
+
+int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n)
+{
+    redisContext *c = ctx_get();
+    if (!c)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) != REDIS_OK)
+            goto broken;
+    int ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        void *reply = NULL;
+        if (redisGetReply(c, &reply) != REDIS_OK || !reply)
+            goto broken;
+        ok += ((redisReply *)reply)->type != REDIS_REPLY_ERROR;
+        freeReplyObject(reply);
+    }
+    return ok;
+broken:
+    log_io_error(c, 0);
+    ctx_drop();
+    return -1;
 }
 
 antar_err_t antar_kv_ping(void)

@@ -4,11 +4,17 @@
  * a burst of fifty logins would ask for 3 GiB at once and starve every other request of CPU, so
  * every hash and verify first takes a slot of a counting semaphore (ANTAR_ARGON2_MAX_CONCURRENT,
  * default 2); the others wait in line (bounded latency instead of unbounded memory).
+ * The line itself is bounded too, by design rather than by luck: at most ANTAR_ARGON2_MAX_QUEUE
+ * (default 8) server threads wait, each at most ANTAR_ARGON2_MAX_WAIT_MS (default 1000 ms).
+ * A caller that finds the line full, or waits too long, gets "busy" at once (the routes answer
+ * 503 with Retry-After), so a burst of logins can never hold every server thread and stall
+ * /health or the rest of the API.
  */
 #include "antar/password.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +25,8 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int free_slots;
+    int waiting, max_waiting;
+    long max_wait_ms;
     unsigned long long opslimit;
     size_t memlimit;
     bool ready; /* sodium_init succeeded */
@@ -52,16 +60,52 @@ static void password_setup(void)
     g.memlimit = (size_t)env_ull("ANTAR_ARGON2_MEMLIMIT", crypto_pwhash_MEMLIMIT_INTERACTIVE,
                                  crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_SENSITIVE);
     g.free_slots = (int)env_ull("ANTAR_ARGON2_MAX_CONCURRENT", 2, 1, 64);
+    g.max_waiting = (int)env_ull("ANTAR_ARGON2_MAX_QUEUE", 8, 0, 1024);
+    g.max_wait_ms = (long)env_ull("ANTAR_ARGON2_MAX_WAIT_MS", 1000, 1, 60000);
 }
 
-static void slot_take(void)
+static _Thread_local bool t_busy;
+
+/* Takes a slot, waiting in a bounded line for a bounded time. false (and t_busy set) when the
+ * line is full or the wait ran out: the caller must not hash. */
+static bool slot_take(void)
 {
     pthread_once(&g.once, password_setup);
+    t_busy = false;
     pthread_mutex_lock(&g.lock);
-    while (g.free_slots <= 0)
-        pthread_cond_wait(&g.cond, &g.lock);
+    if (g.free_slots <= 0) {
+        if (g.waiting >= g.max_waiting) {
+            pthread_mutex_unlock(&g.lock);
+            t_busy = true;
+            return false;
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += g.max_wait_ms / 1000;
+        until.tv_nsec += (g.max_wait_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        g.waiting++;
+        int rc = 0;
+        while (g.free_slots <= 0 && rc != ETIMEDOUT)
+            rc = pthread_cond_timedwait(&g.cond, &g.lock, &until);
+        g.waiting--;
+        if (g.free_slots <= 0) {
+            pthread_mutex_unlock(&g.lock);
+            t_busy = true;
+            return false;
+        }
+    }
     g.free_slots--;
     pthread_mutex_unlock(&g.lock);
+    return true;
+}
+
+bool antar_password_busy(void)
+{
+    return t_busy;
 }
 
 static void slot_give(void)
@@ -77,7 +121,8 @@ antar_err_t antar_password_hash(const char *password, char out[ANTAR_PASSWORD_HA
     _Static_assert(crypto_pwhash_STRBYTES <= ANTAR_PASSWORD_HASH_MAX, "hash buffer too small");
     if (!password)
         return ANTAR_E_BAD_REQUEST;
-    slot_take();
+    if (!slot_take())
+        return ANTAR_E_UNAVAILABLE;
     int rc =
         g.ready ? crypto_pwhash_str(out, password, strlen(password), g.opslimit, g.memlimit) : -1;
     slot_give();
@@ -99,7 +144,8 @@ bool antar_password_verify(const char *hash, const char *password)
     /* Rejected before spending a slot. */
     if (!password || !hash_usable(hash))
         return false;
-    slot_take();
+    if (!slot_take())
+        return false;
     int rc = g.ready ? crypto_pwhash_str_verify(hash, password, strlen(password)) : -1;
     slot_give();
     return rc == 0;
@@ -112,7 +158,8 @@ void antar_password_dummy_verify(const char *password)
     static const unsigned char salt[crypto_pwhash_SALTBYTES] = "antar-dummy-salt";
     unsigned char key[32];
     const char *p = password ? password : "";
-    slot_take();
+    if (!slot_take())
+        return;
     /* The result is thrown away either way; only the time spent matters. */
     if (g.ready && crypto_pwhash(key, sizeof key, p, strlen(p), salt, g.opslimit, g.memlimit,
                                  crypto_pwhash_ALG_ARGON2ID13) != 0)

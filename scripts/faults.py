@@ -89,9 +89,21 @@ class Stack:
 
     def redis_ready(self):
         try:
+            # The stack's Redis has no default user: PING as the admin ACL user (secrets.env).
+            pw = ""
+            with open(os.path.join(self.run, "secrets.env")) as f:
+                for line in f:
+                    if line.startswith("REDIS_PASSWORD_ADMIN="):
+                        pw = line.strip().split("=", 1)[1]
             with socket.create_connection(("127.0.0.1", self.port("redis")), timeout=0.5) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
+                s.sendall(b"AUTH antar_admin " + pw.encode() + b"\r\nPING\r\n")
+                got = b""
+                while got.count(b"\r\n") < 2:
+                    chunk = s.recv(64)
+                    if not chunk:
+                        break
+                    got += chunk
+                return got.startswith(b"+OK\r\n+PONG")
         except OSError:
             return False
 

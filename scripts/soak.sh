@@ -70,8 +70,11 @@ sample() {
             >>"$SAMPLES"
     done
     if command -v redis-cli >/dev/null; then
-        keys=$(redis-cli -p "$REDIS_PORT" DBSIZE 2>/dev/null || echo -1)
-        info=$(redis-cli -p "$REDIS_PORT" INFO memory 2>/dev/null || true)
+        # Redis wants the admin user's password (secrets.env), given by environment.
+        keys=$(REDISCLI_AUTH="$(sed -n 's/^REDIS_PASSWORD_ADMIN=//p' "$RUN/secrets.env" 2>/dev/null)" \
+            redis-cli --no-auth-warning --user antar_admin -p "$REDIS_PORT" DBSIZE 2>/dev/null || echo -1)
+        info=$(REDISCLI_AUTH="$(sed -n 's/^REDIS_PASSWORD_ADMIN=//p' "$RUN/secrets.env" 2>/dev/null)" \
+            redis-cli --no-auth-warning --user antar_admin -p "$REDIS_PORT" INFO memory 2>/dev/null || true)
         mem=$(echo "$info" | awk -F: '/^used_memory:/ {gsub("\r",""); print int($2/1024)}')
         printf '%s\tredis-db\t-\t%s\t%s\t0\n' "$t" "${mem:-0}" "${keys:-0}" >>"$SAMPLES"
     fi

@@ -18,6 +18,11 @@
 #   ANTAR_API_DIR      $(dirname BIN)/api     the OpenAPI JSON files served at /openapi.json
 #   ANTAR_EDGE_RATE_LIMIT  30                 POSTs to /oauth/token, /users, /drivers per source
 #                                             IP per 10 s before the edge answers 429
+#   ANTAR_EDGE_LOGIN_RATE_LIMIT  20           POSTs of the sign-in form (/oauth/authorize) per
+#                                             source IP per 10 s before the edge answers 429
+#   ANTAR_TLS_CERT     (unset)                a PEM (certificate chain + private key) for the
+#                                             edge's HTTPS port 8443; unset: a certificate from
+#                                             the local CA made in <run dir>/tls (ca.pem)
 # Any other ANTAR_* variable and ASAN_OPTIONS/UBSAN_OPTIONS/LSAN_OPTIONS in the caller's
 # environment reach the services unchanged (the tests shorten dispatch timeouts that way).
 #
@@ -51,6 +56,7 @@ USER_PORT=$((8001 + OFF))
 DRIVER_PORT=$((8002 + OFF))
 CORE_PORT=$((8003 + OFF))
 EDGE_PORT=$((8080 + OFF))
+EDGE_TLS_PORT=$((8443 + OFF))
 # Each service's second listener, for /internal/... only (docs/reliability.md, "Call graph: why
 # no cycle"): the services call each other there, never on the public ports.
 USER_IPORT=$((9001 + OFF))
@@ -63,6 +69,8 @@ DB_DATA="$DB_DIR/data"
 DB_SOCK="$DB_DIR/mariadb.sock"
 REDIS_DIR="$RUN/redis"
 SECRETS="$RUN/secrets.env"
+TLS_DIR="$RUN/tls"
+REDIS_ACL="$REDIS_DIR/users.acl"
 SV="$RUN/sv"
 SUP_PID="$RUN/supervisor.pid"
 COMPONENTS=(mariadb redis core user driver haproxy)
@@ -121,7 +129,8 @@ ensure_secrets() {
     local k n
     for k in DB_ROOT_PASSWORD DB_PASSWORD_USER DB_PASSWORD_DRIVER DB_PASSWORD_CORE \
         DB_PASSWORD_TEST CLIENT_SECRET_USER CLIENT_SECRET_DRIVER CLIENT_SECRET_CORE \
-        CLIENT_SECRET_OPS CSRF_KEY; do
+        CLIENT_SECRET_OPS CSRF_KEY REDIS_PASSWORD_CORE REDIS_PASSWORD_USER \
+        REDIS_PASSWORD_DRIVER REDIS_PASSWORD_ADMIN; do
         if ! grep -q "^$k=" "$SECRETS"; then
             n=24
             [ "$k" = CSRF_KEY ] && n=32
@@ -246,7 +255,7 @@ run_component() {
         exec >>"$LOG/redis.log" 2>&1 </dev/null
         exec redis-server "$REPO/deploy/redis.conf" --port "$REDIS_PORT" --bind 127.0.0.1 \
             --dir "$REDIS_DIR" --pidfile "$(pidfile redis)" --daemonize no \
-            --logfile "$LOG/redis.log"
+            --logfile "$LOG/redis.log" --aclfile "$REDIS_ACL"
         ;;
     haproxy)
         haproxy_env
@@ -365,8 +374,10 @@ start_mariadb() {
 provision_mariadb() {
     if ! db_root -e 'SELECT 1' >/dev/null 2>&1; then
         # Fresh datadir: root has no password yet.
-        mariadb --no-defaults --protocol=socket --socket="$DB_SOCK" -uroot -e \
-            "ALTER USER 'root'@'localhost' IDENTIFIED BY '$DB_ROOT_PASSWORD';" 2>/dev/null || {
+        # The statement goes in on stdin: a password in -e would be on the command line, where
+        # every local user sees it in ps.
+        printf "ALTER USER 'root'@'localhost' IDENTIFIED BY '%s';\n" "$DB_ROOT_PASSWORD" |
+            mariadb --no-defaults --protocol=socket --socket="$DB_SOCK" -uroot 2>/dev/null || {
             err "cannot log in to mariadb as root (is $SECRETS from another datadir?)"
             return 1
         }
@@ -400,14 +411,54 @@ GRANT ALL PRIVILEGES ON \`$db\`.* TO '$db'@'$h';
 
 # ---- Redis ---------------------------------------------------------------------------------
 
+# redis-cli as the admin user; the password goes by environment, never on the command line.
+rcli() {
+    REDISCLI_AUTH="$REDIS_PASSWORD_ADMIN" redis-cli --no-auth-warning -p "$REDIS_PORT" \
+        --user antar_admin "$@"
+}
+
+# One Redis ACL user per service, each with a password from $SECRETS (stored in the ACL file
+# as SHA-256 only) and only the keys and commands it needs; the default user is off, so a
+# local process without a password gets NOAUTH. antar_admin is for the scripts and tests.
+# The default user keeps every permission although nobody can log in as it (off, no password):
+# Redis 7.0 replays the AOF as the default user and re-checks its ACL at each EXEC, so a
+# default user without commands makes Redis drop every MULTI/EXEC — every Lua script's writes
+# — when it loads the AOF after a restart (redis/redis#14541): the dispatch state would be lost.
+write_redis_acl() {
+    local h_core h_user h_driver h_admin
+    h_core="$(printf '%s' "$REDIS_PASSWORD_CORE" | sha256sum | cut -d' ' -f1)"
+    h_user="$(printf '%s' "$REDIS_PASSWORD_USER" | sha256sum | cut -d' ' -f1)"
+    h_driver="$(printf '%s' "$REDIS_PASSWORD_DRIVER" | sha256sum | cut -d' ' -f1)"
+    h_admin="$(printf '%s' "$REDIS_PASSWORD_ADMIN" | sha256sum | cut -d' ' -f1)"
+    local common="+ping +hello +exists +client|id +client|tracking +subscribe +unsubscribe"
+    # The push channel (lib/events.c): publishing is one XADD to antar:events; serving streams
+    # reads it and keeps each subject's open streams in antar:events:conns:<sub>, with a Lua
+    # script whose commands are checked against the same ACL.
+    local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
+    (
+        umask 077
+        cat >"$REDIS_ACL.tmp" <<ACL
+user default off resetpass ~* &* +@all
+user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate
+user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* resetchannels &__redis__:invalidate nocommands $common $events_serve
+user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd
+user antar_admin on #$h_admin ~* &* +@all
+ACL
+    )
+    mv -f "$REDIS_ACL.tmp" "$REDIS_ACL"
+}
+
 start_redis() {
+    ensure_secrets
     if comp_pid redis >/dev/null; then say "redis already running"; return 0; fi
     mkdir -p "$REDIS_DIR" "$LOG"
+    chmod 700 "$REDIS_DIR"
+    write_redis_acl
     sv_start redis
     local i
     for i in $(seq 1 100); do
-        if [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] &&
-            [ "$(redis-cli -p "$REDIS_PORT" info persistence 2>/dev/null |
+        if [ "$(rcli ping 2>/dev/null)" = PONG ] &&
+            [ "$(rcli info persistence 2>/dev/null |
                 grep -c '^loading:0')" = 1 ]; then
             say "redis up on 127.0.0.1:$REDIS_PORT"
             return 0
@@ -432,6 +483,11 @@ service_env() {
     driver) secret="$CLIENT_SECRET_DRIVER" dbpw="$DB_PASSWORD_DRIVER" ;;
     core) secret="$CLIENT_SECRET_CORE" dbpw="$DB_PASSWORD_CORE" ;;
     esac
+    local rpw
+    case "$svc" in
+    user) rpw="$REDIS_PASSWORD_USER" ;; driver) rpw="$REDIS_PASSWORD_DRIVER" ;;
+    core) rpw="$REDIS_PASSWORD_CORE" ;;
+    esac
     SVC_ENV=(
         -u ANTAR_USER_PORT -u ANTAR_DRIVER_PORT -u ANTAR_CORE_PORT
         -u ANTAR_USER_INTERNAL_PORT -u ANTAR_DRIVER_INTERNAL_PORT -u ANTAR_CORE_INTERNAL_PORT
@@ -446,6 +502,8 @@ service_env() {
         ANTAR_DB_NAME="antar_$svc"
         ANTAR_REDIS_HOST=127.0.0.1
         ANTAR_REDIS_PORT="$REDIS_PORT"
+        ANTAR_REDIS_USER="antar_$svc"
+        ANTAR_REDIS_PASSWORD="$rpw"
         ANTAR_USER_URL="http://127.0.0.1:$USER_IPORT"
         ANTAR_DRIVER_URL="http://127.0.0.1:$DRIVER_IPORT"
         ANTAR_CORE_URL="http://127.0.0.1:$CORE_IPORT"
@@ -557,7 +615,48 @@ wait_healthy() {
 
 # ---- HAProxy -------------------------------------------------------------------------------
 
+# The edge's TLS material in <run dir>/tls: a local CA (ca.pem, the one clients pin) and a
+# certificate for 127.0.0.1/localhost signed by it, made once per run folder with OpenSSL.
+# ANTAR_TLS_CERT names a real certificate + key PEM instead (docs/security.md).
+ensure_tls() {
+    if [ -n "${ANTAR_TLS_CERT:-}" ]; then
+        [ -r "$ANTAR_TLS_CERT" ] || { err "ANTAR_TLS_CERT=$ANTAR_TLS_CERT is not readable"; return 1; }
+        EDGE_CERT="$ANTAR_TLS_CERT"
+        return 0
+    fi
+    EDGE_CERT="$TLS_DIR/edge.pem"
+    [ -s "$EDGE_CERT" ] && [ -s "$TLS_DIR/ca.pem" ] &&
+        openssl x509 -checkend 86400 -noout -in "$TLS_DIR/edge.crt" >/dev/null 2>&1 && return 0
+    command -v openssl >/dev/null || { err "openssl is not installed (scripts/setup.sh)"; return 1; }
+    mkdir -p "$TLS_DIR"
+    chmod 700 "$TLS_DIR"
+    (
+        set -e
+        umask 077
+        cd "$TLS_DIR"
+        if [ ! -s ca.key ] || ! openssl x509 -checkend 86400 -noout -in ca.pem >/dev/null 2>&1; then
+            openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -keyout ca.key -out ca.pem -days 825 -subj "/CN=Antar local CA" \
+                -addext "basicConstraints=critical,CA:TRUE" \
+                -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+        fi
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout edge.key -out edge.csr -subj "/CN=localhost" 2>/dev/null
+        printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
+            "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" >edge.ext
+        openssl x509 -req -in edge.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out edge.crt -days 397 -sha256 -extfile edge.ext 2>/dev/null
+        cat edge.crt ca.pem edge.key >edge.pem.tmp
+        mv -f edge.pem.tmp edge.pem
+        rm -f edge.csr edge.ext
+        chmod 644 ca.pem
+    ) || { err "could not make the edge's TLS certificate in $TLS_DIR"; return 1; }
+}
+
 haproxy_env() {
+    ensure_tls || return 1
+    export ANTAR_EDGE_TLS_PORT="$EDGE_TLS_PORT" ANTAR_EDGE_TLS_CERT="$EDGE_CERT" \
+        ANTAR_EDGE_LOGIN_RATE_LIMIT="${ANTAR_EDGE_LOGIN_RATE_LIMIT:-20}"
     export ANTAR_EDGE_PORT="$EDGE_PORT" ANTAR_EDGE_USER="127.0.0.1:$USER_PORT" \
         ANTAR_EDGE_DRIVER="127.0.0.1:$DRIVER_PORT" ANTAR_EDGE_CORE="127.0.0.1:$CORE_PORT" \
         ANTAR_DEPLOY_DIR="$REPO/deploy" ANTAR_EDGE_RUN_DIR="$RUN" \
@@ -568,7 +667,7 @@ haproxy_env() {
 start_haproxy() {
     if comp_pid haproxy >/dev/null; then say "haproxy already running"; return 0; fi
     mkdir -p "$LOG"
-    haproxy_env
+    haproxy_env || return 1
     if ! "$HAPROXY" -q -c -f "$REPO/deploy/haproxy.cfg" >"$LOG/haproxy.log" 2>&1; then
         cat "$LOG/haproxy.log" >&2
         err "deploy/haproxy.cfg is invalid"
@@ -678,7 +777,7 @@ do_up() {
         do_down >/dev/null 2>&1 || true
         return 1
     fi
-    say "up: edge http://127.0.0.1:$EDGE_PORT  user :$USER_PORT  driver :$DRIVER_PORT  core :$CORE_PORT  (internal :$USER_IPORT :$DRIVER_IPORT :$CORE_IPORT)"
+    say "up: edge http://127.0.0.1:$EDGE_PORT https://127.0.0.1:$EDGE_TLS_PORT (CA $TLS_DIR/ca.pem)  user :$USER_PORT  driver :$DRIVER_PORT  core :$CORE_PORT  (internal :$USER_IPORT :$DRIVER_IPORT :$CORE_IPORT)"
 }
 
 wait_port_or_exit() {

@@ -39,6 +39,9 @@ export ANTAR_EDGE_RATE_LIMIT="${ANTAR_EDGE_RATE_LIMIT:-100000}"
 # Circuit breakers back off at most 4 s here (30 s in production), so that a test that brought a
 # peer back does not wait out a long cooldown before the circuit closes.
 export ANTAR_CB_COOLDOWN_MAX_MS="${ANTAR_CB_COOLDOWN_MAX_MS:-4000}"
+# Event-stream heartbeats every 2 s (10 s in production): the push tests see one, and a closed
+# stream's slot come back, within seconds.
+export ANTAR_EVENTS_HEARTBEAT_MS="${ANTAR_EVENTS_HEARTBEAT_MS:-2000}"
 
 # Sanitizers: reports go to files under the run folder (checked at the end); leaks inside
 # system libraries only are suppressed (deploy/lsan.supp), never our own.
@@ -131,7 +134,9 @@ export ANTAR_TEST_REDIS_HOST=127.0.0.1
 export ANTAR_TEST_REDIS_PORT=$((6380 + OFF))
 ctest_xml="$LOG/ctest.xml"
 if [ -f "$BUILD/CTestTestfile.cmake" ]; then
-    ctest --test-dir "$BUILD" --output-on-failure --no-tests=ignore --timeout 300 \
+    # The unit tests that use Redis log in as the admin ACL user (no default user there).
+    ANTAR_REDIS_USER=antar_admin ANTAR_REDIS_PASSWORD="${REDIS_PASSWORD_ADMIN:-}" \
+        ctest --test-dir "$BUILD" --output-on-failure --no-tests=ignore --timeout 300 \
         --output-junit "$ctest_xml" 2>&1 | tee "$LOG/ctest.log" | grep -vE '^\s*$' | tail -n 200
 else
     echo "no CTest file (build did not configure)"

@@ -57,6 +57,8 @@ typedef struct {
     char redis_host[128];
     int redis_port;
     int redis_timeout_ms;
+    char redis_user[64];      /* ACL user (ANTAR_REDIS_USER); "" = the default user */
+    char redis_password[128]; /* ANTAR_REDIS_PASSWORD; "" = no AUTH */
     char user_url[256];
     char driver_url[256];
     char core_url[256];

@@ -40,6 +40,7 @@
     X(INVALID_CREDENTIALS, 401, "invalid_credentials", "invalid username or password")             \
     X(NOT_YET, 409, "state_pending",                                                               \
       "the resource has not reached the state this needs yet; retry later")                        \
+    X(NOT_ACCEPTABLE, 406, "not_acceptable", "the Accept header rules out every answer this has")  \
     X(DB_BUSY, 503, "database_busy",                                                               \
       "the database gave way to a concurrent change; nothing was applied, send it again")
 

@@ -50,6 +50,7 @@ typedef struct {
     char client_id[64]; /* "user-app", "driver-app", "user-service", ... */
     char scope[256];    /* space-separated */
     char jti[64];
+    char kid[64];  /* the signing key's id: a retired key's tokens are refused (revocation) */
     long long exp; /* unix seconds */
 } antar_principal_t;
 
@@ -126,7 +127,10 @@ bool antar_req_is_form(const antar_req_t *req);
 /* The raw body bytes (for ANTAR_ROUTE_RAW routes) and its length; "" when none. */
 const char *antar_req_raw_body(const antar_req_t *req, size_t *len);
 const char *antar_req_content_type(const antar_req_t *req);
-/* Client address as text ("127.0.0.1"); X-Forwarded-For from the edge is preferred. */
+/* How many times the query string names the parameter (0 when absent). */
+int antar_req_query_count(const antar_req_t *req, const char *name);
+/* Client address as text ("127.0.0.1"). Behind the edge (a loopback peer) it is the edge's
+ * X-Forwarded-For, which the edge overwrites with the address it saw; otherwise the peer. */
 const char *antar_req_client_ip(const antar_req_t *req);
 /* Verified caller, or NULL on a public route. */
 const antar_principal_t *antar_req_principal(const antar_req_t *req);

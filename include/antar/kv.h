@@ -16,6 +16,25 @@ int antar_kv_init(const antar_config_t *cfg);
  * (REDIS_REPLY_ERROR) is returned as a reply. */
 redisReply *antar_kv_command(const char *fmt, ...);
 redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen);
+/* AUTH on a fresh connection c with cfg's ACL user and password (nothing when the password is
+ * empty). 0 on success, -1 when Redis refused or could not be asked (c is left open). */
+int antar_kv_auth(redisContext *c, const antar_config_t *cfg);
+/* A /metrics source (antar_metrics_add_source): Redis's used_memory, maxmemory and key count
+ * as gauges (antar_redis_used_memory_bytes, antar_redis_maxmemory_bytes, antar_redis_keys,
+ * antar_redis_up). Returns a malloc'd text the caller frees; NULL on out of memory. */
+char *antar_kv_metrics(void);
+/* One command of a pipeline (antar_kv_pipeline): argc arguments with their lengths. */
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+} antar_kv_cmd_t;
+
+/* Send n commands in one write and read their n replies: one round trip. Not retried (a
+ * command may have run before an I/O error). Returns how many got a reply that is not an error
+ * reply, or -1 when Redis cannot be reached or the connection broke (the context is dropped and
+ * reopened by the next call). */
+int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n);
 /* PING (health). */
 antar_err_t antar_kv_ping(void);
 /* Close this thread's context (end of a worker thread). */

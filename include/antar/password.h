@@ -14,7 +14,9 @@
 /* The encoded hash is at most this long, NUL included. */
 #define ANTAR_PASSWORD_HASH_MAX 128
 
-/* Hash password into out (ANTAR_PASSWORD_HASH_MAX bytes). ANTAR_OK or ANTAR_E_NOMEM. */
+/* Hash password into out (ANTAR_PASSWORD_HASH_MAX bytes). ANTAR_OK, ANTAR_E_NOMEM, or
+ * ANTAR_E_UNAVAILABLE when every hashing slot is taken and the line for one is full or was
+ * waited in for ANTAR_ARGON2_MAX_WAIT_MS (ANTAR_ARGON2_MAX_QUEUE waiters at most). */
 antar_err_t antar_password_hash(const char *password, char out[ANTAR_PASSWORD_HASH_MAX]);
 /* true when password matches hash (constant time inside libsodium). */
 bool antar_password_verify(const char *hash, const char *password);
@@ -27,5 +29,8 @@ void antar_password_dummy_verify(const char *password);
  * account" and "wrong password" take the same time and look the same to the caller. A NULL
  * password never matches. */
 bool antar_password_check(const char *hash_or_null, const char *password);
+/* true when the last verify/check/hash on this thread did not run because no hashing slot could
+ * be had in time (the false it returned means "busy", not "wrong password"). */
+bool antar_password_busy(void);
 
 #endif

@@ -123,7 +123,7 @@ antar_err_t core_dispatch_create(const core_order_t *o, json_t **out)
         char cell[48];
         core_fare_cell(o->pickup_lat, o->pickup_lng, cell, sizeof cell);
         /* An order is demand for the surge; losing one count is harmless. */
-        (void)core_store_demand_add(cell, now);
+        (void)core_store_demand_add(cell, o->user_id, now);
         antar_metrics_count("antar_dispatch_total", "outcome", "started");
         antar_log_json("info", "dispatch_started",
                        json_pack("{sI ss}", "order_id", (json_int_t)o->order_id, "vehicle_type",

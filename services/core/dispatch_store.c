@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "antar/config.h"
 #include "antar/kv.h"
 #include "antar/log.h"
 #include "antar/util.h"
@@ -289,15 +290,50 @@ static const char lua_pick[] = LUA_EACH_FREE
 
 /* ---- demand ------------------------------------------------------------------------------ */
 
-static const char lua_incr_ttl[] = "local n = redis.call('INCR', KEYS[1])\n"
-                                   "redis.call('EXPIRE', KEYS[1], ARGV[1])\n"
-                                   "return n\n";
+/* Demand is the number of distinct customers per cell and window, not of requests: one
+ * HyperLogLog per cell and minute (PFADD of the customer id; PFCOUNT over the window's keys is
+ * the union), so one customer asking 150 times counts once. And the keys one customer can make
+ * are bounded: a set per customer and minute holds the cells they were counted in, and past
+ * ANTAR_DEMAND_CELLS_PER_MIN cells a further cell is not counted (no new key). The same snippet
+ * runs inside lua_fare_inputs: KEYS[a] the cell's HLL, KEYS[b] the customer's cell set,
+ * ARGV[m] the customer id, ARGV[t] the TTL, ARGV[c] the cap. */
+#define LUA_DEMAND_ADD(a, b, m, t, c)                                                              \
+    "local function demand_add()\n"                                                                \
+    "  local fresh = redis.call('SADD', KEYS[" b "], KEYS[" a "])\n"                               \
+    "  if fresh == 1 then\n"                                                                       \
+    "    redis.call('EXPIRE', KEYS[" b "], 120)\n"                                                 \
+    "    if redis.call('SCARD', KEYS[" b "]) > tonumber(ARGV[" c "]) then\n"                       \
+    "      redis.call('SREM', KEYS[" b "], KEYS[" a "])\n"                                         \
+    "      return 0\n"                                                                             \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  redis.call('PFADD', KEYS[" a "], ARGV[" m "])\n"                                            \
+    "  redis.call('EXPIRE', KEYS[" a "], ARGV[" t "])\n"                                           \
+    "  return 1\n"                                                                                 \
+    "end\n"
 
-antar_err_t core_store_demand_add(const char *cell, long long now_ms)
+static const char lua_demand_add[] =
+    LUA_DEMAND_ADD("1", "2", "1", "2", "3") "return demand_add()\n";
+
+static const char *demand_cap(void)
 {
-    char key[96];
-    snprintf(key, sizeof key, "demand:%s:%lld", cell, now_ms / 60000);
-    redisReply *r = EVAL(lua_incr_ttl, 1, key, DEMAND_TTL_S);
+    const char *v = antar_config_env("ANTAR_DEMAND_CELLS_PER_MIN", NULL);
+    return v && atoi(v) > 0 ? v : "5";
+}
+
+static void demand_keys(const char *cell, long long minute, long long user_id, char *hll, size_t hn,
+                        char *mine, size_t mn)
+{
+    snprintf(hll, hn, "demand:hll:%s:%lld", cell, minute);
+    snprintf(mine, mn, "demand:acct:%lld:%lld", user_id, minute);
+}
+
+antar_err_t core_store_demand_add(const char *cell, long long user_id, long long now_ms)
+{
+    char key[96], mine[96], uid[24];
+    demand_keys(cell, now_ms / 60000, user_id, key, sizeof key, mine, sizeof mine);
+    snprintf(uid, sizeof uid, "%lld", user_id);
+    redisReply *r = EVAL(lua_demand_add, 2, key, mine, uid, DEMAND_TTL_S, demand_cap());
     return reply_done(r, "demand_add");
 }
 
@@ -350,35 +386,33 @@ static redisReply *eval_cached(lua_cached_t *s, int nkeys, const char *const *ar
  * whether the point is indexable ('1'/'0'). Returns {demand, supply}. Counting and reading in
  * one script also means the demand read always includes this request's own count. */
 static lua_cached_t lua_fare_inputs = {
-    .src = LUA_EACH_FREE
-    "if ARGV[1] == '1' then\n"
-    "  redis.call('INCR', KEYS[1])\n"
-    "  redis.call('EXPIRE', KEYS[1], ARGV[2])\n"
-    "end\n"
-    "local demand = 0\n"
-    "for _, v in ipairs(redis.call('MGET', unpack(KEYS, 1, 10))) do\n"
-    "  if v then demand = demand + (tonumber(v) or 0) end\n"
-    "end\n"
-    "local supply = 0\n"
-    "if ARGV[8] == '1' then\n"
-    "  each_free(KEYS[11], KEYS[12], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],\n"
-    "    function(id, lock)\n"
-    "      if redis.call('EXISTS', lock) == 0 then supply = supply + 1 end\n"
-    "      return nil\n"
-    "    end)\n"
-    "end\n"
-    "return {demand, supply}\n",
+    .src = LUA_EACH_FREE LUA_DEMAND_ADD(
+        "1", "13", "9", "2",
+        "10") "if ARGV[1] == '1' then demand_add() end\n"
+              "local demand = redis.call('PFCOUNT', unpack(KEYS, 1, 10))\n"
+              "local supply = 0\n"
+              "if ARGV[8] == '1' then\n"
+              "  each_free(KEYS[11], KEYS[12], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],\n"
+              "    function(id, lock)\n"
+              "      if redis.call('EXISTS', lock) == 0 then supply = supply + 1 end\n"
+              "      return nil\n"
+              "    end)\n"
+              "end\n"
+              "return {demand, supply}\n",
 };
 
-antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool count_demand,
-                                   const char *vt, double lat, double lng, long radius_m,
-                                   long long cutoff_ms, long long *demand, long long *supply)
+antar_err_t core_store_fare_inputs(const char *cell, long long user_id, long long now_ms,
+                                   bool count_demand, const char *vt, double lat, double lng,
+                                   long radius_m, long long cutoff_ms, long long *demand,
+                                   long long *supply)
 {
     _Static_assert(DEMAND_WINDOW_MIN == 10, "lua_fare_inputs reads KEYS[1..10]");
-    rkey_t keys[DEMAND_WINDOW_MIN];
+    rkey_t keys[DEMAND_WINDOW_MIN], mine;
+    char uid[24];
     long long minute = now_ms / 60000;
-    for (int i = 0; i < DEMAND_WINDOW_MIN; i++)
-        snprintf(keys[i].b, sizeof keys[i].b, "demand:%s:%lld", cell, minute - i);
+    for (int i = DEMAND_WINDOW_MIN - 1; i >= 0; i--) /* mine ends as this minute's */
+        demand_keys(cell, minute - i, user_id, keys[i].b, sizeof keys[i].b, mine.b, sizeof mine.b);
+    snprintf(uid, sizeof uid, "%lld", user_id);
     num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
           cut = num_ll(cutoff_ms);
     rkey_t geo = key_geo(vt);
@@ -395,6 +429,7 @@ antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool coun
                           keys[9].b,
                           geo.b,
                           "drivers:seen",
+                          mine.b,
                           count_demand ? "1" : "0",
                           DEMAND_TTL_S,
                           vt,
@@ -402,8 +437,10 @@ antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool coun
                           n_lat.b,
                           rad.b,
                           cut.b,
-                          geo_lat_ok(lat) ? "1" : "0"};
-    redisReply *r = eval_cached(&lua_fare_inputs, 12, args, (int)(sizeof args / sizeof args[0]));
+                          geo_lat_ok(lat) ? "1" : "0",
+                          uid,
+                          demand_cap()};
+    redisReply *r = eval_cached(&lua_fare_inputs, 13, args, (int)(sizeof args / sizeof args[0]));
     antar_err_t err = reply_ok(r, "fare_inputs");
     if (err == ANTAR_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) {
         antar_log_json(

@@ -58,15 +58,19 @@ antar_err_t core_store_purge_stale(long long cutoff_ms, long long *purged);
 
 /* ---- demand ------------------------------------------------------------------------------ */
 
-/* Count one estimate or order in cell for the minute of now_ms. */
-antar_err_t core_store_demand_add(const char *cell, long long now_ms);
+/* Count customer user_id as demand in cell for the minute of now_ms (a HyperLogLog: a customer
+ * counts once however often they ask; past ANTAR_DEMAND_CELLS_PER_MIN cells in one minute a
+ * customer is not counted in more). */
+antar_err_t core_store_demand_add(const char *cell, long long user_id, long long now_ms);
 /* The surge inputs of a fare, atomically and in one round trip: when count_demand, first count
- * one estimate in cell (as core_store_demand_add); *demand = estimates + orders in cell over the
+ * this customer in cell (as core_store_demand_add); *demand = distinct customers (estimates and
+ * orders) in cell over the
  * 10 minutes up to now_ms; *supply = available, fresh (seen ≥ cutoff_ms), unlocked drivers of vt
  * within radius_m of the point. */
-antar_err_t core_store_fare_inputs(const char *cell, long long now_ms, bool count_demand,
-                                   const char *vt, double lat, double lng, long radius_m,
-                                   long long cutoff_ms, long long *demand, long long *supply);
+antar_err_t core_store_fare_inputs(const char *cell, long long user_id, long long now_ms,
+                                   bool count_demand, const char *vt, double lat, double lng,
+                                   long radius_m, long long cutoff_ms, long long *demand,
+                                   long long *supply);
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 

@@ -38,13 +38,14 @@
  * type around the pickup (fare_model.h has the formula). count_demand adds this request to the
  * demand first: an estimate is itself a sign of demand. One Redis round trip for all three,
  * and an estimate's only one: its quote is signed, not stored. */
-static antar_err_t fare_price(const core_trip_t *t, bool count_demand, core_fare_t *out)
+static antar_err_t fare_price(long long user_id, const core_trip_t *t, bool count_demand,
+                              core_fare_t *out)
 {
     const core_settings_t *s = core_settings();
     long long now = antar_now_ms(), demand = 0, supply = 0;
     char cell[48];
     core_fare_cell(t->pickup_lat, t->pickup_lng, cell, sizeof cell);
-    antar_err_t err = core_store_fare_inputs(cell, now, count_demand, t->vehicle_type,
+    antar_err_t err = core_store_fare_inputs(cell, user_id, now, count_demand, t->vehicle_type,
                                              t->pickup_lat, t->pickup_lng, s->radius_m,
                                              now - s->presence_ttl_s * 1000, &demand, &supply);
     if (err != ANTAR_OK)
@@ -136,7 +137,7 @@ antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t 
     if (err != ANTAR_OK)
         return err;
     core_fare_t f;
-    if ((err = fare_price(t, true, &f)) != ANTAR_OK)
+    if ((err = fare_price(user_id, t, true, &f)) != ANTAR_OK)
         return err;
     /* Whole seconds: the token carries expires_s. */
     long long expires_s = antar_now_ms() / 1000 + core_settings()->quote_ttl_s;
@@ -172,7 +173,7 @@ antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core
         antar_log_json("info", "quote_not_honoured",
                        json_pack("{sI}", "user_id", (json_int_t)user_id));
     }
-    if ((err = fare_price(t, false, &f)) != ANTAR_OK)
+    if ((err = fare_price(user_id, t, false, &f)) != ANTAR_OK)
         return err;
     if (!(res = fare_json(NULL, t->vehicle_type, &f, 0)))
         return ANTAR_E_NOMEM;

@@ -26,6 +26,8 @@
 #include <sodium.h>
 
 #include "antar/auth.h"
+#include "antar/config.h"
+#include "antar/kv.h"
 #include "antar/log.h"
 #include "oauth.h"
 
@@ -318,4 +320,75 @@ out:
     pthread_mutex_unlock(&keys_lock);
     r_jwt_free(jwt);
     return out;
+}
+
+/* ---- emergency retirement ---------------------------------------------------------------- */
+
+static int retire_kid(const char *kid)
+{
+    if (!kid || !*kid)
+        return 0;
+    /* Under the revocation prefix that every service watches: each drops its kept answers at
+     * once and refuses any token signed with this key, cached or not, for as long as such a
+     * token could live. */
+    redisReply *r =
+        antar_kv_command("SET revoked:jti:kid:%s 1 EX %d", kid, OAUTH_ACCESS_TTL_S + 120);
+    int ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    if (ok)
+        printf("retired %s\n", kid);
+    else
+        fprintf(stderr, "core --retire-keys: Redis refused the retirement of %s\n", kid);
+    return ok ? 0 : -1;
+}
+
+int core_keys_retire_command(int argc, char **argv)
+{
+    (void)argv;
+    static antar_config_t cfg;
+    if (argc != 0) {
+        fprintf(stderr, "core --retire-keys takes no arguments\n");
+        return 2;
+    }
+    antar_config_load(&cfg, "core");
+    if (antar_kv_init(&cfg) != 0) {
+        fprintf(stderr, "core --retire-keys: Redis client init failed\n");
+        return 1;
+    }
+    if (strlen(cfg.state_dir) + sizeof "/keys" > sizeof keys_dir) {
+        fprintf(stderr, "core --retire-keys: ANTAR_STATE_DIR is too long\n");
+        return 1;
+    }
+    memcpy(keys_dir, cfg.state_dir, strlen(cfg.state_dir));
+    memcpy(keys_dir + strlen(cfg.state_dir), "/keys", sizeof "/keys");
+    int rc = 0;
+    static const char *const files[] = {"current.jwk", "next.jwk"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        json_t *k = read_json_file(files[i]);
+        if (k && retire_kid(json_string_value(json_object_get(k, "kid"))) != 0)
+            rc = 1;
+        json_decref(k);
+    }
+    json_t *prev = read_json_file("previous.jwk");
+    size_t i;
+    json_t *k;
+    json_array_foreach(json_object_get(prev, "keys"), i, k)
+    {
+        if (retire_kid(json_string_value(json_object_get(k, "kid"))) != 0)
+            rc = 1;
+    }
+    json_decref(prev);
+    /* Only once every kid is on the list are the keys deleted: core makes a new one at start. */
+    if (rc == 0) {
+        char path[600];
+        for (size_t j = 0; j < 3; j++) {
+            static const char *const all[] = {"current.jwk", "next.jwk", "previous.jwk"};
+            snprintf(path, sizeof path, "%s/%s", keys_dir, all[j]);
+            if (unlink(path) != 0 && errno != ENOENT)
+                rc = 1;
+        }
+    }
+    antar_kv_thread_end();
+    return rc;
 }

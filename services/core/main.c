@@ -1,4 +1,6 @@
 /* core-service: OAuth 2 authorization server, fares, driver presence and dispatch. */
+#include "antar/kv.h"
+#include "antar/metrics.h"
 #include "antar/http.h"
 #include "antar/outbox.h"
 #include "core.h"
@@ -18,6 +20,9 @@ static int core_init(antar_server_t *s, const antar_config_t *cfg)
         return -1;
     if (antar_outbox_start() != 0)
         return -1;
+    /* Redis memory on core's /metrics: at maxmemory (noeviction) writes fail, and the login
+     * throttles then answer 503 (they fail closed), so it is worth an alert before. */
+    antar_metrics_add_source(antar_kv_metrics);
     return core_dispatch_start(cfg);
 }
 
@@ -42,6 +47,17 @@ static const antar_command_t core_commands[] = {
             "  nothing and exits 2, naming the line. Needs core's database settings\n"
             "  (scripts/stack.sh exec core --issue-refresh-tokens).",
         .run = oauth_issue_command,
+    },
+    {
+        .flag = "--retire-keys",
+        .args = "",
+        .help = "  Emergency key rotation (a leaked signing key), with core stopped: every key in\n"
+                "  <state_dir>/keys goes on Redis's revocation list, so every service refuses\n"
+                "  the tokens it signed at once, cached or not; then the key files are deleted\n"
+                "  and core makes a new key when it starts. Prints \"retired <kid>\" per key.\n"
+                "  (scripts/stack.sh stop core; scripts/stack.sh exec core --retire-keys;\n"
+                "  scripts/stack.sh start core)",
+        .run = core_keys_retire_command,
     },
 };
 

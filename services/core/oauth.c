@@ -304,7 +304,15 @@ static void grant_password(antar_req_t *req, const oauth_client_t *c, json_t *pa
         return;
     }
     const char *ip = antar_req_client_ip(req);
-    if (oauth_throttle_check(user, ip, &wait) != ANTAR_OK) {
+    antar_err_t terr = oauth_throttle_check(user, ip, &wait);
+    if (terr == ANTAR_E_KV) {
+        /* Without its counters the throttle cannot hold: refuse rather than let guesses
+         * through uncounted. */
+        antar_http_add_header(req, "Retry-After", "5");
+        oauth_error(req, 503, "temporarily_unavailable", "sign-in is unavailable right now");
+        return;
+    }
+    if (terr != ANTAR_OK) {
         throttled(req, wait);
         return;
     }
@@ -315,10 +323,12 @@ static void grant_password(antar_req_t *req, const oauth_client_t *c, json_t *pa
         return;
     }
     if (err != ANTAR_OK) {
+        /* Busy hashing (the account service's bounded line is full) or down: come back soon. */
+        antar_http_add_header(req, "Retry-After", "1");
         oauth_error(req, 503, "temporarily_unavailable", "the account service is unavailable");
         return;
     }
-    oauth_throttle_success(user);
+    oauth_throttle_success(user, ip);
     issue_new_grant(req, c, sub);
 }
 
@@ -398,7 +408,7 @@ static void grant_refresh(antar_req_t *req, const oauth_client_t *c, json_t *par
                     "the refresh token or scope is invalid");
         return;
     }
-    antar_err_t err = oauth_refresh_use(rt, &g, family, &id);
+    antar_err_t err = oauth_refresh_use(rt, c->id, &g, family, &id);
     if (err == ANTAR_E_CONFLICT) {
         oauth_error(req, 400, "invalid_grant",
                     "refresh token reused; every token of this grant is now revoked");

@@ -41,6 +41,11 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
 /* Load or create the signing keys in dir (created 0700, key files 0600); rotate the current
  * key when it is older than max_age_s. Installs the public JWKS into lib/auth. 0 or -1. */
 int core_keys_init(const char *dir, long long max_age_s);
+/* `antar-core --retire-keys` (emergency rotation, with core stopped): put every signing key of
+ * <state_dir>/keys on the revocation list in Redis (so every service refuses their tokens at
+ * once, cached or not), then delete the key files; core makes a new key when it starts.
+ * Prints "retired <kid>" per key. 0 on success; 1 when Redis refused (no file deleted). */
+int core_keys_retire_command(int argc, char **argv);
 void core_keys_shutdown(void);
 /* Rotate now if the current key is older than the limit (cheap when it is not). */
 void core_keys_maybe_rotate(void);
@@ -87,8 +92,11 @@ antar_err_t oauth_refresh_store_many(const char (*tokens)[64], const oauth_grant
                                      size_t n);
 /* Use a refresh token once: on ANTAR_OK, g, family (33 bytes) and id are filled and the token
  * is marked used. A token already used revokes its whole family (and returns
- * ANTAR_E_CONFLICT); unknown, expired or revoked → ANTAR_E_NOT_FOUND. */
-antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family, long long *id);
+ * ANTAR_E_CONFLICT, or ANTAR_E_KV when the family's access tokens could not all be put on the
+ * revocation list); unknown, expired, revoked, or issued to another client than client_id →
+ * ANTAR_E_NOT_FOUND, and the token is left as it was. */
+antar_err_t oauth_refresh_use(const char *token, const char *client_id, oauth_grant_t *g,
+                              char *family, long long *id);
 /* Revoke the family of a refresh token; when client_id is not NULL only if the token belongs
  * to it. ANTAR_OK also when the token is unknown (RFC 7009). */
 antar_err_t oauth_refresh_revoke(const char *token, const char *client_id);
@@ -112,7 +120,7 @@ antar_err_t oauth_code_take(const char *code, json_t **data);
  * with *retry_after set. */
 antar_err_t oauth_throttle_check(const char *username, const char *ip, long *retry_after);
 void oauth_throttle_fail(const char *username, const char *ip);
-void oauth_throttle_success(const char *username);
+void oauth_throttle_success(const char *username, const char *ip);
 
 /* ---- oauth_parse.c: what clients send ------------------------------------------------ */
 /* The cookie that carries the login form's nonce. */

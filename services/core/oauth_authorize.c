@@ -29,6 +29,9 @@
 typedef struct {
     const char *client_id, *redirect_uri, *response_type, *code_challenge, *method, *state, *scope;
     const oauth_client_t *client;
+    /* A parameter sent more than once (RFC 6749 §3.1: "MUST NOT be included more than once"):
+     * the client and redirect URI ones are answered with a page, the others by redirect. */
+    bool repeated_client, repeated_other;
 } authz_t;
 
 static void html_put(FILE *f, const char *s)
@@ -145,6 +148,11 @@ static const char *nonempty(const char *s)
  * sent and -1 returned. */
 static int authz_check(antar_req_t *req, authz_t *a)
 {
+    if (a->repeated_client) {
+        /* Which client or which redirect URI is meant cannot be known: never redirect. */
+        error_page(req, 400, "invalid_request: client_id or redirect_uri is repeated.");
+        return -1;
+    }
     a->client = oauth_client_find(a->client_id);
     if (!a->client || a->client->confidential) {
         error_page(req, 400, "Unknown client_id.");
@@ -159,7 +167,13 @@ static int authz_check(antar_req_t *req, authz_t *a)
         error_page(req, 400, "state is too long.");
         return -1;
     }
-    if (!a->response_type || strcmp(a->response_type, "code")) {
+    /* RFC 6749 §4.1.2.1: a missing or repeated parameter is invalid_request; only a
+     * response_type that is present but not "code" is unsupported_response_type. */
+    if (!a->response_type || a->repeated_other) {
+        redirect_back(req, a, NULL, "invalid_request");
+        return -1;
+    }
+    if (strcmp(a->response_type, "code")) {
         redirect_back(req, a, NULL, "unsupported_response_type");
         return -1;
     }
@@ -246,6 +260,13 @@ void oauth_authorize_get(antar_req_t *req)
         .method = nonempty(antar_req_query(req, "code_challenge_method")),
         .state = nonempty(antar_req_query(req, "state")),
         .scope = nonempty(antar_req_query(req, "scope")),
+        .repeated_client = antar_req_query_count(req, "client_id") > 1 ||
+                           antar_req_query_count(req, "redirect_uri") > 1,
+        .repeated_other = antar_req_query_count(req, "response_type") > 1 ||
+                          antar_req_query_count(req, "code_challenge") > 1 ||
+                          antar_req_query_count(req, "code_challenge_method") > 1 ||
+                          antar_req_query_count(req, "state") > 1 ||
+                          antar_req_query_count(req, "scope") > 1,
     };
     if (authz_check(req, &a) != 0)
         return;
@@ -294,7 +315,13 @@ void oauth_authorize_post(antar_req_t *req)
         goto out;
     }
     const char *ip = antar_req_client_ip(req);
-    if (oauth_throttle_check(user, ip, &wait) != ANTAR_OK) {
+    antar_err_t terr = oauth_throttle_check(user, ip, &wait);
+    if (terr == ANTAR_E_KV) {
+        antar_http_add_header(req, "Retry-After", "5");
+        error_page(req, 503, "Sign-in is unavailable right now. Try again shortly.");
+        goto out;
+    }
+    if (terr != ANTAR_OK) {
         char v[32];
         snprintf(v, sizeof v, "%ld", wait);
         antar_http_add_header(req, "Retry-After", v);
@@ -311,7 +338,7 @@ void oauth_authorize_post(antar_req_t *req)
         error_page(req, 503, "Sign-in is unavailable right now. Try again shortly.");
         goto out;
     }
-    oauth_throttle_success(user);
+    oauth_throttle_success(user, ip);
     oauth_random_token(code);
     data = json_pack("{s:s,s:s,s:s,s:s}", "client_id", a.client->id, "redirect_uri", a.redirect_uri,
                      "code_challenge", a.code_challenge, "sub", sub);

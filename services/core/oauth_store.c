@@ -11,10 +11,18 @@
 #include "antar/db.h"
 #include "antar/kv.h"
 #include "antar/log.h"
+#include "antar/util.h"
 #include "oauth.h"
 
 #define REFRESH_TTL_S (30LL * 86400)
-#define THROTTLE_WINDOW_S 900
+
+/* The absolute lifetime of a refresh-token family, from its first token (default 90 days). */
+static long long family_max_s(void)
+{
+    const char *v = antar_config_env("ANTAR_REFRESH_FAMILY_MAX_S", NULL);
+    long long n = v && *v ? atoll(v) : 90LL * 86400;
+    return n > 0 ? n : 90LL * 86400;
+}
 
 void oauth_random_token(char *out)
 {
@@ -44,15 +52,29 @@ antar_err_t oauth_refresh_store(const char *token, const oauth_grant_t *g, const
         randombytes_buf(raw, sizeof raw);
         sodium_bin2hex(fam, sizeof fam, raw, sizeof raw);
     }
+    /* A rotated token inherits its family's end; a new family ends family_max_s() from now. No
+     * token of the family outlives that end (expires_at is capped by it). */
+    long long fam_end = (long long)time(NULL) + family_max_s();
+    if (parent_id > 0) {
+        json_t *row = NULL;
+        if (antar_db_query_one("SELECT UNIX_TIMESTAMP(family_expires_at) AS e FROM refresh_tokens "
+                               "WHERE id = ? AND family_expires_at IS NOT NULL",
+                               ANTAR_DB_ARGS(ANTAR_DB_I(parent_id)), &row) == ANTAR_OK) {
+            json_t *e = json_object_get(row, "e");
+            fam_end = json_is_real(e) ? (long long)json_real_value(e) : json_integer_value(e);
+            json_decref(row);
+        }
+    }
     return antar_db_exec(
         "INSERT INTO refresh_tokens (token_hash, family_id, parent_id, client_id, sub, role, "
-        "scope, access_jti, access_exp, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "NOW(3) + INTERVAL ? SECOND)",
-        ANTAR_DB_ARGS(
-            ANTAR_DB_S(hash), ANTAR_DB_S(fam),
-            parent_id > 0 ? ANTAR_DB_I(parent_id) : ANTAR_DB_NULLARG, ANTAR_DB_S(g->client_id),
-            ANTAR_DB_S(g->sub), ANTAR_DB_S(g->role), ANTAR_DB_S(g->scope), ANTAR_DB_S(access_jti),
-            access_jti ? ANTAR_DB_I(access_exp) : ANTAR_DB_NULLARG, ANTAR_DB_I(REFRESH_TTL_S)),
+        "scope, access_jti, access_exp, family_expires_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, FROM_UNIXTIME(?), LEAST(NOW(3) + INTERVAL ? SECOND, FROM_UNIXTIME(?)))",
+        ANTAR_DB_ARGS(ANTAR_DB_S(hash), ANTAR_DB_S(fam),
+                      parent_id > 0 ? ANTAR_DB_I(parent_id) : ANTAR_DB_NULLARG,
+                      ANTAR_DB_S(g->client_id), ANTAR_DB_S(g->sub), ANTAR_DB_S(g->role),
+                      ANTAR_DB_S(g->scope), ANTAR_DB_S(access_jti),
+                      access_jti ? ANTAR_DB_I(access_exp) : ANTAR_DB_NULLARG, ANTAR_DB_I(fam_end),
+                      ANTAR_DB_I(REFRESH_TTL_S), ANTAR_DB_I(fam_end)),
         NULL, NULL);
 }
 
@@ -83,21 +105,28 @@ static antar_err_t family_revoke(const char *family)
         ANTAR_DB_ARGS(ANTAR_DB_S(family)), NULL, NULL);
     if (err != ANTAR_OK)
         return err;
-    if (antar_db_query("SELECT access_jti, access_exp FROM refresh_tokens WHERE family_id = ? "
+    err =
+        antar_db_query("SELECT access_jti, access_exp FROM refresh_tokens WHERE family_id = ? "
                        "AND access_jti IS NOT NULL AND access_exp > ?",
-                       ANTAR_DB_ARGS(ANTAR_DB_S(family), ANTAR_DB_I((long long)time(NULL))),
-                       &rows) == ANTAR_OK) {
-        size_t i;
-        json_t *r;
-        json_array_foreach(rows, i, r)
-        {
-            const char *jti = json_string_value(json_object_get(r, "access_jti"));
-            if (jti)
-                oauth_revoke_jti(jti, json_integer_value(json_object_get(r, "access_exp")));
-        }
-        json_decref(rows);
+                       ANTAR_DB_ARGS(ANTAR_DB_S(family), ANTAR_DB_I((long long)time(NULL))), &rows);
+    if (err != ANTAR_OK)
+        return err;
+    size_t i;
+    json_t *r;
+    /* A revocation Redis did not take leaves a stolen access token valid: the caller must not
+     * report success (it answers 503 and the client retries). */
+    json_array_foreach(rows, i, r)
+    {
+        const char *jti = json_string_value(json_object_get(r, "access_jti"));
+        if (jti &&
+            oauth_revoke_jti(jti, json_integer_value(json_object_get(r, "access_exp"))) != ANTAR_OK)
+            err = ANTAR_E_KV;
     }
-    return ANTAR_OK;
+    json_decref(rows);
+    if (err != ANTAR_OK)
+        antar_log_json("error", "family_revoke_incomplete",
+                       json_pack("{s:s}", "reason", "revocation list unavailable"));
+    return err;
 }
 
 static void grant_from_row(json_t *row, oauth_grant_t *g)
@@ -111,7 +140,8 @@ static void grant_from_row(json_t *row, oauth_grant_t *g)
     g->exp = json_integer_value(json_object_get(row, "exp"));
 }
 
-antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family, long long *id)
+antar_err_t oauth_refresh_use(const char *token, const char *client_id, oauth_grant_t *g,
+                              char *family, long long *id)
 {
     char hash[65];
     json_t *row = NULL;
@@ -132,11 +162,14 @@ antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family,
     int revoked = json_integer_value(json_object_get(row, "revoked")) != 0;
     int expired = json_integer_value(json_object_get(row, "expired")) != 0;
     json_decref(row);
+    /* Presented by a client it was not issued to: refused, and neither consumed nor taken as a
+     * reuse — another client must not be able to spend (or kill) the owner's session. */
+    if (client_id && strcmp(g->client_id, client_id))
+        return ANTAR_E_NOT_FOUND;
     if (used) {
         antar_log_json("warn", "refresh_token_reuse",
                        json_pack("{s:s,s:s}", "client_id", g->client_id, "sub", g->sub));
-        family_revoke(family);
-        return ANTAR_E_CONFLICT;
+        return family_revoke(family) == ANTAR_OK ? ANTAR_E_CONFLICT : ANTAR_E_KV;
     }
     if (revoked || expired)
         return ANTAR_E_NOT_FOUND;
@@ -147,10 +180,8 @@ antar_err_t oauth_refresh_use(const char *token, oauth_grant_t *g, char *family,
                         ANTAR_DB_ARGS(ANTAR_DB_I(*id)), &affected, NULL);
     if (err != ANTAR_OK)
         return err;
-    if (affected != 1) {
-        family_revoke(family);
-        return ANTAR_E_CONFLICT;
-    }
+    if (affected != 1)
+        return family_revoke(family) == ANTAR_OK ? ANTAR_E_CONFLICT : ANTAR_E_KV;
     return ANTAR_OK;
 }
 
@@ -263,85 +294,150 @@ antar_err_t oauth_code_take(const char *code, json_t **data)
 
 /* ---- throttling ----------------------------------------------------------------------- */
 
-/* The account key is a hash of the normalised username, so that Redis never holds emails or
- * phone numbers and any byte sequence makes a safe key. */
-static void acct_key(const char *username, char *out, size_t n)
+/* Login throttling (docs/security.md, "Login throttling"). Three counters, none of which can
+ * lock an account out for its owner:
+ * - per (account, address): the first ANTAR_LOGIN_FREE_FAILS attempts go through at once;
+ *   every attempt after that waits 1 s, 2 s, 4 s … up to ANTAR_LOGIN_MAX_DELAY_S before the
+ *   next one is allowed. A success clears it. This is what stops guessing one account from one
+ *   place, and it never touches the account's owner on another address.
+ * - per account (all addresses): past ANTAR_LOGIN_ACCOUNT_SOFT failures in the window, one
+ *   attempt per ANTAR_LOGIN_ACCOUNT_GAP_MS on that account: a spray from many addresses is
+ *   slowed to a trickle, the owner waits at most that gap.
+ * - per address (all accounts): past ANTAR_LOGIN_IP_SOFT failures in the window, one attempt
+ *   per ANTAR_LOGIN_IP_GAP_MS from that address: thousands of customers behind one carrier-grade
+ *   NAT address are slowed by at most that gap, never locked out.
+ * The check and the count are one Lua script: an attempt is counted (reserved) before the
+ * password is checked, so concurrent guesses cannot all pass the check before any is counted.
+ * Redis unreachable or refusing writes (maxmemory) fails closed: the caller answers 503. */
+
+#define THROTTLE_WINDOW_S 900
+
+static const char lua_throttle_check[] =
+    "local now = tonumber(ARGV[1])\n"
+    "local wait = 0\n"
+    "local nxt = tonumber(redis.call('HGET', KEYS[1], 'next') or '0')\n"
+    "if nxt > now then wait = nxt - now end\n"
+    "local function gate(counter, gatekey, soft, gap)\n"
+    "  local n = tonumber(redis.call('GET', counter) or '0')\n"
+    "  if n < soft then return 0 end\n"
+    "  local t = redis.call('PTTL', gatekey)\n"
+    "  if t > 0 then return t end\n"
+    "  return -1\n"
+    "end\n"
+    "local ga = gate(KEYS[2], KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[6]))\n"
+    "local gi = gate(KEYS[3], KEYS[5], tonumber(ARGV[7]), tonumber(ARGV[8]))\n"
+    "if ga > wait then wait = ga end\n"
+    "if gi > wait then wait = gi end\n"
+    "if wait > 0 then return wait end\n"
+    "if ga < 0 then redis.call('SET', KEYS[4], '1', 'PX', ARGV[6]) end\n"
+    "if gi < 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[8]) end\n"
+    "local n = redis.call('HINCRBY', KEYS[1], 'n', 1)\n"
+    "local free = tonumber(ARGV[2])\n"
+    "local d = 0\n"
+    "if n >= free then\n"
+    "  d = 1000 * 2 ^ (n - free)\n"
+    "  if d > tonumber(ARGV[3]) then d = tonumber(ARGV[3]) end\n"
+    "  redis.call('HSET', KEYS[1], 'next', now + d)\n"
+    "end\n"
+    /* The count outlives the delay by a whole window: waiting out the delay never resets it. */
+    "redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]) + math.ceil(d / 1000))\n"
+    "return 0\n";
+
+static const char lua_throttle_fail[] = "for i = 1, 2 do\n"
+                                        "  redis.call('INCR', KEYS[i])\n"
+                                        "  redis.call('EXPIRE', KEYS[i], ARGV[1], 'NX')\n"
+                                        "end\n"
+                                        "return 0\n";
+
+static long env_long(const char *name, long def, long min)
 {
-    char low[256], h[65];
+    const char *v = antar_config_env(name, NULL);
+    long n = v && *v ? atol(v) : def;
+    return n < min ? min : n;
+}
+
+/* The keys of one login attempt. Account and address are hashed, so Redis never holds emails,
+ * phone numbers or addresses, and any byte sequence makes a safe key. */
+typedef struct {
+    char pair[160], acct[100], ip[100], acct_gate[110], ip_gate[110];
+} throttle_keys_t;
+
+static void throttle_keys(const char *username, const char *ip, throttle_keys_t *k)
+{
+    char low[256], ha[65], hi[65];
     size_t i;
     for (i = 0; username[i] && i < sizeof low - 1; i++)
         low[i] = (char)tolower((unsigned char)username[i]);
     low[i] = '\0';
-    oauth_hash_hex(low, h);
-    snprintf(out, n, "login:fail:acct:%s", h);
-}
-
-static long max_fails(int per_ip)
-{
-    long n = atol(antar_config_env("ANTAR_LOGIN_MAX_FAILS", "5"));
-    if (n <= 0)
-        n = 5;
-    if (per_ip) {
-        long ip = atol(antar_config_env("ANTAR_LOGIN_MAX_FAILS_IP", "0"));
-        n = ip > 0 ? ip : n * 10;
-    }
-    return n;
-}
-
-static long over_limit(const char *key, long max)
-{
-    redisReply *r = antar_kv_command("GET %s", key);
-    long wait = 0;
-    if (r && r->type == REDIS_REPLY_STRING && atol(r->str) >= max) {
-        freeReplyObject(r);
-        r = antar_kv_command("TTL %s", key);
-        wait = r && r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (long)r->integer : 1;
-    }
-    if (r)
-        freeReplyObject(r);
-    return wait;
+    oauth_hash_hex(low, ha);
+    oauth_hash_hex(ip && *ip ? ip : "-", hi);
+    ha[32] = hi[32] = '\0';
+    snprintf(k->pair, sizeof k->pair, "login:pair:%s:%s", ha, hi);
+    snprintf(k->acct, sizeof k->acct, "login:fail:acct:%s", ha);
+    snprintf(k->ip, sizeof k->ip, "login:fail:ip:%s", hi);
+    snprintf(k->acct_gate, sizeof k->acct_gate, "login:gate:acct:%s", ha);
+    snprintf(k->ip_gate, sizeof k->ip_gate, "login:gate:ip:%s", hi);
 }
 
 antar_err_t oauth_throttle_check(const char *username, const char *ip, long *retry_after)
 {
-    char k[128];
-    acct_key(username, k, sizeof k);
-    long w1 = over_limit(k, max_fails(0));
-    snprintf(k, sizeof k, "login:fail:ip:%.64s", ip ? ip : "-");
-    long w2 = over_limit(k, max_fails(1));
-    long w = w1 > w2 ? w1 : w2;
-    if (w > 0) {
-        *retry_after = w;
+    throttle_keys_t k;
+    throttle_keys(username, ip, &k);
+    char now[32], free_n[24], max_ms[24], win[24], asoft[24], agap[24], isoft[24], igap[24];
+    snprintf(now, sizeof now, "%lld", antar_now_ms());
+    snprintf(free_n, sizeof free_n, "%ld", env_long("ANTAR_LOGIN_FREE_FAILS", 3, 1));
+    snprintf(max_ms, sizeof max_ms, "%ld", env_long("ANTAR_LOGIN_MAX_DELAY_S", 900, 1) * 1000);
+    snprintf(win, sizeof win, "%d", THROTTLE_WINDOW_S);
+    snprintf(asoft, sizeof asoft, "%ld", env_long("ANTAR_LOGIN_ACCOUNT_SOFT", 20, 1));
+    snprintf(agap, sizeof agap, "%ld", env_long("ANTAR_LOGIN_ACCOUNT_GAP_MS", 2000, 1));
+    snprintf(isoft, sizeof isoft, "%ld", env_long("ANTAR_LOGIN_IP_SOFT", 50, 1));
+    snprintf(igap, sizeof igap, "%ld", env_long("ANTAR_LOGIN_IP_GAP_MS", 250, 1));
+    const char *argv[] = {"EVAL",      lua_throttle_check,
+                          "5",         k.pair,
+                          k.acct,      k.ip,
+                          k.acct_gate, k.ip_gate,
+                          now,         free_n,
+                          max_ms,      win,
+                          asoft,       agap,
+                          isoft,       igap};
+    redisReply *r = antar_kv_commandv((int)(sizeof argv / sizeof argv[0]), argv, NULL);
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        antar_log_json("error", "login_throttle_unavailable",
+                       json_pack("{s:s}", "error", r && r->str ? r->str : "no reply"));
+        if (r)
+            freeReplyObject(r);
+        *retry_after = 5;
+        return ANTAR_E_KV;
+    }
+    long long wait_ms = r->integer;
+    freeReplyObject(r);
+    if (wait_ms > 0) {
+        *retry_after = (long)((wait_ms + 999) / 1000);
         return ANTAR_E_TOO_MANY_REQUESTS;
     }
     return ANTAR_OK;
 }
 
-static void bump(const char *key)
+void oauth_throttle_fail(const char *username, const char *ip)
 {
-    redisReply *r = antar_kv_command("INCR %s", key);
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        freeReplyObject(r);
-        r = antar_kv_command("EXPIRE %s %d", key, THROTTLE_WINDOW_S);
-    }
+    throttle_keys_t k;
+    throttle_keys(username, ip, &k);
+    char win[24];
+    snprintf(win, sizeof win, "%d", THROTTLE_WINDOW_S);
+    const char *argv[] = {"EVAL", lua_throttle_fail, "2", k.acct, k.ip, win};
+    redisReply *r = antar_kv_commandv((int)(sizeof argv / sizeof argv[0]), argv, NULL);
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        antar_log_json("error", "login_throttle_count_failed",
+                       json_pack("{s:s}", "error", r && r->str ? r->str : "no reply"));
     if (r)
         freeReplyObject(r);
 }
 
-void oauth_throttle_fail(const char *username, const char *ip)
+void oauth_throttle_success(const char *username, const char *ip)
 {
-    char k[128];
-    acct_key(username, k, sizeof k);
-    bump(k);
-    snprintf(k, sizeof k, "login:fail:ip:%.64s", ip ? ip : "-");
-    bump(k);
-}
-
-void oauth_throttle_success(const char *username)
-{
-    char k[128];
-    acct_key(username, k, sizeof k);
-    redisReply *r = antar_kv_command("DEL %s", k);
+    throttle_keys_t k;
+    throttle_keys(username, ip, &k);
+    redisReply *r = antar_kv_command("DEL %s", k.pair);
     if (r)
         freeReplyObject(r);
 }

@@ -87,6 +87,9 @@ long driver_env_ms(const char *name, long def, long min, long max);
  * (409/404) → the offer is lost, CONFLICT; no answer → TIMEOUT/UNAVAILABLE, the claim stands and
  * its pending confirmation makes the reconciler ask again. */
 antar_err_t confirm_assign(long long driver_id, long long offer_id, long long order_id);
+/* Add the driver's public profile to a message for user-service as "driver" (for the
+ * order_status event it publishes); the message goes without it when the row cannot be read. */
+void with_profile(json_t *body, long long driver_id);
 /* The same for a pickup ("pickup-<order_id>"): yes → the trip is picked_up; no → CONFLICT and
  * the pending confirmation goes; no answer → the error, the confirmation stays. */
 antar_err_t confirm_pickup(long long driver_id, long long order_id);
@@ -105,6 +108,10 @@ antar_err_t position_set(long long id, double lat, double lng, long long now_ms)
 bool position_latest(long long id, double *lat, double *lng);
 /* The driver just went online: their next ping goes to core synchronously. */
 void position_went_online(long long id);
+/* The driver is on order_id's trip from now (0: no longer): their pings become driver_position
+ * events for that order's customer. Also learnt from the trips table every
+ * ANTAR_POSITION_TRIPS_MS (1000), which is what other instances' changes reach this one by. */
+void position_trip(long long id, long long order_id);
 
 /* ---- offers.c -------------------------------------------------------------------------- */
 typedef struct {
@@ -216,6 +223,10 @@ antar_err_t store_driver_set_status(long long id, const char *status);
 /* Write n buffered positions (lat, lng, location_updated_at) in multi-row UPDATEs, one
  * transaction; unknown ids are skipped. */
 antar_err_t store_drivers_set_locations(const driver_position_t *p, size_t n);
+/* {id, order_id, driver_id} of order_id's offers in status. */
+antar_err_t store_offers_of_order(long long order_id, const char *status, json_t **rows);
+/* {driver_id, order_id} of every trip in progress (accepted or picked_up). */
+antar_err_t store_trips_active(json_t **rows);
 /* Trips in progress (accepted or picked_up) of the driver. */
 antar_err_t store_driver_active_trips(long long id, long long *n);
 /* {total, trips, today} since day_start ("YYYY-MM-DD HH:MM:SS" UTC). */

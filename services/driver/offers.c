@@ -10,11 +10,35 @@
 #include <time.h>
 
 #include "antar/config.h"
+#include "antar/events.h"
 #include "antar/metrics.h"
 #include "antar/outbox.h"
 #include "antar/util.h"
 #include "antar/log.h"
 #include "driver.h"
+
+/* The driver's "offer" event: the offer as GET /offers shows it, expires_at included. */
+static void publish_offer(long long driver_id, const json_t *offer)
+{
+    char aud[ANTAR_EVENTS_AUD_MAX];
+    snprintf(aud, sizeof aud, "driver:%lld", driver_id);
+    (void)antar_events_publish("offer", aud, offer);
+}
+
+/* "offer_withdrawn": the offer is no longer the driver's to accept (reason "expired" or
+ * "cancelled"). */
+static void publish_withdrawn(long long driver_id, long long offer_id, long long order_id,
+                              const char *reason)
+{
+    char aud[ANTAR_EVENTS_AUD_MAX], at[32];
+    snprintf(aud, sizeof aud, "driver:%lld", driver_id);
+    antar_time_rfc3339(antar_now_ms(), at);
+    json_t *d = json_pack("{s:I, s:I, s:s, s:s}", "offer_id", (json_int_t)offer_id, "order_id",
+                          (json_int_t)order_id, "reason", reason, "at", at);
+    if (d)
+        (void)antar_events_publish("offer_withdrawn", aud, d);
+    json_decref(d);
+}
 
 static json_t *offer_to_json(json_t *row)
 {
@@ -129,8 +153,10 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
         goto done;
     err = offer_load(id, out);
     *created = err == ANTAR_OK;
-    if (*created)
+    if (*created) {
         antar_metrics_count("antar_offers_total", "outcome", "created");
+        publish_offer(in->driver_id, *out);
+    }
 done:
     json_decref(row);
     return err;
@@ -250,6 +276,13 @@ antar_err_t offer_expire(long long offer_id, json_t **out)
     err = offer_load(offer_id, out);
     if (err != ANTAR_OK)
         return err;
+    if (changed) {
+        json_t *row = NULL;
+        if (store_offer_get(offer_id, &row) == ANTAR_OK)
+            publish_withdrawn(json_integer_value(json_object_get(row, "driver_id")), offer_id,
+                              json_integer_value(json_object_get(*out, "order_id")), "expired");
+        json_decref(row);
+    }
     const char *status = json_string_value(json_object_get(*out, "status"));
     if (!changed && status && strcmp(status, "accepted") == 0)
         return ANTAR_E_CONFLICT; /* *out stays set: core reads the offer from the 409 */
@@ -262,6 +295,18 @@ antar_err_t offer_order_cancelled(long long order_id, const char *event_id, json
     antar_err_t err = store_order_cancel(order_id, event_id, &withdrawn, &cancelled);
     if (err != ANTAR_OK && err != ANTAR_E_DUPLICATE)
         return err;
+    json_t *rows = NULL, *row;
+    size_t i;
+    if (err == ANTAR_OK && withdrawn > 0 &&
+        store_offers_of_order(order_id, "withdrawn", &rows) == ANTAR_OK) {
+        json_array_foreach(rows, i, row)
+        {
+            publish_withdrawn(json_integer_value(json_object_get(row, "driver_id")),
+                              json_integer_value(json_object_get(row, "id")), order_id,
+                              "cancelled");
+        }
+    }
+    json_decref(rows);
     *out = json_pack("{s:I, s:I, s:b}", "order_id", (json_int_t)order_id, "offers_withdrawn",
                      (json_int_t)withdrawn, "trip_cancelled", cancelled > 0);
     return *out ? ANTAR_OK : ANTAR_E_NOMEM;

@@ -16,7 +16,13 @@
  * A driver's first ping seen by this process, and the first one after they went online here,
  * goes to core synchronously instead (the same route, one item): then a driver who just came
  * online is in the index when the ping is answered, and a core that cannot be reached still
- * answers 503 to that ping as before. Every later ping is answered from memory. */
+ * answers 503 to that ping as before. Every later ping is answered from memory.
+ *
+ * Push (antar/events.h): a driver on a trip also has their ping queued for a driver_position
+ * event to the order's customer. The same thread publishes the queue every flush_ms, all of it
+ * in one pipelined round trip to Redis, so the ping itself still does no I/O. Who is on a trip is
+ * read from the trips table every trips_ms (one indexed query for all of them, whichever
+ * instance took the accept) and set at once by this process's own accepts and completions. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -25,7 +31,9 @@
 #include <time.h>
 
 #include "antar/db.h"
+#include "antar/events.h"
 #include "antar/httpc.h"
+#include "antar/kv.h"
 #include "antar/log.h"
 #include "antar/trace.h"
 #include "antar/util.h"
@@ -34,6 +42,7 @@
 #define FLAG_CORE 1u       /* queued for core */
 #define FLAG_DB 2u         /* queued for the drivers table */
 #define FLAG_SYNC 4u       /* the next ping goes to core synchronously */
+#define FLAG_EV 8u         /* queued for a driver_position event */
 #define CORE_BATCH_MAX 500 /* positions per call to core (~25 KB of JSON, under the body limit) */
 #define RESYNC_MAX 200     /* unknown drivers re-sent in full per batch; the rest on a later one */
 
@@ -42,6 +51,8 @@ typedef struct {
     double lat, lng;
     long long at_ms;
     unsigned flags;
+    long long order_id; /* the trip the driver is on, valid while trip_gen == g_trip_gen */
+    unsigned trip_gen;
 } slot_t;
 
 typedef struct {
@@ -53,7 +64,9 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static slot_t *g_slots;
 static size_t g_cap, g_used;
-static queue_t g_core_q, g_db_q;
+static queue_t g_core_q, g_db_q, g_ev_q;
+static unsigned g_trip_gen = 1;
+static long g_trips_ms = 1000;
 static pthread_t g_thread;
 static bool g_running, g_stop;
 static long g_flush_ms = 100, g_db_flush_ms = 5000;
@@ -139,13 +152,18 @@ static bool queue_push(queue_t *q, long long id)
     return true;
 }
 
+static queue_t *queue_of(unsigned flag)
+{
+    return flag == FLAG_CORE ? &g_core_q : flag == FLAG_DB ? &g_db_q : &g_ev_q;
+}
+
 /* Queue slot s for core or the table (flag FLAG_CORE / FLAG_DB) unless it is already. g_mu
  * held. false when out of memory (the flag stays clear: a later ping queues it again). */
 static bool slot_queue(slot_t *s, unsigned flag)
 {
     if (s->flags & flag)
         return true;
-    if (!queue_push(flag == FLAG_CORE ? &g_core_q : &g_db_q, s->id))
+    if (!queue_push(queue_of(flag), s->id))
         return false;
     s->flags |= flag;
     return true;
@@ -155,7 +173,7 @@ static bool slot_queue(slot_t *s, unsigned flag)
  * them; the caller frees), flags cleared. */
 static void queue_take(unsigned flag, driver_position_t **out, size_t *n)
 {
-    queue_t *q = flag == FLAG_CORE ? &g_core_q : &g_db_q;
+    queue_t *q = queue_of(flag);
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&g_mu);
@@ -245,6 +263,73 @@ static void flush_core(void)
     free(p);
 }
 
+/* The driver_position events of the drivers on a trip who pinged since the last round, in one
+ * pipeline. Lost when Redis is away: positions are only ever worth their latest value. */
+static void flush_events(void)
+{
+    antar_event_t *ev = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&g_mu);
+    if (g_ev_q.n)
+        ev = calloc(g_ev_q.n, sizeof *ev);
+    for (size_t i = 0; i < g_ev_q.n; i++) {
+        slot_t *s = slot_find(g_ev_q.ids[i]);
+        s->flags &= ~FLAG_EV;
+        if (!ev || s->trip_gen != g_trip_gen || s->order_id <= 0)
+            continue;
+        char at[32];
+        antar_time_rfc3339(s->at_ms, at);
+        ev[n].type = "driver_position";
+        snprintf(ev[n].aud, sizeof ev[n].aud, "order:%lld", s->order_id);
+        ev[n].data =
+            json_pack("{s:I, s:I, s:f, s:f, s:s}", "order_id", (json_int_t)s->order_id, "driver_id",
+                      (json_int_t)s->id, "lat", s->lat, "lng", s->lng, "at", at);
+        if (ev[n].data)
+            n++;
+    }
+    g_ev_q.n = 0;
+    pthread_mutex_unlock(&g_mu);
+    if (n)
+        (void)antar_events_publish_many(ev, n);
+    for (size_t i = 0; i < n; i++)
+        json_decref(ev[i].data);
+    free(ev);
+}
+
+/* Who is on a trip, from the table: a new generation, so that a trip that ended anywhere stops
+ * its events here too. Only drivers this process holds a slot for matter (others never ping
+ * here). */
+static void refresh_trips(void)
+{
+    json_t *rows = NULL, *row;
+    size_t i;
+    if (store_trips_active(&rows) != ANTAR_OK)
+        return; /* keep what we knew until the table answers */
+    pthread_mutex_lock(&g_mu);
+    g_trip_gen++;
+    json_array_foreach(rows, i, row)
+    {
+        slot_t *s = slot_find(json_integer_value(json_object_get(row, "driver_id")));
+        if (s) {
+            s->order_id = json_integer_value(json_object_get(row, "order_id"));
+            s->trip_gen = g_trip_gen;
+        }
+    }
+    pthread_mutex_unlock(&g_mu);
+    json_decref(rows);
+}
+
+void position_trip(long long id, long long order_id)
+{
+    pthread_mutex_lock(&g_mu);
+    slot_t *s = slot_find(id);
+    if (s) {
+        s->order_id = order_id;
+        s->trip_gen = g_trip_gen;
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
 static void flush_db(void)
 {
     driver_position_t *p = NULL;
@@ -259,6 +344,7 @@ static void *worker(void *arg)
 {
     (void)arg;
     long long next_db = antar_mono_ms() + g_db_flush_ms;
+    long long next_trips = antar_mono_ms();
     pthread_mutex_lock(&g_mu);
     while (!g_stop) {
         struct timespec ts;
@@ -271,6 +357,11 @@ static void *worker(void *arg)
             break;
         pthread_mutex_unlock(&g_mu);
         flush_core();
+        flush_events();
+        if (antar_mono_ms() >= next_trips) {
+            refresh_trips();
+            next_trips = antar_mono_ms() + g_trips_ms;
+        }
         if (antar_mono_ms() >= next_db) {
             flush_db();
             next_db = antar_mono_ms() + g_db_flush_ms;
@@ -280,9 +371,11 @@ static void *worker(void *arg)
     pthread_mutex_unlock(&g_mu);
     /* Last round: what is still buffered goes out before the process ends. */
     flush_core();
+    flush_events();
     flush_db();
     antar_db_thread_end();
     antar_httpc_thread_end();
+    antar_kv_thread_end();
     return NULL;
 }
 
@@ -290,6 +383,7 @@ int positions_start(void)
 {
     g_flush_ms = driver_env_ms("ANTAR_POSITION_FLUSH_MS", 100, 10, 1000);
     g_db_flush_ms = driver_env_ms("ANTAR_POSITION_DB_FLUSH_MS", 5000, 100, 600000);
+    g_trips_ms = driver_env_ms("ANTAR_POSITION_TRIPS_MS", 1000, 100, 60000);
     g_stop = false;
     if (pthread_create(&g_thread, NULL, worker, NULL) != 0) {
         antar_logf("error", "positions: cannot start the flush thread");
@@ -305,9 +399,10 @@ static void table_free(void)
     free(g_slots);
     free(g_core_q.ids);
     free(g_db_q.ids);
+    free(g_ev_q.ids);
     g_slots = NULL;
     g_cap = g_used = 0;
-    g_core_q = g_db_q = (queue_t){0};
+    g_core_q = g_db_q = g_ev_q = (queue_t){0};
 }
 
 void positions_stop(void)
@@ -337,6 +432,9 @@ antar_err_t position_set(long long id, double lat, double lng, long long now_ms)
     s->at_ms = now_ms;
     sync = created || (s->flags & FLAG_SYNC);
     bool queued = slot_queue(s, FLAG_DB) && (sync || slot_queue(s, FLAG_CORE));
+    /* On a trip: the customer watches this ping (published by the flusher, not here). */
+    if (queued && s->order_id > 0 && s->trip_gen == g_trip_gen)
+        (void)slot_queue(s, FLAG_EV);
     pthread_mutex_unlock(&g_mu);
     if (!queued)
         return ANTAR_E_NOMEM;

@@ -48,6 +48,13 @@ static void repaired(const char *kind)
     antar_log_json("warn", "reconcile_repair", json_pack("{s:s}", "kind", kind));
 }
 
+void with_profile(json_t *body, long long driver_id)
+{
+    json_t *profile = NULL;
+    if (driver_public(driver_id, &profile) == ANTAR_OK)
+        json_object_set_new(body, "driver", profile);
+}
+
 antar_err_t confirm_assign(long long driver_id, long long offer_id, long long order_id)
 {
     char path[96], key[48];
@@ -56,6 +63,7 @@ antar_err_t confirm_assign(long long driver_id, long long offer_id, long long or
                              (json_int_t)offer_id);
     if (!body)
         return ANTAR_E_NOMEM;
+    with_profile(body, driver_id);
     snprintf(path, sizeof path, "/internal/orders/%lld/assign", order_id);
     snprintf(key, sizeof key, "assign-%lld", offer_id);
     antar_err_t err = driver_call_keyed(ANTAR_SVC_USER, "POST", path, body, key, NULL);
@@ -80,6 +88,7 @@ antar_err_t confirm_assign(long long driver_id, long long offer_id, long long or
         goto done;
     antar_outbox_kick();
     antar_metrics_count("antar_offers_total", "outcome", "accepted");
+    position_trip(driver_id, order_id);
 done:
     json_decref(body);
     return err;
@@ -92,6 +101,7 @@ antar_err_t confirm_pickup(long long driver_id, long long order_id)
     json_t *body = json_pack("{s:I}", "driver_id", (json_int_t)driver_id);
     if (!body)
         return ANTAR_E_NOMEM;
+    with_profile(body, driver_id);
     snprintf(path, sizeof path, "/internal/orders/%lld/pickup", order_id);
     snprintf(key, sizeof key, "pickup-%lld", order_id);
     antar_err_t err = driver_call_keyed(ANTAR_SVC_USER, "POST", path, body, key, NULL);

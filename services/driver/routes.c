@@ -247,6 +247,8 @@ static void internal_credentials_verify(antar_req_t *req)
         antar_http_fail(req, ANTAR_E_INVALID_CREDENTIALS, NULL, NULL);
         return;
     }
+    if (err == ANTAR_E_UNAVAILABLE) /* every hashing slot busy: the line is bounded */
+        antar_http_add_header(req, "Retry-After", "1");
     respond(req, err, 200, out, NULL);
 }
 

@@ -620,6 +620,21 @@ out:
     return err;
 }
 
+antar_err_t store_offers_of_order(long long order_id, const char *status, json_t **rows)
+{
+    return antar_db_query("SELECT id, order_id, driver_id FROM offers WHERE order_id = ? AND "
+                          "status = ?",
+                          ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_S(status)), rows);
+}
+
+antar_err_t store_trips_active(json_t **rows)
+{
+    /* ix_trips_status_checked leads with status: a range over the few active trips. */
+    return antar_db_query("SELECT driver_id, order_id FROM trips WHERE status IN ('accepted', "
+                          "'picked_up')",
+                          ANTAR_DB_NOARGS, rows);
+}
+
 /* ---- trips ----------------------------------------------------------------------------- */
 
 #define TRIP_COLUMNS                                                                               \

@@ -94,6 +94,7 @@ antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
         err = ANTAR_E_NOMEM;
         goto done;
     }
+    with_profile(user_body, driver_id);
     snprintf(path, sizeof path, "/internal/drivers/%lld/availability", driver_id);
     snprintf(user_path, sizeof user_path, "/internal/orders/%lld/complete", order_id);
     err = store_trip_complete(order_id, driver_id,
@@ -102,6 +103,7 @@ antar_err_t trip_complete(long long driver_id, long long order_id, json_t **out)
     if (err != ANTAR_OK)
         goto done;
     antar_metrics_count("antar_trips_total", "status", "completed");
+    position_trip(driver_id, 0);
     /* Read-your-writes for the customer in the common case; the outbox keeps trying after. */
     antar_outbox_flush(1000);
     err = trip_get(driver_id, order_id, out);

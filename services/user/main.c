@@ -1,4 +1,5 @@
 /* user-service: customers, orders and ratings. */
+#include "antar/events.h"
 #include "antar/http.h"
 #include "antar/outbox.h"
 #include "user.h"
@@ -10,14 +11,17 @@ static void user_service_routes(antar_server_t *s)
 
 static int user_service_init(antar_server_t *s, const antar_config_t *cfg)
 {
-    (void)s;
     (void)cfg;
     /* Dispatch, cancel and rating messages are delivered by the outbox thread. */
-    return antar_outbox_start();
+    if (antar_outbox_start() != 0)
+        return -1;
+    /* GET /events is served here (docs/communication.md, "Push"): the hub thread. */
+    return antar_events_start(s);
 }
 
 static void user_service_shutdown(void)
 {
+    antar_events_stop();
     antar_outbox_stop();
 }
 

@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "antar/events.h"
 #include "antar/httpc.h"
 #include "antar/log.h"
 #include "antar/outbox.h"
@@ -166,6 +167,63 @@ static json_t *driver_profile(long long driver_id, bool *down)
         slot->profile = json_deep_copy(profile);
     }
     return profile;
+}
+
+/* ---- order_status events (antar/events.h) ----------------------------------------------- */
+
+/* The driver of an order_status event: the public fields of hint (what driver-service sent
+ * with its message), else the last profile this process fetched, else {id}. Never calls a peer:
+ * the transitions run on the internal listener. */
+static json_t *driver_for_event(long long driver_id, const json_t *hint)
+{
+    static const char *const keep[] = {"name", "vehicle_type", "plate_number", "rating"};
+    json_t *src = NULL;
+    if (json_is_object(hint)) {
+        src = json_incref((json_t *)hint);
+    } else {
+        pthread_mutex_lock(&last_known_mu);
+        size_t k = (size_t)driver_id % LAST_KNOWN_SLOTS;
+        if (last_known[k].profile && last_known[k].id == driver_id)
+            src = json_deep_copy(last_known[k].profile);
+        pthread_mutex_unlock(&last_known_mu);
+    }
+    json_t *d = json_pack("{s:I}", "id", (json_int_t)driver_id);
+    for (size_t i = 0; d && src && i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(src, keep[i]);
+        if (v)
+            json_object_set(d, keep[i], v);
+    }
+    json_decref(src);
+    return d;
+}
+
+/* Tell the customer, and the driver once there is one, that order_id is now status. After the
+ * change is committed; a failure is logged by the events module and the API stays the truth. */
+static void publish_status(long long order_id, const char *status, long long user_id,
+                           long long driver_id, const json_t *driver_hint)
+{
+    char at[32], aud[ANTAR_EVENTS_AUD_MAX];
+    antar_time_rfc3339(antar_now_ms(), at);
+    json_t *driver = driver_id > 0 ? driver_for_event(driver_id, driver_hint) : json_null();
+    json_t *d = json_pack("{s:I, s:s, s:o, s:s}", "order_id", (json_int_t)order_id, "status",
+                          status, "driver", driver ? driver : json_null(), "at", at);
+    if (driver_id > 0)
+        snprintf(aud, sizeof aud, "user:%lld driver:%lld", user_id, driver_id);
+    else
+        snprintf(aud, sizeof aud, "user:%lld", user_id);
+    if (d)
+        (void)antar_events_publish("order_status", aud, d);
+    json_decref(d);
+}
+
+/* publish_status for an order as order_internal returns it (user_id, driver_id, status). */
+static void publish_internal(const json_t *o, const json_t *driver_hint)
+{
+    const char *status = json_string_value(json_object_get(o, "status"));
+    if (status)
+        publish_status(json_integer_value(json_object_get(o, "id")), status,
+                       json_integer_value(json_object_get(o, "user_id")),
+                       json_integer_value(json_object_get(o, "driver_id")), driver_hint);
 }
 
 /* ---- order views ------------------------------------------------------------------------ */
@@ -460,8 +518,10 @@ antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **o
     for (int attempt = 0; attempt < 3; attempt++) {
         long long id = 0;
         err = insert_with_dispatch(user_id, in, &fare, hash, &id);
-        if (err == ANTAR_OK)
+        if (err == ANTAR_OK) {
+            publish_status(id, "searching", user_id, 0, NULL);
             return order_read(id, 0, out);
+        }
         if (err != ANTAR_E_DUPLICATE && err != ANTAR_E_DB_BUSY)
             return err;
         err = existing(user_id, in, hash, out, replayed, why);
@@ -492,6 +552,22 @@ antar_err_t orders_list(long long user_id, long long before_id, int limit, json_
     json_t *row;
     json_array_foreach(rows, i, row) order_view(row, true, &down);
     *items = rows;
+    return ANTAR_OK;
+}
+
+antar_err_t orders_following(long long user_id, long long *ids, size_t max, size_t *n)
+{
+    json_t *row = NULL;
+    *n = 0;
+    antar_err_t err = store_order_active(user_id, &row);
+    if (err == ANTAR_E_NOT_FOUND)
+        return ANTAR_OK;
+    if (err != ANTAR_OK)
+        return err;
+    const char *status = row_str(row, "status");
+    if (max > 0 && (strcmp(status, "accepted") == 0 || strcmp(status, "picked_up") == 0))
+        ids[(*n)++] = row_int(row, "id");
+    json_decref(row);
     return ANTAR_OK;
 }
 
@@ -554,6 +630,11 @@ antar_err_t orders_cancel(long long user_id, long long id, const char *reason, j
         goto fail;
     antar_outbox_kick();
     err = order_read(id, user_id, out);
+    if (err == ANTAR_OK) {
+        json_t *driver = json_object_get(*out, "driver");
+        publish_status(id, "cancelled", user_id, json_integer_value(json_object_get(driver, "id")),
+                       driver);
+    }
     goto done;
 fail:
     antar_db_rollback();
@@ -651,39 +732,50 @@ static bool not_yet_for(long long id, long long driver_id, const char *state)
     return yes;
 }
 
-antar_err_t orders_assign(long long id, long long driver_id, long long offer_id, json_t **out,
-                          user_why_t *why)
+/* order_read_internal after a transition this call won, and its order_status event. */
+static antar_err_t won_read(long long id, const json_t *driver_hint, json_t **out)
+{
+    antar_err_t err = order_read_internal(id, out);
+    if (err == ANTAR_OK)
+        publish_internal(*out, driver_hint);
+    return err;
+}
+
+antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
+                          const json_t *driver, json_t **out, user_why_t *why)
 {
     bool won = false;
     antar_err_t err = store_order_assign(id, driver_id, offer_id, &won);
     if (err != ANTAR_OK)
         return err;
     if (won)
-        return order_read_internal(id, out);
+        return won_read(id, driver, out);
     static const char *const done[] = {"accepted", "picked_up", "completed", NULL};
     return after_lost(id, driver_id, done, "searching", out, why);
 }
 
-antar_err_t orders_pickup(long long id, long long driver_id, json_t **out, user_why_t *why)
+antar_err_t orders_pickup(long long id, long long driver_id, const json_t *driver, json_t **out,
+                          user_why_t *why)
 {
     bool won = false;
     antar_err_t err = store_order_pickup(id, driver_id, &won);
     if (err != ANTAR_OK)
         return err;
     if (won)
-        return order_read_internal(id, out);
+        return won_read(id, driver, out);
     static const char *const done[] = {"picked_up", NULL};
     return after_lost(id, driver_id, done, "accepted", out, why);
 }
 
-antar_err_t orders_complete(long long id, long long driver_id, json_t **out, user_why_t *why)
+antar_err_t orders_complete(long long id, long long driver_id, const json_t *driver, json_t **out,
+                            user_why_t *why)
 {
     bool won = false;
     antar_err_t err = store_order_complete(id, driver_id, &won);
     if (err != ANTAR_OK)
         return err;
     if (won)
-        return order_read_internal(id, out);
+        return won_read(id, driver, out);
     static const char *const done[] = {"completed", NULL};
     err = after_lost(id, driver_id, done, "picked_up", out, why);
     if (err == ANTAR_E_CONFLICT && not_yet_for(id, driver_id, "accepted"))
@@ -724,7 +816,7 @@ antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user
     if ((err = antar_db_commit()) != ANTAR_OK)
         goto fail;
     antar_log_json("info", "order_expired", json_pack("{s:I}", "order_id", (json_int_t)id));
-    return order_read_internal(id, out);
+    return won_read(id, NULL, out);
 fail:
     antar_db_rollback();
     return err;

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "antar/events.h"
 #include "user.h"
 
 #define ID_MAX 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
@@ -260,6 +261,8 @@ static void post_verify(antar_req_t *req)
     }
     if (err != ANTAR_OK) {
         user_why_t why = {0};
+        if (err == ANTAR_E_UNAVAILABLE) /* every hashing slot busy: the line is bounded */
+            antar_http_add_header(req, "Retry-After", "1");
         fail(req, err, &why);
         return;
     }
@@ -277,13 +280,38 @@ static void get_internal_order(antar_req_t *req)
     reply(req, err, 200, order, &why);
 }
 
-typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, json_t **out,
-                                      user_why_t *why);
+typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, const json_t *driver,
+                                      json_t **out, user_why_t *why);
+
+/* Take the optional "driver" object out of the body (the driver's public profile, which
+ * driver-service sends along for the order_status event) before the body is validated; the
+ * result is kept until the reply, or NULL when absent. Only its known fields are ever copied.
+ * A "driver" that is not an object is 422 invalid_field (reply sent, *bad set). */
+static const json_t *driver_hint(antar_req_t *req, bool *bad)
+{
+    json_t *body = antar_req_body(req);
+    json_t *d = json_object_get(body, "driver");
+    *bad = false;
+    if (!d)
+        return NULL;
+    if (!json_is_object(d)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "driver", "driver must be an object");
+        *bad = true;
+        return NULL;
+    }
+    json_t *kept = antar_req_keep(req, json_incref(d));
+    json_object_del(body, "driver");
+    return kept;
+}
 
 static void driver_move(antar_req_t *req, driver_move_fn fn)
 {
     long long id, driver_id = 0;
+    bool bad;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const json_t *hint = driver_hint(req, &bad);
+    if (bad)
         return;
     const antar_field_t f[] = {
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
@@ -292,14 +320,18 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = fn(id, driver_id, &order, &why);
+    antar_err_t err = fn(id, driver_id, hint, &order, &why);
     reply(req, err, 200, order, &why);
 }
 
 static void post_assign(antar_req_t *req)
 {
     long long id, driver_id = 0, offer_id = 0;
+    bool bad;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    const json_t *hint = driver_hint(req, &bad);
+    if (bad)
         return;
     const antar_field_t f[] = {
         {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
@@ -309,7 +341,7 @@ static void post_assign(antar_req_t *req)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = orders_assign(id, driver_id, offer_id, &order, &why);
+    antar_err_t err = orders_assign(id, driver_id, offer_id, hint, &order, &why);
     reply(req, err, 200, order, &why);
 }
 
@@ -340,6 +372,26 @@ static void post_expire(antar_req_t *req)
     json_t *order = NULL;
     antar_err_t err = orders_expire(id, key, &order, &why);
     reply(req, err, 200, order, &why);
+}
+
+/* ---- push (antar/events.h) ------------------------------------------------------------------ */
+
+/* GET /events: a customer's, a driver's or the ops city stream. A customer's stream starts out
+ * following the order a driver is on (its driver_position events). */
+static void get_events(antar_req_t *req)
+{
+    const antar_principal_t *p = antar_req_principal(req);
+    long long ids[1];
+    size_t n = 0;
+    if (p && p->role == ANTAR_AUTH_USER) {
+        antar_err_t err = orders_following(p->id, ids, 1, &n);
+        if (err != ANTAR_OK) {
+            user_why_t why = {0};
+            fail(req, err, &why);
+            return;
+        }
+    }
+    antar_events_serve(req, ids, n);
 }
 
 /* ---- audit (the ops client) ---------------------------------------------------------------- */
@@ -382,5 +434,7 @@ const antar_route_t user_routes[] = {
     {"POST", "/internal/orders/{id}/complete", post_complete, S, "internal", 0},
     {"POST", "/internal/orders/{id}/expire", post_expire, S, "internal", 0},
     {"GET", "/internal/audit/orders", get_audit_orders, S, "ops", 0},
+    /* Every principal: the handler admits a service token only with the ops scope. */
+    {"GET", "/events", get_events, U | ANTAR_AUTH_DRIVER | S, NULL, 0},
 };
 const size_t user_routes_len = sizeof user_routes / sizeof user_routes[0];

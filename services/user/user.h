@@ -73,11 +73,17 @@ antar_err_t orders_rate(long long user_id, long long id, int rating, const char 
 
 /* Internal (service callers). The order with customer {id, first_name} and driver {id}|null. */
 antar_err_t orders_get_internal(long long id, json_t **out);
-/* offer_id 0 = not given. */
-antar_err_t orders_assign(long long id, long long driver_id, long long offer_id, json_t **out,
+/* offer_id 0 = not given. driver: the driver's public profile as driver-service sent it with
+ * the message (borrowed, may be NULL), for the order_status event the change publishes. */
+antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
+                          const json_t *driver, json_t **out, user_why_t *why);
+antar_err_t orders_pickup(long long id, long long driver_id, const json_t *driver, json_t **out,
                           user_why_t *why);
-antar_err_t orders_pickup(long long id, long long driver_id, json_t **out, user_why_t *why);
-antar_err_t orders_complete(long long id, long long driver_id, json_t **out, user_why_t *why);
+antar_err_t orders_complete(long long id, long long driver_id, const json_t *driver, json_t **out,
+                            user_why_t *why);
+/* The orders whose driver_position events the customer's stream follows from its start: the
+ * active order when a driver is on the way or on the trip (at most max ids into ids, *n). */
+antar_err_t orders_following(long long user_id, long long *ids, size_t max, size_t *n);
 /* event_id (the caller's Idempotency-Key) is claimed in the inbox; NULL = none given. */
 antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user_why_t *why);
 

@@ -136,7 +136,8 @@ antar_err_t users_verify_credentials(const char *username, const char *password,
         err == ANTAR_OK ? json_string_value(json_object_get(row, "password_hash")) : NULL;
     if (!antar_password_check(hash, password)) {
         json_decref(row);
-        return ANTAR_E_UNAUTHORIZED;
+        /* No hashing slot in time: not an answer about the password (the route says 503). */
+        return antar_password_busy() ? ANTAR_E_UNAVAILABLE : ANTAR_E_UNAUTHORIZED;
     }
     long long id = json_integer_value(json_object_get(row, "id"));
     char sub[40];

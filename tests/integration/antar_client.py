@@ -357,7 +357,9 @@ def redis_cli(*args):
         pytest.skip("redis-cli is not installed")
     offset = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
     port = int(os.environ.get("ANTAR_REDIS_PORT") or 6380 + offset)
-    p = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)], capture_output=True,
-                       text=True, timeout=10)
+    # The stack's Redis has no default user: the admin ACL user, password by environment.
+    env = dict(os.environ, REDISCLI_AUTH=stack_secrets().get("REDIS_PASSWORD_ADMIN", ""))
+    p = subprocess.run(["redis-cli", "--no-auth-warning", "--user", "antar_admin", "-p", str(port),
+                        *map(str, args)], capture_output=True, text=True, timeout=10, env=env)
     assert p.returncode == 0, p.stderr
     return p.stdout.strip()

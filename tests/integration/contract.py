@@ -34,7 +34,7 @@ SERVICES = ("user", "driver", "core")
 # anything below it.
 EDGE_ROUTES = (
     (("/oauth", "/.well-known", "/csrf", "/fares"), "core"),
-    (("/users", "/orders"), "user"),
+    (("/users", "/orders", "/events"), "user"),
     (("/drivers", "/offers", "/trips"), "driver"),
 )
 

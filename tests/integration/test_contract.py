@@ -103,6 +103,11 @@ def test_spec_conventions(svc):
             for status, resp in op.get("responses", {}).items():
                 if rfc or (template.startswith(("/docs", "/openapi.json", "/metrics")) and status == "200"):
                     continue
+                if op.get("x-antar-stream") and status == "200":
+                    # A Server-Sent Events stream (GET /events): text/event-stream, no envelope.
+                    if "text/event-stream" not in contract.spec(svc).deref(resp).get("content", {}):
+                        problems.append(f"{where} {status}: a stream without text/event-stream")
+                    continue
                 resp = contract.spec(svc).deref(resp)
                 media = resp.get("content", {}).get("application/json")
                 if media is None:

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from conftest import OFFSET, REPO, run_dir
+from antar_client import stack_secrets
 
 SERVICE_PORTS = {"user": 8001, "driver": 8002, "core": 8003}
 PROGRAM = {"mariadb": "mariadbd", "redis": "redis-server", "haproxy": "haproxy",
@@ -44,10 +45,18 @@ def service_ready(svc):
 
 
 def redis_ready():
+    # The stack's Redis has no default user: AUTH as antar_admin (secrets.env), then PING.
+    pw = stack_secrets().get("REDIS_PASSWORD_ADMIN", "")
     try:
         with socket.create_connection(("127.0.0.1", 6380 + OFFSET), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall(b"AUTH antar_admin " + pw.encode() + b"\r\nPING\r\n")
+            got = b""
+            while got.count(b"\r\n") < 2:
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                got += chunk
+            return got.startswith(b"+OK\r\n+PONG")
     except OSError:
         return False
 

@@ -3,7 +3,8 @@
  * API call through the edge, as the apps make it.
  *
  * Drivers go online, wander toward busy zones, ping their position every ping_s seconds, poll
- * GET /offers while free (the push channel does not exist yet), decide on an offer with a
+ * GET /offers while free (or, with --push, hold a GET /events stream and take the offer event),
+ * decide on an offer with a
  * behaviour model of their own (distance to the pickup, fare per kilometre, hour, their own
  * pickiness), drive to the pickup and the drop-off along the street grid at the speed of the
  * zone and hour, and take breaks. Customers arrive as a Poisson process whose rate follows the
@@ -128,6 +129,7 @@ static void drv_start_timers(sim_t *s, driver_t *d)
 }
 
 static void drv_to_pickup(sim_t *s, driver_t *d);
+static void drv_stream_start(sim_t *s, driver_t *d);
 
 static void on_resume(sim_t *s, http_req_t *r, int status, json_t *body)
 {
@@ -173,6 +175,7 @@ static void on_status(sim_t *s, http_req_t *r, int status, json_t *body)
              * is taken up again rather than left hanging. */
             d->st = D_RESUMING;
             drv_start_timers(s, d);
+            drv_stream_start(s, d);
             drv_send(s, d, "GET", "/trips?limit=3", 0, NULL, EP_TRIPS, now, 0, on_resume);
         } else {
             d->st = D_OFFLINE;
@@ -183,6 +186,8 @@ static void on_status(sim_t *s, http_req_t *r, int status, json_t *body)
             d->st = D_OFFLINE;
             d->gen_ping++;
             d->gen_poll++;
+            d->gen_stream++;
+            net_stream_close(s, (int)(d - s->drv));
             /* A break of 20–120 simulated minutes. */
             double brk = (20 + rng_unit(&d->rng) * 100) * 60 / s->o.speed * 1000;
             timer_add(s, now + brk, T_DRV_ACT, r->agent, ++d->gen_act);
@@ -311,6 +316,41 @@ static void on_reject(sim_t *s, http_req_t *r, int status, json_t *body)
         drv_idle(s, d);
 }
 
+/* An offer the driver sees (from a poll or the stream): look at it, unless it is one seen
+ * before or not pending. true when the driver took it up (deciding, or it lapsed). */
+static bool offer_seen(sim_t *s, driver_t *d, json_t *it)
+{
+    long long id = (long long)json_integer_value(json_object_get(it, "id"));
+    const char *st = json_string_value(json_object_get(it, "status"));
+    if (id <= 0 || id == d->last_offer_id || (st && strcmp(st, "pending") != 0))
+        return false;
+    d->last_offer_id = id;
+    d->offer_id = id;
+    d->order_id = (long long)json_integer_value(json_object_get(it, "order_id"));
+    d->pickup.lat = json_number_value(json_object_get(it, "pickup_lat"));
+    d->pickup.lng = json_number_value(json_object_get(it, "pickup_lng"));
+    d->dropoff.lat = json_number_value(json_object_get(it, "dropoff_lat"));
+    d->dropoff.lng = json_number_value(json_object_get(it, "dropoff_lng"));
+    d->offer_price = json_number_value(json_object_get(it, "price"));
+    pt_t here = drv_pos(s, d);
+    d->offer_pickup_m = city_grid_m(here, d->pickup);
+    d->offer_seen_ms = sim_now(s);
+    /* The driver stops where they are while they look at the offer. */
+    d->pos = here;
+    d->leg_to = here;
+    d->leg_t0 = d->leg_t1 = d->offer_seen_ms;
+    if (rng_unit(&d->rng) < 0.04) { /* the phone was in a pocket: the offer lapses */
+        s->c.missed_offers++;
+        offer_event(s, d, "missed");
+        drv_wander(s, d);
+        return true;
+    }
+    d->st = D_DECIDING;
+    double think = rng_lognormal(&d->rng, 2000, 0.5);
+    timer_add(s, d->offer_seen_ms + think, T_DRV_ACT, (int)(d - s->drv), ++d->gen_act);
+    return true;
+}
+
 static void on_offers(sim_t *s, http_req_t *r, int status, json_t *body)
 {
     driver_t *d = &s->drv[r->agent];
@@ -320,36 +360,39 @@ static void on_offers(sim_t *s, http_req_t *r, int status, json_t *body)
         return;
     json_array_foreach(items, i, it)
     {
-        long long id = (long long)json_integer_value(json_object_get(it, "id"));
-        const char *st = json_string_value(json_object_get(it, "status"));
-        if (id <= 0 || id == d->last_offer_id || (st && strcmp(st, "pending") != 0))
-            continue;
-        d->last_offer_id = id;
-        d->offer_id = id;
-        d->order_id = (long long)json_integer_value(json_object_get(it, "order_id"));
-        d->pickup.lat = json_number_value(json_object_get(it, "pickup_lat"));
-        d->pickup.lng = json_number_value(json_object_get(it, "pickup_lng"));
-        d->dropoff.lat = json_number_value(json_object_get(it, "dropoff_lat"));
-        d->dropoff.lng = json_number_value(json_object_get(it, "dropoff_lng"));
-        d->offer_price = json_number_value(json_object_get(it, "price"));
-        pt_t here = drv_pos(s, d);
-        d->offer_pickup_m = city_grid_m(here, d->pickup);
-        d->offer_seen_ms = sim_now(s);
-        /* The driver stops where they are while they look at the offer. */
-        d->pos = here;
-        d->leg_to = here;
-        d->leg_t0 = d->leg_t1 = d->offer_seen_ms;
-        if (rng_unit(&d->rng) < 0.04) { /* the phone was in a pocket: the offer lapses */
-            s->c.missed_offers++;
-            offer_event(s, d, "missed");
-            drv_wander(s, d);
+        if (offer_seen(s, d, it))
             return;
-        }
-        d->st = D_DECIDING;
-        double think = rng_lognormal(&d->rng, 2000, 0.5);
-        timer_add(s, d->offer_seen_ms + think, T_DRV_ACT, r->agent, ++d->gen_act);
-        return;
     }
+}
+
+/* ---- --push: the driver's stream ------------------------------------------------------------ */
+
+void agents_event(sim_t *s, int agent, const char *type, const char *id, json_t *data)
+{
+    driver_t *d = &s->drv[agent];
+    if (id[0])
+        snprintf(d->last_event_id, sizeof d->last_event_id, "%s", id);
+    /* Only a free driver looks at an offer; a busy one lets it lapse, as with polling. */
+    if (strcmp(type, "offer") == 0 && json_is_object(data) && d->st == D_IDLE) {
+        s->c.pushed_offers++;
+        offer_seen(s, d, data);
+    }
+}
+
+void agents_stream_ended(sim_t *s, int agent)
+{
+    driver_t *d = &s->drv[agent];
+    if (!s->o.push || !online(d->st))
+        return;
+    /* The app reconnects after EventSource's retry (3 s), with its Last-Event-ID. */
+    s->c.stream_drops++;
+    timer_add(s, sim_now(s) + 3000, T_DRV_STREAM, agent, ++d->gen_stream);
+}
+
+static void drv_stream_start(sim_t *s, driver_t *d)
+{
+    if (s->o.push && !d->sse && d->access)
+        net_stream_open(s, (int)(d - s->drv), d->access, d->last_event_id);
 }
 
 static void on_pickup(sim_t *s, http_req_t *r, int status, json_t *body);
@@ -892,7 +935,7 @@ void agents_timer(sim_t *s, const timer_t_ *t)
             /* What the app shows after "nothing is lost, reload": its trips. */
             d->st = D_RESUMING;
             drv_send(s, d, "GET", "/trips?limit=3", 0, NULL, EP_TRIPS, t->at, 0, on_resume);
-        } else if (d->st == D_IDLE) {
+        } else if (d->st == D_IDLE && !s->o.push) {
             drv_send(s, d, "GET", "/offers", 0, NULL, EP_OFFERS, t->at, 0, on_offers);
         }
         timer_add(s, t->at + s->o.poll_s * 1000, T_DRV_POLL, t->agent, d->gen_poll);
@@ -902,6 +945,12 @@ void agents_timer(sim_t *s, const timer_t_ *t)
         driver_t *d = &s->drv[t->agent];
         if (t->gen == d->gen_act)
             drv_act(s, d);
+        return;
+    }
+    case T_DRV_STREAM: {
+        driver_t *d = &s->drv[t->agent];
+        if (t->gen == d->gen_stream && online(d->st))
+            drv_stream_start(s, d);
         return;
     }
     case T_CUST_POLL: {

@@ -354,6 +354,8 @@ static void usage(FILE *f)
            "  --flat              constant order rate (no hour profile): for load ramps\n"
            "  --ping-s S          seconds between a driver's pings (default 4)\n"
            "  --poll-s S          seconds between a free driver's GET /offers (default 3)\n"
+           "  --push              drivers hold a GET /events stream (Server-Sent Events) and take\n"
+           "                      offers from it instead of polling GET /offers\n"
            "  --customer-poll-s S seconds between a customer's GET /orders/{id} (default 3)\n"
            "  --patience-s S      median seconds a customer waits for a driver (default 40)\n"
            "  --offline-per-h P   chance per simulated hour that a free driver takes a break\n"
@@ -388,6 +390,7 @@ enum {
     O_FLAT,
     O_PING,
     O_POLL,
+    O_PUSH,
     O_CPOLL,
     O_PATIENCE,
     O_OFFLINE,
@@ -433,6 +436,7 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
         {"flat", 0, 0, O_FLAT},
         {"ping-s", 1, 0, O_PING},
         {"poll-s", 1, 0, O_POLL},
+        {"push", 0, 0, O_PUSH},
         {"customer-poll-s", 1, 0, O_CPOLL},
         {"patience-s", 1, 0, O_PATIENCE},
         {"offline-per-h", 1, 0, O_OFFLINE},
@@ -524,6 +528,9 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
         case O_PING:
             if (!num_arg(n, optarg, 0.05, 3600, &o->ping_s))
                 return -1;
+            break;
+        case O_PUSH:
+            o->push = true;
             break;
         case O_POLL:
             if (!num_arg(n, optarg, 0.05, 3600, &o->poll_s))

@@ -31,6 +31,7 @@
 
 typedef struct conn {
     int fd;
+    struct sse *sse; /* a GET /events stream (--push), not a pooled connection */
     bool connected, bound, reused;
     http_req_t *req;
     size_t out_off;
@@ -379,8 +380,14 @@ static void conn_readable(sim_t *s, conn_t *c)
     finish(s, r, st, false);
 }
 
+static void sse_event(sim_t *s, conn_t *c, uint32_t ev);
+
 static void conn_event(sim_t *s, conn_t *c, uint32_t ev)
 {
+    if (c->sse) {
+        sse_event(s, c, ev);
+        return;
+    }
     if (!c->connected && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
         int err = 0;
         socklen_t l = sizeof err;
@@ -596,6 +603,8 @@ void net_poll(sim_t *s, int timeout_ms)
 
 void net_clean(sim_t *s)
 {
+    for (int i = 0; s->drv && i < s->o.drivers; i++)
+        net_stream_close(s, i);
     /* The run waits for every answer (each has a deadline) before it gets here. */
     while (s->all)
         conn_close(s, s->all);
@@ -609,6 +618,230 @@ void net_clean(sim_t *s)
     if (s->epfd >= 0)
         close(s->epfd);
     curl_global_cleanup();
+}
+
+/* ---- --push: one GET /events stream per driver ------------------------------------------------
+ * A stream is a connection of its own, outside the pool (it never ends while the driver is
+ * online, so it must not take a pooled connection's place) and outside the deadlines. The
+ * answer is chunked (libmicrohttpd's streamed response): chunks are decoded as they come, and
+ * the text is cut into events at each blank line, as EventSource does. */
+
+typedef struct sse {
+    conn_t *c;
+    int agent;
+    char *req; /* the request line and headers */
+    size_t req_len, req_off;
+    char *in; /* bytes received, not yet decoded */
+    size_t in_len, in_cap;
+    char *txt; /* decoded event text, not yet cut into events */
+    size_t txt_len, txt_cap;
+    bool headers_done;
+    size_t chunk_left; /* bytes of the current chunk still to come */
+    int crlf_left;     /* the CRLF that ends a chunk */
+} sse_t;
+
+static void sse_free(sim_t *s, sse_t *x)
+{
+    (void)s;
+    epoll_ctl(s->epfd, EPOLL_CTL_DEL, x->c->fd, NULL);
+    close(x->c->fd);
+    free(x->c);
+    free(x->req);
+    free(x->in);
+    free(x->txt);
+    free(x);
+}
+
+void net_stream_close(sim_t *s, int agent)
+{
+    driver_t *d = &s->drv[agent];
+    if (d->sse) {
+        sse_free(s, d->sse);
+        d->sse = NULL;
+    }
+}
+
+/* The stream of agent ended: free it and tell the agent. */
+static void sse_end(sim_t *s, sse_t *x)
+{
+    int agent = x->agent;
+    net_stream_close(s, agent);
+    agents_stream_ended(s, agent);
+}
+
+void net_stream_open(sim_t *s, int agent, const char *token, const char *last_id)
+{
+    struct sockaddr_in sa;
+    const char *path;
+    char u[256];
+    net_stream_close(s, agent);
+    snprintf(u, sizeof u, "%s/events", s->o.edge);
+    sse_t *x = calloc(1, sizeof *x);
+    conn_t *c = calloc(1, sizeof *c);
+    if (!x || !c || !parse_url(u, &sa, &path))
+        goto fail;
+    x->c = c;
+    x->agent = agent;
+    c->sse = x;
+    char head[4096];
+    int n = snprintf(head, sizeof head,
+                     "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+                     "Authorization: Bearer %s\r\n%s%s%s\r\n",
+                     path, "edge", token, last_id[0] ? "Last-Event-ID: " : "", last_id,
+                     last_id[0] ? "\r\n" : "");
+    if (n <= 0 || (size_t)n >= sizeof head || !(x->req = strdup(head)))
+        goto fail;
+    x->req_len = (size_t)n;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        goto fail;
+    if (connect(c->fd, (const struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
+        close(c->fd);
+        goto fail;
+    }
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        close(c->fd);
+        goto fail;
+    }
+    s->drv[agent].sse = x;
+    s->c.stream_opens++;
+    return;
+fail:
+    if (x)
+        free(x->req);
+    free(x);
+    free(c);
+    agents_stream_ended(s, agent);
+}
+
+/* Cut complete events out of x->txt and hand them to the agent. */
+static void sse_events(sim_t *s, sse_t *x)
+{
+    size_t start = 0;
+    for (;;) {
+        char *blank = memmem(x->txt + start, x->txt_len - start, "\n\n", 2);
+        if (!blank)
+            break;
+        *blank = '\0';
+        char *type = NULL, *id = NULL, *data = NULL;
+        for (char *line = x->txt + start, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            if (strncmp(line, "event: ", 7) == 0)
+                type = line + 7;
+            else if (strncmp(line, "id: ", 4) == 0)
+                id = line + 4;
+            else if (strncmp(line, "data: ", 6) == 0)
+                data = line + 6;
+        }
+        start = (size_t)(blank - x->txt) + 2;
+        if (type && data) {
+            json_t *j = json_loads(data, 0, NULL);
+            int agent = x->agent;
+            agents_event(s, agent, type, id ? id : "", j);
+            json_decref(j);
+            if (s->drv[agent].sse != x)
+                return; /* the agent closed the stream meanwhile: x is gone */
+        }
+    }
+    memmove(x->txt, x->txt + start, x->txt_len - start);
+    x->txt_len -= start;
+}
+
+/* Decode what arrived: the status line and headers once, then chunks. false: end the stream. */
+static bool sse_decode(sse_t *x)
+{
+    size_t pos = 0;
+    if (!x->headers_done) {
+        char *end = memmem(x->in, x->in_len, "\r\n\r\n", 4);
+        if (!end)
+            return x->in_len < 16384;
+        if (x->in_len < 12 || strncmp(x->in, "HTTP/1.", 7) != 0 || atoi(x->in + 9) != 200)
+            return false;
+        x->headers_done = true;
+        pos = (size_t)(end - x->in) + 4;
+    }
+    while (pos < x->in_len) {
+        if (x->crlf_left > 0) {
+            size_t k =
+                (size_t)x->crlf_left < x->in_len - pos ? (size_t)x->crlf_left : x->in_len - pos;
+            pos += k;
+            x->crlf_left -= (int)k;
+            continue;
+        }
+        if (x->chunk_left == 0) {
+            char *crlf = memmem(x->in + pos, x->in_len - pos, "\r\n", 2);
+            if (!crlf)
+                break;
+            unsigned long n = strtoul(x->in + pos, NULL, 16);
+            pos = (size_t)(crlf - x->in) + 2;
+            if (n == 0)
+                return false; /* the server ended the stream */
+            x->chunk_left = n;
+            continue;
+        }
+        size_t k = x->chunk_left < x->in_len - pos ? x->chunk_left : x->in_len - pos;
+        if (!buf_add(&x->txt, &x->txt_len, &x->txt_cap, x->in + pos, k))
+            return false;
+        pos += k;
+        x->chunk_left -= k;
+        if (x->chunk_left == 0)
+            x->crlf_left = 2;
+    }
+    memmove(x->in, x->in + pos, x->in_len - pos);
+    x->in_len -= pos;
+    return true;
+}
+
+static void sse_event(sim_t *s, conn_t *c, uint32_t ev)
+{
+    sse_t *x = c->sse;
+    if (!c->connected && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+        int err = 0;
+        socklen_t l = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+        if (err) {
+            sse_end(s, x);
+            return;
+        }
+        c->connected = true;
+    }
+    if (c->connected && x->req_off < x->req_len) {
+        ssize_t n = send(c->fd, x->req + x->req_off, x->req_len - x->req_off, MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            sse_end(s, x);
+            return;
+        }
+        if (n > 0)
+            x->req_off += (size_t)n;
+        if (x->req_off == x->req_len)
+            conn_want(s, c, false);
+    }
+    if (!(ev & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    char tmp[16384];
+    for (;;) {
+        ssize_t n = recv(c->fd, tmp, sizeof tmp, 0);
+        if (n > 0) {
+            if (x->in_len + (size_t)n > RESP_MAX ||
+                !buf_add(&x->in, &x->in_len, &x->in_cap, tmp, (size_t)n)) {
+                sse_end(s, x);
+                return;
+            }
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        sse_end(s, x); /* closed by the server, or an error */
+        return;
+    }
+    if (!sse_decode(x)) {
+        sse_end(s, x);
+        return;
+    }
+    sse_events(s, x);
 }
 
 /* ---- blocking reads (the audit), with libcurl ------------------------------------------------ */

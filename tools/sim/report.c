@@ -222,19 +222,21 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
     const flow_counts_t *c = &s->c;
     double acked = c->acked ? (double)c->acked : 1;
     json_t *flow = json_pack(
-        "{sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sf sf sf}", "orders_offered",
-        (json_int_t)c->placed, "orders_acked", (json_int_t)c->acked, "orders_failed",
-        (json_int_t)c->order_failed, "declined_on_price", (json_int_t)c->declined_price,
-        "no_idle_customer", (json_int_t)c->no_customer, "completed", (json_int_t)c->completed,
-        "cancelled", (json_int_t)c->cancelled, "cancelled_at_wind_down",
+        "{sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sf sf sf}",
+        "orders_offered", (json_int_t)c->placed, "orders_acked", (json_int_t)c->acked,
+        "orders_failed", (json_int_t)c->order_failed, "declined_on_price",
+        (json_int_t)c->declined_price, "no_idle_customer", (json_int_t)c->no_customer, "completed",
+        (json_int_t)c->completed, "cancelled", (json_int_t)c->cancelled, "cancelled_at_wind_down",
         (json_int_t)c->cancelled_wind_down, "expired", (json_int_t)c->expired, "offers_accepted",
         (json_int_t)c->accepted_offers, "offers_rejected", (json_int_t)c->rejected_offers,
         "offers_lost", (json_int_t)c->lost_offers, "offers_missed", (json_int_t)c->missed_offers,
         "ratings", (json_int_t)c->ratings, "pings", (json_int_t)c->pings, "resumed_trips",
-        (json_int_t)c->resumed_trips, "adopted_orders", (json_int_t)c->adopted_orders, "retries",
-        (json_int_t)c->retries, "dead_accounts", (json_int_t)c->dead_accounts, "completion_rate",
-        (double)c->completed / acked, "cancel_rate", (double)c->cancelled / acked,
-        "unfulfilled_rate", (double)c->expired / acked);
+        (json_int_t)c->resumed_trips, "pushed_offers", (json_int_t)c->pushed_offers, "stream_opens",
+        (json_int_t)c->stream_opens, "stream_drops", (json_int_t)c->stream_drops, "adopted_orders",
+        (json_int_t)c->adopted_orders, "retries", (json_int_t)c->retries, "dead_accounts",
+        (json_int_t)c->dead_accounts, "completion_rate", (double)c->completed / acked,
+        "cancel_rate", (double)c->cancelled / acked, "unfulfilled_rate",
+        (double)c->expired / acked);
     json_t *times =
         json_pack("{so so so so}", "order_to_first_offer_ms", hist_json(&s->first_offer, 1e-3),
                   "order_to_accepted_ms", hist_json(&s->to_accept, 1e-3), "pickup_wait_ms",

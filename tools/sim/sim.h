@@ -223,6 +223,10 @@ typedef struct {
      * that got no answer may still become a trip (driver-service's reconciler confirms it). */
     double recheck_until;
     unsigned polls;
+    /* --push: the driver's GET /events stream (net.c), and the last event id it got. */
+    struct sse *sse;
+    char last_event_id[48];
+    uint32_t gen_stream;
 } driver_t;
 
 typedef enum { C_IDLE, C_ESTIMATING, C_ORDERING, C_ADOPTING, C_WAITING, C_DEAD } cust_state_t;
@@ -272,6 +276,7 @@ typedef struct {
     double ping_sample; /* fraction of pings written to the event history */
     double slow_ms;     /* a request at least this slow is written to issues.tsv */
     bool audit_only, no_audit, quiet;
+    bool push; /* drivers learn of offers from GET /events instead of polling GET /offers */
     int setup_parallel;
 } sim_opts_t;
 
@@ -280,6 +285,7 @@ typedef struct {
     uint64_t completed, cancelled, expired, lost_offers, rejected_offers, accepted_offers;
     uint64_t missed_offers, ratings, pings, dead_accounts, retries;
     uint64_t pickup_refused, token_refreshes, cancelled_wind_down, resumed_trips, adopted_orders;
+    uint64_t pushed_offers, stream_opens, stream_drops;
 } flow_counts_t;
 
 typedef struct timer {
@@ -343,10 +349,25 @@ void net_poll(sim_t *s, int timeout_ms);
 int net_fetch(const char *method, const char *url, const char *bearer, const char *form_body,
               long timeout_ms, json_t **body);
 
+/* --push (net.c): open driver agent's GET /events stream with its token, resuming after
+ * last_id ("" = from now); each event goes to agents_event, the stream's end (closed, refused,
+ * an error) to agents_stream_ended. close ends it without a callback. */
+void net_stream_open(sim_t *s, int agent, const char *token, const char *last_id);
+void net_stream_close(sim_t *s, int agent);
+
 /* timers (main.c) */
 void timer_add(sim_t *s, double at, int kind, int agent, uint32_t gen);
 
-enum { T_DRV_PING, T_DRV_POLL, T_DRV_ACT, T_CUST_POLL, T_CUST_ACT, T_ORDER_ARRIVAL, T_TOKEN };
+enum {
+    T_DRV_PING,
+    T_DRV_POLL,
+    T_DRV_ACT,
+    T_CUST_POLL,
+    T_CUST_ACT,
+    T_ORDER_ARRIVAL,
+    T_TOKEN,
+    T_DRV_STREAM
+};
 
 /* agents.c */
 void agents_start(sim_t *s);
@@ -356,6 +377,9 @@ void agents_stop(sim_t *s);
 /* How many flows are still moving (orders not final, drivers mid-trip). */
 int agents_busy(const sim_t *s);
 void event_write(sim_t *s, json_t *ev); /* steals ev */
+/* --push: one event of driver agent's stream (data borrowed), and the stream's end. */
+void agents_event(sim_t *s, int agent, const char *type, const char *id, json_t *data);
+void agents_stream_ended(sim_t *s, int agent);
 
 /* report.c */
 typedef struct {
