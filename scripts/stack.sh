@@ -730,21 +730,35 @@ stop_comp() {
 }
 
 # Stop the supervisor: each runsv exits once its component is down (sv exit), then runsvdir.
+# HUP, not TERM, and no `sv exit` first: runsvdir respawns a runsv that exits while it runs, and
+# on TERM it exits leaving its runsv processes behind (an idle runsv per component lingered
+# after every `make down`). On HUP it sends each runsv TERM (= exit once its component is down,
+# which it is by now) and exits.
 stop_supervisor() {
     local pid c i
+    if pid="$(sup_pid)"; then
+        kill -HUP "$pid" 2>/dev/null || true
+        for i in $(seq 1 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    fi
+    rm -f "$SUP_PID"
+    # A runsv still there (from a TERMed runsvdir of an older stack.sh): tell it to exit.
     if [ -d "$SV" ]; then
         for c in "${COMPONENTS[@]}"; do
-            [ -e "$SV/$c/supervise/ok" ] && sv exit "$SV/$c" >/dev/null 2>&1 || true
+            sv status "$SV/$c" >/dev/null 2>&1 && sv exit "$SV/$c" >/dev/null 2>&1 || true
+        done
+        for i in $(seq 1 50); do
+            local left=0
+            for c in "${COMPONENTS[@]}"; do
+                sv status "$SV/$c" >/dev/null 2>&1 && left=1
+            done
+            [ "$left" = 0 ] && break
+            sleep 0.1
         done
     fi
-    pid="$(sup_pid)" || { rm -f "$SUP_PID"; return 0; }
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    rm -f "$SUP_PID"
     say "supervisor stopped"
 }
 
