@@ -238,10 +238,7 @@ fail:
 
 static long backoff_ms(long long attempts_before)
 {
-    long ms = BACKOFF_FIRST_MS;
-    for (long long i = 0; i < attempts_before && ms < BACKOFF_MAX_MS; i++)
-        ms *= 2;
-    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+    return antar_backoff_ms(BACKOFF_FIRST_MS, BACKOFF_MAX_MS, attempts_before);
 }
 
 typedef enum { OUT_DELIVERED, OUT_RETRY, OUT_DEAD } outcome_t;

@@ -229,6 +229,14 @@ char *antar_json_dumps(const json_t *doc, size_t flags)
     return json_dumps(doc, flags);
 }
 
+long antar_backoff_ms(long first_ms, long max_ms, long long attempts_before)
+{
+    long ms = first_ms;
+    for (long long i = 0; i < attempts_before && ms < max_ms; i++)
+        ms *= 2;
+    return ms > max_ms ? max_ms : ms;
+}
+
 static _Thread_local bool t_internal_thread;
 
 void antar_thread_set_internal(bool internal)

@@ -36,6 +36,9 @@ char *antar_json_dumps(const json_t *doc, size_t flags);
  * NaN and infinities, which JSON cannot carry anyway). */
 int antar_real_digits(double v);
 
+/* Exponential backoff: first_ms doubled once per earlier attempt, capped at max_ms. */
+long antar_backoff_ms(long first_ms, long max_ms, long long attempts_before);
+
 /* The rule that keeps service calls free of cycles (docs/reliability.md, "Call graph: why no
  * cycle"): a thread of an internal listener never waits on a peer. Public listeners and
  * background workers (outbox, dispatch, flusher, reconciler) may call any peer's internal

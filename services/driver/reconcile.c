@@ -123,10 +123,7 @@ antar_err_t confirm_pickup(long long driver_id, long long order_id)
 
 static long retry_ms(long long attempts)
 {
-    long ms = RETRY_FIRST_MS;
-    for (long long i = 0; i < attempts && ms < RETRY_MAX_MS; i++)
-        ms *= 2;
-    return ms > RETRY_MAX_MS ? RETRY_MAX_MS : ms;
+    return antar_backoff_ms(RETRY_FIRST_MS, RETRY_MAX_MS, attempts);
 }
 
 /* Every pending confirmation that is due: ask again. */
