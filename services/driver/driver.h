@@ -272,7 +272,7 @@ antar_err_t store_trips_unchecked(int idle_s, int limit, json_t **rows);
 antar_err_t store_trip_checked(long long order_id);
 /* The order is gone (cancelled, expired, another driver's): an active trip → cancelled, with
  * the outbox availability to core, one transaction. *changed false when it was not active. */
-antar_err_t store_trip_repair_cancel(long long order_id, json_t *outbox_body,
+antar_err_t store_trip_repair_cancel(long long order_id, long long driver_id, json_t *outbox_body,
                                      const char *outbox_path, bool *changed);
 /* Accepted offer → trip row + outbox "accepted" to core, and its pending "assign" confirmation
  * gone, one transaction. CONFLICT when the offer is no longer accepted (withdrawn by a

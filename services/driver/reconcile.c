@@ -166,7 +166,8 @@ static void cancel_trip(long long order_id, long long driver_id, const char *kin
     if (!body)
         return;
     snprintf(path, sizeof path, "/internal/drivers/%lld/availability", driver_id);
-    if (store_trip_repair_cancel(order_id, body, path, &changed) == ANTAR_OK && changed) {
+    if (store_trip_repair_cancel(order_id, driver_id, body, path, &changed) == ANTAR_OK &&
+        changed) {
         antar_outbox_kick();
         repaired(kind);
     }
