@@ -491,6 +491,22 @@ antar_err_t store_confirms_due(int limit, json_t **rows)
                           ANTAR_DB_ARGS(ANTAR_DB_I(limit)), rows);
 }
 
+antar_err_t store_confirm_claim(long long order_id, const char *kind, long lease_ms, bool *won)
+{
+    return exec_changed("UPDATE pending_confirms SET next_at = TIMESTAMPADD(MICROSECOND, ?, "
+                        "NOW(3)) WHERE order_id = ? AND kind = ? AND next_at <= NOW(3)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I((long long)lease_ms * 1000), ANTAR_DB_I(order_id),
+                                      ANTAR_DB_S(kind)),
+                        won);
+}
+
+antar_err_t store_trip_claim_check(long long order_id, int idle_s, bool *won)
+{
+    return exec_changed("UPDATE trips SET checked_at = NOW(3) WHERE order_id = ? AND "
+                        "(checked_at IS NULL OR checked_at < NOW(3) - INTERVAL ? SECOND)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(idle_s)), won);
+}
+
 antar_err_t store_confirms_count(long long *n)
 {
     return count_of("SELECT COUNT(*) AS n FROM pending_confirms", ANTAR_DB_NOARGS, n);
@@ -503,12 +519,6 @@ antar_err_t store_trips_unchecked(int idle_s, int limit, json_t **rows)
         "('accepted', 'picked_up') AND (checked_at IS NULL OR checked_at < NOW(3) - INTERVAL ? "
         "SECOND) AND COALESCE(picked_up_at, accepted_at) < NOW(3) - INTERVAL ? SECOND LIMIT ?",
         ANTAR_DB_ARGS(ANTAR_DB_I(idle_s), ANTAR_DB_I(idle_s), ANTAR_DB_I(limit)), rows);
-}
-
-antar_err_t store_trip_checked(long long order_id)
-{
-    return antar_db_exec("UPDATE trips SET checked_at = NOW(3) WHERE order_id = ?",
-                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), NULL, NULL);
 }
 
 /* Every message driver-service sends core is about one driver: its messages keep their order
