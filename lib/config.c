@@ -1,5 +1,6 @@
 /* config.c — the process configuration, read once from the environment (see config.h). */
 #include "antar/config.h"
+#include "antar/log.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,6 +20,22 @@ const char *antar_config_env(const char *name, const char *def)
 {
     const char *v = getenv(name);
     return (v && *v) ? v : def;
+}
+
+long antar_config_long(const char *name, long def, long min, long max)
+{
+    const char *v = antar_config_env(name, NULL);
+    if (!v)
+        return def;
+    char *end = NULL;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || isspace((unsigned char)*v) || n < min || n > max) {
+        antar_logf("warn", "%s=%s is not an integer in %ld..%ld; using %ld", name, v, min, max,
+                   def);
+        return def;
+    }
+    return n;
 }
 
 /* Copies the variable (or def) into dst, truncating to its size. A value that does not fit is

@@ -81,20 +81,6 @@ static long g_hb_ms = 10000, g_max_per = 3;
 static pthread_once_t g_pub_once = PTHREAD_ONCE_INIT;
 static char g_maxlen[24] = "100000";
 
-static long env_long(const char *name, long def, long min, long max)
-{
-    const char *s = antar_config_env(name, NULL);
-    if (!s)
-        return def;
-    char *end = NULL;
-    long v = strtol(s, &end, 10);
-    if (!end || *end || v < min || v > max) {
-        antar_logf("warn", "%s=%s is not in %ld..%ld; using %ld", name, s, min, max, def);
-        return def;
-    }
-    return v;
-}
-
 /* ---- ids -------------------------------------------------------------------------------- */
 
 static bool id_parse(const char *s, unsigned long long *ms, unsigned long long *seq)
@@ -137,7 +123,7 @@ int antar_events_id_cmp(const char *a, const char *b)
 static void pub_init(void)
 {
     snprintf(g_maxlen, sizeof g_maxlen, "%ld",
-             env_long("ANTAR_EVENTS_MAXLEN", 100000, 100, 100000000));
+             antar_config_long("ANTAR_EVENTS_MAXLEN", 100000, 100, 100000000));
 }
 
 antar_err_t antar_events_publish(const char *type, const char *aud, const json_t *data)
@@ -893,8 +879,8 @@ static void stop_hook(void)
 int antar_events_start(antar_server_t *s)
 {
     pthread_once(&g_pub_once, pub_init);
-    g_hb_ms = env_long("ANTAR_EVENTS_HEARTBEAT_MS", 10000, 100, 15000);
-    g_max_per = env_long("ANTAR_EVENTS_MAX_PER_PRINCIPAL", 3, 1, 1000);
+    g_hb_ms = antar_config_long("ANTAR_EVENTS_HEARTBEAT_MS", 10000, 100, 15000);
+    g_max_per = antar_config_long("ANTAR_EVENTS_MAX_PER_PRINCIPAL", 3, 1, 1000);
     g_srv = s;
     antar_server_set_stop_hook(s, stop_hook);
     antar_metrics_add_source(render_metrics);

@@ -348,6 +348,8 @@ bool antar_valid_email(const char *s)
     return true;
 }
 
+const char *const antar_vehicle_types[] = {"motorcycle", "car", NULL};
+
 bool antar_valid_phone(const char *s)
 {
     if (!s)

@@ -885,16 +885,9 @@ static int start_listener(antar_listener_t *l, int port, int threads)
     }
 
     unsigned conn_limit = CONNECTION_LIMIT;
-    const char *cl = antar_config_env("ANTAR_CONNECTION_LIMIT", NULL);
-    if (cl && !l->internal) {
-        char *end = NULL;
-        unsigned long v = strtoul(cl, &end, 10);
-        if (end && !*end && v >= 16 && v <= 1000000)
-            conn_limit = (unsigned)v;
-        else
-            antar_logf("warn", "ANTAR_CONNECTION_LIMIT=%s is not in 16..1000000; using %u", cl,
-                       conn_limit);
-    }
+    if (!l->internal)
+        conn_limit =
+            (unsigned)antar_config_long("ANTAR_CONNECTION_LIMIT", CONNECTION_LIMIT, 16, 1000000);
     /* The logger goes first so that MHD reports option errors through it too. */
     l->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, on_access, l, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,

@@ -749,30 +749,17 @@ static struct {
 static _Thread_local bool t_no_retry;
 static _Thread_local unsigned long long t_rng;
 
-static long env_long(const char *name, long def, long lo, long hi)
-{
-    const char *v = antar_config_env(name, NULL);
-    if (!v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi) {
-        antar_logf("warn", "%s=%s is not in [%ld, %ld]; using %ld", name, v, lo, hi, def);
-        return def;
-    }
-    return n;
-}
-
 static void breaker_configure(void)
 {
-    g_cb.failures = (int)env_long("ANTAR_CB_FAILURES", 5, 1, 1000);
-    g_cb.cooldown_ms = env_long("ANTAR_CB_COOLDOWN_MS", 1000, 10, 600000);
-    g_cb.cooldown_max_ms = env_long("ANTAR_CB_COOLDOWN_MAX_MS", 30000, g_cb.cooldown_ms, 3600000);
+    g_cb.failures = (int)antar_config_long("ANTAR_CB_FAILURES", 5, 1, 1000);
+    g_cb.cooldown_ms = antar_config_long("ANTAR_CB_COOLDOWN_MS", 1000, 10, 600000);
+    g_cb.cooldown_max_ms =
+        antar_config_long("ANTAR_CB_COOLDOWN_MAX_MS", 30000, g_cb.cooldown_ms, 3600000);
     g_cb.refused_cooldown_ms =
-        env_long("ANTAR_CB_REFUSED_COOLDOWN_MS", 100, 10, g_cb.cooldown_max_ms);
-    g_cb.retries = (int)env_long("ANTAR_HTTPC_RETRIES", 2, 0, 10);
-    g_cb.budget_ms = env_long("ANTAR_HTTPC_RETRY_BUDGET_MS", 1000, 0, 60000);
-    g_cb.backoff_ms = env_long("ANTAR_HTTPC_BACKOFF_MS", 50, 1, 10000);
+        antar_config_long("ANTAR_CB_REFUSED_COOLDOWN_MS", 100, 10, g_cb.cooldown_max_ms);
+    g_cb.retries = (int)antar_config_long("ANTAR_HTTPC_RETRIES", 2, 0, 10);
+    g_cb.budget_ms = antar_config_long("ANTAR_HTTPC_RETRY_BUDGET_MS", 1000, 0, 60000);
+    g_cb.backoff_ms = antar_config_long("ANTAR_HTTPC_BACKOFF_MS", 50, 1, 10000);
 }
 
 /* A uniform value in [0, n) from a per-thread xorshift (jitter needs no crypto). */

@@ -12,6 +12,8 @@
  */
 #include "antar/password.h"
 
+#include "antar/config.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <time.h>
@@ -36,32 +38,20 @@ static struct {
     .cond = PTHREAD_COND_INITIALIZER,
 };
 
-/* A positive integer from the environment within [lo, hi], else def. A bad value falls back
- * to the default rather than failing, because a typo must not weaken or disable hashing. */
-static unsigned long long env_ull(const char *name, unsigned long long def, unsigned long long lo,
-                                  unsigned long long hi)
-{
-    const char *v = getenv(name);
-    if (!v || !*v)
-        return def;
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || !end || *end || v[0] == '-' || n < lo || n > hi)
-        return def;
-    return n;
-}
-
 static void password_setup(void)
 {
     g.ready = sodium_init() >= 0;
-    g.opslimit = env_ull("ANTAR_ARGON2_OPSLIMIT", crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                         crypto_pwhash_OPSLIMIT_MIN, crypto_pwhash_OPSLIMIT_SENSITIVE);
-    g.memlimit = (size_t)env_ull("ANTAR_ARGON2_MEMLIMIT", crypto_pwhash_MEMLIMIT_INTERACTIVE,
-                                 crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_SENSITIVE);
-    g.free_slots = (int)env_ull("ANTAR_ARGON2_MAX_CONCURRENT", 2, 1, 64);
-    g.max_waiting = (int)env_ull("ANTAR_ARGON2_MAX_QUEUE", 8, 0, 1024);
-    g.max_wait_ms = (long)env_ull("ANTAR_ARGON2_MAX_WAIT_MS", 1000, 1, 60000);
+    /* Out-of-range values fall back to the default rather than fail the start: a typo must not
+     * weaken or disable hashing. */
+    g.opslimit = (unsigned long long)antar_config_long(
+        "ANTAR_ARGON2_OPSLIMIT", (long)crypto_pwhash_OPSLIMIT_INTERACTIVE,
+        (long)crypto_pwhash_OPSLIMIT_MIN, (long)crypto_pwhash_OPSLIMIT_SENSITIVE);
+    g.memlimit = (size_t)antar_config_long(
+        "ANTAR_ARGON2_MEMLIMIT", (long)crypto_pwhash_MEMLIMIT_INTERACTIVE,
+        (long)crypto_pwhash_MEMLIMIT_MIN, (long)crypto_pwhash_MEMLIMIT_SENSITIVE);
+    g.free_slots = (int)antar_config_long("ANTAR_ARGON2_MAX_CONCURRENT", 2, 1, 64);
+    g.max_waiting = (int)antar_config_long("ANTAR_ARGON2_MAX_QUEUE", 8, 0, 1024);
+    g.max_wait_ms = antar_config_long("ANTAR_ARGON2_MAX_WAIT_MS", 1000, 1, 60000);
 }
 
 static _Thread_local bool t_busy;

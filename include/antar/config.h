@@ -89,5 +89,9 @@ const antar_config_t *antar_config(void);
 
 /* getenv with a default: the variable's value, or def when unset or empty. */
 const char *antar_config_env(const char *name, const char *def);
+/* The one parser for numeric settings: the variable as a decimal integer in [min, max], or def
+ * when it is unset or empty; a value that is not a whole number in range is logged (warn) and
+ * def is used, so a typo never turns into 0 or a huge limit. Read settings once at start. */
+long antar_config_long(const char *name, long def, long min, long max);
 
 #endif

@@ -186,6 +186,47 @@ antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size
  * strings, lengths (in characters) and ranges. Outputs are written only on success. */
 antar_err_t antar_req_fields_lenient(antar_req_t *req, const antar_field_t *fields, size_t n);
 
+/* ---- field definitions every service shares --------------------------------------------
+ * One definition per kind of value, so that a customer's phone and a driver's phone cannot
+ * drift apart again. Entries are designated initializers; count a table with
+ * ANTAR_NFIELDS(table), never by hand. */
+
+/* Ids are positive and below 2^53, so they stay exact as JSON numbers in any client. */
+#define ANTAR_ID_MAX 9007199254740992.0
+#define ANTAR_PRICE_MAX 1000000000.0 /* IDR */
+#define ANTAR_NFIELDS(table) (sizeof(table) / sizeof((table)[0]))
+/* "motorcycle", "car", NULL: the vehicle types of drivers, orders and fares. */
+extern const char *const antar_vehicle_types[];
+
+#define ANTAR_F_(nm, ty, req, lo, hi, out_, pres)                                                  \
+    {                                                                                              \
+        .name = (nm), .type = (ty), .required = (req), .min = (lo), .max = (hi), .out = (out_),    \
+        .present = (pres)                                                                          \
+    }
+/* An id field: integer in 1..ANTAR_ID_MAX. */
+#define ANTAR_F_ID(nm, req, out_) ANTAR_F_(nm, ANTAR_FIELD_INT, req, 1, ANTAR_ID_MAX, out_, NULL)
+#define ANTAR_F_NAME(req, out_) ANTAR_F_("name", ANTAR_FIELD_STRING, req, 1, 100, out_, NULL)
+#define ANTAR_F_EMAIL(req, out_) ANTAR_F_("email", ANTAR_FIELD_STRING, req, 3, 254, out_, NULL)
+/* E.164: up to 15 digits after an optional '+' (antar_valid_phone checks the digits). */
+#define ANTAR_F_PHONE(req, out_) ANTAR_F_("phone", ANTAR_FIELD_STRING, req, 8, 16, out_, NULL)
+/* A new password: 8..128 characters. */
+#define ANTAR_F_NEW_PASSWORD(out_)                                                                 \
+    ANTAR_F_("password", ANTAR_FIELD_STRING, true, 8, 128, out_, NULL)
+#define ANTAR_F_PLATE(req, out_)                                                                   \
+    ANTAR_F_("plate_number", ANTAR_FIELD_STRING, req, 1, 16, out_, NULL)
+#define ANTAR_F_VEHICLE(req, out_)                                                                 \
+    {                                                                                              \
+        .name = "vehicle_type", .type = ANTAR_FIELD_ENUM, .required = (req),                       \
+        .choices = antar_vehicle_types, .out = (out_)                                              \
+    }
+#define ANTAR_F_LAT(nm, req, out_, pres) ANTAR_F_(nm, ANTAR_FIELD_NUMBER, req, -90, 90, out_, pres)
+#define ANTAR_F_LNG(nm, req, out_, pres)                                                           \
+    ANTAR_F_(nm, ANTAR_FIELD_NUMBER, req, -180, 180, out_, pres)
+#define ANTAR_F_PRICE(req, out_, pres)                                                             \
+    ANTAR_F_("price", ANTAR_FIELD_INT, req, 0, ANTAR_PRICE_MAX, out_, pres)
+#define ANTAR_F_ADDRESS(nm, req, out_)                                                             \
+    ANTAR_F_(nm, ANTAR_FIELD_STRING, req, (req) ? 1 : 0, 255, out_, NULL)
+
 /* Formats shared by sign-up and profile updates. */
 bool antar_valid_email(const char *s);
 /* Lower-case the ASCII letters of email in place, the one form emails are stored, looked up and

@@ -39,29 +39,14 @@
 static core_settings_t settings;
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 
-static long env_long(const char *name, long def, long min, long max)
-{
-    const char *s = antar_config_env(name, NULL);
-    if (!s)
-        return def;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !*s || *end || v < min || v > max) {
-        antar_logf("warn", "%s is not an integer in %ld..%ld; using %ld", name, min, max, def);
-        return def;
-    }
-    return v;
-}
-
 static void settings_load(void)
 {
-    settings.offer_ttl_s = env_long("ANTAR_OFFER_TTL_S", 15, 1, 3600);
-    settings.dispatch_max_s = env_long("ANTAR_DISPATCH_MAX_S", 120, 1, 86400);
-    settings.max_candidates = env_long("ANTAR_DISPATCH_MAX_CANDIDATES", 5, 1, 1000);
-    settings.radius_m = env_long("ANTAR_DISPATCH_RADIUS_M", 5000, 1, 100000);
-    settings.presence_ttl_s = env_long("ANTAR_PRESENCE_TTL_S", 60, 1, 86400);
-    settings.quote_ttl_s = env_long("ANTAR_QUOTE_TTL_S", 300, 1, 86400);
+    settings.offer_ttl_s = antar_config_long("ANTAR_OFFER_TTL_S", 15, 1, 3600);
+    settings.dispatch_max_s = antar_config_long("ANTAR_DISPATCH_MAX_S", 120, 1, 86400);
+    settings.max_candidates = antar_config_long("ANTAR_DISPATCH_MAX_CANDIDATES", 5, 1, 1000);
+    settings.radius_m = antar_config_long("ANTAR_DISPATCH_RADIUS_M", 5000, 1, 100000);
+    settings.presence_ttl_s = antar_config_long("ANTAR_PRESENCE_TTL_S", 60, 1, 86400);
+    settings.quote_ttl_s = antar_config_long("ANTAR_QUOTE_TTL_S", 300, 1, 86400);
 }
 
 const core_settings_t *core_settings(void)

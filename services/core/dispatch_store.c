@@ -6,6 +6,7 @@
  * restart without a script-cache reload. */
 #include "dispatch_store.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,10 +316,20 @@ static const char lua_pick[] = LUA_EACH_FREE
 static const char lua_demand_add[] =
     LUA_DEMAND_ADD("1", "2", "1", "2", "3") "return demand_add()\n";
 
+/* ANTAR_DEMAND_CELLS_PER_MIN as the script's argument, read once. */
+static char g_demand_cap[24];
+static pthread_once_t g_demand_cap_once = PTHREAD_ONCE_INIT;
+
+static void demand_cap_load(void)
+{
+    snprintf(g_demand_cap, sizeof g_demand_cap, "%ld",
+             antar_config_long("ANTAR_DEMAND_CELLS_PER_MIN", 5, 1, 10000));
+}
+
 static const char *demand_cap(void)
 {
-    const char *v = antar_config_env("ANTAR_DEMAND_CELLS_PER_MIN", NULL);
-    return v && atoi(v) > 0 ? v : "5";
+    pthread_once(&g_demand_cap_once, demand_cap_load);
+    return g_demand_cap;
 }
 
 static void demand_keys(const char *cell, long long minute, long long user_id, char *hll, size_t hn,

@@ -594,13 +594,14 @@ static void handle_metadata(antar_req_t *req)
     antar_http_reply_json(req, 200, doc);
 }
 
+static long csrf_ttl_s = 7200; /* ANTAR_CSRF_TTL_S, read at init */
+
 static void handle_csrf(antar_req_t *req)
 {
     const antar_principal_t *p = antar_req_principal(req);
     char tok[128], ts[32];
     long long exp = 0;
-    long ttl = atol(antar_config_env("ANTAR_CSRF_TTL_S", "7200"));
-    if (!p || antar_csrf_issue(p->sub, ttl > 0 ? ttl : 7200, tok, sizeof tok, &exp) != 0) {
+    if (!p || antar_csrf_issue(p->sub, csrf_ttl_s, tok, sizeof tok, &exp) != 0) {
         antar_http_fail(req, ANTAR_E_INTERNAL, NULL, NULL);
         return;
     }
@@ -678,8 +679,9 @@ int core_oauth_init(const antar_config_t *cfg)
     char dir[600];
     ocfg = cfg;
     password_grant = strcmp(antar_config_env("ANTAR_PASSWORD_GRANT", "1"), "0") != 0;
+    csrf_ttl_s = antar_config_long("ANTAR_CSRF_TTL_S", 7200, 60, 30L * 86400);
     snprintf(dir, sizeof dir, "%s/keys", cfg->state_dir);
-    long long max_age = atoll(antar_config_env("ANTAR_KEY_MAX_AGE_S", "2592000"));
+    long long max_age = antar_config_long("ANTAR_KEY_MAX_AGE_S", 2592000, 1, 10L * 365 * 86400);
     if (core_keys_init(dir, max_age) != 0) {
         antar_logf("error", "cannot load or create the signing keys in %s", dir);
         return -1;

@@ -1,5 +1,6 @@
 /* Storage of the authorization server: refresh tokens in MariaDB (hashes only, with family and
  * rotation chain), one-time authorization codes and login-failure counters in Redis. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,28 @@
 
 #define REFRESH_TTL_S (30LL * 86400)
 
-/* The absolute lifetime of a refresh-token family, from its first token (default 90 days). */
+/* Settings of the token store and the login throttle, read once. */
+static struct {
+    long family_max_s; /* absolute lifetime of a refresh-token family, from its first token */
+    long free_fails, max_delay_s, account_soft, account_gap_ms, ip_soft, ip_gap_ms;
+} S;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+static void settings_load(void)
+{
+    S.family_max_s = antar_config_long("ANTAR_REFRESH_FAMILY_MAX_S", 90L * 86400, 1, 3650L * 86400);
+    S.free_fails = antar_config_long("ANTAR_LOGIN_FREE_FAILS", 3, 1, 1000);
+    S.max_delay_s = antar_config_long("ANTAR_LOGIN_MAX_DELAY_S", 900, 1, 86400);
+    S.account_soft = antar_config_long("ANTAR_LOGIN_ACCOUNT_SOFT", 20, 1, 1000000);
+    S.account_gap_ms = antar_config_long("ANTAR_LOGIN_ACCOUNT_GAP_MS", 2000, 1, 3600000);
+    S.ip_soft = antar_config_long("ANTAR_LOGIN_IP_SOFT", 50, 1, 1000000);
+    S.ip_gap_ms = antar_config_long("ANTAR_LOGIN_IP_GAP_MS", 250, 1, 3600000);
+}
+
 static long long family_max_s(void)
 {
-    const char *v = antar_config_env("ANTAR_REFRESH_FAMILY_MAX_S", NULL);
-    long long n = v && *v ? atoll(v) : 90LL * 86400;
-    return n > 0 ? n : 90LL * 86400;
+    pthread_once(&settings_once, settings_load);
+    return S.family_max_s;
 }
 
 void oauth_random_token(char *out)
@@ -349,13 +366,6 @@ static const char lua_throttle_fail[] = "for i = 1, 2 do\n"
                                         "end\n"
                                         "return 0\n";
 
-static long env_long(const char *name, long def, long min)
-{
-    const char *v = antar_config_env(name, NULL);
-    long n = v && *v ? atol(v) : def;
-    return n < min ? min : n;
-}
-
 /* The keys of one login attempt. Account and address are hashed, so Redis never holds emails,
  * phone numbers or addresses, and any byte sequence makes a safe key. */
 typedef struct {
@@ -385,13 +395,14 @@ antar_err_t oauth_throttle_check(const char *username, const char *ip, long *ret
     throttle_keys(username, ip, &k);
     char now[32], free_n[24], max_ms[24], win[24], asoft[24], agap[24], isoft[24], igap[24];
     snprintf(now, sizeof now, "%lld", antar_now_ms());
-    snprintf(free_n, sizeof free_n, "%ld", env_long("ANTAR_LOGIN_FREE_FAILS", 3, 1));
-    snprintf(max_ms, sizeof max_ms, "%ld", env_long("ANTAR_LOGIN_MAX_DELAY_S", 900, 1) * 1000);
+    pthread_once(&settings_once, settings_load);
+    snprintf(free_n, sizeof free_n, "%ld", S.free_fails);
+    snprintf(max_ms, sizeof max_ms, "%ld", S.max_delay_s * 1000);
     snprintf(win, sizeof win, "%d", THROTTLE_WINDOW_S);
-    snprintf(asoft, sizeof asoft, "%ld", env_long("ANTAR_LOGIN_ACCOUNT_SOFT", 20, 1));
-    snprintf(agap, sizeof agap, "%ld", env_long("ANTAR_LOGIN_ACCOUNT_GAP_MS", 2000, 1));
-    snprintf(isoft, sizeof isoft, "%ld", env_long("ANTAR_LOGIN_IP_SOFT", 50, 1));
-    snprintf(igap, sizeof igap, "%ld", env_long("ANTAR_LOGIN_IP_GAP_MS", 250, 1));
+    snprintf(asoft, sizeof asoft, "%ld", S.account_soft);
+    snprintf(agap, sizeof agap, "%ld", S.account_gap_ms);
+    snprintf(isoft, sizeof isoft, "%ld", S.ip_soft);
+    snprintf(igap, sizeof igap, "%ld", S.ip_gap_ms);
     const char *argv[] = {"EVAL",      lua_throttle_check,
                           "5",         k.pair,
                           k.acct,      k.ip,

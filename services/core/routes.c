@@ -13,8 +13,6 @@
 #include "dispatch_store.h"
 #include "fare_model.h"
 
-#define MAX_ID 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
-
 /* The domain's outcome: result with status on success, else the error with the field and
  * message the domain gave (the error's default message otherwise). Steals result. */
 static void reply(antar_req_t *req, antar_err_t err, int status, json_t *result,
@@ -52,16 +50,15 @@ static bool vehicle_ok(antar_req_t *req, const char *vt)
 /* POST /fares/estimate (role user) */
 static void fares_estimate(antar_req_t *req)
 {
-    static const char *const vehicles[] = {"motorcycle", "car", NULL};
     core_trip_t t = {0};
     const antar_field_t fields[] = {
-        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.pickup_lat, NULL},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.pickup_lng, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.dropoff_lat, NULL},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.dropoff_lng, NULL},
-        {"vehicle_type", ANTAR_FIELD_ENUM, true, 0, 0, vehicles, &t.vehicle_type, NULL},
+        ANTAR_F_LAT("pickup_lat", true, &t.pickup_lat, NULL),
+        ANTAR_F_LNG("pickup_lng", true, &t.pickup_lng, NULL),
+        ANTAR_F_LAT("dropoff_lat", true, &t.dropoff_lat, NULL),
+        ANTAR_F_LNG("dropoff_lng", true, &t.dropoff_lng, NULL),
+        ANTAR_F_VEHICLE(true, &t.vehicle_type),
     };
-    if (antar_req_fields(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+    if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     const antar_principal_t *p = antar_req_principal(req);
     core_why_t why = {0};
@@ -78,15 +75,15 @@ static void fares_quote(antar_req_t *req)
     long long user_id = 0;
     const char *quote_id = NULL;
     const antar_field_t fields[] = {
-        {"user_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, &user_id, NULL},
-        {"quote_id", ANTAR_FIELD_STRING, false, 0, 128, NULL, &quote_id, NULL},
-        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.pickup_lat, NULL},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.pickup_lng, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &t.dropoff_lat, NULL},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &t.dropoff_lng, NULL},
-        {"vehicle_type", ANTAR_FIELD_STRING, true, 0, 16, NULL, &t.vehicle_type, NULL},
+        ANTAR_F_ID("user_id", true, &user_id),
+        ANTAR_F_("quote_id", ANTAR_FIELD_STRING, false, 0, 128, &quote_id, NULL),
+        ANTAR_F_LAT("pickup_lat", true, &t.pickup_lat, NULL),
+        ANTAR_F_LNG("pickup_lng", true, &t.pickup_lng, NULL),
+        ANTAR_F_LAT("dropoff_lat", true, &t.dropoff_lat, NULL),
+        ANTAR_F_LNG("dropoff_lng", true, &t.dropoff_lng, NULL),
+        ANTAR_F_("vehicle_type", ANTAR_FIELD_STRING, true, 0, 16, &t.vehicle_type, NULL),
     };
-    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK ||
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK ||
         !vehicle_ok(req, t.vehicle_type))
         return;
     core_why_t why = {0};
@@ -107,12 +104,12 @@ static void presence_put(antar_req_t *req)
     double lat = 0, lng = 0;
     bool has_lat = false, has_lng = false;
     const antar_field_t fields[] = {
-        {"status", ANTAR_FIELD_STRING, true, 0, 16, NULL, &status, NULL},
-        {"vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, NULL, &vt, NULL},
-        {"lat", ANTAR_FIELD_NUMBER, false, -90, 90, NULL, &lat, &has_lat},
-        {"lng", ANTAR_FIELD_NUMBER, false, -180, 180, NULL, &lng, &has_lng},
+        ANTAR_F_("status", ANTAR_FIELD_STRING, true, 0, 16, &status, NULL),
+        ANTAR_F_("vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, &vt, NULL),
+        ANTAR_F_LAT("lat", false, &lat, &has_lat),
+        ANTAR_F_LNG("lng", false, &lng, &has_lng),
     };
-    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     bool online = strcmp(status, "online") == 0;
     if (!online && strcmp(status, "offline") != 0) {
@@ -190,7 +187,7 @@ static void positions_post(antar_req_t *req)
         return;
     }
     static const char *const names[] = {"driver_id", "lat", "lng"};
-    static const double lo[] = {1, -90, -180}, hi[] = {MAX_ID, 90, 180};
+    static const double lo[] = {1, -90, -180}, hi[] = {ANTAR_ID_MAX, 90, 180};
     for (size_t i = 0; i < n; i++) {
         json_t *item = json_array_get(list, i);
         double v[3];
@@ -233,10 +230,10 @@ static void availability_put(antar_req_t *req)
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
     const antar_field_t fields[] = {
-        {"available", ANTAR_FIELD_BOOL, true, 0, 0, NULL, &available, NULL},
-        {"order_id", ANTAR_FIELD_INT, false, 1, MAX_ID, NULL, &order_id, &has_order},
+        ANTAR_F_("available", ANTAR_FIELD_BOOL, true, 0, 0, &available, NULL),
+        ANTAR_F_("order_id", ANTAR_FIELD_INT, false, 1, ANTAR_ID_MAX, &order_id, &has_order),
     };
-    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     if (!available && !has_order) {
         antar_http_fail(req, ANTAR_E_MISSING_FIELD, "order_id",
@@ -256,21 +253,21 @@ static void dispatch_create(antar_req_t *req)
 {
     core_order_t o = {0};
     const antar_field_t fields[] = {
-        {"order_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, &o.order_id, NULL},
-        {"user_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, &o.user_id, NULL},
-        {"vehicle_type", ANTAR_FIELD_STRING, true, 0, 16, NULL, &o.vehicle_type, NULL},
-        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &o.pickup_lat, NULL},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &o.pickup_lng, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &o.dropoff_lat, NULL},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &o.dropoff_lng, NULL},
-        {"price", ANTAR_FIELD_INT, true, 0, 1000000000, NULL, &o.price, NULL},
-        {"currency", ANTAR_FIELD_STRING, false, 0, 3, NULL, &o.currency, NULL},
-        {"pickup_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &o.pickup_address, NULL},
-        {"dropoff_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &o.dropoff_address, NULL},
-        {"customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, NULL, &o.customer_first_name,
-         NULL},
+        ANTAR_F_ID("order_id", true, &o.order_id),
+        ANTAR_F_ID("user_id", true, &o.user_id),
+        ANTAR_F_("vehicle_type", ANTAR_FIELD_STRING, true, 0, 16, &o.vehicle_type, NULL),
+        ANTAR_F_LAT("pickup_lat", true, &o.pickup_lat, NULL),
+        ANTAR_F_LNG("pickup_lng", true, &o.pickup_lng, NULL),
+        ANTAR_F_LAT("dropoff_lat", true, &o.dropoff_lat, NULL),
+        ANTAR_F_LNG("dropoff_lng", true, &o.dropoff_lng, NULL),
+        ANTAR_F_PRICE(true, &o.price, NULL),
+        ANTAR_F_("currency", ANTAR_FIELD_STRING, false, 0, 3, &o.currency, NULL),
+        ANTAR_F_ADDRESS("pickup_address", false, &o.pickup_address),
+        ANTAR_F_ADDRESS("dropoff_address", false, &o.dropoff_address),
+        ANTAR_F_("customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, &o.customer_first_name,
+                 NULL),
     };
-    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK ||
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK ||
         !vehicle_ok(req, o.vehicle_type))
         return;
     if (o.currency && strcmp(o.currency, "IDR") != 0) {
@@ -289,10 +286,10 @@ static bool offer_body(antar_req_t *req, long long *order_id, long long *driver_
     if (antar_req_param_id(req, "order_id", order_id) != ANTAR_OK)
         return false;
     const antar_field_t fields[] = {
-        {"driver_id", ANTAR_FIELD_INT, true, 1, MAX_ID, NULL, driver_id, NULL},
-        {"offer_id", ANTAR_FIELD_INT, offer_required, 1, MAX_ID, NULL, offer_id, NULL},
+        ANTAR_F_ID("driver_id", true, driver_id),
+        ANTAR_F_ID("offer_id", offer_required, offer_id),
     };
-    return antar_req_fields_lenient(req, fields, 2) == ANTAR_OK;
+    return antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) == ANTAR_OK;
 }
 
 /* POST /internal/dispatch/{order_id}/rejected {driver_id, offer_id} → the next candidate now. */

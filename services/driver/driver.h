@@ -78,8 +78,6 @@ typedef struct {
 /* Start / stop the flush thread (stop sends and writes what is still buffered). 0 or -1. */
 int positions_start(void);
 void positions_stop(void);
-/* An integer setting from the environment in [min, max]; def (with a warning) otherwise. */
-long driver_env_ms(const char *name, long def, long min, long max);
 
 /* ---- reconcile.c ----------------------------------------------------------------------- */
 /* Ask user-service to assign order_id to driver_id for offer_id (Idempotency-Key

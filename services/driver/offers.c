@@ -4,6 +4,7 @@
  * Exactly one driver wins an order: the offer row arbitrates accept against the deadline (one
  * conditional UPDATE), and user-service's order row arbitrates between drivers (assign).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,21 @@
 #include "antar/util.h"
 #include "antar/log.h"
 #include "driver.h"
+
+/* The default lifetime of an offer that came without expires_at: read once. */
+static long g_offer_ttl_s;
+static pthread_once_t g_offer_ttl_once = PTHREAD_ONCE_INIT;
+
+static void offer_ttl_load(void)
+{
+    g_offer_ttl_s = antar_config_long("ANTAR_OFFER_TTL_S", 15, 1, 3600);
+}
+
+static long offer_ttl_s(void)
+{
+    pthread_once(&g_offer_ttl_once, offer_ttl_load);
+    return g_offer_ttl_s;
+}
 
 /* The driver's "offer" event: the offer as GET /offers shows it, expires_at included. */
 static void publish_offer(long long driver_id, const json_t *offer)
@@ -125,8 +141,7 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
     if (!o.currency)
         o.currency = "IDR";
     if (o.expires_ms <= 0) {
-        long ttl = atol(antar_config_env("ANTAR_OFFER_TTL_S", "15"));
-        o.expires_ms = antar_now_ms() + (ttl > 0 ? ttl : 15) * 1000;
+        o.expires_ms = antar_now_ms() + offer_ttl_s() * 1000;
     }
     sql_time(o.expires_ms, expires);
 

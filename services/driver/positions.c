@@ -71,21 +71,6 @@ static pthread_t g_thread;
 static bool g_running, g_stop;
 static long g_flush_ms = 100, g_db_flush_ms = 5000;
 
-long driver_env_ms(const char *name, long def, long min, long max)
-{
-    const char *s = getenv(name);
-    if (!s || !*s)
-        return def;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < min || v > max) {
-        antar_logf("warn", "%s=%s is not in %ld..%ld; using %ld", name, s, min, max, def);
-        return def;
-    }
-    return v;
-}
-
 static size_t slot_index(long long id, size_t cap)
 {
     /* Fibonacci hashing: ids are consecutive, the multiply spreads them over the table. */
@@ -381,9 +366,9 @@ static void *worker(void *arg)
 
 int positions_start(void)
 {
-    g_flush_ms = driver_env_ms("ANTAR_POSITION_FLUSH_MS", 100, 10, 1000);
-    g_db_flush_ms = driver_env_ms("ANTAR_POSITION_DB_FLUSH_MS", 5000, 100, 600000);
-    g_trips_ms = driver_env_ms("ANTAR_POSITION_TRIPS_MS", 1000, 100, 60000);
+    g_flush_ms = antar_config_long("ANTAR_POSITION_FLUSH_MS", 100, 10, 1000);
+    g_db_flush_ms = antar_config_long("ANTAR_POSITION_DB_FLUSH_MS", 5000, 100, 600000);
+    g_trips_ms = antar_config_long("ANTAR_POSITION_TRIPS_MS", 1000, 100, 60000);
     g_stop = false;
     if (pthread_create(&g_thread, NULL, worker, NULL) != 0) {
         antar_logf("error", "positions: cannot start the flush thread");

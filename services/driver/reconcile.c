@@ -261,9 +261,9 @@ static void *worker(void *arg)
 
 int reconcile_start(void)
 {
-    g_period_ms = driver_env_ms("ANTAR_RECONCILE_MS", 2000, 100, 600000);
-    g_sweep_s = driver_env_ms("ANTAR_RECONCILE_SWEEP_S", 120, 1, 86400);
-    g_grace_ms = driver_env_ms("ANTAR_CONFIRM_GRACE_MS", 8000, 0, 600000);
+    g_period_ms = antar_config_long("ANTAR_RECONCILE_MS", 2000, 100, 600000);
+    g_sweep_s = antar_config_long("ANTAR_RECONCILE_SWEEP_S", 120, 1, 86400);
+    g_grace_ms = antar_config_long("ANTAR_CONFIRM_GRACE_MS", 8000, 0, 600000);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

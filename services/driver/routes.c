@@ -7,9 +7,6 @@
 #include "antar/util.h"
 #include "driver.h"
 
-#define ID_MAX 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
-
-static const char *const vehicle_types[] = {"motorcycle", "car", NULL};
 static const char *const statuses[] = {"online", "offline", NULL};
 
 static long long me(antar_req_t *req)
@@ -53,16 +50,16 @@ static void drivers_signup(antar_req_t *req)
 {
     driver_signup_t in = {0};
     const antar_field_t fields[] = {
-        {"name", ANTAR_FIELD_STRING, true, 1, 100, NULL, &in.name, NULL},
-        {"email", ANTAR_FIELD_STRING, true, 3, 254, NULL, &in.email, NULL},
-        {"phone", ANTAR_FIELD_STRING, true, 8, 16, NULL, &in.phone, NULL},
-        {"password", ANTAR_FIELD_STRING, true, 8, 128, NULL, &in.password, NULL},
-        {"vehicle_type", ANTAR_FIELD_ENUM, true, 0, 0, vehicle_types, &in.vehicle_type, NULL},
-        {"plate_number", ANTAR_FIELD_STRING, true, 1, 16, NULL, &in.plate_number, NULL},
+        ANTAR_F_NAME(true, &in.name),
+        ANTAR_F_EMAIL(true, &in.email),
+        ANTAR_F_PHONE(true, &in.phone),
+        ANTAR_F_NEW_PASSWORD(&in.password),
+        ANTAR_F_VEHICLE(true, &in.vehicle_type),
+        ANTAR_F_PLATE(true, &in.plate_number),
     };
     json_t *out = NULL;
     const char *field = NULL;
-    if (antar_req_fields(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+    if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     antar_err_t err = driver_signup(&in, &out, &field);
     respond(req, err, 201, out, field);
@@ -79,14 +76,14 @@ static void drivers_me_patch(antar_req_t *req)
 {
     driver_patch_t p = {0};
     const antar_field_t fields[] = {
-        {"name", ANTAR_FIELD_STRING, false, 1, 100, NULL, &p.name, NULL},
-        {"email", ANTAR_FIELD_STRING, false, 3, 254, NULL, &p.email, NULL},
-        {"phone", ANTAR_FIELD_STRING, false, 8, 16, NULL, &p.phone, NULL},
-        {"plate_number", ANTAR_FIELD_STRING, false, 1, 16, NULL, &p.plate_number, NULL},
+        ANTAR_F_NAME(false, &p.name),
+        ANTAR_F_EMAIL(false, &p.email),
+        ANTAR_F_PHONE(false, &p.phone),
+        ANTAR_F_PLATE(false, &p.plate_number),
     };
     json_t *out = NULL;
     const char *field = NULL;
-    if (antar_req_fields(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+    if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     if (!p.name && !p.email && !p.phone && !p.plate_number) {
         antar_http_fail(req, ANTAR_E_MISSING_FIELD, NULL,
@@ -101,10 +98,15 @@ static void drivers_me_status(antar_req_t *req)
 {
     const char *status = NULL;
     const antar_field_t fields[] = {
-        {"status", ANTAR_FIELD_ENUM, true, 0, 0, statuses, &status, NULL},
+        {.name = "status",
+         .type = ANTAR_FIELD_ENUM,
+         .required = true,
+         .choices = statuses,
+         .out = &status,
+         .present = NULL},
     };
     json_t *out = NULL;
-    if (antar_req_fields(req, fields, 1) != ANTAR_OK)
+    if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     antar_err_t err = driver_set_status(me(req), status, &out);
     if (err == ANTAR_E_CONFLICT) {
@@ -118,11 +120,11 @@ static void drivers_me_location(antar_req_t *req)
 {
     double lat = 0, lng = 0;
     const antar_field_t fields[] = {
-        {"lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &lat, NULL},
-        {"lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &lng, NULL},
+        ANTAR_F_LAT("lat", true, &lat, NULL),
+        ANTAR_F_LNG("lng", true, &lng, NULL),
     };
     json_t *out = NULL;
-    if (antar_req_fields(req, fields, 2) != ANTAR_OK)
+    if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     antar_err_t err = driver_set_location(me(req), lat, lng, &out);
     respond(req, err, 200, out, NULL);
@@ -237,10 +239,10 @@ static void internal_credentials_verify(antar_req_t *req)
      * (username ≤ 254, password ≤ 1024): sign-up allows 128 characters, and a longer password
      * simply fails like any wrong one (401). */
     const antar_field_t fields[] = {
-        {"username", ANTAR_FIELD_STRING, true, 0, 254, NULL, &username, NULL},
-        {"password", ANTAR_FIELD_STRING, true, 0, 1024, NULL, &password, NULL},
+        ANTAR_F_("username", ANTAR_FIELD_STRING, true, 0, 254, &username, NULL),
+        ANTAR_F_("password", ANTAR_FIELD_STRING, true, 0, 1024, &password, NULL),
     };
-    if (antar_req_fields_lenient(req, fields, 2) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     antar_err_t err = driver_verify_credentials(username, password, &out);
     if (err == ANTAR_E_UNAUTHORIZED) {
@@ -269,22 +271,22 @@ static void internal_offers_create(antar_req_t *req)
     json_t *out = NULL;
     bool created = false;
     const antar_field_t fields[] = {
-        {"order_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &in.order_id, NULL},
-        {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &in.driver_id, NULL},
-        {"vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, NULL, &in.vehicle_type, NULL},
-        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.pickup_lat, &in.has_pickup},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.pickup_lng, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.dropoff_lat, &in.has_dropoff},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.dropoff_lng, NULL},
-        {"pickup_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &in.pickup_address, NULL},
-        {"dropoff_address", ANTAR_FIELD_STRING, false, 0, 255, NULL, &in.dropoff_address, NULL},
-        {"price", ANTAR_FIELD_INT, true, 0, 1000000000, NULL, &in.price, &in.has_price},
-        {"currency", ANTAR_FIELD_STRING, false, 0, 3, NULL, &in.currency, NULL},
-        {"expires_at", ANTAR_FIELD_STRING, false, 0, 40, NULL, &expires_at, NULL},
-        {"customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, NULL, &in.customer_first_name,
-         NULL},
+        ANTAR_F_ID("order_id", true, &in.order_id),
+        ANTAR_F_ID("driver_id", true, &in.driver_id),
+        ANTAR_F_("vehicle_type", ANTAR_FIELD_STRING, false, 0, 16, &in.vehicle_type, NULL),
+        ANTAR_F_LAT("pickup_lat", true, &in.pickup_lat, &in.has_pickup),
+        ANTAR_F_LNG("pickup_lng", true, &in.pickup_lng, NULL),
+        ANTAR_F_LAT("dropoff_lat", true, &in.dropoff_lat, &in.has_dropoff),
+        ANTAR_F_LNG("dropoff_lng", true, &in.dropoff_lng, NULL),
+        ANTAR_F_ADDRESS("pickup_address", false, &in.pickup_address),
+        ANTAR_F_ADDRESS("dropoff_address", false, &in.dropoff_address),
+        ANTAR_F_PRICE(true, &in.price, &in.has_price),
+        ANTAR_F_("currency", ANTAR_FIELD_STRING, false, 0, 3, &in.currency, NULL),
+        ANTAR_F_("expires_at", ANTAR_FIELD_STRING, false, 0, 40, &expires_at, NULL),
+        ANTAR_F_("customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, &in.customer_first_name,
+                 NULL),
     };
-    if (antar_req_fields_lenient(req, fields, sizeof fields / sizeof fields[0]) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     if (in.vehicle_type && strcmp(in.vehicle_type, "motorcycle") != 0 &&
         strcmp(in.vehicle_type, "car") != 0) {
@@ -344,10 +346,10 @@ static void internal_driver_rating(antar_req_t *req)
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
     const antar_field_t fields[] = {
-        {"order_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &order_id, NULL},
-        {"rating", ANTAR_FIELD_INT, true, 1, 5, NULL, &rating, NULL},
+        ANTAR_F_ID("order_id", true, &order_id),
+        ANTAR_F_("rating", ANTAR_FIELD_INT, true, 1, 5, &rating, NULL),
     };
-    if (antar_req_fields_lenient(req, fields, 2) != ANTAR_OK)
+    if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     antar_err_t err = driver_rate(id, order_id, (int)rating, event_id(req), &out);
     if (err == ANTAR_E_CONFLICT) {

@@ -10,10 +10,6 @@
 #include "antar/events.h"
 #include "user.h"
 
-#define ID_MAX 9007199254740992.0 /* 2^53: ids stay exact in JSON numbers */
-
-static const char *const vehicle_types[] = {"motorcycle", "car", NULL};
-
 /* Reply with a domain error, its field and message when the domain gave them. */
 static void fail(antar_req_t *req, antar_err_t err, const user_why_t *why)
 {
@@ -77,12 +73,12 @@ static void post_users(antar_req_t *req)
 {
     const char *name = NULL, *email = NULL, *phone = NULL, *password = NULL;
     const antar_field_t f[] = {
-        {"name", ANTAR_FIELD_STRING, true, 1, 100, NULL, &name, NULL},
-        {"email", ANTAR_FIELD_STRING, true, 3, 254, NULL, &email, NULL},
-        {"phone", ANTAR_FIELD_STRING, true, 1, 20, NULL, &phone, NULL},
-        {"password", ANTAR_FIELD_STRING, true, 8, 128, NULL, &password, NULL},
+        ANTAR_F_NAME(true, &name),
+        ANTAR_F_EMAIL(true, &email),
+        ANTAR_F_PHONE(true, &phone),
+        ANTAR_F_NEW_PASSWORD(&password),
     };
-    if (antar_req_fields(req, f, sizeof f / sizeof f[0]) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     if (!formats_ok(req, email, phone))
         return;
@@ -104,11 +100,11 @@ static void patch_me(antar_req_t *req)
 {
     const char *name = NULL, *email = NULL, *phone = NULL;
     const antar_field_t f[] = {
-        {"name", ANTAR_FIELD_STRING, false, 1, 100, NULL, &name, NULL},
-        {"email", ANTAR_FIELD_STRING, false, 3, 254, NULL, &email, NULL},
-        {"phone", ANTAR_FIELD_STRING, false, 1, 20, NULL, &phone, NULL},
+        ANTAR_F_NAME(false, &name),
+        ANTAR_F_EMAIL(false, &email),
+        ANTAR_F_PHONE(false, &phone),
     };
-    if (antar_req_fields(req, f, sizeof f / sizeof f[0]) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     if (!name && !email && !phone) {
         antar_http_fail(req, ANTAR_E_MISSING_FIELD, NULL, "%s",
@@ -141,16 +137,16 @@ static void post_orders(antar_req_t *req)
 {
     order_input_t in = {0};
     const antar_field_t f[] = {
-        {"pickup_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.pickup_lat, NULL},
-        {"pickup_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.pickup_lng, NULL},
-        {"pickup_address", ANTAR_FIELD_STRING, true, 1, 255, NULL, &in.pickup_address, NULL},
-        {"dropoff_lat", ANTAR_FIELD_NUMBER, true, -90, 90, NULL, &in.dropoff_lat, NULL},
-        {"dropoff_lng", ANTAR_FIELD_NUMBER, true, -180, 180, NULL, &in.dropoff_lng, NULL},
-        {"dropoff_address", ANTAR_FIELD_STRING, true, 1, 255, NULL, &in.dropoff_address, NULL},
-        {"vehicle_type", ANTAR_FIELD_ENUM, true, 0, 0, vehicle_types, &in.vehicle_type, NULL},
-        {"quote_id", ANTAR_FIELD_STRING, false, 1, 64, NULL, &in.quote_id, NULL},
+        ANTAR_F_LAT("pickup_lat", true, &in.pickup_lat, NULL),
+        ANTAR_F_LNG("pickup_lng", true, &in.pickup_lng, NULL),
+        ANTAR_F_ADDRESS("pickup_address", true, &in.pickup_address),
+        ANTAR_F_LAT("dropoff_lat", true, &in.dropoff_lat, NULL),
+        ANTAR_F_LNG("dropoff_lng", true, &in.dropoff_lng, NULL),
+        ANTAR_F_ADDRESS("dropoff_address", true, &in.dropoff_address),
+        ANTAR_F_VEHICLE(true, &in.vehicle_type),
+        ANTAR_F_("quote_id", ANTAR_FIELD_STRING, false, 1, 64, &in.quote_id, NULL),
     };
-    if (antar_req_fields(req, f, sizeof f / sizeof f[0]) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     in.idempotency_key = antar_req_header(req, "Idempotency-Key");
     if (in.idempotency_key && !key_ok(in.idempotency_key)) {
@@ -212,9 +208,9 @@ static void post_cancel(antar_req_t *req)
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
     const antar_field_t f[] = {
-        {"reason", ANTAR_FIELD_STRING, false, 1, 255, NULL, &reason, NULL},
+        ANTAR_F_("reason", ANTAR_FIELD_STRING, false, 1, 255, &reason, NULL),
     };
-    if (antar_req_fields(req, f, 1) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
@@ -229,10 +225,10 @@ static void post_rating(antar_req_t *req)
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
     const antar_field_t f[] = {
-        {"rating", ANTAR_FIELD_INT, true, 1, 5, NULL, &rating, NULL},
-        {"comment", ANTAR_FIELD_STRING, false, 0, 500, NULL, &comment, NULL},
+        ANTAR_F_("rating", ANTAR_FIELD_INT, true, 1, 5, &rating, NULL),
+        ANTAR_F_("comment", ANTAR_FIELD_STRING, false, 0, 500, &comment, NULL),
     };
-    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *r = NULL;
@@ -248,10 +244,10 @@ static void post_verify(antar_req_t *req)
     /* Longer passwords than sign-up allows are checked (and fail) like any other, so that the
      * answer is always the same 401 and never tells anything about the account. */
     const antar_field_t f[] = {
-        {"username", ANTAR_FIELD_STRING, true, 1, 254, NULL, &username, NULL},
-        {"password", ANTAR_FIELD_STRING, true, 1, 1024, NULL, &password, NULL},
+        ANTAR_F_("username", ANTAR_FIELD_STRING, true, 1, 254, &username, NULL),
+        ANTAR_F_("password", ANTAR_FIELD_STRING, true, 1, 1024, &password, NULL),
     };
-    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     json_t *who = NULL;
     antar_err_t err = users_verify_credentials(username, password, &who);
@@ -314,9 +310,9 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
     if (bad)
         return;
     const antar_field_t f[] = {
-        {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
+        ANTAR_F_ID("driver_id", true, &driver_id),
     };
-    if (antar_req_fields(req, f, 1) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;
@@ -334,10 +330,10 @@ static void post_assign(antar_req_t *req)
     if (bad)
         return;
     const antar_field_t f[] = {
-        {"driver_id", ANTAR_FIELD_INT, true, 1, ID_MAX, NULL, &driver_id, NULL},
-        {"offer_id", ANTAR_FIELD_INT, false, 1, ID_MAX, NULL, &offer_id, NULL},
+        ANTAR_F_ID("driver_id", true, &driver_id),
+        ANTAR_F_ID("offer_id", false, &offer_id),
     };
-    if (antar_req_fields(req, f, 2) != ANTAR_OK)
+    if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     user_why_t why = {0};
     json_t *order = NULL;

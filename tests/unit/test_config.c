@@ -123,3 +123,22 @@ Test(config, env_helper)
     setenv("ANTAR_X_TEST", "v", 1);
     cr_assert_str_eq(antar_config_env("ANTAR_X_TEST", "d"), "v");
 }
+
+Test(config, the_one_numeric_parser)
+{
+    unsetenv("ANTAR_T_NUM");
+    cr_assert_eq(antar_config_long("ANTAR_T_NUM", 7, 1, 10), 7, "unset: the default");
+    setenv("ANTAR_T_NUM", "", 1);
+    cr_assert_eq(antar_config_long("ANTAR_T_NUM", 7, 1, 10), 7, "empty: the default");
+    setenv("ANTAR_T_NUM", "10", 1);
+    cr_assert_eq(antar_config_long("ANTAR_T_NUM", 7, 1, 10), 10);
+    setenv("ANTAR_T_NUM", "-3", 1);
+    cr_assert_eq(antar_config_long("ANTAR_T_NUM", 7, -5, 10), -3);
+    const char *bad[] = {"11", "0", "abc", "5x", " 5", "9999999999999999999999", "0x5", "5.0"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("ANTAR_T_NUM", bad[i], 1);
+        cr_assert_eq(antar_config_long("ANTAR_T_NUM", 7, 1, 10), 7, "'%s' gives the default",
+                     bad[i]);
+    }
+    unsetenv("ANTAR_T_NUM");
+}
