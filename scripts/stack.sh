@@ -365,7 +365,8 @@ start_mariadb() {
         err "mariadb did not come up (log: $LOG/mariadb.log)"
         return 1
     fi
-    provision_mariadb
+    # Called inside `if ! { …; }` by do_up, where set -e is off: every step checks itself.
+    provision_mariadb || return 1
     say "mariadb up on 127.0.0.1:$DB_PORT (socket $DB_SOCK)"
 }
 
@@ -778,6 +779,8 @@ do_up() {
     done
     mkdir -p "$RUN" "$LOG"
     ensure_secrets
+    # Ctrl-C (or a TERM) half-way leaves nothing running behind.
+    trap 'err "interrupted; stopping what was started"; do_down >/dev/null 2>&1; exit 130' INT TERM
     if ! {
         start_mariadb && start_redis &&
             start_service core &&
@@ -789,8 +792,10 @@ do_up() {
     }; then
         err "up failed; stopping what was started (logs stay in $LOG)"
         do_down >/dev/null 2>&1 || true
+        trap - INT TERM
         return 1
     fi
+    trap - INT TERM
     say "up: edge http://127.0.0.1:$EDGE_PORT https://127.0.0.1:$EDGE_TLS_PORT (CA $TLS_DIR/ca.pem)  user :$USER_PORT  driver :$DRIVER_PORT  core :$CORE_PORT  (internal :$USER_IPORT :$DRIVER_IPORT :$CORE_IPORT)"
 }
 

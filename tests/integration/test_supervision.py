@@ -182,6 +182,34 @@ def test_stale_pid_file_never_signals_a_stranger(tmp_path):
         stranger.wait()
 
 
+def test_a_failed_mariadb_provisioning_fails_the_start(tmp_path):
+    """`stack.sh start mariadb` (and so `up`) must stop when provisioning fails — here root's
+    password in the secrets file does not match the datadir's — instead of saying "mariadb up"."""
+    rd = tmp_path / ".run-prov"
+    env = dict(os.environ, ANTAR_RUN_DIR=str(rd), ANTAR_PORT_OFFSET=str(OFFSET + 9))
+    stack_sh = os.path.join(REPO, "scripts", "stack.sh")
+
+    def run(*args):
+        return subprocess.run([stack_sh, *args], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=180)
+    try:
+        p = run("start", "mariadb")
+        assert p.returncode == 0, p.stderr
+        assert run("stop", "mariadb").returncode == 0
+        secrets = rd / "secrets.env"
+        text = secrets.read_text()
+        assert "DB_ROOT_PASSWORD=" in text
+        secrets.write_text("\n".join(
+            "DB_ROOT_PASSWORD=not-the-one" if line.startswith("DB_ROOT_PASSWORD=") else line
+            for line in text.splitlines()) + "\n")
+        p = run("start", "mariadb")
+        assert p.returncode != 0, p.stdout + p.stderr
+        assert "mariadb up" not in p.stdout + p.stderr
+        assert "cannot log in to mariadb as root" in p.stderr
+    finally:
+        run("down")
+
+
 UNITS = os.path.join(REPO, "deploy", "systemd")
 
 
