@@ -29,7 +29,7 @@ setup:
 
 build:
 	@mkdir -p $(BUILD)/api
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANTAR_SANITIZE=OFF >/dev/null
+	@cmake --preset release -B $(BUILD) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 run:

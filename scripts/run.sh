@@ -45,7 +45,7 @@ trap 'trap "" INT TERM; exit 130' INT TERM
 echo "run: building (RelWithDebInfo) in $BUILD"
 mkdir -p "$BUILD/api" "$ANTAR_RUN_DIR/log" # the OpenAPI JSON rule does not create its folder
 blog="$ANTAR_RUN_DIR/log/build.log"
-if ! { cmake -S "$REPO" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DANTAR_SANITIZE=OFF &&
+if ! { (cd "$REPO" && cmake --preset release -B "$BUILD") &&
     cmake --build "$BUILD" -j"$(nproc 2>/dev/null || echo 2)"; } >"$blog" 2>&1; then
     grep -E 'error|Error' "$blog" | head -n 30
     echo "run: build failed (full log: $blog)" >&2

@@ -90,7 +90,7 @@ hdr "build (ASan+UBSan) in $BUILD"
 build_ok=1
 # The OpenAPI JSON rule writes into $BUILD/api without creating it.
 mkdir -p "$BUILD/api"
-if ! cmake -S "$REPO" -B "$BUILD" -DANTAR_SANITIZE=ON >"$LOG/cmake.log" 2>&1; then
+if ! cmake --preset asan -B "$BUILD" >"$LOG/cmake.log" 2>&1; then
     cat "$LOG/cmake.log"
     build_ok=0
 elif ! cmake --build "$BUILD" -j"$JOBS" -- -k >"$LOG/build.log" 2>&1; then
@@ -141,25 +141,7 @@ if [ -f "$BUILD/CTestTestfile.cmake" ]; then
 else
     echo "no CTest file (build did not configure)"
 fi
-read -r c_pass c_fail c_skip < <(/usr/bin/python3 - "$ctest_xml" <<'EOF'
-import sys, xml.etree.ElementTree as ET
-try:
-    root = ET.parse(sys.argv[1]).getroot()
-except Exception:
-    print(0, 0, 0); sys.exit()
-p = f = s = 0
-for tc in root.iter("testcase"):
-    st = tc.get("status", "")
-    # "notrun" = the test binary is missing (it did not build): a failure, not a skip.
-    if st in ("fail", "notrun") or tc.find("failure") is not None or tc.find("error") is not None:
-        f += 1
-    elif st == "disabled" or tc.find("skipped") is not None:
-        s += 1
-    else:
-        p += 1
-print(p, f, s)
-EOF
-)
+read -r c_pass c_fail c_skip < <(/usr/bin/python3 "$REPO/scripts/junit_summary.py" "$ctest_xml")
 PASSED=$((PASSED + c_pass)); FAILED=$((FAILED + c_fail)); SKIPPED=$((SKIPPED + c_skip))
 phase unit "$c_pass passed, $c_fail failed, $c_skip skipped"
 
@@ -179,19 +161,7 @@ if [ "$stack_ok" = 1 ]; then
     /usr/bin/python3 -m pytest "$REPO/tests/integration" -q -p no:cacheprovider \
         --junitxml="$py_xml" ${PYTEST_ARGS:-} 2>&1 | tee "$LOG/pytest.log"
     py_rc=${PIPESTATUS[0]}
-    read -r i_pass i_fail i_skip < <(/usr/bin/python3 - "$py_xml" <<'EOF'
-import sys, xml.etree.ElementTree as ET
-try:
-    root = ET.parse(sys.argv[1]).getroot()
-except Exception:
-    print(0, 0, 0); sys.exit()
-t = f = s = 0
-for ts in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
-    t += int(ts.get("tests", 0)); s += int(ts.get("skipped", 0))
-    f += int(ts.get("failures", 0)) + int(ts.get("errors", 0))
-print(max(t - f - s, 0), f, s)
-EOF
-)
+    read -r i_pass i_fail i_skip < <(/usr/bin/python3 "$REPO/scripts/junit_summary.py" "$py_xml")
     # rc 5 = no tests collected; anything else non-zero with no failure counted is a crash of
     # pytest itself (collection error, bad option) and counts as one failure.
     if [ "$py_rc" -ne 0 ] && [ "$py_rc" -ne 5 ] && [ "$i_fail" -eq 0 ]; then i_fail=1; fi
