@@ -245,11 +245,10 @@ run_component() {
         local asroot=()
         [ "$(id -u)" -eq 0 ] && asroot=(--user=root)
         exec >>"$LOG/mariadb.out" 2>&1 </dev/null
-        exec "$MARIADBD" --no-defaults --datadir="$DB_DATA" \
-            --socket="$DB_SOCK" --port="$DB_PORT" --bind-address=127.0.0.1 \
-            --pid-file="$(pidfile mariadb)" --log-error="$LOG/mariadb.log" \
-            --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-            --innodb-buffer-pool-size=64M --max-connections=300 --skip-name-resolve "${asroot[@]}"
+        # --defaults-file must come first; the settings are in deploy/mariadb.cnf.
+        exec "$MARIADBD" --defaults-file="$REPO/deploy/mariadb.cnf" --datadir="$DB_DATA" \
+            --socket="$DB_SOCK" --port="$DB_PORT" \
+            --pid-file="$(pidfile mariadb)" --log-error="$LOG/mariadb.log" "${asroot[@]}"
         ;;
     redis)
         exec >>"$LOG/redis.log" 2>&1 </dev/null
