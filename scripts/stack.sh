@@ -213,7 +213,7 @@ ensure_secrets() {
         DB_PASSWORD_TEST CLIENT_SECRET_USER CLIENT_SECRET_DRIVER CLIENT_SECRET_CORE \
         CLIENT_SECRET_OPS CSRF_KEY REDIS_PASSWORD_CORE REDIS_PASSWORD_USER \
         REDIS_PASSWORD_DRIVER REDIS_PASSWORD_ADMIN DB_PASSWORD_CHECK REDIS_PASSWORD_REPL \
-        REDIS_PASSWORD_SENTINEL; do
+        REDIS_PASSWORD_SENTINEL DB_PASSWORD_SST; do
         if ! grep -q "^$k=" "$SECRETS"; then
             n=24
             [ "$k" = CSRF_KEY ] && n=32
@@ -502,8 +502,13 @@ GRANT ALL PRIVILEGES ON \`$db\`.* TO '$db'@'$h';
         done
     done
     if [ "$DB_MODE" = galera ]; then
+        # antar_check: the proxy's health check (no privilege); antar_sst: mariabackup's state
+        # transfer on a donor (MariaDB's documented minimum grants).
         sql+="CREATE USER IF NOT EXISTS 'antar_check'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD_CHECK';
 ALTER USER 'antar_check'@'127.0.0.1' IDENTIFIED BY '$DB_PASSWORD_CHECK';
+CREATE USER IF NOT EXISTS 'antar_sst'@'localhost' IDENTIFIED BY '$DB_PASSWORD_SST';
+ALTER USER 'antar_sst'@'localhost' IDENTIFIED BY '$DB_PASSWORD_SST';
+GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO 'antar_sst'@'localhost';
 "
     fi
     if ! printf '%s' "$sql" | db_root >"$LOG/mariadb-provision.log" 2>&1; then
@@ -528,11 +533,12 @@ galera_peer_alive() {
 # What ./run execs for node $1 (after run_component wrote the pid file). Node 1 starts a new
 # cluster (--wsrep-new-cluster) only when no other node is up — at `up`, or after the whole
 # cluster went down; every other start, of any node, joins the running cluster and gets the
-# missing writesets (IST) or a full copy (SST by rsync) from a synced node. A dev stack takes
+# missing writesets (IST) or a full copy (SST by mariabackup) from a synced node. A dev stack takes
 # node 1 as the node to bootstrap from even after a crash of all three (safe_to_bootstrap is
 # forced): production would pick the node with the highest seqno instead.
 run_galera_node() {
     local i="$1" dir peers="" j gport new=() asroot=()
+    ensure_secrets
     dir="$(galera_dir "$i")"
     gport="$(galera_gport "$i")"
     for j in $(seq 1 "$GALERA_NODES"); do peers+="${peers:+,}127.0.0.1:$(galera_gport "$j")"; done
@@ -542,19 +548,48 @@ run_galera_node() {
         new=(--wsrep-new-cluster)
     fi
     [ "$(id -u)" -eq 0 ] && asroot=(--user=root)
+    # The state-transfer account's password goes in an option file, not on the command line.
+    # State transfer by mariabackup (streamed with socat): rsync's daemon drops to `nobody`
+    # when the server runs as root and then cannot write the joiner's datadir.
+    mkdir -p "$dir/data"
+    (
+        umask 077
+        # The buffer pool size is here, not on the command line: the SST script hands the
+        # server's command-line InnoDB options to mariadb-backup, which refuses that one.
+        printf '[mariadbd]\nwsrep_sst_auth=antar_sst:%s\ninnodb_buffer_pool_size=64M\n' \
+            "$DB_PASSWORD_SST" >"$dir/node.cnf"
+    )
     exec >>"$LOG/mariadb-$i.out" 2>&1 </dev/null
+    # After a crash (kill -9) grastate.dat says seqno -1: without its position the node would
+    # need a full copy (SST, a minute of heavy I/O on a donor). --wsrep-recover reads the last
+    # committed position from InnoDB (what Debian's galera_recovery does for systemd), so the
+    # node asks only for the writesets it missed (IST from the donors' gcache).
+    local pos=() rec rec_pos
+    if [ -f "$dir/data/grastate.dat" ] && grep -q '^seqno: *-1' "$dir/data/grastate.dat"; then
+        rec="$(mktemp "$dir/recover.XXXXXX")"
+        # (In this mode the server writes its log to stderr whatever --log-error says.)
+        "$MARIADBD" --defaults-file="$dir/node.cnf" --datadir="$dir/data" \
+            --socket="$dir/recover.sock" --skip-networking "${asroot[@]}" \
+            --wsrep-on=ON --wsrep-provider=/usr/lib/galera/libgalera_smm.so \
+            --wsrep-cluster-address="gcomm://$peers" --wsrep-sst-method=mariabackup \
+            --wsrep-recover --binlog-format=ROW --innodb-autoinc-lock-mode=2 >"$rec" 2>&1 || true
+        rec_pos="$(sed -n 's/.*WSREP: Recovered position: *//p' "$rec" | tail -n1)"
+        cat "$rec" >>"$LOG/mariadb-$i.log"
+        rm -f "$rec"
+        [[ "$rec_pos" =~ ^[0-9a-f-]+:[0-9]+$ ]] && pos=(--wsrep-start-position="$rec_pos")
+    fi
     # wsrep_sync_wait=1: a read waits until the node has applied everything the cluster
     # committed before it, so reads right after a move to another node see every earlier write.
-    exec "$MARIADBD" --no-defaults --datadir="$dir/data" \
+    exec "$MARIADBD" --defaults-file="$dir/node.cnf" --datadir="$dir/data" "${pos[@]}" \
         --socket="$dir/mariadb.sock" --port="$(galera_port "$i")" --bind-address=127.0.0.1 \
         --pid-file="$(pidfile "$(inst_name mariadb "$i")")" --log-error="$LOG/mariadb-$i.log" \
         --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
-        --innodb-buffer-pool-size=64M --max-connections=300 --skip-name-resolve "${asroot[@]}" \
+        --max-connections=300 --skip-name-resolve "${asroot[@]}" \
         --wsrep-on=ON --wsrep-provider=/usr/lib/galera/libgalera_smm.so \
         --wsrep-cluster-name="antar-$OFF" --wsrep-cluster-address="gcomm://$peers" \
         --wsrep-node-name="node$i" --wsrep-node-address=127.0.0.1 \
         --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$gport;ist.recv_addr=127.0.0.1:$((gport + 1));gcache.size=64M" \
-        --wsrep-sst-method=rsync --wsrep-sst-receive-address="127.0.0.1:$((4444 + OFF + 10 * (i - 1)))" \
+        --wsrep-sst-method=mariabackup --wsrep-sst-receive-address="127.0.0.1:$((4444 + OFF + 10 * (i - 1)))" \
         --wsrep-sync-wait=1 --binlog-format=ROW --default-storage-engine=InnoDB \
         --innodb-autoinc-lock-mode=2 "${new[@]}"
 }
@@ -601,8 +636,8 @@ write_galera_check() {
 #!/bin/sh
 # Written by scripts/stack.sh. HAProxy runs it as: <proxy addr> <proxy port> <node addr> <node port>.
 st=\$(mariadb --defaults-file="$d/check.cnf" --protocol=tcp -h "\$3" -P "\$4" --connect-timeout=1 \\
-    --batch --skip-column-names -e "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null | cut -f2)
-[ "\$st" = 4 ]
+    --batch --skip-column-names -e "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'" 2>/dev/null)
+[ "\$st" = "wsrep_local_state	4" ]
 CHK
         chmod 700 "$d/check.sh"
     )
