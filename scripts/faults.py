@@ -119,19 +119,18 @@ class Stack:
             n = (int(addr[1]) - BASE_PORT["redis"] - self.off) // 10 + 1 if len(addr) == 2 else 1
             return "redis" if n == 1 else f"redis-{n}"
         if comp == "db-active":
-            # The proxy's admin socket: the first node in service, in the proxy's order (node1,
-            # then the backups), is the one it connects to.
+            # The proxy's admin socket: its one-entry stick table names the node in use
+            # (server_id n = node n).
             try:
                 out = subprocess.run(["socat", "-", "UNIX-CONNECT:" +
                                       os.path.join(self.run, "dbproxy.sock")],
-                                     input="show servers state mariadb\n", capture_output=True,
+                                     input="show table mariadb\n", capture_output=True,
                                      text=True, timeout=5).stdout
             except (OSError, subprocess.TimeoutExpired):
                 out = ""
-            for line in out.splitlines():
-                f = line.split()
-                if len(f) > 5 and f[1] == "mariadb" and f[3].startswith("node") and f[5] == "2":
-                    n = int(f[3][4:])
+            for tok in out.split():
+                if tok.startswith("server_id="):
+                    n = int(tok.split("=")[1])
                     return "mariadb" if n == 1 else f"mariadb-{n}"
             return "mariadb"
         return comp

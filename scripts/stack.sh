@@ -112,6 +112,12 @@ case "$REDIS_MODE" in single | sentinel) ;; *) echo "stack: ANTAR_REDIS must be 
 # 4444+…; the proxy (dbproxy) takes the single server's port 3307 so the services' settings
 # stay the same apart from the socket.
 GALERA_NODES=3
+# How fast the cluster gives up on a node that vanished without leaving (kill -9, power loss):
+# until then no commit can complete anywhere, so every write waits. Galera's defaults (suspect
+# after 5 s, evict after 15 s) stalled the city for ~8 s; on one machine 2 s/4 s are safe (a
+# false suspicion needs a node starved of CPU for 2 s) and keep the stall under the services'
+# 3 s database timeout.
+GALERA_EVS="evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S;evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.install_timeout=PT4S"
 galera_port() { echo $((3317 + OFF + 10 * ($1 - 1))); }
 galera_gport() { echo $((4567 + OFF + 10 * ($1 - 1))); }
 galera_dir() { echo "$RUN/galera-$1"; }
@@ -465,7 +471,11 @@ start_mariadb() {
         return 1
     fi
     provision_mariadb
-    say "mariadb up on 127.0.0.1:$DB_PORT (socket $DB_SOCK)"
+    if [ "$DB_MODE" = galera ]; then
+        say "mariadb (Galera node 1) up on 127.0.0.1:$(galera_port 1) (socket $DB_SOCK)"
+    else
+        say "mariadb up on 127.0.0.1:$DB_PORT (socket $DB_SOCK)"
+    fi
 }
 
 # Root gets a password on first start; then one schema and one account per service (plus
@@ -588,7 +598,7 @@ run_galera_node() {
         --wsrep-on=ON --wsrep-provider=/usr/lib/galera/libgalera_smm.so \
         --wsrep-cluster-name="antar-$OFF" --wsrep-cluster-address="gcomm://$peers" \
         --wsrep-node-name="node$i" --wsrep-node-address=127.0.0.1 \
-        --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$gport;ist.recv_addr=127.0.0.1:$((gport + 1));gcache.size=64M" \
+        --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$gport;ist.recv_addr=127.0.0.1:$((gport + 1));gcache.size=64M;$GALERA_EVS" \
         --wsrep-sst-method=mariabackup --wsrep-sst-receive-address="127.0.0.1:$((4444 + OFF + 10 * (i - 1)))" \
         --wsrep-sync-wait=1 --binlog-format=ROW --default-storage-engine=InnoDB \
         --innodb-autoinc-lock-mode=2 "${new[@]}"
