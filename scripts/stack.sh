@@ -654,10 +654,12 @@ CHK
 }
 
 dbproxy_env() {
+    local i
     export ANTAR_DBPROXY_PORT="$DB_PORT" ANTAR_DBPROXY_RUN_DIR="$RUN" \
-        ANTAR_DBPROXY_CHECK="$RUN/galera/check.sh" \
-        ANTAR_GALERA_1="127.0.0.1:$(galera_port 1)" ANTAR_GALERA_2="127.0.0.1:$(galera_port 2)" \
-        ANTAR_GALERA_3="127.0.0.1:$(galera_port 3)"
+        ANTAR_DBPROXY_CHECK="$RUN/galera/check.sh"
+    for i in $(seq 1 "$GALERA_NODES"); do
+        export "ANTAR_GALERA_$i=127.0.0.1:$(galera_port "$i")"
+    done
 }
 
 run_dbproxy() {
@@ -1259,11 +1261,11 @@ stop_supervisor() {
             sv status "$SV/$c" >/dev/null 2>&1 && sv exit "$SV/$c" >/dev/null 2>&1 || true
         done
         for i in $(seq 1 50); do
-            local left=0
+            local remaining=0
             for c in "${COMPONENTS[@]}"; do
-                sv status "$SV/$c" >/dev/null 2>&1 && left=1
+                sv status "$SV/$c" >/dev/null 2>&1 && remaining=1
             done
-            [ "$left" = 0 ] && break
+            [ "$remaining" = 0 ] && break
             sleep 0.1
         done
     fi
