@@ -59,6 +59,23 @@ int antar_kv_init(const antar_config_t *cfg)
             return -1;
         }
         memcpy(g_sentinels, sl, strlen(sl) + 1);
+        /* A typo in the list would only show as "no master" at the first connection: refuse
+         * it at start instead. */
+        for (const char *p = g_sentinels;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char host[128];
+            int port;
+            if (antar_kv_parse_hostport(p, len, host, sizeof host, &port) != 0) {
+                fprintf(stderr, "kv: ANTAR_REDIS_SENTINELS: '%.*s' is not host:port\n", (int)len,
+                        p);
+                g_sentinels[0] = '\0';
+                return -1;
+            }
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
     }
     name = (name && *name) ? name : "antar";
     if (strlen(name) >= sizeof g_master_name) {

@@ -173,6 +173,20 @@ Test(kv_sentinel, no_sentinel_answers)
     unsetenv("ANTAR_REDIS_SENTINELS");
 }
 
+Test(kv_sentinel, malformed_sentinel_list_refused_at_init)
+{
+    static antar_config_t scfg;
+    antar_config_load(&scfg, "core");
+    const char *bad[] = {"127.0.0.1", "127.0.0.1:26380,", "127.0.0.1:26380,nohost:x", ":1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("ANTAR_REDIS_SENTINELS", bad[i], 1);
+        cr_assert_eq(antar_kv_init(&scfg), -1, "accepted '%s'", bad[i]);
+    }
+    setenv("ANTAR_REDIS_SENTINELS", "127.0.0.1:26380,localhost:26390", 1);
+    cr_assert_eq(antar_kv_init(&scfg), 0);
+    unsetenv("ANTAR_REDIS_SENTINELS");
+}
+
 Test(kv_sentinel, sentinel_list_too_long)
 {
     char big[700];
