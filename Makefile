@@ -13,6 +13,10 @@
 #   make faults  the city at half its knee under kill -9 of every service, Redis and MariaDB and
 #                a SIGTERM, on a stack of its own (.run-faults); per-fault table, audit
 #                (FAULTS_ARGS="--drivers 500 --gap-s 30" to change it; --help lists options)
+#   make scale   the city on 2 instances per service with each instance killed in turn, then
+#                on Galera + Redis Sentinel with the node in use killed and Redis failed over
+#                (scripts/scale.sh; docs/scale.md). `ANTAR_INSTANCES=2 ANTAR_DB=galera
+#                ANTAR_REDIS=sentinel make up` starts that stack by itself
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (120) each, sanitizers on; crashes and
 #                the grown corpora in $(BUILD)/fuzz (FUZZ_TARGETS="fuzz_jwt fuzz_csrf" for some)
 #   make format  clang-format the C sources
@@ -20,7 +24,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak faults fuzz format clean
+.PHONY: all run test up down status setup build bench sim soak faults scale fuzz format clean
 
 all: build
 
@@ -59,6 +63,9 @@ soak: build
 
 faults: setup build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/faults.sh --up $(FAULTS_ARGS)
+
+scale: setup build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/scale.sh $(SCALE_RUNS)
 
 fuzz:
 	@FUZZ_SECONDS=$${FUZZ_SECONDS:-120} FUZZ_OUT=$${FUZZ_OUT:-$(abspath $(BUILD))/fuzz} \

@@ -366,10 +366,11 @@ static int rev_cmd(redisContext *c, int want_type, long long *integer, const cha
 static redisContext *rev_connect(void)
 {
     struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
-    redisContext *c = redisConnectWithTimeout(auth_cfg->redis_host, auth_cfg->redis_port, tv);
+    /* Through lib/kv.c: with Sentinel, the current master, which is where writes to the
+     * revocation list happen (and so where the invalidation messages come from). */
+    redisContext *c = antar_kv_connect(tv);
     long long id = 0;
-    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK || antar_kv_auth(c, auth_cfg) != 0 ||
-        rev_cmd(c, REDIS_REPLY_INTEGER, &id, "CLIENT ID") != 0 ||
+    if (!c || rev_cmd(c, REDIS_REPLY_INTEGER, &id, "CLIENT ID") != 0 ||
         rev_cmd(c, REDIS_REPLY_STATUS, NULL, "CLIENT TRACKING on REDIRECT %lld BCAST PREFIX %s", id,
                 REVOKED_PREFIX) != 0 ||
         rev_cmd(c, REDIS_REPLY_ARRAY, NULL, "SUBSCRIBE __redis__:invalidate") != 0) {

@@ -3,9 +3,18 @@
  * The context is opened lazily and kept; a pthread key's destructor frees it when the thread
  * ends. After an I/O error (NULL reply) the context is unusable, so it is dropped, reopened and
  * the command retried once: a Redis restart costs one slower call, not an error.
+ *
+ * With Sentinel (ANTAR_REDIS_SENTINELS=host:port,… and ANTAR_REDIS_MASTER_NAME), every new
+ * connection asks the Sentinels in turn for the master's address (SENTINEL
+ * get-master-addr-by-name, short timeouts), connects there and checks with ROLE that it is a
+ * master: during a failover a Sentinel may still name the old one. Nothing is cached across
+ * connections, so the next connection after an I/O error — or after a READONLY reply, which
+ * means the server we talk to was turned into a replica — goes to whatever Sentinel names now.
+ * hiredis has no Sentinel client of its own.
  */
 #include "antar/kv.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -20,6 +29,9 @@ static const antar_config_t *g_cfg;
 static pthread_key_t g_key;
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static bool g_key_ok;
+/* Sentinel mode when g_sentinels is not empty (read once in antar_kv_init). */
+static char g_sentinels[512];
+static char g_master_name[64];
 
 static void ctx_destroy(void *p)
 {
@@ -37,8 +49,71 @@ int antar_kv_init(const antar_config_t *cfg)
     if (!cfg)
         return -1;
     g_cfg = cfg;
+    const char *sl = getenv("ANTAR_REDIS_SENTINELS");
+    const char *name = getenv("ANTAR_REDIS_MASTER_NAME");
+    g_sentinels[0] = '\0';
+    if (sl && *sl) {
+        if (strlen(sl) >= sizeof g_sentinels) {
+            fprintf(stderr, "kv: ANTAR_REDIS_SENTINELS is too long (max %zu bytes)\n",
+                    sizeof g_sentinels - 1);
+            return -1;
+        }
+        memcpy(g_sentinels, sl, strlen(sl) + 1);
+        /* A typo in the list would only show as "no master" at the first connection: refuse
+         * it at start instead. */
+        for (const char *p = g_sentinels;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char host[128];
+            int port;
+            if (antar_kv_parse_hostport(p, len, host, sizeof host, &port) != 0) {
+                fprintf(stderr, "kv: ANTAR_REDIS_SENTINELS: '%.*s' is not host:port\n", (int)len,
+                        p);
+                g_sentinels[0] = '\0';
+                return -1;
+            }
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+    }
+    name = (name && *name) ? name : "antar";
+    if (strlen(name) >= sizeof g_master_name) {
+        fprintf(stderr, "kv: ANTAR_REDIS_MASTER_NAME is too long\n");
+        return -1;
+    }
+    memcpy(g_master_name, name, strlen(name) + 1);
     pthread_once(&g_key_once, key_create);
     return g_key_ok ? 0 : -1;
+}
+
+int antar_kv_parse_hostport(const char *s, size_t len, char *host, size_t host_size, int *port)
+{
+    if (!s || !host || !port || host_size == 0)
+        return -1;
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == ':')
+            colon = s + i;
+    if (!colon || colon == s || (size_t)(colon - s) >= host_size)
+        return -1;
+    size_t hl = (size_t)(colon - s);
+    const char *p = colon + 1;
+    size_t pl = len - hl - 1;
+    if (pl == 0 || pl > 5)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < pl; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return -1;
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return 0;
 }
 
 static struct timeval timeout_tv(void)
@@ -48,19 +123,94 @@ static struct timeval timeout_tv(void)
     return tv;
 }
 
-static redisContext *ctx_get(void)
+/* Asks one Sentinel for the master's address. 0 and host/port set, or -1. A Sentinel gets at
+ * most 300 ms (bounded by the Redis timeout): a dead one must not hold a caller for long when
+ * the next one can answer. */
+static int sentinel_ask(const char *host, int port, char *mhost, size_t mhost_size, int *mport)
 {
-    if (!g_cfg || !g_key_ok)
-        return NULL;
-    redisContext *c = pthread_getspecific(g_key);
-    if (c)
-        return c;
     struct timeval tv = timeout_tv();
-    c = redisConnectWithTimeout(g_cfg->redis_host, g_cfg->redis_port, tv);
+    if (tv.tv_sec > 0 || tv.tv_usec > 300000) {
+        tv.tv_sec = 0;
+        tv.tv_usec = 300000;
+    }
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    if (!c || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+        if (c)
+            redisFree(c);
+        return -1;
+    }
+    redisReply *r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", g_master_name);
+    int rc = -1;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[0]->len < mhost_size) {
+        char *end = NULL;
+        errno = 0;
+        long p = strtol(r->element[1]->str, &end, 10);
+        if (errno == 0 && end && *end == '\0' && p > 0 && p <= 65535) {
+            memcpy(mhost, r->element[0]->str, r->element[0]->len);
+            mhost[r->element[0]->len] = '\0';
+            *mport = (int)p;
+            rc = 0;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
+/* The master's address from the first Sentinel of the list that knows it. 0 or -1. */
+static int sentinel_master(char *mhost, size_t mhost_size, int *mport)
+{
+    const char *p = g_sentinels;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char host[128];
+        int port = 0;
+        if (antar_kv_parse_hostport(p, len, host, sizeof host, &port) == 0 &&
+            sentinel_ask(host, port, mhost, mhost_size, mport) == 0)
+            return 0;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    antar_log_json("error", "kv_sentinel_no_master",
+                   json_pack("{s:s,s:s}", "sentinels", g_sentinels, "master_name", g_master_name));
+    return -1;
+}
+
+/* Is the server on c a master (ROLE)? A replica would refuse every write with READONLY. */
+static bool is_master(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+              r->element[0]->type == REDIS_REPLY_STRING &&
+              strcmp(r->element[0]->str, "master") == 0;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+redisContext *antar_kv_connect(struct timeval tv)
+{
+    if (!g_cfg)
+        return NULL;
+    char host[128];
+    int port = g_cfg->redis_port;
+    bool sentinel = g_sentinels[0] != '\0';
+    if (sentinel) {
+        if (sentinel_master(host, sizeof host, &port) != 0)
+            return NULL;
+    } else {
+        snprintf(host, sizeof host, "%s", g_cfg->redis_host);
+    }
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
         antar_log_json("error", "kv_connect_failed",
-                       json_pack("{s:s,s:i,s:s}", "host", g_cfg->redis_host, "port",
-                                 g_cfg->redis_port, "error", c ? c->errstr : "out of memory"));
+                       json_pack("{s:s,s:i,s:s}", "host", host, "port", port, "error",
+                                 c ? c->errstr : "out of memory"));
         if (c)
             redisFree(c);
         return NULL;
@@ -77,6 +227,24 @@ static redisContext *ctx_get(void)
         redisFree(c);
         return NULL;
     }
+    if (sentinel && !is_master(c)) {
+        antar_log_json("warn", "kv_not_master", json_pack("{s:s,s:i}", "host", host, "port", port));
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+static redisContext *ctx_get(void)
+{
+    if (!g_cfg || !g_key_ok)
+        return NULL;
+    redisContext *c = pthread_getspecific(g_key);
+    if (c)
+        return c;
+    c = antar_kv_connect(timeout_tv());
+    if (!c)
+        return NULL;
     if (pthread_setspecific(g_key, c) != 0) {
         redisFree(c);
         return NULL;
@@ -100,37 +268,62 @@ static void log_io_error(const redisContext *c, int attempt)
                              attempt + 1));
 }
 
+/* READONLY: the server we are connected to was made a replica (a failover). The command was
+ * refused, not run, so it is safe to drop the connection and send it again to the new master. */
+static bool is_readonly(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "READONLY", 8) == 0;
+}
+
+static void log_readonly(int attempt)
+{
+    antar_log_json(attempt ? "error" : "warn", "kv_readonly",
+                   json_pack("{s:i}", "attempt", attempt + 1));
+}
+
 redisReply *antar_kv_command(const char *fmt, ...)
 {
+    redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         redisContext *c = ctx_get();
         if (!c)
-            return NULL;
+            return r;
+        if (r)
+            freeReplyObject(r);
         va_list ap;
         va_start(ap, fmt);
-        redisReply *r = redisvCommand(c, fmt, ap);
+        r = redisvCommand(c, fmt, ap);
         va_end(ap);
-        if (r)
+        if (r && !is_readonly(r))
             return r;
-        log_io_error(c, attempt);
+        if (r)
+            log_readonly(attempt);
+        else
+            log_io_error(c, attempt);
         ctx_drop();
     }
-    return NULL;
+    return r;
 }
 
 redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen)
 {
+    redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
         redisContext *c = ctx_get();
         if (!c)
-            return NULL;
-        redisReply *r = redisCommandArgv(c, argc, argv, argvlen);
-        if (r)
             return r;
-        log_io_error(c, attempt);
+        if (r)
+            freeReplyObject(r);
+        r = redisCommandArgv(c, argc, argv, argvlen);
+        if (r && !is_readonly(r))
+            return r;
+        if (r)
+            log_readonly(attempt);
+        else
+            log_io_error(c, attempt);
         ctx_drop();
     }
-    return NULL;
+    return r;
 }
 
 int antar_kv_auth(redisContext *c, const antar_config_t *cfg)
@@ -190,12 +383,19 @@ int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n)
         if (redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) != REDIS_OK)
             goto broken;
     int ok = 0;
+    bool readonly = false;
     for (size_t i = 0; i < n; i++) {
         void *reply = NULL;
         if (redisGetReply(c, &reply) != REDIS_OK || !reply)
             goto broken;
         ok += ((redisReply *)reply)->type != REDIS_REPLY_ERROR;
+        readonly |= is_readonly(reply);
         freeReplyObject(reply);
+    }
+    /* Not retried (see the header); the next call connects to the current master. */
+    if (readonly) {
+        log_readonly(0);
+        ctx_drop();
     }
     return ok;
 broken:

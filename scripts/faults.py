@@ -38,9 +38,28 @@ PROGRAM = {"mariadb": "mariadbd", "redis": "redis-server", "haproxy": "haproxy",
            "user": "antar-user", "driver": "antar-driver", "core": "antar-core"}
 BASE_PORT = {"user": 8001, "driver": 8002, "core": 8003, "redis": 6380, "mariadb": 3307,
              "edge": 8080}
+# Several instances (scripts/stack.sh, ANTAR_INSTANCES): user-2 … listen 10 ports further per
+# instance; Galera nodes mariadb-2/3 (ANTAR_DB=galera) and Redis's replica redis-2
+# (ANTAR_REDIS=sentinel) likewise. Two faults name their target when they happen:
+#   kill:db-active     the Galera node the proxy sends connections to now
+#   kill:redis-master  the Redis node Sentinel names as master now
+#   failover:redis     SENTINEL FAILOVER (a clean, planned switch to the replica)
+GALERA_BASE = 3317
+SENTINEL_BASE = 26380
+
+
+def base(comp):
+    return comp.split("-")[0]
+
+
+def inst(comp):
+    head, _, tail = comp.rpartition("-")
+    return int(tail) if head and tail.isdigit() else 1
 
 FULL = "kill:user,kill:driver,kill:core,kill:redis,kill:mariadb,term:user"
 SHORT = "kill:user,kill:driver,kill:core,kill:redis"
+# Two instances per service: instance 2 of user, instance 1 of driver, instance 2 of core.
+SCALE = "kill:user-2,kill:driver,kill:core-2"
 
 
 def now_ms():
@@ -57,7 +76,64 @@ class Stack:
         self.off = offset
 
     def port(self, name):
-        return BASE_PORT[name] + self.off
+        if base(name) == "mariadb" and self.galera():
+            return GALERA_BASE + self.off + 10 * (inst(name) - 1)
+        return BASE_PORT[base(name)] + self.off + 10 * (inst(name) - 1)
+
+    def topology(self, key):
+        try:
+            with open(os.path.join(self.run, "topology")) as f:
+                for line in f:
+                    k, _, v = line.strip().partition("=")
+                    if k == key:
+                        return v
+        except OSError:
+            pass
+        return ""
+
+    def galera(self):
+        return self.topology("db") == "galera"
+
+    def instances(self):
+        return int(self.topology("instances") or 1)
+
+    def all_services(self):
+        n = self.instances()
+        return [s if i == 1 else f"{s}-{i}" for i in range(1, n + 1) for s in SERVICES]
+
+    def secret(self, name):
+        with open(os.path.join(self.run, "secrets.env")) as f:
+            for line in f:
+                if line.startswith(name + "="):
+                    return line.strip().split("=", 1)[1]
+        return ""
+
+    def sentinel(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(SENTINEL_BASE + self.off), *args],
+                              capture_output=True, text=True, timeout=5).stdout.split()
+
+    def resolve(self, comp):
+        """A fault target named by role (db-active, redis-master) as a component name."""
+        if comp == "redis-master":
+            addr = self.sentinel("SENTINEL", "get-master-addr-by-name", "antar")
+            n = (int(addr[1]) - BASE_PORT["redis"] - self.off) // 10 + 1 if len(addr) == 2 else 1
+            return "redis" if n == 1 else f"redis-{n}"
+        if comp == "db-active":
+            # The proxy's admin socket: its one-entry stick table names the node in use
+            # (server_id n = node n).
+            try:
+                out = subprocess.run(["socat", "-", "UNIX-CONNECT:" +
+                                      os.path.join(self.run, "dbproxy.sock")],
+                                     input="show table mariadb\n", capture_output=True,
+                                     text=True, timeout=5).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                out = ""
+            for tok in out.split():
+                if tok.startswith("server_id="):
+                    n = int(tok.split("=")[1])
+                    return "mariadb" if n == 1 else f"mariadb-{n}"
+            return "mariadb"
+        return comp
 
     def pid(self, comp):
         """The pid in comp's pid file when it runs the program we started, else None (a stale
@@ -69,7 +145,7 @@ class Stack:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError, IndexError):
             return None
-        return pid if PROGRAM[comp] in cmd else None
+        return pid if PROGRAM[base(comp)] in cmd else None
 
     def http_status(self, port, path, timeout=0.5):
         try:
@@ -87,15 +163,11 @@ class Stack:
             st = self.http_status(port, "/health")
         return st == 200
 
-    def redis_ready(self):
+    def redis_ready(self, comp="redis"):
         try:
             # The stack's Redis has no default user: PING as the admin ACL user (secrets.env).
-            pw = ""
-            with open(os.path.join(self.run, "secrets.env")) as f:
-                for line in f:
-                    if line.startswith("REDIS_PASSWORD_ADMIN="):
-                        pw = line.strip().split("=", 1)[1]
-            with socket.create_connection(("127.0.0.1", self.port("redis")), timeout=0.5) as s:
+            pw = self.secret("REDIS_PASSWORD_ADMIN")
+            with socket.create_connection(("127.0.0.1", self.port(comp)), timeout=0.5) as s:
                 s.sendall(b"AUTH antar_admin " + pw.encode() + b"\r\nPING\r\n")
                 got = b""
                 while got.count(b"\r\n") < 2:
@@ -107,7 +179,20 @@ class Stack:
         except OSError:
             return False
 
-    def mariadb_ready(self):
+    def mariadb_ready(self, comp="mariadb"):
+        if self.galera():
+            # A Galera node is ready when it has rejoined and is Synced again.
+            sock = os.path.join(self.run, f"galera-{inst(comp)}", "mariadb.sock")
+            try:
+                out = subprocess.run(["mariadb", "--no-defaults", f"--socket={sock}", "-uroot",
+                                      "--connect-timeout=1", "--batch", "--skip-column-names",
+                                      "-e", "SHOW GLOBAL STATUS LIKE 'wsrep_local_state'"],
+                                     capture_output=True, text=True, timeout=3,
+                                     env=dict(os.environ,
+                                              MYSQL_PWD=self.secret("DB_ROOT_PASSWORD"))).stdout
+            except (OSError, subprocess.TimeoutExpired):
+                return False
+            return out.split() == ["wsrep_local_state", "4"]
         sock = os.path.join(self.run, "mariadb", "mariadb.sock")
         try:
             return subprocess.run(["mariadb-admin", "--no-defaults", f"--socket={sock}", "-uroot",
@@ -117,19 +202,19 @@ class Stack:
             return False
 
     def ready(self, comp):
-        if comp in SERVICES:
+        if base(comp) in SERVICES:
             return self.service_ready(comp)
-        if comp == "redis":
-            return self.redis_ready()
-        if comp == "mariadb":
-            return self.mariadb_ready()
+        if base(comp) == "redis":
+            return self.redis_ready(comp)
+        if base(comp) == "mariadb":
+            return self.mariadb_ready(comp)
         return False
 
     def edge_routes(self, comp):
         """The edge answers something other than its own 503 for a path of comp (for Redis
         and MariaDB: of every service)."""
         probes = {"core": "/.well-known/jwks.json", "user": "/users/me", "driver": "/drivers/me"}
-        paths = [probes[comp]] if comp in probes else list(probes.values())
+        paths = [probes[base(comp)]] if base(comp) in probes else list(probes.values())
         for p in paths:
             st = self.http_status(self.port("edge"), p)
             if st is None or st == 503:
@@ -141,6 +226,9 @@ def inject(stack, fault, poll_s, give_up_s, end_at_edge):
     """Inject one fault and measure until its component is ready again (and, with end_at_edge,
     until the edge routes to it again). Returns the window."""
     kind, comp = fault.split(":")
+    if kind == "failover":
+        return failover(stack, fault, poll_s, give_up_s)
+    comp = stack.resolve(comp)
     sig = {"kill": signal.SIGKILL, "term": signal.SIGTERM}[kind]
     old = stack.pid(comp)
     w = {"fault": fault, "component": comp, "signal": sig.name, "old_pid": old}
@@ -158,8 +246,8 @@ def inject(stack, fault, poll_s, give_up_s, end_at_edge):
         if comp_ready is None and pid is not None and pid != old and stack.ready(comp):
             comp_ready = t
             w["new_pid"] = pid
-        if comp_ready is not None and (comp in SERVICES or
-                                       all(stack.service_ready(s) for s in SERVICES)):
+        if comp_ready is not None and (base(comp) in SERVICES or
+                                       all(stack.service_ready(s) for s in stack.all_services())):
             w["component_ready_ms"] = round(comp_ready - t0, 1)
             w["end_ms"] = t
             w["ready_ms"] = round(t - t0, 1)
@@ -180,6 +268,34 @@ def inject(stack, fault, poll_s, give_up_s, end_at_edge):
     if end_at_edge:
         w["end_ms"] = max(w["end_ms"], now_ms())
     w["window_ms"] = round(w["end_ms"] - t0, 1)
+    return w
+
+
+def failover(stack, fault, poll_s, give_up_s):
+    """SENTINEL FAILOVER: the window lasts until Sentinel names another master, that node
+    says it is master, and every service is ready."""
+    before = stack.resolve("redis-master")
+    w = {"fault": fault, "component": before, "signal": None, "old_pid": stack.pid(before)}
+    t0 = now_ms()
+    w["start_ms"] = t0
+    got = stack.sentinel("SENTINEL", "FAILOVER", "antar")
+    if got != ["OK"]:
+        w.update(end_ms=now_ms(), ready_ms=None, error=f"SENTINEL FAILOVER: {' '.join(got)}")
+        return w
+    while now_ms() - t0 < give_up_s * 1000:
+        time.sleep(poll_s)
+        after = stack.resolve("redis-master")
+        if after != before and stack.redis_ready(after) and \
+                all(stack.service_ready(s) for s in SERVICES):
+            w["new_master"] = after
+            w["new_pid"] = stack.pid(after)
+            w["end_ms"] = now_ms()
+            w["ready_ms"] = w["component_ready_ms"] = round(w["end_ms"] - t0, 1)
+            w["edge_routes_ms"] = w["ready_ms"]
+            w["window_ms"] = w["ready_ms"]
+            return w
+    w.update(end_ms=now_ms(), ready_ms=None, edge_routes_ms=None,
+             error=f"no new master {give_up_s:.0f} s after SENTINEL FAILOVER")
     return w
 
 
@@ -211,6 +327,10 @@ def analyse(issues_path, windows, slow_ms):
                 for i in hit[:1]:
                     k = key if err else f"{ep} slow"
                     per[i][k] = per[i].get(k, 0) + 1
+                    # Sent after the fault: it never met the killed process itself.
+                    if err and t0 > windows[i]["start_ms"]:
+                        after = windows[i].setdefault("errors_after_fault", {})
+                        after[key] = after.get(key, 0) + 1
                 continue
             if err:
                 outside_err[key] = outside_err.get(key, 0) + 1
@@ -241,12 +361,21 @@ def main():
     ap.add_argument("--slow-ms", type=float, default=2000)
     ap.add_argument("--ready-limit-s", type=float, default=5)
     ap.add_argument("--poll-ms", type=float, default=100)
+    ap.add_argument("--strict", action="store_true",
+                    help="several instances: a request sent after a service instance was "
+                         "killed must not fail (only those in flight on it may)")
+    ap.add_argument("--scale", action="store_true",
+                    help="the several-instances form: a small city, one instance of each "
+                         "service killed in turn, --strict")
     ap.add_argument("--window-end", choices=("edge", "ready"), default="edge",
                     help="a window ends when the edge routes to the component again (default) "
                          "or as soon as the component itself is ready")
     a = ap.parse_args()
 
-    if a.short:
+    if a.scale:
+        a.strict = True
+        d = dict(drivers=100, customers=200, orders=2.0, faults=SCALE, gap=10, warmup=8, settle=45)
+    elif a.short:
         d = dict(drivers=100, customers=200, orders=2.0, faults=SHORT, gap=12, warmup=8, settle=45)
     else:  # about half the city's knee (2,000 drivers + 20 rides/s): 1,000 drivers, 10 rides/s
         d = dict(drivers=1000, customers=800, orders=10.0, faults=FULL, gap=25, warmup=20,
@@ -262,8 +391,13 @@ def main():
     settle = a.settle_s if a.settle_s is not None else d["settle"]
     for f in faults:
         k, _, c = f.partition(":")
-        if k not in ("kill", "term") or c not in ("user", "driver", "core", "redis", "mariadb"):
-            ap.error(f"bad fault '{f}' (kill|term : user|driver|core|redis|mariadb)")
+        if f == "failover:redis":
+            continue
+        named = c in ("db-active", "redis-master")
+        if k not in ("kill", "term") or not (named or base(c) in BASE_PORT and base(c) != "edge"
+                                             and inst(c) >= 1 and c.count("-") <= 1):
+            ap.error(f"bad fault '{f}' (kill|term : user|driver|core|redis|mariadb[-<i>] "
+                     f"| db-active | redis-master; failover:redis)")
 
     run = os.environ.get("ANTAR_RUN_DIR") or os.path.join(REPO, ".run")
     off = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
@@ -343,8 +477,13 @@ def main():
     n_out_err = sum(out_err.values())
     n_out_slow = sum(out_slow.values())
     audit_clean = rc_sim == 0 and violations is not None and len(violations) == 0
+    # --strict: with a second instance to take over, killing a service instance may fail only
+    # the requests that were in flight on it (sent before the kill).
+    after_kill = {w["fault"]: sum(w.get("errors_after_fault", {}).values())
+                  for w in windows if base(w["component"]) in SERVICES}
+    strict_bad = {f: n for f, n in after_kill.items() if n} if a.strict else {}
     ok = audit_clean and not late and n_out_err == 0 and n_out_slow == 0 \
-        and len(windows) == len(faults) and n_issues is not None
+        and len(windows) == len(faults) and n_issues is not None and not strict_bad
 
     # ---- the table ------------------------------------------------------------------------
     print(f"\nfaults: {drivers} drivers, {orders} orders/s, {len(windows)} faults, "
@@ -363,6 +502,9 @@ def main():
         if "error" in w:
             print(f"{'':<14} {w['error']}")
     print()
+    if a.strict:
+        print(f"strict: errors of requests sent after a service instance was killed: "
+              f"{sum(after_kill.values())}" + "".join(f"\n  {f} ×{n}" for f, n in strict_bad.items()))
     print(f"outside every window: {n_out_err} errors, {n_out_slow} slow (≥ {a.slow_ms:.0f} ms)")
     for k, v in sorted(out_err.items(), key=lambda kv: -kv[1])[:12]:
         print(f"  error {k} ×{v}")
@@ -387,6 +529,7 @@ def main():
            "windows": [dict(w, errors_inside=e) for w, e in zip(windows, per)],
            "outside": {"errors": out_err, "slow": out_slow, "examples": examples},
            "issues_logged": n_issues, "late": [w["fault"] for w in late],
+           "strict": a.strict, "errors_after_kill": after_kill,
            "audit": {"exit": rc_sim, "clean": audit_clean, "violations": violations},
            "sim_counts": flow, "sim_report": os.path.join(simout, "report.json")}
     with open(os.path.join(out, "report.json"), "w") as f:

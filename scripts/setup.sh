@@ -18,6 +18,7 @@ PACKAGES=(
     librhonabwy-dev libsodium-dev libgnutls28-dev libcriterion-dev
     mariadb-server mariadb-client redis-server redis-tools haproxy
     runit systemd
+    galera-4 mariadb-backup socat redis-sentinel
     wrk curl jq clang-format clang-14 libclang-rt-14-dev
     python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-jwt
     python3-cryptography

@@ -13,9 +13,19 @@
 int antar_kv_init(const antar_config_t *cfg);
 /* Run a command on this thread's context (redisCommand format). Returns the reply (caller
  * frees with freeReplyObject), or NULL when Redis cannot be reached. An error reply
- * (REDIS_REPLY_ERROR) is returned as a reply. */
+ * (REDIS_REPLY_ERROR) is returned as a reply. A READONLY reply (the server became a replica in
+ * a failover) drops the connection and sends the command once more on a new one. */
 redisReply *antar_kv_command(const char *fmt, ...);
 redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen);
+/* A new connection to the Redis master, authenticated (antar_kv_auth), with tv as connect and
+ * I/O timeout; the caller owns it (redisFree). Without Sentinel, ANTAR_REDIS_HOST/PORT. With
+ * Sentinel (ANTAR_REDIS_SENTINELS="host:port,…", ANTAR_REDIS_MASTER_NAME, default "antar"):
+ * the address the first answering Sentinel gives, and only if ROLE says it is the master.
+ * NULL when no master can be reached (logged). antar_kv_init must have run. */
+redisContext *antar_kv_connect(struct timeval tv);
+/* Parses "host:port" (len bytes of s, no NUL needed) into host (host_size bytes) and port
+ * (1..65535). 0, or -1 with host and port unchanged. */
+int antar_kv_parse_hostport(const char *s, size_t len, char *host, size_t host_size, int *port);
 /* AUTH on a fresh connection c with cfg's ACL user and password (nothing when the password is
  * empty). 0 on success, -1 when Redis refused or could not be asked (c is left open). */
 int antar_kv_auth(redisContext *c, const antar_config_t *cfg);

@@ -130,3 +130,71 @@ Test(kv, unreachable_gives_null_and_kv_error)
     cr_assert(antar_kv_command("PING") == NULL);
     cr_assert(antar_kv_ping() == ANTAR_E_KV);
 }
+
+/* Sentinel: the address list's parser, and a list whose Sentinels are all down fails fast with
+ * NULL instead of hanging or crashing (the failover seconds are an upstream outage). */
+Test(kv_sentinel, parse_hostport)
+{
+    char host[16] = "unchanged";
+    int port = -1;
+    cr_assert_eq(antar_kv_parse_hostport("127.0.0.1:26380", 15, host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_eq(port, 26380);
+    /* Only len bytes count: the rest of a comma-separated list is not part of the port. */
+    cr_assert_eq(antar_kv_parse_hostport("h:1,x:2", 3, host, sizeof host, &port), 0);
+    cr_assert_str_eq(host, "h");
+    cr_assert_eq(port, 1);
+    const char *bad[] = {"nohost",  ":6379", "h:",       "h:0",
+                         "h:65536", "h:12a", "h:123456", "averyveryverylonghostname:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        strcpy(host, "unchanged");
+        port = -1;
+        cr_assert_eq(antar_kv_parse_hostport(bad[i], strlen(bad[i]), host, sizeof host, &port), -1,
+                     "accepted %s", bad[i]);
+        cr_assert_str_eq(host, "unchanged", "host changed on %s", bad[i]);
+        cr_assert_eq(port, -1, "port changed on %s", bad[i]);
+    }
+}
+
+Test(kv_sentinel, no_sentinel_answers)
+{
+    /* Port 1 on loopback: nothing listens, the connect is refused at once. */
+    setenv("ANTAR_REDIS_SENTINELS", "127.0.0.1:1,127.0.0.1:1", 1);
+    setenv("ANTAR_REDIS_MASTER_NAME", "antar", 1);
+    antar_log_init("test");
+    static antar_config_t scfg;
+    antar_config_load(&scfg, "core");
+    cr_assert_eq(antar_kv_init(&scfg), 0);
+    struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
+    cr_assert_null(antar_kv_connect(tv));
+    cr_assert_null(antar_kv_command("PING"));
+    cr_assert_eq(antar_kv_ping(), ANTAR_E_KV);
+    antar_kv_thread_end();
+    unsetenv("ANTAR_REDIS_SENTINELS");
+}
+
+Test(kv_sentinel, malformed_sentinel_list_refused_at_init)
+{
+    static antar_config_t scfg;
+    antar_config_load(&scfg, "core");
+    const char *bad[] = {"127.0.0.1", "127.0.0.1:26380,", "127.0.0.1:26380,nohost:x", ":1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("ANTAR_REDIS_SENTINELS", bad[i], 1);
+        cr_assert_eq(antar_kv_init(&scfg), -1, "accepted '%s'", bad[i]);
+    }
+    setenv("ANTAR_REDIS_SENTINELS", "127.0.0.1:26380,localhost:26390", 1);
+    cr_assert_eq(antar_kv_init(&scfg), 0);
+    unsetenv("ANTAR_REDIS_SENTINELS");
+}
+
+Test(kv_sentinel, sentinel_list_too_long)
+{
+    char big[700];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    setenv("ANTAR_REDIS_SENTINELS", big, 1);
+    static antar_config_t scfg;
+    antar_config_load(&scfg, "core");
+    cr_assert_eq(antar_kv_init(&scfg), -1);
+    unsetenv("ANTAR_REDIS_SENTINELS");
+}
