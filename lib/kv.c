@@ -24,6 +24,7 @@
 #include <sys/time.h>
 
 #include "antar/log.h"
+#include "antar/metrics.h"
 
 static const antar_config_t *g_cfg;
 static pthread_key_t g_key;
@@ -413,6 +414,41 @@ antar_err_t antar_kv_ping(void)
         (r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0) ? ANTAR_OK : ANTAR_E_KV;
     freeReplyObject(r);
     return err;
+}
+
+antar_err_t antar_kv_replicated(long timeout_ms)
+{
+    if (!g_sentinels[0])
+        return ANTAR_OK;
+    /* The WAIT must go on the connection that made the writes: no reconnecting retry here. */
+    redisContext *c = g_key_ok ? pthread_getspecific(g_key) : NULL;
+    if (!c)
+        return ANTAR_E_KV;
+    redisReply *r = redisCommand(c, "WAIT 1 %ld", timeout_ms);
+    if (!r) {
+        log_io_error(c, 1);
+        ctx_drop();
+        return ANTAR_E_KV;
+    }
+    long long acked = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    if (acked >= 1)
+        return ANTAR_OK;
+    if (acked == 0) {
+        /* ROLE on a master: ["master", offset, [[host, port, offset], ...]]. */
+        r = redisCommand(c, "ROLE");
+        bool none = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3 &&
+                    r->element[2]->type == REDIS_REPLY_ARRAY && r->element[2]->elements == 0;
+        if (!r)
+            ctx_drop();
+        else
+            freeReplyObject(r);
+        if (none)
+            return ANTAR_OK;
+    }
+    antar_metrics_count("antar_kv_unreplicated_total", NULL, NULL);
+    antar_log_json("warn", "kv_unreplicated", json_pack("{s:I}", "acked", (json_int_t)acked));
+    return ANTAR_E_KV;
 }
 
 void antar_kv_thread_end(void)

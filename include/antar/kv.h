@@ -47,6 +47,14 @@ typedef struct {
 int antar_kv_pipeline(const antar_kv_cmd_t *cmds, size_t n);
 /* PING (health). */
 antar_err_t antar_kv_ping(void);
+/* After a write that must survive a failover (Sentinel mode only; ANTAR_OK at once otherwise):
+ * WAIT until a replica has this thread's writes, at most timeout_ms. ANTAR_E_KV when a
+ * connected replica did not confirm in time or the connection broke — the caller answers 503
+ * and its sender retries the (idempotent) write, on the new master if there was a failover.
+ * With no replica connected nothing can be promoted over the master's copy: ANTAR_OK.
+ * Replication is asynchronous; without this, a write the old master acknowledged can vanish
+ * when a replica that never got it is promoted. */
+antar_err_t antar_kv_replicated(long timeout_ms);
 /* Close this thread's context (end of a worker thread). */
 void antar_kv_thread_end(void);
 

@@ -7,6 +7,10 @@
 #include "antar/config.h"
 #include "antar/http.h"
 
+/* How long a write that must survive a Redis failover waits for its replica (antar_kv_replicated).
+ */
+#define KV_REPLICATED_MS 300
+
 /* oauth.c — the authorization server: /oauth/…, /.well-known/…, /csrf. */
 extern const antar_route_t core_oauth_routes[];
 extern const size_t core_oauth_routes_len;

@@ -136,6 +136,8 @@ antar_err_t core_dispatch_rejected(long long order_id, long long driver_id, long
 antar_err_t core_dispatch_accepted(long long order_id, long long driver_id, json_t **out)
 {
     antar_err_t err = core_store_dispatch_accepted(order_id, driver_id);
+    if (err == ANTAR_OK)
+        err = antar_kv_replicated(KV_REPLICATED_MS);
     if (err != ANTAR_OK)
         return err;
     antar_metrics_count("antar_dispatch_total", "outcome", "accepted");

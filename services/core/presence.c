@@ -2,8 +2,10 @@
  * online, where, and whether they are free. The state itself is in Redis (dispatch_store.c). */
 #include <stdlib.h>
 
+#include "antar/kv.h"
 #include "antar/log.h"
 #include "antar/util.h"
+#include "core.h"
 #include "dispatch.h"
 #include "dispatch_store.h"
 
@@ -34,6 +36,10 @@ antar_err_t core_availability_set(long long driver_id, bool available, long long
 {
     bool applied = false;
     antar_err_t err = core_store_availability(driver_id, available, order_id, &applied);
+    /* A driver freed (or taken) on a master that dies before its replica has it would stay
+     * busy (or free) for good: the sender retries until the write is replicated. */
+    if (err == ANTAR_OK)
+        err = antar_kv_replicated(KV_REPLICATED_MS);
     if (err != ANTAR_OK)
         return err;
     if (!applied) /* a late message about an older order: the driver has moved on */
