@@ -95,6 +95,7 @@ antar_err_t antar_outbox_add(antar_svc_t target, const char *method, const char 
     if (cur) {
         char child[17];
         antar_trace_child_header(cur, tp, child);
+        antar_trace_note_async();
     }
     char *json = NULL;
     if (body) {

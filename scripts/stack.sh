@@ -435,13 +435,15 @@ write_redis_acl() {
     # reads it and keeps each subject's open streams in antar:events:conns:<sub>, with a Lua
     # script whose commands are checked against the same ACL.
     local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
+    # The trace record (lib/trace_record.c): every service XADDs its spans to antar:calls;
+    # user-service reads it for the console (an EVAL of XRANGE/XREVRANGE).
     (
         umask 077
         cat >"$REDIS_ACL.tmp" <<ACL
 user default off resetpass ~* &* +@all
 user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate
-user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* resetchannels &__redis__:invalidate nocommands $common $events_serve
-user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd
+user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* ~antar:calls resetchannels &__redis__:invalidate nocommands $common $events_serve
+user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd
 user antar_admin on #$h_admin ~* &* +@all
 ACL
     )
@@ -515,6 +517,11 @@ service_env() {
         ANTAR_DOCS_DIR="$REPO/third_party/node_modules/swagger-ui-dist"
         ANTAR_SQL_DIR="$REPO/services/$svc/sql"
         ANTAR_STATE_DIR="$RUN/$svc"
+        # The browser console (docs/console.md): its files, the origins its sign-in may return
+        # to, and the customer accounts that may sign in to it as operators.
+        ANTAR_WEB_DIR="$REPO/web"
+        ANTAR_CONSOLE_ORIGINS="http://127.0.0.1:$EDGE_PORT http://localhost:$EDGE_PORT https://127.0.0.1:$EDGE_TLS_PORT https://localhost:$EDGE_TLS_PORT"
+        ANTAR_OPERATORS="${ANTAR_OPERATORS-operator@antar.id}"
     )
     if [ "$svc" = core ]; then
         # ops: the simulator's audit client (scope ops, the read-only audit routes only).
