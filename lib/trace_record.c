@@ -75,6 +75,8 @@ static void sink(const antar_span_t *s)
                           "parent_span_id", s->parent_span_id ? s->parent_span_id : "");
     if (o && s->route)
         json_object_set_new(o, "route", json_string(s->route));
+    if (o)
+        json_object_set_new(o, "trace_id", json_string(s->trace_id));
     char *text = o ? antar_json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
         xadd(s->trace_id, "", text);
