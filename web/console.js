@@ -192,7 +192,7 @@
   let map;
   const layers = {};
   async function initMap() {
-    map = L.map('map', { zoomSnap: 0.25, preferCanvas: false }).setView([-6.2, 106.83], 12);
+    map = L.map('map', { zoomSnap: 0.25 }).fitBounds([[-6.37, 106.69], [-6.09, 106.97]]);
     map.attributionControl.setPrefix(false);
     map.attributionControl.addAttribution('Jakarta outline approximate, drawn for Antar; no tiles');
     // A 0.05° grid (five fare cells per side) for orientation.

@@ -7,6 +7,7 @@
 #include "dispatch_store.h"
 
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1136,6 +1137,12 @@ static const char lua_city_demand[] =
     "end\n"
     "return out\n";
 
+/* The geo index answers positions to ~1e-14°; a map needs a decimetre. */
+static double round6(double v)
+{
+    return round(v * 1e6) / 1e6;
+}
+
 static const char *rstr(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_STRING ? r->str : "";
@@ -1170,10 +1177,11 @@ antar_err_t core_store_city(double lat, double lng, double box_km, int max_drive
                             : field_ll(e[6]) > 0           ? "offered"
                             : !strcmp(status, "available") ? "available"
                                                            : "offline";
-        json_array_append_new(
-            d, json_pack("{s:I, s:s, s:f, s:f, s:s, s:o}", "driver_id", (json_int_t)field_ll(e[0]),
-                         "vehicle_type", rstr(e[1]), "lat", strtod(rstr(e[3]), NULL), "lng",
-                         strtod(rstr(e[2]), NULL), "state", state, "order_id", field_id(e[5])));
+        json_array_append_new(d, json_pack("{s:I, s:s, s:f, s:f, s:s, s:o}", "driver_id",
+                                           (json_int_t)field_ll(e[0]), "vehicle_type", rstr(e[1]),
+                                           "lat", round6(strtod(rstr(e[3]), NULL)), "lng",
+                                           round6(strtod(rstr(e[2]), NULL)), "state", state,
+                                           "order_id", field_id(e[5])));
     }
     for (size_t i = 0; o && orr->type == REDIS_REPLY_ARRAY && i < orr->elements; i++) {
         const redisReply *row = orr->element[i];

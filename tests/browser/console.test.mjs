@@ -137,14 +137,14 @@ test('order in one page, accept in another, watch it live, open the trace waterf
   const customer = await newPage();
   await signIn(customer, 'customer', `sari-${tag}@example.id`, pw);
 
-  // Both stand at the same spot on the map's south-western edge, far from other tests' drivers.
-  await mapPoint(driver, 60, 60);
+  // Both stand at the same spot in the south of the city, far from other tests' drivers.
+  await mapPoint(driver, 300, 110);
   await driver.locator('#d-online-btn').click();
   await driver.locator('#d-online').filter({ hasText: /^online$/ }).waitFor({ timeout: T });
 
   await customer.locator('#c-vehicle').selectOption('car');
-  await mapPoint(customer, 60, 60);
-  await mapPoint(customer, 260, 200);
+  await mapPoint(customer, 300, 110);
+  await mapPoint(customer, 430, 330);
   await customer.locator('#c-estimate').click();
   await customer.locator('#c-fare').filter({ hasText: 'Fare Rp' }).waitFor({ timeout: T });
   await customer.evaluate(() => { window.__sameDocument = true; });
