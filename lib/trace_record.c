@@ -1,13 +1,13 @@
-/* trace_record.c — the trace record: every span in one capped Redis Stream (antar/trace.h).
+/* trace_record.c — the trace record behind the console's waterfall (antar/trace.h).
  *
- * Why a stream and not a list per trace: Redis runs with maxmemory and noeviction, where a full
- * Redis turns off the login throttle and revocation (docs/security.md). One stream trimmed with
- * MAXLEN ~ is bounded in memory whatever the load, and is one key (the soak judges Redis's key
- * count flat). The price: a read scans entries, so reads are bounded too (ANTAR_TRACE_READ_MAX),
- * and at high load old traces fall out of the record sooner.
- *
- * Entry fields, always in this order so the read script can index them: tr <trace id>,
- * o <order id or "">, j <the span or step as compact JSON>.
+ * Two keys, whatever the load: the hash antar:calls holds, per trace id, its spans as lines of
+ * compact JSON (and per order, "o:<id>", its steps), and the sorted set antar:calls:age holds
+ * each field's first write time. Each write is one small script: append the line, note the age
+ * of a new field, and when there are more than ANTAR_TRACE_RECORD_MAX (10,000) fields, drop the
+ * oldest. So memory is bounded (about a kilobyte per trace; Redis runs with noeviction, where a
+ * full Redis would turn off the login throttle and revocation: docs/security.md), the key count
+ * is constant (the soak judges it), and a read is two HMGETs, never a scan. One field is capped
+ * at 64 KiB: a runaway trace cannot grow without end.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +21,7 @@
 #include "antar/util.h"
 
 static bool g_on;
-static char g_maxlen[24] = "20000";
-static char g_readmax[24] = "20000";
+static char g_max[24] = "10000";
 
 static long env_range(const char *name, long def, long lo, long hi)
 {
@@ -38,14 +37,29 @@ static long env_range(const char *name, long def, long lo, long hi)
     return n;
 }
 
-static void xadd(const char *trace_id, const char *order, const char *json)
+#define FIELD_MAX_BYTES "65536"
+
+/* KEYS: the hash, the age set. ARGV: field, line, now (ms), most fields. */
+static const char lua_append[] =
+    "local f = ARGV[1]\n"
+    "local n = redis.call('HSTRLEN', KEYS[1], f)\n"
+    "if n > " FIELD_MAX_BYTES " then return 0 end\n"
+    "redis.call('HSET', KEYS[1], f, (redis.call('HGET', KEYS[1], f) or '') .. ARGV[2] .. '\\n')\n"
+    "if n == 0 then redis.call('ZADD', KEYS[2], ARGV[3], f) end\n"
+    "local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])\n"
+    "if over > 0 then\n"
+    "  local old = redis.call('ZPOPMIN', KEYS[2], over)\n"
+    "  for i = 1, #old, 2 do redis.call('HDEL', KEYS[1], old[i]) end\n"
+    "end\n"
+    "return 1\n";
+
+static void append(const char *field, const char *line)
 {
-    const char *argv[] = {"XADD",   ANTAR_TRACE_RECORD_KEY,
-                          "MAXLEN", "~",
-                          g_maxlen, "*",
-                          "tr",     trace_id,
-                          "o",      order,
-                          "j",      json};
+    char now[24];
+    snprintf(now, sizeof now, "%lld", antar_now_ms());
+    const char *argv[] = {
+        "EVAL", lua_append, "2",  ANTAR_TRACE_RECORD_KEY, ANTAR_TRACE_RECORD_AGE_KEY, field,
+        line,   now,        g_max};
     size_t lens[sizeof argv / sizeof argv[0]];
     for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
         lens[i] = strlen(argv[i]);
@@ -79,7 +93,7 @@ static void sink(const antar_span_t *s)
         json_object_set_new(o, "trace_id", json_string(s->trace_id));
     char *text = o ? antar_json_dumps(o, JSON_COMPACT) : NULL;
     if (text)
-        xadd(s->trace_id, "", text);
+        append(s->trace_id, text);
     free(text);
     json_decref(o);
 }
@@ -88,10 +102,7 @@ void antar_trace_record_start(const char *service)
 {
     (void)service;
     g_on = strcmp(antar_config_env("ANTAR_TRACE_RECORD", "1"), "0") != 0;
-    snprintf(g_maxlen, sizeof g_maxlen, "%ld",
-             env_range("ANTAR_TRACE_RECORD_MAXLEN", 20000, 100, 10000000));
-    snprintf(g_readmax, sizeof g_readmax, "%ld",
-             env_range("ANTAR_TRACE_READ_MAX", 20000, 100, 1000000));
+    snprintf(g_max, sizeof g_max, "%ld", env_range("ANTAR_TRACE_RECORD_MAX", 10000, 100, 10000000));
     antar_trace_set_sink(g_on ? sink : NULL);
 }
 
@@ -100,93 +111,132 @@ antar_err_t antar_trace_record_step(long long order_id, const char *status)
     const antar_trace_t *t = antar_trace_current();
     if (!g_on || !t || order_id <= 0 || !status)
         return ANTAR_OK;
-    char at[32], oid[24];
+    char at[32], field[32];
     antar_time_rfc3339(antar_now_ms(), at);
-    snprintf(oid, sizeof oid, "%lld", order_id);
+    snprintf(field, sizeof field, "o:%lld", order_id);
     json_t *o = json_pack("{s:I, s:s, s:s, s:s}", "order_id", (json_int_t)order_id, "status",
                           status, "at", at, "trace_id", t->trace_id);
     char *text = o ? antar_json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
         return ANTAR_E_NOMEM;
-    xadd(t->trace_id, oid, text);
+    append(field, text);
     free(text);
     return ANTAR_OK;
 }
 
-/* ARGV: 1 mode ("order": XRANGE from ARGV[2]; "trace": XREVRANGE, the newest), 2 start id,
- * 3 count, 4 order id, 5 trace id. Returns {steps, spans} as lists of JSON texts. */
-static const char lua_read[] =
-    "local e\n"
-    "if ARGV[1] == 'order' then\n"
-    "  e = redis.call('XRANGE', KEYS[1], ARGV[2], '+', 'COUNT', ARGV[3])\n"
-    "else\n"
-    "  e = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[3])\n"
-    "end\n"
-    "local traces, steps, spans = {}, {}, {}\n"
-    "if ARGV[5] ~= '' then traces[ARGV[5]] = true end\n"
-    "if ARGV[4] ~= '' then\n"
-    "  for _, x in ipairs(e) do\n"
-    "    local f = x[2]\n"
-    "    if f[4] == ARGV[4] then traces[f[2]] = true; steps[#steps + 1] = f[6] end\n"
-    "  end\n"
-    "end\n"
-    "for _, x in ipairs(e) do\n"
-    "  local f = x[2]\n"
-    "  if f[4] == '' and traces[f[2]] then spans[#spans + 1] = f[6] end\n"
-    "end\n"
-    "return {steps, spans}\n";
-
-static json_t *texts_to_array(const redisReply *r, bool reverse)
+/* Each line of the string reply r that parses as an object, appended to a. */
+static void lines_to_array(const redisReply *r, json_t *a)
 {
-    json_t *a = json_array();
-    for (size_t i = 0; a && r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-        const redisReply *e = r->element[reverse ? r->elements - 1 - i : i];
-        if (e->type != REDIS_REPLY_STRING)
-            continue;
-        json_t *o = json_loadb(e->str, e->len, 0, NULL);
+    if (!r || r->type != REDIS_REPLY_STRING)
+        return;
+    const char *p = r->str, *end = r->str + r->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        json_t *o = n ? json_loadb(p, n, 0, NULL) : NULL;
         if (json_is_object(o))
             json_array_append_new(a, o);
         else
             json_decref(o);
+        p += n + 1;
     }
-    return a;
 }
 
-antar_err_t antar_trace_record_read(long long order_id, long long since_ms, const char *trace_id,
-                                    json_t **steps, json_t **spans)
+static int by_start(const void *a, const void *b)
 {
-    char start[32], oid[24];
-    snprintf(start, sizeof start, "%lld-0", since_ms > 0 ? since_ms : 0);
-    snprintf(oid, sizeof oid, "%lld", order_id > 0 ? order_id : 0);
-    const char *argv[] = {"EVAL",
-                          lua_read,
-                          "1",
-                          ANTAR_TRACE_RECORD_KEY,
-                          order_id > 0 ? "order" : "trace",
-                          start,
-                          g_readmax,
-                          order_id > 0 ? oid : "",
-                          trace_id ? trace_id : ""};
-    size_t lens[sizeof argv / sizeof argv[0]];
-    for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
+    json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    json_int_t l = json_integer_value(json_object_get(x, "start_ms"));
+    json_int_t r = json_integer_value(json_object_get(y, "start_ms"));
+    return l < r ? -1 : l > r;
+}
+
+/* HMGET of the record with fields. NULL when Redis cannot answer. */
+static redisReply *hmget(const char *const *fields, size_t n)
+{
+    const char *argv[2 + ANTAR_TRACE_READ_TRACES];
+    size_t lens[2 + ANTAR_TRACE_READ_TRACES];
+    argv[0] = "HMGET";
+    argv[1] = ANTAR_TRACE_RECORD_KEY;
+    for (size_t i = 0; i < n && i < ANTAR_TRACE_READ_TRACES; i++)
+        argv[2 + i] = fields[i];
+    size_t argc = 2 + (n < ANTAR_TRACE_READ_TRACES ? n : ANTAR_TRACE_READ_TRACES);
+    for (size_t i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    redisReply *r = antar_kv_commandv((int)(sizeof argv / sizeof argv[0]), argv, lens);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        if (r && r->type == REDIS_REPLY_ERROR)
+    redisReply *r = antar_kv_commandv((int)argc, argv, lens);
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements != argc - 2)) {
+        if (r->type == REDIS_REPLY_ERROR)
             antar_logf("warn", "trace record read: %s", r->str);
-        if (r)
-            freeReplyObject(r);
-        return ANTAR_E_KV;
+        freeReplyObject(r);
+        r = NULL;
     }
-    /* A trace-only read scanned newest first: put its spans back in time order. */
-    *steps = texts_to_array(r->element[0], false);
-    *spans = texts_to_array(r->element[1], order_id <= 0);
-    freeReplyObject(r);
-    if (!*steps || !*spans) {
-        json_decref(*steps);
-        json_decref(*spans);
-        return ANTAR_E_NOMEM;
+    return r;
+}
+
+antar_err_t antar_trace_record_read(long long order_id, const char *trace_id, json_t **steps,
+                                    json_t **spans)
+{
+    const char *fields[ANTAR_TRACE_READ_TRACES];
+    char ofield[32];
+    size_t n = 0;
+    json_t *st = json_array(), *sp = json_array();
+    antar_err_t err = ANTAR_E_NOMEM;
+    if (!st || !sp)
+        goto fail;
+    if (order_id > 0) {
+        snprintf(ofield, sizeof ofield, "o:%lld", order_id);
+        const char *f[] = {ofield};
+        redisReply *r = hmget(f, 1);
+        if (!r) {
+            err = ANTAR_E_KV;
+            goto fail;
+        }
+        lines_to_array(r->element[0], st);
+        freeReplyObject(r);
+        /* Each step's trace, once (a trace may move an order twice). */
+        size_t i;
+        json_t *s;
+        json_array_foreach(st, i, s)
+        {
+            const char *t = json_string_value(json_object_get(s, "trace_id"));
+            bool dup = !t;
+            for (size_t k = 0; !dup && k < n; k++)
+                dup = !strcmp(fields[k], t);
+            if (!dup && n < ANTAR_TRACE_READ_TRACES)
+                fields[n++] = t;
+        }
+    } else if (trace_id) {
+        fields[n++] = trace_id;
     }
+    if (n > 0) {
+        redisReply *r = hmget(fields, n);
+        if (!r) {
+            err = ANTAR_E_KV;
+            goto fail;
+        }
+        for (size_t i = 0; i < r->elements; i++)
+            lines_to_array(r->element[i], sp);
+        freeReplyObject(r);
+    }
+    /* Spans come from several processes, each appending when its span ended: time order. */
+    size_t count = json_array_size(sp);
+    if (count > 1) {
+        json_t **v = malloc(count * sizeof *v);
+        if (!v)
+            goto fail;
+        for (size_t i = 0; i < count; i++)
+            v[i] = json_incref(json_array_get(sp, i));
+        qsort(v, count, sizeof *v, by_start);
+        json_array_clear(sp);
+        for (size_t i = 0; i < count; i++)
+            json_array_append_new(sp, v[i]);
+        free(v);
+    }
+    *steps = st;
+    *spans = sp;
     return ANTAR_OK;
+fail:
+    json_decref(st);
+    json_decref(sp);
+    return err;
 }

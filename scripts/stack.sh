@@ -435,15 +435,17 @@ write_redis_acl() {
     # reads it and keeps each subject's open streams in antar:events:conns:<sub>, with a Lua
     # script whose commands are checked against the same ACL.
     local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
-    # The trace record (lib/trace_record.c): every service XADDs its spans to antar:calls;
-    # user-service reads it for the console (an EVAL of XRANGE/XREVRANGE).
+    # The trace record (lib/trace_record.c): every service appends its spans to the hash
+    # antar:calls in a script that keeps antar:calls:age to the newest fields; user-service
+    # reads it for the console (HMGET).
+    local trace_record="+eval +hget +hset +hstrlen +hdel +hmget +zadd +zcard +zpopmin"
     (
         umask 077
         cat >"$REDIS_ACL.tmp" <<ACL
 user default off resetpass ~* &* +@all
 user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate
-user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* ~antar:calls resetchannels &__redis__:invalidate nocommands $common $events_serve
-user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd
+user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common $events_serve $trace_record
+user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd $trace_record
 user antar_admin on #$h_admin ~* &* +@all
 ACL
     )

@@ -73,24 +73,26 @@ unsigned antar_trace_emitted_take(void);
 
 /* ---- the trace record in Redis (lib/trace_record.c; links antar_kv) ---------------------- */
 
-/* The capped stream every span goes to: one key, so its memory is bounded by its length. */
+/* The record: a hash of spans per trace id (and steps per order, "o:<id>") and the sorted set
+ * of each field's age, which keeps the hash to its newest ANTAR_TRACE_RECORD_MAX fields. */
 #define ANTAR_TRACE_RECORD_KEY "antar:calls"
+#define ANTAR_TRACE_RECORD_AGE_KEY "antar:calls:age"
+/* Most traces one read returns (an order's steps name at most this many). */
+#define ANTAR_TRACE_READ_TRACES 32
 
-/* Install the Redis sink for service (its name, "user"): each span is one XADD to
- * ANTAR_TRACE_RECORD_KEY, trimmed to about ANTAR_TRACE_RECORD_MAXLEN (20000) entries.
- * ANTAR_TRACE_RECORD=0 leaves the record off. A span Redis does not take is lost (counted in
- * antar_trace_spans_lost_total): the record is for looking, never the truth. */
+/* Install the Redis sink for service (its name, "user"): each span is appended to its trace's
+ * field in one small script, which also drops the oldest fields beyond ANTAR_TRACE_RECORD_MAX
+ * (10000). ANTAR_TRACE_RECORD=0 leaves the record off. A span Redis does not take is lost
+ * (counted in antar_trace_spans_lost_total): the record is for looking, never the truth. */
 void antar_trace_record_start(const char *service);
 /* Note that order_id reached status in the calling thread's current trace (its timeline).
- * ANTAR_OK, ANTAR_E_KV, or ANTAR_OK doing nothing when the record is off or there is no
- * trace. */
+ * ANTAR_OK; ANTAR_OK doing nothing when the record is off or there is no trace; ANTAR_E_NOMEM. */
 antar_err_t antar_trace_record_step(long long order_id, const char *status);
-/* Read the record. With order_id > 0: the steps of that order (objects {order_id, status, at,
- * trace_id}, oldest first) among at most ANTAR_TRACE_READ_MAX (20000) entries from since_ms on,
- * and every span of their traces; else the spans of trace_id among the newest
- * ANTAR_TRACE_READ_MAX entries (steps is then an empty array). *steps and *spans are new
- * references (arrays of objects) on ANTAR_OK; ANTAR_E_KV when Redis cannot answer. */
-antar_err_t antar_trace_record_read(long long order_id, long long since_ms, const char *trace_id,
-                                    json_t **steps, json_t **spans);
+/* Read the record: with order_id > 0, its steps (objects {order_id, status, at, trace_id},
+ * oldest first) and every span of their traces; else the spans of trace_id (steps is then
+ * empty). Spans in start order. Two round trips at most, no scan. *steps and *spans are new
+ * references on ANTAR_OK; ANTAR_E_KV when Redis cannot answer; ANTAR_E_NOMEM. */
+antar_err_t antar_trace_record_read(long long order_id, const char *trace_id, json_t **steps,
+                                    json_t **spans);
 
 #endif

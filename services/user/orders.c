@@ -705,10 +705,7 @@ antar_err_t orders_ops(long long id, json_t **out)
     antar_err_t err = order_read_internal(id, &order);
     if (err != ANTAR_OK)
         return err;
-    /* Everything about this order was recorded after it was created: scan from there (a
-     * second earlier, for clocks of other processes). */
-    long long since = antar_time_parse(json_string_value(json_object_get(order, "created_at")));
-    err = antar_trace_record_read(id, since > 1000 ? since - 1000 : 0, NULL, &steps, &spans);
+    err = antar_trace_record_read(id, NULL, &steps, &spans);
     if (err != ANTAR_OK) {
         json_decref(order);
         return err;

@@ -446,7 +446,7 @@ static void get_ops_trace(antar_req_t *req)
         return;
     }
     json_t *steps = NULL, *spans = NULL;
-    antar_err_t err = antar_trace_record_read(0, 0, tid, &steps, &spans);
+    antar_err_t err = antar_trace_record_read(0, tid, &steps, &spans);
     if (err != ANTAR_OK) {
         user_why_t why = {0};
         fail(req, err, &why);
