@@ -163,6 +163,8 @@ test('order in one page, accept in another, watch it live, open the trace waterf
   // ... and the customer's page learns of it without a reload.
   await customer.locator('#c-status').filter({ hasText: /^accepted$/ }).waitFor({ timeout: T });
   await customer.locator('#c-driver').filter({ hasText: 'Budi Console' }).waitFor({ timeout: T });
+  // The driver's pings come back to the customer as driver_position events: the driver moves.
+  await customer.locator('#c-driver[data-pos]').waitFor({ state: 'attached', timeout: T });
   await shot(customer, 'customer-accepted');
   await driver.locator('#d-pickup').click();
   await customer.locator('#c-status').filter({ hasText: /^picked_up$/ }).waitFor({ timeout: T });
