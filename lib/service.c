@@ -302,7 +302,7 @@ done:
     antar_server_stop(s);
     if (started && svc->shutdown)
         svc->shutdown();
-    antar_trace_set_sink(NULL);
+    antar_trace_record_stop();
     if (rc == 0) {
         if (wd_up)
             watchdog_stop(wd);

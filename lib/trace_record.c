@@ -9,9 +9,11 @@
  * is constant (the soak judges it), and a read is two HMGETs, never a scan. One field is capped
  * at 64 KiB: a runaway trace cannot grow without end.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "antar/config.h"
 #include "antar/kv.h"
@@ -53,19 +55,142 @@ static const char lua_append[] =
     "end\n"
     "return 1\n";
 
-static void append(const char *field, const char *line)
+/* ---- the writer: spans leave the calling thread at once ----------------------------------
+ *
+ * A call's latency must not depend on Redis: the sink only puts the line on a bounded queue
+ * (dropping it, counted, when the queue is full), and one writer thread sends what is queued in
+ * pipelined batches. A Redis that is slow or gone then costs the record, never a request. */
+
+#define QUEUE_CAP 4096
+#define BATCH_MAX 128
+
+typedef struct {
+    char *field, *line;
+} entry_t;
+
+static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER, q_idle = PTHREAD_COND_INITIALIZER;
+static entry_t q[QUEUE_CAP];
+static size_t q_head, q_len;
+static bool q_busy, q_stop, w_up;
+static pthread_t w_thread;
+
+static void lost(size_t n)
 {
+    for (size_t i = 0; i < n; i++)
+        antar_metrics_count("antar_trace_spans_lost_total", NULL, NULL);
+}
+
+/* Takes field and line (malloc'd). */
+static void enqueue(char *field, char *line)
+{
+    bool ok = false;
+    pthread_mutex_lock(&q_mu);
+    if (w_up && !q_stop && q_len < QUEUE_CAP) {
+        q[(q_head + q_len++) % QUEUE_CAP] = (entry_t){field, line};
+        pthread_cond_signal(&q_cv);
+        ok = true;
+    }
+    pthread_mutex_unlock(&q_mu);
+    if (!ok) {
+        free(field);
+        free(line);
+        lost(1);
+    }
+}
+
+static void write_batch(entry_t *e, size_t n)
+{
+    static const char *argv[BATCH_MAX][9];
+    static size_t lens[BATCH_MAX][9];
+    antar_kv_cmd_t cmds[BATCH_MAX];
     char now[24];
     snprintf(now, sizeof now, "%lld", antar_now_ms());
-    const char *argv[] = {
-        "EVAL", lua_append, "2",  ANTAR_TRACE_RECORD_KEY, ANTAR_TRACE_RECORD_AGE_KEY, field,
-        line,   now,        g_max};
-    size_t lens[sizeof argv / sizeof argv[0]];
-    for (size_t i = 0; i < sizeof argv / sizeof argv[0]; i++)
-        lens[i] = strlen(argv[i]);
-    antar_kv_cmd_t cmd = {(int)(sizeof argv / sizeof argv[0]), argv, lens};
-    if (antar_kv_pipeline(&cmd, 1) != 1)
-        antar_metrics_count("antar_trace_spans_lost_total", NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        const char *a[] = {"EVAL",
+                           lua_append,
+                           "2",
+                           ANTAR_TRACE_RECORD_KEY,
+                           ANTAR_TRACE_RECORD_AGE_KEY,
+                           e[i].field,
+                           e[i].line,
+                           now,
+                           g_max};
+        for (int j = 0; j < 9; j++) {
+            argv[i][j] = a[j];
+            lens[i][j] = strlen(a[j]);
+        }
+        cmds[i] = (antar_kv_cmd_t){9, argv[i], lens[i]};
+    }
+    int ok = antar_kv_pipeline(cmds, n);
+    lost(ok < 0 ? n : n - (size_t)ok);
+}
+
+static void *writer(void *arg)
+{
+    (void)arg;
+    entry_t batch[BATCH_MAX];
+    pthread_mutex_lock(&q_mu);
+    for (;;) {
+        while (q_len == 0 && !q_stop)
+            pthread_cond_wait(&q_cv, &q_mu);
+        if (q_len == 0 && q_stop)
+            break;
+        size_t n = 0;
+        while (q_len > 0 && n < BATCH_MAX) {
+            batch[n++] = q[q_head];
+            q_head = (q_head + 1) % QUEUE_CAP;
+            q_len--;
+        }
+        q_busy = true;
+        pthread_mutex_unlock(&q_mu);
+        write_batch(batch, n);
+        for (size_t i = 0; i < n; i++) {
+            free(batch[i].field);
+            free(batch[i].line);
+        }
+        pthread_mutex_lock(&q_mu);
+        q_busy = false;
+        if (q_len == 0)
+            pthread_cond_broadcast(&q_idle);
+    }
+    pthread_cond_broadcast(&q_idle);
+    pthread_mutex_unlock(&q_mu);
+    antar_kv_thread_end();
+    return NULL;
+}
+
+void antar_trace_record_flush(long timeout_ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&q_mu);
+    while (w_up && (q_len > 0 || q_busy))
+        if (pthread_cond_timedwait(&q_idle, &q_mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&q_mu);
+}
+
+void antar_trace_record_stop(void)
+{
+    antar_trace_set_sink(NULL);
+    pthread_mutex_lock(&q_mu);
+    bool up = w_up;
+    q_stop = true;
+    pthread_cond_broadcast(&q_cv);
+    pthread_mutex_unlock(&q_mu);
+    if (up)
+        pthread_join(w_thread, NULL);
+    pthread_mutex_lock(&q_mu);
+    w_up = false;
+    q_stop = false;
+    pthread_mutex_unlock(&q_mu);
 }
 
 /* The path of a full URL (the token and JWKS fetches are logged with theirs): addresses stay
@@ -92,10 +217,14 @@ static void sink(const antar_span_t *s)
     if (o)
         json_object_set_new(o, "trace_id", json_string(s->trace_id));
     char *text = o ? antar_json_dumps(o, JSON_COMPACT) : NULL;
-    if (text)
-        append(s->trace_id, text);
-    free(text);
+    char *field = text ? strdup(s->trace_id) : NULL;
     json_decref(o);
+    if (field)
+        enqueue(field, text);
+    else {
+        free(text);
+        lost(1);
+    }
 }
 
 void antar_trace_record_start(const char *service)
@@ -103,7 +232,14 @@ void antar_trace_record_start(const char *service)
     (void)service;
     g_on = strcmp(antar_config_env("ANTAR_TRACE_RECORD", "1"), "0") != 0;
     snprintf(g_max, sizeof g_max, "%ld", env_range("ANTAR_TRACE_RECORD_MAX", 10000, 100, 10000000));
-    antar_trace_set_sink(g_on ? sink : NULL);
+    if (g_on && !w_up) {
+        pthread_mutex_lock(&q_mu);
+        w_up = pthread_create(&w_thread, NULL, writer, NULL) == 0;
+        pthread_mutex_unlock(&q_mu);
+        if (!w_up)
+            antar_logf("warn", "trace record: cannot start its writer thread; the record is off");
+    }
+    antar_trace_set_sink(g_on && w_up ? sink : NULL);
 }
 
 antar_err_t antar_trace_record_step(long long order_id, const char *status)
@@ -118,10 +254,12 @@ antar_err_t antar_trace_record_step(long long order_id, const char *status)
                           status, "at", at, "trace_id", t->trace_id);
     char *text = o ? antar_json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
-    if (!text)
+    char *f = text ? strdup(field) : NULL;
+    if (!f) {
+        free(text);
         return ANTAR_E_NOMEM;
-    append(field, text);
-    free(text);
+    }
+    enqueue(f, text);
     return ANTAR_OK;
 }
 

@@ -80,11 +80,17 @@ unsigned antar_trace_emitted_take(void);
 /* Most traces one read returns (an order's steps name at most this many). */
 #define ANTAR_TRACE_READ_TRACES 32
 
-/* Install the Redis sink for service (its name, "user"): each span is appended to its trace's
- * field in one small script, which also drops the oldest fields beyond ANTAR_TRACE_RECORD_MAX
- * (10000). ANTAR_TRACE_RECORD=0 leaves the record off. A span Redis does not take is lost
- * (counted in antar_trace_spans_lost_total): the record is for looking, never the truth. */
+/* Install the Redis sink for service (its name, "user") and start its writer thread: the sink
+ * only queues a span (at most 4096 waiting); the writer appends each to its trace's field in one
+ * small script per span, pipelined, which also drops the oldest fields beyond
+ * ANTAR_TRACE_RECORD_MAX (10000). So no request waits for Redis. ANTAR_TRACE_RECORD=0 leaves the
+ * record off. A span that finds the queue full or that Redis does not take is lost (counted in
+ * antar_trace_spans_lost_total): the record is for looking, never the truth. */
 void antar_trace_record_start(const char *service);
+/* Remove the sink, write what is queued, and stop the writer (at the end of the process). */
+void antar_trace_record_stop(void);
+/* Wait until the queue is written, at most timeout_ms (tests). */
+void antar_trace_record_flush(long timeout_ms);
 /* Note that order_id reached status in the calling thread's current trace (its timeline).
  * ANTAR_OK; ANTAR_OK doing nothing when the record is off or there is no trace; ANTAR_E_NOMEM. */
 antar_err_t antar_trace_record_step(long long order_id, const char *status);

@@ -121,9 +121,12 @@ def test_order_timeline_and_every_call_of_its_traces(edge, online):
     ops = service_token(edge, "ops")
 
     def complete():
+        # Each service writes its spans from a queue, a moment after they end.
         r = _ok(edge.get(f"/ops/orders/{o['id']}", token=ops))
-        return r if [s["status"] for s in r["steps"]][-1:] == ["completed"] else None
-    r = wait_for(complete, timeout=10, what="the completed step in the record")
+        done = [s["status"] for s in r["steps"]][-1:] == ["completed"] and any(
+            s["kind"] == "request" and s["path"].endswith("/complete") for s in r["spans"])
+        return r if done else None
+    r = wait_for(complete, timeout=10, what="the completed step and its request in the record")
     assert r["order"]["id"] == o["id"] and r["order"]["status"] == "completed"
     assert [s["status"] for s in r["steps"]] == ["searching", "accepted", "picked_up",
                                                  "completed"]

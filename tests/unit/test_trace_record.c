@@ -46,7 +46,7 @@ static void teardown(void)
 {
     if (!ready)
         return;
-    antar_trace_set_sink(NULL);
+    antar_trace_record_stop();
     del_keys();
     antar_kv_thread_end();
 }
@@ -91,6 +91,7 @@ Test(trace_record, steps_and_spans_come_back_in_order)
     cr_assert_eq(antar_trace_record_step(77, "accepted"), ANTAR_OK);
     span(t2, "3333333333333333", 3000, "/internal/orders/77/assign");
     antar_trace_set_current(NULL);
+    antar_trace_record_flush(5000);
 
     json_t *steps = NULL, *spans = NULL;
     cr_assert_eq(antar_trace_record_read(77, NULL, &steps, &spans), ANTAR_OK);
@@ -131,6 +132,7 @@ Test(trace_record, keeps_to_its_bound)
         snprintf(tid, sizeof tid, "%032x", i + 1);
         span(tid, "1111111111111111", 1000 + i, "/internal/dispatch");
     }
+    antar_trace_record_flush(5000);
     redisReply *h = antar_kv_command("HLEN %s", ANTAR_TRACE_RECORD_KEY);
     redisReply *z = antar_kv_command("ZCARD %s", ANTAR_TRACE_RECORD_AGE_KEY);
     cr_assert(h && z);
@@ -153,6 +155,7 @@ Test(trace_record, keeps_to_its_bound)
     for (int i = 0; i < 400; i++)
         span("0000000000000000000000000000beef", "1111111111111111", 5000 + i,
              "/internal/a-long-enough-path-to-fill-the-field-quickly");
+    antar_trace_record_flush(5000);
     redisReply *n = antar_kv_command("HSTRLEN %s %s", ANTAR_TRACE_RECORD_KEY,
                                      "0000000000000000000000000000beef");
     cr_assert(n && n->integer <= 65536 + 1024, "HSTRLEN %lld", n ? n->integer : -1);
