@@ -578,6 +578,7 @@ static void dispatch(antar_req_t *r)
         antar_random_hex(r->request_id, 16);
     antar_trace_from_header(&r->trace, antar_req_header(r, "traceparent"));
     antar_trace_set_current(&r->trace);
+    (void)antar_trace_emitted_take();
 
     if (r->too_large)
         antar_http_fail(r, ANTAR_E_TOO_LARGE, NULL, "the request body is larger than %zu bytes",
@@ -588,6 +589,28 @@ static void dispatch(antar_req_t *r)
     long long ns = now_ns() - r->start_ns;
     log_request(r, ns / 1000);
     antar_metrics_request(antar_req_route(r), r->method, r->status, (double)ns / 1e9);
+    /* A client's request that made calls is the root of its waterfall: recorded after its
+     * calls, with its own span (their parent). Requests that called nobody (most reads, the
+     * location pings) are not recorded. Internal listeners never call out. */
+    if (antar_trace_emitted_take() > 0 && r->lst && !r->lst->internal) {
+        char to[32];
+        snprintf(to, sizeof to, "%s-service", r->srv->cfg->service);
+        antar_trace_emit(&(antar_span_t){
+            .kind = "request",
+            .from = "client",
+            .to = to,
+            .method = antar_text_ok(r->method, strlen(r->method), false) ? r->method : "(invalid)",
+            .path = antar_text_ok(r->path, strlen(r->path), false) ? r->path : "(invalid)",
+            .route = antar_req_route(r),
+            .status = r->status,
+            .outcome = r->status >= 500 ? "error" : "ok",
+            .start_ms = antar_now_ms() - ns / 1000000,
+            .duration_us = ns / 1000,
+            .trace_id = r->trace.trace_id,
+            .span_id = r->trace.span_id,
+            .parent_span_id = r->trace.parent_id});
+        (void)antar_trace_emitted_take();
+    }
     antar_trace_set_current(NULL);
 }
 

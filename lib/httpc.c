@@ -175,12 +175,19 @@ typedef struct {
     long timeout_ms; /* total timeout of this attempt; 0 = the configured one */
 } call_t;
 
+static long long mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
 static antar_err_t perform(const call_t *c, antar_httpc_res_t *res)
 {
     antar_err_t err = ANTAR_OK;
     const char *outcome = "ok";
     buf_t buf = {0};
-    long long t0 = antar_mono_ms();
+    long long t0 = antar_mono_ms(), wall0 = antar_now_ms(), t0_us = mono_us();
     CURLcode cc = CURLE_OK;
 
     CURL *h = handle_get();
@@ -255,6 +262,22 @@ done:;
     }
     antar_log_json(err == ANTAR_OK && res->status < 500 ? "info" : "warn", "call", f);
     antar_metrics_call(c->target, outcome, (double)dur / 1000.0);
+    if (c->trace) {
+        char from[32];
+        snprintf(from, sizeof from, "%s-service", g_cfg->service);
+        antar_trace_emit(&(antar_span_t){.kind = "call",
+                                         .from = from,
+                                         .to = c->target,
+                                         .method = c->method,
+                                         .path = c->log_path,
+                                         .status = res->status,
+                                         .outcome = outcome,
+                                         .start_ms = wall0,
+                                         .duration_us = mono_us() - t0_us,
+                                         .trace_id = c->trace->trace_id,
+                                         .span_id = c->child_span,
+                                         .parent_span_id = c->trace->span_id});
+    }
     free(buf.data);
     return err;
 }

@@ -98,6 +98,7 @@ antar_err_t antar_outbox_add(antar_svc_t target, const char *key, const char *me
     if (cur) {
         char child[17];
         antar_trace_child_header(cur, tp, child);
+        antar_trace_note_async();
     }
     char *json = NULL;
     if (body) {

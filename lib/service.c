@@ -18,6 +18,7 @@
 #include "antar/httpc.h"
 #include "antar/kv.h"
 #include "antar/log.h"
+#include "antar/trace.h"
 #include "antar/util.h"
 #include "http_internal.h"
 
@@ -256,6 +257,9 @@ int antar_service_main(int argc, char **argv, const antar_service_t *svc)
         antar_logf("error", "http client init failed");
         goto done;
     }
+    /* Every call between the services, and each client request that made some, goes to the
+     * trace record the console's waterfall reads (docs/console.md). */
+    antar_trace_record_start(svc->name);
     if (antar_auth_init(&g_cfg) != 0) {
         antar_logf("error", "auth init failed (is ANTAR_CSRF_KEY 64 hex chars?)");
         goto done;
@@ -303,6 +307,7 @@ done:
     antar_server_stop(s);
     if (started && svc->shutdown)
         svc->shutdown();
+    antar_trace_record_stop();
     if (rc == 0) {
         if (wd_up)
             watchdog_stop(wd);

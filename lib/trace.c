@@ -2,6 +2,7 @@
 #include "antar/trace.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -171,4 +172,35 @@ void antar_trace_begin(void)
     antar_trace_t t;
     antar_trace_new(&t);
     antar_trace_set_current(&t);
+}
+
+/* ---- spans ---------------------------------------------------------------------------------- */
+
+static _Atomic(antar_span_sink_fn) g_sink;
+static _Thread_local unsigned tl_emitted;
+
+void antar_trace_set_sink(antar_span_sink_fn fn)
+{
+    atomic_store(&g_sink, fn);
+}
+
+void antar_trace_emit(const antar_span_t *s)
+{
+    antar_span_sink_fn fn = atomic_load(&g_sink);
+    if (!fn || !s || !s->trace_id || !s->trace_id[0])
+        return;
+    tl_emitted++;
+    fn(s);
+}
+
+void antar_trace_note_async(void)
+{
+    tl_emitted++;
+}
+
+unsigned antar_trace_emitted_take(void)
+{
+    unsigned n = tl_emitted;
+    tl_emitted = 0;
+    return n;
 }

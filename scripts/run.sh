@@ -70,6 +70,13 @@ if [ "${ANTAR_RUN_CITY:-1}" = 1 ]; then
     echo "run: a small city runs in the background (50 drivers; log: $ANTAR_RUN_DIR/log/sim.log)"
 fi
 
+# The browser console (docs/console.md): its operator account, made once per run folder.
+console_login=""
+if op="$("$REPO/scripts/console-operator.sh" 2>"$ANTAR_RUN_DIR/log/console-operator.log")"; then
+    console_login="sign in to the City view as $(cut -f1 <<<"$op") (password in $ANTAR_RUN_DIR/console-operator)"
+fi
+
 echo
 echo "run: Antar is up — edge $ANTAR_EDGE_URL (docs: $ANTAR_USER_URL/docs …); Ctrl-C stops everything"
+echo "run: the console: $ANTAR_EDGE_URL/console/ — the live city${console_login:+; $console_login}"
 while true; do sleep 1; done

@@ -22,6 +22,7 @@ PACKAGES=(
     wrk curl jq clang-format clang-14 libclang-rt-14-dev
     python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-jwt
     python3-cryptography
+    chromium fonts-dejavu-core
 )
 
 die() { echo "setup: error: $*" >&2; exit 1; }
@@ -91,6 +92,24 @@ if [ -f "$tp/package.json" ]; then
         fi
         rm -f "$log"
         touch "$tp/node_modules"
+    fi
+fi
+
+# The browser console (web/): leaflet, served by the edge from web/node_modules, and
+# playwright-core, which drives Debian's chromium in the browser tests (no browser download).
+web="$REPO/web"
+if [ -f "$web/package.json" ]; then
+    if [ ! -d "$web/node_modules" ] || [ "$web/package.json" -nt "$web/node_modules" ] ||
+        { [ -f "$web/package-lock.json" ] && [ "$web/package-lock.json" -nt "$web/node_modules" ]; }; then
+        echo "setup: npm install in web/"
+        log="$(mktemp /tmp/antar-npm.XXXXXX)"
+        if ! PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --prefix "$web" --no-audit --no-fund \
+            --loglevel=error >"$log" 2>&1; then
+            tail -n 30 "$log" >&2
+            die "npm install in web/ failed (full log: $log)"
+        fi
+        rm -f "$log"
+        touch "$web/node_modules"
     fi
 fi
 

@@ -721,6 +721,10 @@ write_redis_acl() {
     # reads it and keeps each subject's open streams in antar:events:conns:<sub>, with a Lua
     # script whose commands are checked against the same ACL.
     local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
+    # The trace record (lib/trace_record.c): every service appends its spans to the hash
+    # antar:calls in a script that keeps antar:calls:age to the newest fields; user-service
+    # reads it for the console (HMGET).
+    local trace_record="+eval +hget +hset +hstrlen +hdel +hmget +zadd +zcard +zpopmin"
     (
         umask 077
         # antar_repl: a replica's link to its master (masteruser); antar_sentinel: the commands
@@ -730,8 +734,8 @@ user default off resetpass ~* &* +@all
 user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate +role
 user antar_repl on #$h_repl +psync +replconf +ping
 user antar_sentinel on #$h_sentinel allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill
-user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* resetchannels &__redis__:invalidate nocommands $common $events_serve
-user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd
+user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common $events_serve $trace_record
+user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd $trace_record
 user antar_admin on #$h_admin ~* &* +@all
 ACL
     )
@@ -949,6 +953,11 @@ service_env() {
         ANTAR_DOCS_DIR="$REPO/third_party/node_modules/swagger-ui-dist"
         ANTAR_SQL_DIR="$REPO/services/$svc/sql"
         ANTAR_STATE_DIR="$RUN/$svc"
+        # The browser console (docs/console.md): its files, the origins its sign-in may return
+        # to, and the customer accounts that may sign in to it as operators.
+        ANTAR_WEB_DIR="$REPO/web"
+        ANTAR_CONSOLE_ORIGINS="http://127.0.0.1:$EDGE_PORT http://localhost:$EDGE_PORT https://127.0.0.1:$EDGE_TLS_PORT https://localhost:$EDGE_TLS_PORT"
+        ANTAR_OPERATORS="${ANTAR_OPERATORS-operator@antar.id}"
     )
     # Galera: through the proxy's TCP port, never a node's socket (the proxy picks the node).
     if [ "$DB_MODE" = galera ]; then

@@ -172,6 +172,30 @@ else
 fi
 PASSED=$((PASSED + i_pass)); FAILED=$((FAILED + i_fail)); SKIPPED=$((SKIPPED + i_skip))
 
+# ---- browser tests --------------------------------------------------------------------------
+# The console (web/) in Debian's chromium, driven by Playwright (playwright-core from web/'s npm
+# packages), through the edge: PKCE sign-in, order and accept in two pages, the status arriving
+# live, the trace waterfall (tests/browser/). Screenshots of the run go to $LOG/screenshots.
+hdr "browser tests (node --test tests/browser, chromium)"
+if [ "$stack_ok" = 1 ]; then
+    ANTAR_SCREENSHOT_DIR="${ANTAR_SCREENSHOT_DIR:-$LOG/screenshots}" timeout 300 \
+        node --test --test-reporter=tap "$REPO/tests/browser/" >"$LOG/browser.log" 2>&1
+    b_rc=$?
+    grep -E '^(not )?ok |^# (pass|fail|skipped)|Error|assert' "$LOG/browser.log" | head -n 60
+    b_pass=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$LOG/browser.log" | tail -n 1)
+    b_fail=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$LOG/browser.log" | tail -n 1)
+    b_skip=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$LOG/browser.log" | tail -n 1)
+    b_pass=${b_pass:-0} b_fail=${b_fail:-0} b_skip=${b_skip:-0}
+    # No summary, or a non-zero exit with nothing counted as failed (chromium missing, a crash,
+    # the 5-minute cap): one failure.
+    if [ "$b_rc" -ne 0 ] && [ "$b_fail" -eq 0 ]; then b_fail=1; tail -n 30 "$LOG/browser.log"; fi
+    phase browser "$b_pass passed, $b_fail failed, $b_skip skipped (log: $LOG/browser.log)"
+else
+    b_pass=0 b_fail=0 b_skip=0
+    phase browser "not run (stack did not come up)"
+fi
+PASSED=$((PASSED + b_pass)); FAILED=$((FAILED + b_fail)); SKIPPED=$((SKIPPED + b_skip))
+
 # ---- stop, then look for sanitizer reports --------------------------------------------------
 hdr "stack down"
 stack_down

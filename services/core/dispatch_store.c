@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1108,4 +1109,147 @@ antar_err_t core_store_dispatch_audit(const core_scan_pos_t *from, int limit, js
 {
     return audit_page("dispatch:", lua_dispatch_audit, 6, dispatch_row, from, limit, items, next,
                       more);
+}
+
+/* ---- the city for the console (GET /ops/city) ---------------------------------------------- */
+
+/* ARGV: 1 lng, 2 lat, 3 box side in km, 4 most drivers per vehicle type, 5 most orders.
+ * Returns {drivers, orders}: drivers {id, vehicle_type, lng, lat, status, order_id, offer 0/1}
+ * (everyone in the geo index: online, available or busy), orders {id, payload, attempts,
+ * offer_driver} (the dispatches still open). */
+static const char lua_city[] =
+    "local drivers, orders = {}, {}\n"
+    "for _, vt in ipairs({'motorcycle', 'car'}) do\n"
+    "  local r = redis.call('GEOSEARCH', 'geo:drivers:' .. vt, 'FROMLONLAT', ARGV[1], ARGV[2],\n"
+    "    'BYBOX', ARGV[3], ARGV[3], 'km', 'ASC', 'COUNT', ARGV[4], 'WITHCOORD')\n"
+    "  for _, e in ipairs(r) do\n"
+    "    local h = redis.call('HMGET', 'driver:' .. e[1], 'status', 'order_id')\n"
+    "    drivers[#drivers + 1] = {e[1], vt, e[2][1], e[2][2], h[1] or '', h[2] or '',\n"
+    "      redis.call('EXISTS', 'driver:' .. e[1] .. ':offer')}\n"
+    "  end\n"
+    "end\n"
+    "for _, id in ipairs(redis.call('ZRANGE', 'dispatch:due', 0, tonumber(ARGV[5]) - 1)) do\n"
+    "  local h = redis.call('HMGET', 'dispatch:' .. id, 'payload', 'attempts', 'offer_driver')\n"
+    "  if h[1] then orders[#orders + 1] = {id, h[1], h[2] or '0', h[3] or ''} end\n"
+    "end\n"
+    "return {drivers, orders}\n";
+
+/* ARGV: 1 this minute, then cells. Distinct customers of each cell over the demand window (the
+ * ten minutes the fares use). */
+_Static_assert(DEMAND_WINDOW_MIN == 10, "lua_city_demand reads minutes 0..9 back");
+static const char lua_city_demand[] =
+    "local out = {}\n"
+    "for i = 2, #ARGV do\n"
+    "  local keys = {}\n"
+    "  for m = 0, 9 do\n"
+    "    keys[#keys + 1] = 'demand:hll:' .. ARGV[i] .. ':' .. (tonumber(ARGV[1]) - m)\n"
+    "  end\n"
+    "  out[#out + 1] = redis.call('PFCOUNT', unpack(keys))\n"
+    "end\n"
+    "return out\n";
+
+/* The geo index answers positions to ~1e-14°; a map needs a decimetre. */
+static double round6(double v)
+{
+    return round(v * 1e6) / 1e6;
+}
+
+static const char *rstr(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_STRING ? r->str : "";
+}
+
+antar_err_t core_store_city(double lat, double lng, double box_km, int max_drivers, int max_orders,
+                            json_t **drivers, json_t **orders)
+{
+    num_t n_lng = num_deg(lng), n_lat = num_deg(lat), md = num_ll(max_drivers),
+          mo = num_ll(max_orders);
+    char box[32];
+    snprintf(box, sizeof box, "%.3f", box_km);
+    redisReply *r = EVAL(lua_city, 0, n_lng.b, n_lat.b, box, md.b, mo.b);
+    antar_err_t err = reply_ok(r, "city");
+    if (err != ANTAR_OK || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (r)
+            freeReplyObject(r);
+        if (err != ANTAR_OK)
+            return err;
+        freeReplyObject(r);
+        return ANTAR_E_KV;
+    }
+    json_t *d = json_array(), *o = json_array();
+    const redisReply *dr = r->element[0], *orr = r->element[1];
+    for (size_t i = 0; d && dr->type == REDIS_REPLY_ARRAY && i < dr->elements; i++) {
+        const redisReply *row = dr->element[i];
+        if (row->type != REDIS_REPLY_ARRAY || row->elements != 7)
+            continue;
+        redisReply *const *e = row->element;
+        const char *status = rstr(e[4]);
+        const char *state = !strcmp(status, "busy")        ? "busy"
+                            : field_ll(e[6]) > 0           ? "offered"
+                            : !strcmp(status, "available") ? "available"
+                                                           : "offline";
+        json_array_append_new(d, json_pack("{s:I, s:s, s:f, s:f, s:s, s:o}", "driver_id",
+                                           (json_int_t)field_ll(e[0]), "vehicle_type", rstr(e[1]),
+                                           "lat", round6(strtod(rstr(e[3]), NULL)), "lng",
+                                           round6(strtod(rstr(e[2]), NULL)), "state", state,
+                                           "order_id", field_id(e[5])));
+    }
+    for (size_t i = 0; o && orr->type == REDIS_REPLY_ARRAY && i < orr->elements; i++) {
+        const redisReply *row = orr->element[i];
+        if (row->type != REDIS_REPLY_ARRAY || row->elements != 4)
+            continue;
+        redisReply *const *e = row->element;
+        json_t *p = json_loads(rstr(e[1]), 0, NULL);
+        json_t *item =
+            json_pack("{s:I, s:I, s:o}", "order_id", (json_int_t)field_ll(e[0]), "attempts",
+                      (json_int_t)field_ll(e[2]), "offer_driver_id", field_id(e[3]));
+        /* Only the payload's trip fields: it is what core was told to dispatch. */
+        static const char *const keep[] = {"pickup_lat",  "pickup_lng",   "dropoff_lat",
+                                           "dropoff_lng", "vehicle_type", "price"};
+        for (size_t k = 0; item && p && k < sizeof keep / sizeof keep[0]; k++) {
+            json_t *v = json_object_get(p, keep[k]);
+            if (v)
+                json_object_set(item, keep[k], v);
+        }
+        json_decref(p);
+        if (item && json_object_get(item, "pickup_lat"))
+            json_array_append_new(o, item);
+        else
+            json_decref(item);
+    }
+    freeReplyObject(r);
+    if (!d || !o) {
+        json_decref(d);
+        json_decref(o);
+        return ANTAR_E_NOMEM;
+    }
+    *drivers = d;
+    *orders = o;
+    return ANTAR_OK;
+}
+
+antar_err_t core_store_city_demand(const char *const *cells, size_t n, long long now_ms,
+                                   long long *demand)
+{
+    if (n == 0)
+        return ANTAR_OK;
+    const char **args = calloc(n + 1, sizeof *args);
+    if (!args)
+        return ANTAR_E_NOMEM;
+    num_t minute = num_ll(now_ms / 60000);
+    args[0] = minute.b;
+    for (size_t i = 0; i < n; i++)
+        args[i + 1] = cells[i];
+    redisReply *r = eval(lua_city_demand, 0, args, (int)n + 1);
+    free(args);
+    antar_err_t err = reply_ok(r, "city_demand");
+    if (err != ANTAR_OK) {
+        if (r)
+            freeReplyObject(r);
+        return err;
+    }
+    for (size_t i = 0; i < n; i++)
+        demand[i] = r->type == REDIS_REPLY_ARRAY && i < r->elements ? reply_int(r->element[i]) : 0;
+    freeReplyObject(r);
+    return ANTAR_OK;
 }

@@ -156,4 +156,17 @@ antar_err_t core_store_presence_audit(const core_scan_pos_t *from, int limit, js
 antar_err_t core_store_dispatch_audit(const core_scan_pos_t *from, int limit, json_t **items,
                                       core_scan_pos_t *next, bool *more);
 
+/* ---- the city for the console ------------------------------------------------------------ */
+
+/* Every online driver within a box_km square around (lat, lng), at most max_drivers per
+ * vehicle type ({driver_id, vehicle_type, lat, lng, state: available|offered|busy, order_id}),
+ * and the open dispatches, at most max_orders ({order_id, attempts, offer_driver_id, pickup_*,
+ * dropoff_*, vehicle_type, price}). One round trip. New references on ANTAR_OK. */
+antar_err_t core_store_city(double lat, double lng, double box_km, int max_drivers, int max_orders,
+                            json_t **drivers, json_t **orders);
+/* demand[i] = distinct customers in cells[i] over the surge window (as the fares count them).
+ * One round trip. */
+antar_err_t core_store_city_demand(const char *const *cells, size_t n, long long now_ms,
+                                   long long *demand);
+
 #endif

@@ -29,6 +29,15 @@ static oauth_client_t clients[] = {
     /* Operations (the simulator's audit): reads the audit routes, and nothing that needs
      * "internal". */
     {.id = "ops", .confidential = true, .role = ANTAR_AUTH_SERVICE, .scope = "ops"},
+    /* The browser console (web/, docs/console.md): one public client per view, so that each
+     * token carries exactly one role and scope, as every other client's does. */
+    {.id = "console-user", .role = ANTAR_AUTH_USER, .scope = "user", .browser = true},
+    {.id = "console-driver", .role = ANTAR_AUTH_DRIVER, .scope = "driver", .browser = true},
+    {.id = "console-ops",
+     .role = ANTAR_AUTH_SERVICE,
+     .scope = "ops",
+     .browser = true,
+     .operator_client = true},
 };
 #define NCLIENTS (sizeof clients / sizeof clients[0])
 
@@ -217,7 +226,8 @@ static void issue_new_grant(antar_req_t *req, const oauth_client_t *c, const cha
 {
     oauth_grant_t g;
     oauth_grant_init(&g, c, sub);
-    issue_tokens(req, &g, !c->confidential, NULL, 0);
+    /* The operator's ops token is short-lived and not renewable: sign in again. */
+    issue_tokens(req, &g, !c->confidential && !c->operator_client, NULL, 0);
 }
 
 /* The requested scope, if any, must be the client's scope: each client has exactly one. */
@@ -242,8 +252,13 @@ static bool credentials_refused(const antar_httpc_res_t *res)
 antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
                                  const char *password, char *sub)
 {
-    antar_svc_t svc = c->role == ANTAR_AUTH_USER ? ANTAR_SVC_USER : ANTAR_SVC_DRIVER;
-    const char *prefix = c->role == ANTAR_AUTH_USER ? "user:" : "driver:";
+    /* An operator is a customer account listed in ANTAR_OPERATORS: user-service checks the
+     * password, the list decides (before any hashing: no list, no operator). */
+    bool op = c->operator_client;
+    if (op && !oauth_operator_listed(username, antar_config_env("ANTAR_OPERATORS", "")))
+        return ANTAR_E_UNAUTHORIZED;
+    antar_svc_t svc = op || c->role == ANTAR_AUTH_USER ? ANTAR_SVC_USER : ANTAR_SVC_DRIVER;
+    const char *prefix = op ? "user:" : c->role == ANTAR_AUTH_USER ? "user:" : "driver:";
     json_t *body = json_pack("{s:s,s:s}", "username", username, "password", password);
     antar_httpc_res_t res;
     antar_err_t err =
@@ -260,7 +275,10 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
         char want[64];
         snprintf(want, sizeof want, "%s%lld", prefix, (long long)id);
         if (res.status == 200 && id > 0 && (!rsub || !strcmp(rsub, want))) {
-            snprintf(sub, 64, "%s", want);
+            if (op)
+                snprintf(sub, 64, "service:operator:%lld", (long long)id);
+            else
+                snprintf(sub, 64, "%s", want);
         } else if (credentials_refused(&res)) {
             err = ANTAR_E_UNAUTHORIZED;
         } else {
@@ -456,7 +474,10 @@ static void handle_token(antar_req_t *req)
             oauth_error(req, 400, "unauthorized_client", "this client may not use this grant");
             goto out;
         }
-        if (!strcmp(gt, "password"))
+        if (c->browser && strcmp(gt, "authorization_code") && strcmp(gt, "refresh_token"))
+            /* The console signs in through the browser only (RFC 9700 §2.4). */
+            oauth_error(req, 400, "unauthorized_client", "this client may not use this grant");
+        else if (!strcmp(gt, "password"))
             grant_password(req, c, params);
         else if (!strcmp(gt, "authorization_code"))
             grant_code(req, c, params);
@@ -665,11 +686,24 @@ static void clients_register(void)
             sodium_bin2hex(hex, sizeof hex, c->secret_hash, 32);
         /* The table is a record for operators; clients[] above is what authenticates, so a
          * failure here is worth a warning, not a refusal to start. */
+        char uris[1024] = "";
+        if (c->browser) {
+            /* "<origin>/console/" for each configured origin. */
+            char o[600];
+            size_t used = 0;
+            snprintf(o, sizeof o, "%s", antar_config_env("ANTAR_CONSOLE_ORIGINS", ""));
+            for (char *sv = NULL, *it = strtok_r(o, " ", &sv); it; it = strtok_r(NULL, " ", &sv)) {
+                int w =
+                    snprintf(uris + used, sizeof uris - used, "%s%s/console/", used ? " " : "", it);
+                if (w < 0 || (size_t)w >= sizeof uris - used)
+                    break;
+                used += (size_t)w;
+            }
+        } else if (!c->confidential) {
+            snprintf(uris, sizeof uris, "%s", "antar://callback http://127.0.0.1:{port}/callback");
+        }
         if (oauth_client_save(c->id, c->confidential, role_name(c->role), c->scope,
-                              c->has_secret ? hex : NULL,
-                              c->confidential ? NULL
-                                              : "antar://callback "
-                                                "http://127.0.0.1:{port}/callback") != ANTAR_OK)
+                              c->has_secret ? hex : NULL, uris[0] ? uris : NULL) != ANTAR_OK)
             antar_logf("warn", "client %s could not be recorded in oauth_clients", c->id);
     }
 }

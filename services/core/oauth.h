@@ -18,10 +18,18 @@
 
 /* ---- clients (oauth.c) ------------------------------------------------------------------ */
 typedef struct {
-    const char *id;                /* "user-app" */
-    bool confidential;             /* has a secret: a service */
-    unsigned role;                 /* ANTAR_AUTH_USER / DRIVER / SERVICE */
-    const char *scope;             /* "user", "driver", "internal" */
+    const char *id;    /* "user-app" */
+    bool confidential; /* has a secret: a service */
+    unsigned role;     /* ANTAR_AUTH_USER / DRIVER / SERVICE */
+    const char *scope; /* "user", "driver", "internal" */
+    /* A browser client of the console (web/, served by the edge at /console/): public, sign-in
+     * only through the authorization-code flow with PKCE (no password grant), redirect URI
+     * <origin>/console/ for an origin of ANTAR_CONSOLE_ORIGINS. */
+    bool browser;
+    /* The console's operator client: signs in with a customer account whose email is listed in
+     * ANTAR_OPERATORS, and gets an ops-scoped token (role service, sub "service:operator:<id>")
+     * without a refresh token. */
+    bool operator_client;
     unsigned char secret_hash[32]; /* BLAKE2b-256 of the secret; confidential only */
     bool has_secret;
 } oauth_client_t;
@@ -31,6 +39,12 @@ const oauth_client_t *oauth_client_find(const char *id);
 /* oauth_parse.c: is uri one of the registered redirect URIs of the apps (exact antar://callback, or
  * http://127.0.0.1:<port>/callback)? */
 bool oauth_redirect_uri_ok(const char *uri);
+/* Is uri a redirect URI registered for client c: the apps' (oauth_redirect_uri_ok), or for a
+ * browser client exactly "<origin>/console/" with origin one of the space-separated origins
+ * (each at most 200 bytes, "http[s]://host[:port]"). */
+bool oauth_redirect_uri_ok_for(const oauth_client_t *c, const char *uri, const char *origins);
+/* Is username (case-insensitively) one of the comma-separated emails of ANTAR_OPERATORS? */
+bool oauth_operator_listed(const char *username, const char *operators);
 /* Verify credentials with the service that owns the client's accounts. On ANTAR_OK, sub (64
  * bytes) holds "user:17"/"driver:5". ANTAR_E_UNAUTHORIZED for wrong credentials;
  * UNAVAILABLE/TIMEOUT/UPSTREAM when the service cannot answer. */

@@ -159,7 +159,8 @@ static int authz_check(antar_req_t *req, authz_t *a)
         return -1;
     }
     if (!a->redirect_uri || strlen(a->redirect_uri) > 256 ||
-        !oauth_redirect_uri_ok(a->redirect_uri)) {
+        !oauth_redirect_uri_ok_for(a->client, a->redirect_uri,
+                                   antar_config_env("ANTAR_CONSOLE_ORIGINS", ""))) {
         error_page(req, 400, "The redirect_uri is missing or not registered for this client.");
         return -1;
     }
@@ -218,7 +219,9 @@ static void login_form(antar_req_t *req, const authz_t *a, const char *nonce, co
           "sans-serif;max-width:22em;margin:3em auto}input{display:block;width:100%;margin:.4em "
           "0;padding:.4em}</style></head><body><h1>Sign in to Antar</h1>",
           f);
-    fputs(a->client->role == ANTAR_AUTH_USER ? "<p>Customer account</p>" : "<p>Driver account</p>",
+    fputs(a->client->operator_client           ? "<p>Operator (a listed customer account)</p>"
+          : a->client->role == ANTAR_AUTH_USER ? "<p>Customer account</p>"
+                                               : "<p>Driver account</p>",
           f);
     if (message) {
         fputs("<p role=\"alert\">", f);

@@ -181,6 +181,46 @@ bool oauth_redirect_uri_ok(const char *uri)
            !strcmp(p, "/callback");
 }
 
+bool oauth_redirect_uri_ok_for(const oauth_client_t *c, const char *uri, const char *origins)
+{
+    if (!c || !uri)
+        return false;
+    if (!c->browser)
+        return oauth_redirect_uri_ok(uri);
+    static const char path[] = "/console/";
+    size_t ul = strlen(uri), pl = sizeof path - 1;
+    if (ul <= pl || strcmp(uri + ul - pl, path))
+        return false;
+    size_t ol = ul - pl; /* the origin part of uri */
+    /* Exact match of the origin against each registered one: no prefix, no pattern. */
+    for (const char *o = origins; o && *o;) {
+        while (*o == ' ')
+            o++;
+        size_t n = strcspn(o, " ");
+        if (n > 0 && n <= 200 && n == ol && !strncmp(o, uri, n) &&
+            (!strncmp(o, "http://", 7) || !strncmp(o, "https://", 8)))
+            return true;
+        o += n;
+    }
+    return false;
+}
+
+bool oauth_operator_listed(const char *username, const char *operators)
+{
+    size_t ul = username ? strlen(username) : 0;
+    if (ul == 0 || ul > 254 || !strchr(username, '@'))
+        return false;
+    for (const char *o = operators; o && *o;) {
+        while (*o == ',' || *o == ' ')
+            o++;
+        size_t n = strcspn(o, ", ");
+        if (n == ul && !strncasecmp(o, username, n))
+            return true;
+        o += n;
+    }
+    return false;
+}
+
 void oauth_cookie_nonce(const char *c, char out[33])
 {
     out[0] = '\0';

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "antar/util.h"
 #include "core.h"
 #include "dispatch.h"
 #include "dispatch_store.h"
@@ -363,6 +364,113 @@ static void audit_dispatches(antar_req_t *req)
     audit_list(req, "cad", core_store_dispatch_audit);
 }
 
+/* ---- the city for the console (scope ops, docs/console.md) ---------------------------------- */
+
+#define CITY_LAT -6.2
+#define CITY_LNG 106.82
+#define CITY_BOX_KM 120.0
+#define CITY_MAX_DRIVERS 5000
+#define CITY_MAX_ORDERS 1000
+#define CITY_MAX_CELLS 400
+
+/* Available drivers of vehicle type vt within radius_m of (lat, lng), as dispatch would find
+ * them (a driver with an offer open is locked, so not counted). */
+static long long city_supply(json_t *drivers, const char *vt, double lat, double lng, long radius_m)
+{
+    long long n = 0;
+    size_t i;
+    json_t *d;
+    json_array_foreach(drivers, i, d)
+    {
+        if (strcmp(json_string_value(json_object_get(d, "state")), "available") ||
+            strcmp(json_string_value(json_object_get(d, "vehicle_type")), vt))
+            continue;
+        if (core_fare_haversine_m(lat, lng, json_real_value(json_object_get(d, "lat")),
+                                  json_real_value(json_object_get(d, "lng"))) <= radius_m)
+            n++;
+    }
+    return n;
+}
+
+/* Add the cell of (lat, lng) to cells (n of them, at most CITY_MAX_CELLS) unless there. */
+static void city_cell_add(char cells[][48], size_t *n, double lat, double lng)
+{
+    char c[48];
+    core_fare_cell(lat, lng, c, sizeof c);
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(cells[i], c))
+            return;
+    if (*n < CITY_MAX_CELLS)
+        snprintf(cells[(*n)++], 48, "%s", c);
+}
+
+/* GET /ops/city: every online driver by state, the open orders, and demand and surge in the
+ * cells where they are (the cells of the fare model: demand = distinct customers over 10 min,
+ * surge from demand against the available drivers around the cell's centre). */
+static void ops_city(antar_req_t *req)
+{
+    json_t *drivers = NULL, *orders = NULL;
+    antar_err_t err = core_store_city(CITY_LAT, CITY_LNG, CITY_BOX_KM, CITY_MAX_DRIVERS,
+                                      CITY_MAX_ORDERS, &drivers, &orders);
+    if (err != ANTAR_OK) {
+        reply(req, err, 200, NULL, NULL);
+        return;
+    }
+    static _Thread_local char cells[CITY_MAX_CELLS][48];
+    const char *names[CITY_MAX_CELLS];
+    long long demand[CITY_MAX_CELLS] = {0};
+    size_t n = 0, i;
+    json_t *x;
+    json_array_foreach(orders, i, x)
+    {
+        city_cell_add(cells, &n, json_number_value(json_object_get(x, "pickup_lat")),
+                      json_number_value(json_object_get(x, "pickup_lng")));
+    }
+    json_array_foreach(drivers, i, x)
+    {
+        city_cell_add(cells, &n, json_real_value(json_object_get(x, "lat")),
+                      json_real_value(json_object_get(x, "lng")));
+    }
+    for (i = 0; i < n; i++)
+        names[i] = cells[i];
+    long long now = antar_now_ms();
+    err = core_store_city_demand(names, n, now, demand);
+    if (err != ANTAR_OK) {
+        json_decref(drivers);
+        json_decref(orders);
+        reply(req, err, 200, NULL, NULL);
+        return;
+    }
+    const core_settings_t *st = core_settings();
+    json_t *out_cells = json_array();
+    for (i = 0; out_cells && i < n; i++) {
+        if (demand[i] <= 0)
+            continue;
+        long r = 0, c = 0;
+        if (sscanf(cells[i], "%ld:%ld", &r, &c) != 2)
+            continue;
+        double lat = (r + 0.5) * CORE_FARE_CELL_DEG, lng = (c + 0.5) * CORE_FARE_CELL_DEG;
+        long long sm = city_supply(drivers, "motorcycle", lat, lng, st->radius_m);
+        long long sc = city_supply(drivers, "car", lat, lng, st->radius_m);
+        json_array_append_new(
+            out_cells,
+            json_pack("{s:s, s:f, s:f, s:f, s:f, s:I, s:{s:I, s:I}, s:{s:f, s:f}}", "cell",
+                      cells[i], "south_lat", r * CORE_FARE_CELL_DEG, "west_lng",
+                      c * CORE_FARE_CELL_DEG, "north_lat", (r + 1) * CORE_FARE_CELL_DEG, "east_lng",
+                      (c + 1) * CORE_FARE_CELL_DEG, "demand", (json_int_t)demand[i], "supply",
+                      "motorcycle", (json_int_t)sm, "car", (json_int_t)sc, "surge_multiplier",
+                      "motorcycle", core_fare_surge_tenths(demand[i], sm) / 10.0, "car",
+                      core_fare_surge_tenths(demand[i], sc) / 10.0));
+    }
+    char at[32];
+    antar_time_rfc3339(now, at);
+    antar_http_add_header(req, "Cache-Control", "no-store");
+    reply(req, ANTAR_OK, 200,
+          json_pack("{s:s, s:o, s:o, s:o}", "at", at, "drivers", drivers, "orders", orders, "cells",
+                    out_cells ? out_cells : json_array()),
+          NULL);
+}
+
 /* ---- route tables (core.h) ------------------------------------------------------------------ */
 
 const antar_route_t core_fares_routes[] = {
@@ -383,6 +491,7 @@ const antar_route_t core_dispatch_routes[] = {
     {"POST", "/internal/drivers/positions", positions_post, SVC, 0},
     {"GET", "/internal/audit/presence", audit_presence, ANTAR_AUTH_SERVICE, "ops", 0},
     {"GET", "/internal/audit/dispatches", audit_dispatches, ANTAR_AUTH_SERVICE, "ops", 0},
+    {"GET", "/ops/city", ops_city, ANTAR_AUTH_SERVICE, "ops", 0},
 };
 const size_t core_dispatch_routes_len =
     sizeof core_dispatch_routes / sizeof core_dispatch_routes[0];

@@ -13,6 +13,7 @@
 #include "antar/httpc.h"
 #include "antar/log.h"
 #include "antar/outbox.h"
+#include "antar/trace.h"
 #include "antar/util.h"
 #include "user.h"
 
@@ -214,6 +215,8 @@ static void publish_status(long long order_id, const char *status, long long use
     if (d)
         (void)antar_events_publish("order_status", aud, d);
     json_decref(d);
+    /* The order's timeline in the trace record: which trace moved it (docs/console.md). */
+    (void)antar_trace_record_step(order_id, status);
 }
 
 /* publish_status for an order as order_internal returns it (user_id, driver_id, status). */
@@ -700,6 +703,21 @@ fail:
 antar_err_t orders_get_internal(long long id, json_t **out)
 {
     return order_read_internal(id, out);
+}
+
+antar_err_t orders_ops(long long id, json_t **out)
+{
+    json_t *order = NULL, *steps = NULL, *spans = NULL;
+    antar_err_t err = order_read_internal(id, &order);
+    if (err != ANTAR_OK)
+        return err;
+    err = antar_trace_record_read(id, NULL, &steps, &spans);
+    if (err != ANTAR_OK) {
+        json_decref(order);
+        return err;
+    }
+    *out = json_pack("{s:o, s:o, s:o}", "order", order, "steps", steps, "spans", spans);
+    return *out ? ANTAR_OK : ANTAR_E_NOMEM;
 }
 
 /* After a conditional UPDATE that did not win: 200 with the order when the same driver already

@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "antar/events.h"
+#include "antar/trace.h"
 #include "user.h"
 
 /* Reply with a domain error, its field and message when the domain gave them. */
@@ -411,6 +412,47 @@ static void get_audit_orders(antar_req_t *req)
     antar_http_reply_page(req, items, next > 0 ? cur : NULL);
 }
 
+/* ---- ops reads for the console (docs/console.md) -------------------------------------------- */
+
+/* GET /ops/orders/{id}: the order, its timeline and every recorded span of its traces. */
+static void get_ops_order(antar_req_t *req)
+{
+    long long id;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    user_why_t why = {0};
+    json_t *out = NULL;
+    antar_err_t err = orders_ops(id, &out);
+    antar_http_add_header(req, "Cache-Control", "no-store");
+    reply(req, err, 200, out, &why);
+}
+
+static bool trace_id_ok(const char *s)
+{
+    return s && strlen(s) == 32 && strspn(s, "0123456789abcdef") == 32 && strspn(s, "0") != 32;
+}
+
+/* GET /ops/traces/{trace_id}: the recorded spans of one trace. */
+static void get_ops_trace(antar_req_t *req)
+{
+    const char *tid = antar_req_param(req, "trace_id");
+    if (!trace_id_ok(tid)) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "trace_id",
+                        "trace_id must be 32 lowercase hex digits, not all zero");
+        return;
+    }
+    json_t *steps = NULL, *spans = NULL;
+    antar_err_t err = antar_trace_record_read(0, tid, &steps, &spans);
+    if (err != ANTAR_OK) {
+        user_why_t why = {0};
+        fail(req, err, &why);
+        return;
+    }
+    json_decref(steps);
+    antar_http_add_header(req, "Cache-Control", "no-store");
+    antar_http_reply(req, 200, json_pack("{s:s, s:o}", "trace_id", tid, "spans", spans));
+}
+
 #define U ANTAR_AUTH_USER
 #define S ANTAR_AUTH_SERVICE
 
@@ -432,5 +474,9 @@ const antar_route_t user_routes[] = {
     {"GET", "/internal/audit/orders", get_audit_orders, S, "ops", 0},
     /* Every principal: the handler admits a service token only with the ops scope. */
     {"GET", "/events", get_events, U | ANTAR_AUTH_DRIVER | S, NULL, 0},
+    {"GET", "/ops/orders/{id}", get_ops_order, S, "ops", 0},
+    {"GET", "/ops/traces/{trace_id}", get_ops_trace, S, "ops", 0},
+    /* The browser console's files, a fixed list (console.c); the edge routes /console/ here. */
+    {"GET", "/console/{file}", console_file, ANTAR_AUTH_NONE, NULL, 0},
 };
 const size_t user_routes_len = sizeof user_routes / sizeof user_routes[0];

@@ -29,6 +29,9 @@ typedef struct {
 extern const antar_route_t user_routes[];
 extern const size_t user_routes_len;
 
+/* ---- console.c: the browser console's static files (GET /console/{file}) ------------------ */
+void console_file(antar_req_t *req);
+
 /* ---- users.c -------------------------------------------------------------------------- */
 
 /* Sign up: email is lower-cased here. DUPLICATE with why->field "email" or "phone". */
@@ -73,6 +76,10 @@ antar_err_t orders_rate(long long user_id, long long id, int rating, const char 
 
 /* Internal (service callers). The order with customer {id, first_name} and driver {id}|null. */
 antar_err_t orders_get_internal(long long id, json_t **out);
+/* The ops view of order id (the console's timeline and waterfall): {order (as
+ * orders_get_internal), steps, spans} from the trace record (antar/trace.h). NOT_FOUND, KV when
+ * Redis cannot answer. */
+antar_err_t orders_ops(long long id, json_t **out);
 /* offer_id 0 = not given. driver: the driver's public profile as driver-service sent it with
  * the message (borrowed, may be NULL), for the order_status event the change publishes. */
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,

@@ -101,7 +101,8 @@ def test_spec_conventions(svc):
             if op.get("x-antar-csrf") and not any("csrfToken" in s for s in op.get("security", [])):
                 problems.append(f"{where}: x-antar-csrf without the csrfToken security scheme")
             for status, resp in op.get("responses", {}).items():
-                if rfc or (template.startswith(("/docs", "/openapi.json", "/metrics")) and status == "200"):
+                if rfc or (template.startswith(("/docs", "/openapi.json", "/metrics", "/console/")) and
+                       status == "200"):
                     continue
                 if op.get("x-antar-stream") and status == "200":
                     # A Server-Sent Events stream (GET /events): text/event-stream, no envelope.

@@ -116,3 +116,44 @@ Test(oauth_parse, login_cookie)
     oauth_cookie_nonce(NULL, n);
     cr_assert_str_eq(n, "");
 }
+
+/* The console's clients (docs/console.md): exactly "<origin>/console/" for a configured origin. */
+Test(oauth_parse, console_redirect_uris_are_exact)
+{
+    const oauth_client_t app = {.id = "user-app"}, web = {.id = "console-user", .browser = true};
+    const char *origins = "http://127.0.0.1:8080 https://localhost:8443";
+    cr_assert(oauth_redirect_uri_ok_for(&web, "http://127.0.0.1:8080/console/", origins));
+    cr_assert(oauth_redirect_uri_ok_for(&web, "https://localhost:8443/console/", origins));
+    static const char *const bad[] = {
+        "http://127.0.0.1:8080/console",       "http://127.0.0.1:8080/console/x",
+        "http://127.0.0.1:808/console/",       "http://127.0.0.1:80800/console/",
+        "http://127.0.0.1:8080.evil/console/", "https://127.0.0.1:8080/console/",
+        "http://localhost:8443/console/",      "/console/",
+        "http://127.0.0.1:8080//console/",     "antar://callback",
+        "http://127.0.0.1:8765/callback",      "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(oauth_redirect_uri_ok_for(&web, bad[i], origins), "accepted %s", bad[i]);
+    /* No origins configured: no console redirect at all. */
+    cr_assert_not(oauth_redirect_uri_ok_for(&web, "http://127.0.0.1:8080/console/", ""));
+    cr_assert_not(oauth_redirect_uri_ok_for(&web, "http://127.0.0.1:8080/console/", NULL));
+    /* The apps keep their own rule, and never get the console's. */
+    cr_assert(oauth_redirect_uri_ok_for(&app, "antar://callback", origins));
+    cr_assert_not(oauth_redirect_uri_ok_for(&app, "http://127.0.0.1:8080/console/", origins));
+    cr_assert_not(oauth_redirect_uri_ok_for(NULL, "antar://callback", origins));
+}
+
+Test(oauth_parse, operator_list_is_exact_and_case_insensitive)
+{
+    const char *ops = "operator@antar.id, Boss@Antar.id";
+    cr_assert(oauth_operator_listed("operator@antar.id", ops));
+    cr_assert(oauth_operator_listed("OPERATOR@antar.id", ops));
+    cr_assert(oauth_operator_listed("boss@antar.id", ops));
+    static const char *const bad[] = {
+        "operator@antar.i", "perator@antar.id", "operator@antar.idx", "081234567890", "", "@"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_assert_not(oauth_operator_listed(bad[i], ops), "listed %s", bad[i]);
+    cr_assert_not(oauth_operator_listed("operator@antar.id", ""));
+    cr_assert_not(oauth_operator_listed("operator@antar.id", NULL));
+    cr_assert_not(oauth_operator_listed(NULL, ops));
+}

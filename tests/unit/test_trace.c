@@ -294,3 +294,46 @@ Test(log, fields_by_hand_match_jansson)
     }
     antar_trace_set_current(NULL);
 }
+
+/* ---- spans (the trace record's feed) ----------------------------------------------------------
+ */
+
+static int g_spans;
+static char g_last_path[64];
+
+static void count_sink(const antar_span_t *s)
+{
+    g_spans++;
+    snprintf(g_last_path, sizeof g_last_path, "%s", s->path);
+}
+
+Test(trace, spans_reach_the_sink_and_are_counted_per_thread)
+{
+    antar_span_t s = {.kind = "call",
+                      .from = "user-service",
+                      .to = "core-service",
+                      .method = "POST",
+                      .path = "/internal/dispatch",
+                      .outcome = "ok",
+                      .trace_id = "0af7651916cd43dd8448eb211c80319c",
+                      .span_id = "b7ad6b7169203331",
+                      .parent_span_id = ""};
+    g_spans = 0;
+    (void)antar_trace_emitted_take();
+    antar_trace_set_sink(NULL);
+    antar_trace_emit(&s); /* no sink: dropped, not counted */
+    cr_assert_eq(antar_trace_emitted_take(), 0);
+    antar_trace_set_sink(count_sink);
+    antar_trace_emit(&s);
+    antar_trace_emit(&s);
+    cr_assert_eq(g_spans, 2);
+    cr_assert_str_eq(g_last_path, "/internal/dispatch");
+    /* A span without a trace id is no span. */
+    s.trace_id = "";
+    antar_trace_emit(&s);
+    cr_assert_eq(g_spans, 2);
+    antar_trace_note_async();
+    cr_assert_eq(antar_trace_emitted_take(), 3, "two spans and one queued call");
+    cr_assert_eq(antar_trace_emitted_take(), 0, "the count resets");
+    antar_trace_set_sink(NULL);
+}
