@@ -1,7 +1,7 @@
 """A tiny HTTP client for the integration tests, and the helpers every test file shares.
 
 Every call has a timeout. Every JSON answer outside the OAuth protocol endpoints is checked
-for the house envelope ({"status", "result", "error"}, DESIGN.md) and handed to the optional
+for the house envelope ({"status", "result", "error"}, README "Try it") and handed to the optional
 contract hook tests/integration/contract.py: validate(service, method, path, status, body).
 
     from antar_client import Api, signup_user, login, csrf
@@ -32,7 +32,7 @@ _NON_ENVELOPE_PREFIXES = ("/oauth/", "/.well-known/", "/openapi.json", "/metrics
 # Of those, the ones whose JSON answers are still checked against the OpenAPI file.
 _RFC_PREFIXES = ("/oauth/", "/.well-known/")
 
-# Edge routing (DESIGN.md), used to name the service behind an edge path for the contract hook.
+# Edge routing (deploy/haproxy.cfg), used to name the service behind an edge path for the contract hook.
 _EDGE_ROUTES = (
     (("/oauth", "/.well-known", "/csrf", "/fares"), "core"),
     (("/users", "/orders"), "user"),
@@ -97,7 +97,7 @@ class Response:
 
 
 def check_envelope(resp):
-    """Assert the envelope shape of DESIGN.md on a JSON response."""
+    """Assert the envelope shape of the product contract on a JSON response."""
     b = resp.body
     assert isinstance(b, dict), f"not a JSON object: {resp!r}"
     assert set(b) == {"status", "result", "error"}, f"envelope keys {sorted(b)}: {resp!r}"

@@ -1,4 +1,4 @@
-"""Identity and access (DESIGN.md "Security", docs/security.md) on the real stack: the OAuth 2
+"""Identity and access (docs/security.md) on the real stack: the OAuth 2
 endpoints of core, token checks in every service, CSRF, throttling.
 
 Forged tokens are signed with core's own private key, read from
