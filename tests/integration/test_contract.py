@@ -11,6 +11,7 @@
 """
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -238,6 +239,46 @@ def test_error_examples_fit_their_route(svc):
             if f and f not in (err.get("message") or ""):
                 problems.append(f"{where}: the message does not name the field {f}")
     assert not problems, "\n".join(problems)
+
+
+# ---- docs/api: the rendered reference and the request collections --------------------------
+
+
+def _build_api_docs():
+    spec = importlib.util.spec_from_file_location(
+        "build_api_docs", os.path.join(REPO, "scripts", "build_api_docs.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_http_collection_is_generated(svc):
+    with open(os.path.join(REPO, "docs", "api", f"{svc}.http"), encoding="utf-8") as f:
+        have = f.read()
+    assert have == _build_api_docs().render_http(svc), \
+        f"docs/api/{svc}.http is stale: run make api-docs"
+    ops = sum(1 for item in _load(svc)["paths"].values() for m in item if m in contract.METHODS)
+    assert have.count("\n### ") == ops, "not one request per operation"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_reference_page_is_current_and_offline(svc):
+    """The page embeds this spec (so it was built from the current file) and loads nothing from
+    outside: every script, stylesheet, image and font it references is a file beside it."""
+    path = os.path.join(REPO, "docs", "api", f"{svc}.html")
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    m = re.search(r"__redoc_state = (\{.*?\});\s*\n", page, re.S)
+    assert m, f"{path}: no embedded Redoc state"
+    embedded = json.loads(m.group(1))["spec"]["data"]
+    assert embedded == _load(svc), f"{path} was built from another api/{svc}.yaml: run make api-docs"
+    refs = re.findall(r"<(?:script|link|img|iframe)\b[^>]*?(?:src|href)=[\"']([^\"']+)", page, re.I)
+    refs += re.findall(r"@import\s+url\(([^)]+)\)|url\((?:https?:)?//[^)]+\)", page)
+    assert "redoc.standalone.js" in refs, refs
+    for ref in filter(None, refs):
+        assert not re.match(r"(?:[a-z]+:)?//", ref, re.I), f"{path} loads {ref} from outside"
+        assert os.path.isfile(os.path.join(REPO, "docs", "api", ref)), f"{path}: {ref} missing"
 
 
 ORDER = {
