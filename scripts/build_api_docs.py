@@ -20,7 +20,6 @@ files byte for byte, the pages by the spec they embed) and that the pages load n
 outside.
 """
 
-import html
 import json
 import os
 import re
