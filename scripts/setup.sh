@@ -53,6 +53,7 @@ if ! command -v node >/dev/null; then
 elif ! command -v npm >/dev/null; then
     echo "setup: npm not found on PATH (node $(node --version 2>/dev/null || echo '?') kept): adding Debian's npm"
     PACKAGES+=(npm)
+    npm_only=1
 else
     echo "setup: using node $(node --version 2>/dev/null || echo '?') and npm from PATH"
 fi
@@ -96,6 +97,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
         tail -n 30 "$log" >&2
+        [ "${npm_only:-0}" = 1 ] && echo "setup: Debian's npm needs Debian's nodejs; the node on PATH" \
+            "($(command -v node)) came from elsewhere: install the npm that came with it, or remove it" >&2
         die "apt-get install failed (full log: $log)"
     fi
     rm -f "$log"
