@@ -33,8 +33,8 @@ WHEN = {
                    "is not an object",
     "MALFORMED_JSON": "a body sent as `application/json` that does not parse (duplicate keys "
                       "included); the message says where",
-    "UNAUTHORIZED": "a route that needs a token got none (no `Authorization: Bearer …`); also the "
-                    "login page's wrong password",
+    "UNAUTHORIZED": "a route that needs a token got none (no `Authorization: Bearer …`, or "
+                    "another scheme)",
     "INVALID_TOKEN": "the bearer token does not verify: bad signature, wrong issuer or audience, "
                      "expired, or revoked (logout, refresh-token reuse)",
     "FORBIDDEN": "the token is valid but its role or scope may not call this route (a driver "
