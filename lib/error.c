@@ -82,8 +82,8 @@ static const char *const err_msg_id[ANTAR_E__COUNT] = {
     [ANTAR_E_INVALID_CREDENTIALS] = "username atau password salah",
     [ANTAR_E_NOT_YET] = "data belum mencapai status yang dibutuhkan; coba lagi nanti",
     [ANTAR_E_NOT_ACCEPTABLE] = "header Accept menolak semua jenis jawaban yang tersedia",
-    [ANTAR_E_DB_BUSY] = "database mendahulukan perubahan lain yang bersamaan; tidak ada yang "
-                        "diterapkan, kirim ulang",
+    [ANTAR_E_DB_BUSY] =
+        "database mendahulukan perubahan lain; tidak ada yang diterapkan, kirim ulang",
 };
 
 const char *antar_err_message_lang(antar_err_t err, antar_lang_t lang)
