@@ -145,10 +145,9 @@ static void jwks_refresh(void)
         return;
     }
     jwks_fetched_ms = now;
-    char url[512];
-    snprintf(url, sizeof url, "%s/.well-known/jwks.json", auth_cfg->core_url);
     antar_httpc_res_t res;
-    antar_err_t err = antar_httpc_request("GET", url, NULL, NULL, NULL, &res);
+    antar_err_t err = antar_httpc_peer_request(ANTAR_SVC_CORE, "GET", "/.well-known/jwks.json",
+                                               NULL, NULL, NULL, &res);
     if (err == ANTAR_OK && res.status == 200 && res.body) {
         char *doc = json_dumps(res.body, JSON_COMPACT);
         jwks_t *fresh = doc ? jwks_from_json(doc) : NULL;

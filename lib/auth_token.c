@@ -58,15 +58,14 @@ done:
 static int fetch_remote(long long now)
 {
     const antar_config_t *cfg = antar_config();
-    char url[512], auth[512];
+    char auth[512];
     antar_httpc_res_t res;
     int rc = -1;
-    snprintf(url, sizeof url, "%s/oauth/token", cfg->core_url);
     if (basic_header(cfg, auth, sizeof auth) != 0)
         return -1;
-    antar_err_t err =
-        antar_httpc_request("POST", url, "application/x-www-form-urlencoded",
-                            "grant_type=client_credentials&scope=internal", auth, &res);
+    antar_err_t err = antar_httpc_peer_request(
+        ANTAR_SVC_CORE, "POST", "/oauth/token", "application/x-www-form-urlencoded",
+        "grant_type=client_credentials&scope=internal", auth, &res);
     sodium_memzero(auth, sizeof auth);
     if (err == ANTAR_OK && res.status == 200 && res.body) {
         const char *at = json_string_value(json_object_get(res.body, "access_token"));

@@ -148,6 +148,7 @@ int antar_config_load(antar_config_t *cfg, const char *service)
     rc |= set_str(cfg->driver_url, sizeof(cfg->driver_url), "ANTAR_DRIVER_URL",
                   "http://127.0.0.1:9002");
     rc |= set_str(cfg->core_url, sizeof(cfg->core_url), "ANTAR_CORE_URL", "http://127.0.0.1:9003");
+    rc |= set_str(cfg->peers_file, sizeof(cfg->peers_file), "ANTAR_PEERS_FILE", "");
     rc |= set_num(&n, "ANTAR_CONNECT_TIMEOUT_MS", 500, 1, 3600000);
     cfg->connect_timeout_ms = (long)n;
     rc |= set_num(&n, "ANTAR_TIMEOUT_MS", 3000, 1, 3600000);

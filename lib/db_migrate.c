@@ -34,6 +34,7 @@ static const char *const toolkit_ddl[] = {
     " id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,"
     " event_id CHAR(32) NOT NULL,"
     " target VARCHAR(16) NOT NULL,"
+    " okey VARCHAR(64) NOT NULL DEFAULT '',"
     " method VARCHAR(8) NOT NULL,"
     " path VARCHAR(255) NOT NULL,"
     " body MEDIUMTEXT NULL,"
@@ -46,8 +47,13 @@ static const char *const toolkit_ddl[] = {
     " delivered_at DATETIME(3) NULL,"
     " UNIQUE KEY uq_outbox_event (event_id),"
     " KEY ix_outbox_due (status, next_at),"
-    " KEY ix_outbox_target (status, target, id)"
+    " KEY ix_outbox_key (status, target, okey, id)"
     ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+    /* Databases made before messages had an ordering key: rows without one keep the old order
+     * per target (they all share the key ''). Each statement is idempotent. */
+    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS okey VARCHAR(64) NOT NULL DEFAULT '' AFTER target",
+    "ALTER TABLE outbox ADD INDEX IF NOT EXISTS ix_outbox_key (status, target, okey, id)",
+    "ALTER TABLE outbox DROP INDEX IF EXISTS ix_outbox_target",
 
     "CREATE TABLE IF NOT EXISTS inbox ("
     " event_id VARCHAR(64) NOT NULL PRIMARY KEY,"

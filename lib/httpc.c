@@ -35,6 +35,12 @@ static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static bool g_ok;
 
 static void breaker_configure(void); /* circuit breaker section below */
+#define PEERS_MAX 16
+#define BASE_MAX 256
+static pthread_once_t g_peers_once = PTHREAD_ONCE_INIT;
+static void peers_init_once(void);
+static const char *cfg_list(antar_svc_t t);
+static int parse_list(const char *list, char out[][BASE_MAX]);
 
 static void handle_destroy(void *p)
 {
@@ -56,6 +62,20 @@ int antar_httpc_init(const antar_config_t *cfg)
     g_cfg = cfg;
     breaker_configure();
     pthread_once(&g_once, global_init);
+    pthread_once(&g_peers_once, peers_init_once);
+    /* A malformed peer list or peers file stops the start, rather than every call later. */
+    for (int t = 0; t < 3; t++) {
+        char bases[PEERS_MAX][BASE_MAX];
+        if (parse_list(cfg_list((antar_svc_t)t), bases) < 0) {
+            antar_logf("error", "ANTAR_%s_URL is not a comma-separated list of http(s) URLs",
+                       t == 0   ? "USER"
+                       : t == 1 ? "DRIVER"
+                                : "CORE");
+            return -1;
+        }
+    }
+    if (cfg->peers_file[0] && antar_httpc_reload_peers() != 0)
+        return -1;
     if (g_ok)
         antar_metrics_add_source(antar_httpc_circuit_metrics);
     return g_ok ? 0 : -1;
@@ -82,19 +102,6 @@ const char *antar_httpc_target_name(antar_svc_t target)
         return "core-service";
     }
     return "unknown";
-}
-
-static const char *target_base(antar_svc_t target)
-{
-    switch (target) {
-    case ANTAR_SVC_USER:
-        return g_cfg->user_url;
-    case ANTAR_SVC_DRIVER:
-        return g_cfg->driver_url;
-    case ANTAR_SVC_CORE:
-        return g_cfg->core_url;
-    }
-    return NULL;
 }
 
 static CURL *handle_get(void)
@@ -267,17 +274,15 @@ static struct curl_slist *add_header(struct curl_slist *l, const char *line)
     return n;
 }
 
-static antar_err_t call_once(antar_svc_t target, const char *method, const char *path, json_t *body,
-                             const char *const *headers, long timeout_ms, antar_httpc_res_t *res)
+static antar_err_t call_once(antar_svc_t target, const char *base, const char *method,
+                             const char *path, json_t *body, const char *const *headers,
+                             long timeout_ms, antar_httpc_res_t *res)
 {
     antar_httpc_res_t dummy;
     if (!res)
         res = &dummy;
     res_init(res);
-    if (!g_cfg || !g_ok || !method || !path || path[0] != '/')
-        return ANTAR_E_INTERNAL;
-    const char *base = target_base(target);
-    if (!base)
+    if (!g_cfg || !g_ok || !method || !path || path[0] != '/' || !base)
         return ANTAR_E_INTERNAL;
 
     antar_err_t err = ANTAR_OK;
@@ -360,18 +365,7 @@ out:
     return err;
 }
 
-/* Which configured service a full URL points at, for the log; "external" otherwise. */
-static const char *url_target(const char *url)
-{
-    const char *names[] = {"user-service", "driver-service", "core-service"};
-    const char *bases[] = {g_cfg->user_url, g_cfg->driver_url, g_cfg->core_url};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(bases[i]);
-        if (n && strncmp(url, bases[i], n) == 0)
-            return names[i];
-    }
-    return "external";
-}
+static const char *url_target(const char *url); /* peers section below */
 
 antar_err_t antar_httpc_request(const char *method, const char *url, const char *content_type,
                                 const char *body, const char *authorization, antar_httpc_res_t *res)
@@ -462,11 +456,11 @@ void antar_httpc_res_clean(antar_httpc_res_t *res)
  * is no longer accepted (core rotated its key, or the token was revoked): drop it and try once
  * more with a fresh one, so a service recovers by itself instead of failing every call until the
  * token would have expired. */
-static antar_err_t call_refreshing(antar_svc_t target, const char *method, const char *path,
-                                   json_t *body, const char *const *headers, long timeout_ms,
-                                   antar_httpc_res_t *res)
+static antar_err_t call_refreshing(antar_svc_t target, const char *base, const char *method,
+                                   const char *path, json_t *body, const char *const *headers,
+                                   long timeout_ms, antar_httpc_res_t *res)
 {
-    antar_err_t err = call_once(target, method, path, body, headers, timeout_ms, res);
+    antar_err_t err = call_once(target, base, method, path, body, headers, timeout_ms, res);
     /* A 401 about the caller's credentials (a wrong password checked for a login) is an answer,
      * not a stale service token: asking again would only cost the peer another hash. */
     const char *code =
@@ -475,12 +469,12 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
         !(code && !strcmp(code, "invalid_credentials"))) {
         g_token_reset_fn();
         antar_httpc_res_clean(res);
-        err = call_once(target, method, path, body, headers, timeout_ms, res);
+        err = call_once(target, base, method, path, body, headers, timeout_ms, res);
     }
     return err;
 }
 
-/* ---- circuit breaker and retries (one breaker per upstream) ------------------------------
+/* ---- peers, circuit breakers and retries (one breaker per peer instance) -----------------
  *
  * Why: a peer that is down or hung would otherwise cost every request that needs it a connect
  * or total timeout, tying up this service's threads (and its callers' threads behind them).
@@ -510,6 +504,14 @@ static antar_err_t call_refreshing(antar_svc_t target, const char *method, const
  * retry must fit in ANTAR_HTTPC_RETRY_BUDGET_MS from the start of the call, and its timeout is
  * cut to what is left, so a retried call never outlasts the caller's own deadline. Each attempt
  * passes through the breaker, so an opening circuit ends the retries too.
+ *
+ * Several instances of a peer (a comma-separated ANTAR_<PEER>_URL, or ANTAR_PEERS_FILE): each
+ * instance has its own breaker, so one that fails or times out is ejected (its circuit opens)
+ * and probed back after the cooldown while its siblings take the calls. Calls go round-robin
+ * over the instances whose breaker admits them; a retry goes to another instance when there is
+ * one, and a refused connection (nothing was sent) is retried there at once, without a pause.
+ * The peer as a whole is "open" only when no instance admits a call. The peers file is re-read
+ * on SIGHUP (antar_httpc_reload_peers); an instance that stays keeps its breaker.
  */
 
 typedef enum { TK_DENIED, TK_NORMAL, TK_PROBE } ticket_t;
@@ -517,20 +519,225 @@ typedef enum { TK_DENIED, TK_NORMAL, TK_PROBE } ticket_t;
  * peer's process died under the call). */
 typedef enum { V_SUCCESS, V_FAILURE, V_CHEAP, V_NEUTRAL } verdict_t;
 
+/* One instance of a peer: its base URL and its breaker. Slots live for the whole process (a
+ * reload deactivates or reuses them, never frees them), so a call in flight may still report
+ * to the slot it picked. */
 typedef struct {
-    pthread_mutex_t mu;
+    pthread_mutex_t mu; /* the breaker's fields */
     antar_circuit_t state;
     int fails;                /* consecutive failures while closed */
     int reopens;              /* failed probes since the last close (cooldown growth) */
     bool costly;              /* a failure of the current run cost time (not just refused) */
     long long open_until;     /* monotonic ms; while open */
     bool probing;             /* half-open: the one probe is out */
-    unsigned long long to[3]; /* transitions into closed, open, half-open */
-} breaker_t;
+    unsigned long long to[3]; /* transitions into closed, open, half-open (never reset) */
+    char base[BASE_MAX];      /* written under the set's mu; callers copy it under it */
+    bool active;
+} peer_t;
 
-static breaker_t g_br[3] = {{.mu = PTHREAD_MUTEX_INITIALIZER},
-                            {.mu = PTHREAD_MUTEX_INITIALIZER},
-                            {.mu = PTHREAD_MUTEX_INITIALIZER}};
+typedef struct {
+    pthread_mutex_t mu; /* active flags, bases, order, src */
+    peer_t slot[PEERS_MAX];
+    int order[PEERS_MAX]; /* the active slots, in configured order */
+    int n;
+    bool from_file;        /* the peers file names this peer: cfg's list is not looked at */
+    char src[1024];        /* the cfg list the set was built from */
+    unsigned long long rr; /* round-robin position */
+} peer_set_t;
+
+static peer_set_t g_peers[3];
+
+static void peers_init_once(void)
+{
+    for (int t = 0; t < 3; t++) {
+        pthread_mutex_init(&g_peers[t].mu, NULL);
+        for (int i = 0; i < PEERS_MAX; i++)
+            pthread_mutex_init(&g_peers[t].slot[i].mu, NULL);
+    }
+}
+
+static const char *cfg_list(antar_svc_t t)
+{
+    return t == ANTAR_SVC_USER     ? g_cfg->user_url
+           : t == ANTAR_SVC_DRIVER ? g_cfg->driver_url
+                                   : g_cfg->core_url;
+}
+
+/* Splits a comma-separated list of base URLs into out (trailing slashes dropped). Returns how
+ * many, or -1 when an item is empty, not http(s), too long, or there are too many. */
+static int parse_list(const char *list, char out[][BASE_MAX])
+{
+    int n = 0;
+    const char *p = list;
+    for (;;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t l = len;
+        while (l > 0 && (p[l - 1] == ' ' || p[l - 1] == '/'))
+            l--;
+        if (l == 0 || l >= BASE_MAX || n == PEERS_MAX ||
+            !(strncmp(p, "http://", 7) == 0 || strncmp(p, "https://", 8) == 0) || memchr(p, ' ', l))
+            return -1;
+        memcpy(out[n], p, l);
+        out[n][l] = '\0';
+        n++;
+        if (!p[len])
+            return n;
+        p += len + 1;
+    }
+}
+
+/* Caller holds ps->mu. Instances that stay keep their slot (and breaker); gone ones are
+ * deactivated; new ones take a free slot with a closed breaker. */
+static void set_install(peer_set_t *ps, char bases[][BASE_MAX], int n)
+{
+    bool keep[PEERS_MAX] = {false};
+    int slot_of[PEERS_MAX];
+    for (int k = 0; k < n; k++) {
+        slot_of[k] = -1;
+        for (int i = 0; i < PEERS_MAX; i++)
+            if (ps->slot[i].active && !keep[i] && strcmp(ps->slot[i].base, bases[k]) == 0) {
+                keep[i] = true;
+                slot_of[k] = i;
+                break;
+            }
+    }
+    for (int i = 0; i < PEERS_MAX; i++)
+        if (!keep[i])
+            ps->slot[i].active = false;
+    for (int k = 0; k < n; k++) {
+        if (slot_of[k] >= 0)
+            continue;
+        for (int i = 0; i < PEERS_MAX; i++) {
+            peer_t *p = &ps->slot[i];
+            if (p->active)
+                continue;
+            pthread_mutex_lock(&p->mu);
+            p->state = ANTAR_CIRCUIT_CLOSED;
+            p->fails = p->reopens = 0;
+            p->costly = p->probing = false;
+            p->open_until = 0;
+            pthread_mutex_unlock(&p->mu);
+            snprintf(p->base, sizeof p->base, "%s", bases[k]);
+            p->active = true;
+            slot_of[k] = i;
+            break;
+        }
+    }
+    for (int k = 0; k < n; k++)
+        ps->order[k] = slot_of[k];
+    ps->n = n;
+}
+
+/* Caller holds ps->mu: follow cfg's list unless the peers file names this peer. */
+static void set_sync(antar_svc_t t)
+{
+    peer_set_t *ps = &g_peers[t];
+    const char *list = cfg_list(t);
+    if (ps->from_file || strcmp(ps->src, list) == 0)
+        return;
+    char bases[PEERS_MAX][BASE_MAX];
+    int n = parse_list(list, bases);
+    snprintf(ps->src, sizeof ps->src, "%s", list);
+    if (n < 0) {
+        antar_logf("error", "the URL list of %s is malformed: no calls to it",
+                   antar_httpc_target_name(t));
+        n = 0;
+    }
+    set_install(ps, bases, n);
+}
+
+static const char *const g_short[3] = {"user", "driver", "core"};
+
+int antar_httpc_reload_peers(void)
+{
+    if (!g_cfg)
+        return -1;
+    pthread_once(&g_peers_once, peers_init_once);
+    if (!g_cfg->peers_file[0])
+        return 0;
+    FILE *f = fopen(g_cfg->peers_file, "r");
+    if (!f) {
+        antar_logf("error", "cannot read the peers file %s: keeping the peers as they are",
+                   g_cfg->peers_file);
+        return -1;
+    }
+    static char bases[3][PEERS_MAX][BASE_MAX];
+    int n[3] = {0, 0, 0}, lineno = 0;
+    bool bad = false;
+    char line[BASE_MAX + 64];
+    while (!bad && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            bad = true;
+            break;
+        }
+        line[strcspn(line, "\r\n")] = '\0';
+        char *p = line;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#')
+            continue;
+        char name[16], url[BASE_MAX + 8];
+        int t = -1;
+        if (sscanf(p, "%15s %263s", name, url) != 2) {
+            bad = true;
+            break;
+        }
+        for (int i = 0; i < 3; i++)
+            if (strcmp(name, g_short[i]) == 0)
+                t = i;
+        char one[1][BASE_MAX];
+        if (t < 0 || n[t] == PEERS_MAX || parse_list(url, one) != 1) {
+            bad = true;
+            break;
+        }
+        snprintf(bases[t][n[t]++], BASE_MAX, "%s", one[0]);
+    }
+    fclose(f);
+    if (bad) {
+        antar_logf("error", "peers file %s: line %d is malformed; keeping the peers as they are",
+                   g_cfg->peers_file, lineno);
+        return -1;
+    }
+    for (int t = 0; t < 3; t++) {
+        peer_set_t *ps = &g_peers[t];
+        pthread_mutex_lock(&ps->mu);
+        if (n[t] > 0) {
+            set_install(ps, bases[t], n[t]);
+            ps->from_file = true;
+        } else if (ps->from_file) {
+            ps->from_file = false; /* back to cfg's list */
+            ps->src[0] = '\0';
+        }
+        pthread_mutex_unlock(&ps->mu);
+    }
+    antar_log_json("info", "peers_loaded",
+                   json_pack("{s:s,s:i,s:i,s:i}", "file", g_cfg->peers_file, "user", n[0], "driver",
+                             n[1], "core", n[2]));
+    return 0;
+}
+
+/* Which configured service a full URL points at, for the log; "external" otherwise. */
+static const char *url_target(const char *url)
+{
+    const char *name = "external";
+    pthread_once(&g_peers_once, peers_init_once);
+    for (int t = 0; t < 3 && g_cfg; t++) {
+        peer_set_t *ps = &g_peers[t];
+        pthread_mutex_lock(&ps->mu);
+        set_sync((antar_svc_t)t);
+        for (int k = 0; k < ps->n; k++) {
+            const char *b = ps->slot[ps->order[k]].base;
+            size_t l = strlen(b);
+            if (strncmp(url, b, l) == 0 && (url[l] == '/' || url[l] == '\0'))
+                name = antar_httpc_target_name((antar_svc_t)t);
+        }
+        pthread_mutex_unlock(&ps->mu);
+    }
+    return name;
+}
 
 static struct {
     int failures;
@@ -587,8 +794,8 @@ static const char *state_name(antar_circuit_t s)
     return s == ANTAR_CIRCUIT_OPEN ? "open" : s == ANTAR_CIRCUIT_HALF_OPEN ? "half_open" : "closed";
 }
 
-/* Caller holds b->mu. */
-static void transition(breaker_t *b, antar_svc_t target, antar_circuit_t to, long long now)
+/* Caller holds p->mu. */
+static void transition(peer_t *b, antar_svc_t target, antar_circuit_t to, long long now)
 {
     long cool = 0;
     if (to == ANTAR_CIRCUIT_OPEN && !b->costly) {
@@ -614,14 +821,13 @@ static void transition(breaker_t *b, antar_svc_t target, antar_circuit_t to, lon
         b->costly = false;
     }
     antar_log_json(to == ANTAR_CIRCUIT_OPEN ? "warn" : "info", "circuit",
-                   json_pack("{s:s,s:s,s:s,s:i}", "upstream", antar_httpc_target_name(target),
-                             "from", state_name(from), "to", state_name(to), "cooldown_ms",
-                             (int)cool));
+                   json_pack("{s:s,s:s,s:s,s:s,s:i}", "upstream", antar_httpc_target_name(target),
+                             "instance", b->base, "from", state_name(from), "to", state_name(to),
+                             "cooldown_ms", (int)cool));
 }
 
-static ticket_t breaker_admit(antar_svc_t target, long *wait_ms)
+static ticket_t breaker_admit(peer_t *b, antar_svc_t target, long *wait_ms)
 {
-    breaker_t *b = &g_br[target];
     long long now = antar_mono_ms();
     ticket_t t = TK_NORMAL;
     *wait_ms = 0;
@@ -634,6 +840,7 @@ static ticket_t breaker_admit(antar_svc_t target, long *wait_ms)
     } else if (b->state == ANTAR_CIRCUIT_HALF_OPEN) {
         if (b->probing) {
             t = TK_DENIED;
+            *wait_ms = g_cb.cooldown_ms; /* the probe's answer decides */
         } else {
             b->probing = true;
             t = TK_PROBE;
@@ -643,9 +850,8 @@ static ticket_t breaker_admit(antar_svc_t target, long *wait_ms)
     return t;
 }
 
-static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
+static void breaker_report(peer_t *b, antar_svc_t target, ticket_t t, verdict_t v)
 {
-    breaker_t *b = &g_br[target];
     long long now = antar_mono_ms();
     pthread_mutex_lock(&b->mu);
     if (v == V_FAILURE)
@@ -669,6 +875,53 @@ static void breaker_report(antar_svc_t target, ticket_t t, verdict_t v)
             b->fails = 0, b->costly = false; /* a new run of failures starts cheap */
     }
     pthread_mutex_unlock(&b->mu);
+}
+
+typedef struct {
+    peer_t *peer;
+    ticket_t ticket;
+    char base[BASE_MAX];
+    int n; /* instances the peer has */
+} pick_t;
+
+/* The next instance of target (round-robin) whose breaker admits a call, preferring any other
+ * than avoid. false when none does (*wait_ms: the soonest one might), or none is configured
+ * (*wait_ms = -1). */
+static bool pick(antar_svc_t target, const peer_t *avoid, pick_t *out, long *wait_ms)
+{
+    peer_set_t *ps = &g_peers[target];
+    bool got = false;
+    long soonest = -1;
+    pthread_once(&g_peers_once, peers_init_once);
+    pthread_mutex_lock(&ps->mu);
+    set_sync(target);
+    int n = ps->n;
+    out->n = n;
+    if (n > 0) {
+        unsigned long long start = ps->rr++;
+        for (int pass = 0; pass < 2 && !got; pass++) {
+            for (int k = 0; k < n && !got; k++) {
+                peer_t *p = &ps->slot[ps->order[(start + (unsigned long long)k) % (unsigned)n]];
+                if ((p == avoid) != (pass == 1) && n > 1)
+                    continue;
+                if (pass == 1 && n == 1)
+                    break;
+                long w = 0;
+                ticket_t t = breaker_admit(p, target, &w);
+                if (t != TK_DENIED) {
+                    out->peer = p;
+                    out->ticket = t;
+                    snprintf(out->base, sizeof out->base, "%s", p->base);
+                    got = true;
+                } else if (soonest < 0 || w < soonest) {
+                    soonest = w;
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&ps->mu);
+    *wait_ms = got ? 0 : n == 0 ? -1 : soonest;
+    return got;
 }
 
 #define CHEAP_FAILURE_MS 100
@@ -715,10 +968,15 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
      * been applied (a timeout, a broken answer), a later refusal must not hide that: the call
      * then ends with the ambiguous error, so the caller resolves it (same key, reconcile). */
     antar_err_t ambiguous = ANTAR_OK;
+    const peer_t *last = NULL;
     for (int attempt = 0;; attempt++) {
         long wait = 0;
-        ticket_t t = breaker_admit(target, &wait);
-        if (t == TK_DENIED) {
+        pick_t pk;
+        if (!pick(target, last, &pk, &wait)) {
+            if (wait < 0) {
+                antar_logf("error", "no instance of %s is configured", name);
+                return ANTAR_E_INTERNAL;
+            }
             antar_log_json("warn", "call",
                            json_pack("{s:s,s:s,s:s,s:i,s:s,s:i}", "target", name, "method",
                                      method ? method : "", "path", path ? path : "", "status", 0,
@@ -728,9 +986,10 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
             return ambiguous != ANTAR_OK ? ambiguous : ANTAR_E_UNAVAILABLE;
         }
         long long t_attempt = antar_mono_ms();
-        antar_err_t err = call_refreshing(target, method, path, body, headers, timeout, res);
+        antar_err_t err =
+            call_refreshing(target, pk.base, method, path, body, headers, timeout, res);
         verdict_t v = verdict(err, res->status, antar_mono_ms() - t_attempt);
-        breaker_report(target, t, v);
+        breaker_report(pk.peer, target, pk.ticket, v);
         if (v != V_FAILURE && v != V_CHEAP) {
             antar_err_note_upstream(NULL, NULL, 0);
             return err;
@@ -741,10 +1000,18 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
         else if (err == ANTAR_E_UNAVAILABLE && ambiguous != ANTAR_OK)
             err = ambiguous;
         /* Refused: nothing was sent, so even a POST is safe to send again. */
-        bool safe = idem || err == ANTAR_E_UNAVAILABLE;
-        if (!safe || t_no_retry || attempt >= g_cb.retries)
+        bool refused = err == ANTAR_E_UNAVAILABLE;
+        bool safe = idem || refused;
+        last = pk.peer;
+        /* A refusal with a sibling to try costs no retry budget and no pause: the sibling is
+         * asked at once (at most once per instance). */
+        if (refused && pk.n > 1 && attempt < pk.n - 1) {
+            antar_httpc_res_clean(res);
+            continue;
+        }
+        if (!safe || t_no_retry || attempt >= g_cb.retries + (pk.n > 1 ? pk.n - 1 : 0))
             return err;
-        long step = g_cb.backoff_ms << attempt;
+        long step = g_cb.backoff_ms << (attempt < 10 ? attempt : 10);
         long pause = step / 2 + jitter(step / 2 + 1);
         long left = g_cb.budget_ms - (long)(antar_mono_ms() - t0) - pause;
         /* Not worth starting an attempt that cannot even connect before the budget ends. */
@@ -758,31 +1025,93 @@ static antar_err_t guarded_call(antar_svc_t target, const char *method, const ch
     }
 }
 
+antar_err_t antar_httpc_peer_request(antar_svc_t target, const char *method, const char *path,
+                                     const char *content_type, const char *body,
+                                     const char *authorization, antar_httpc_res_t *res)
+{
+    antar_httpc_res_t dummy;
+    if (!res)
+        res = &dummy;
+    res_init(res);
+    if (!g_cfg || (unsigned)target > ANTAR_SVC_CORE || !path || path[0] != '/')
+        return ANTAR_E_INTERNAL;
+    antar_err_t err = ANTAR_E_UNAVAILABLE;
+    const peer_t *last = NULL;
+    for (int attempt = 0;; attempt++) {
+        pick_t pk;
+        long wait = 0;
+        if (!pick(target, last, &pk, &wait)) {
+            err = wait < 0 ? ANTAR_E_INTERNAL : err;
+            break;
+        }
+        char url[URL_MAX];
+        if ((size_t)snprintf(url, sizeof url, "%s%s", pk.base, path) >= sizeof url) {
+            breaker_report(pk.peer, target, pk.ticket, V_NEUTRAL);
+            err = ANTAR_E_INTERNAL;
+            break;
+        }
+        antar_httpc_res_clean(res);
+        long long t_attempt = antar_mono_ms();
+        err = antar_httpc_request(method, url, content_type, body, authorization, res);
+        breaker_report(pk.peer, target, pk.ticket,
+                       verdict(err, res->status, antar_mono_ms() - t_attempt));
+        last = pk.peer;
+        /* Only a refusal is tried on a sibling: nothing was sent. */
+        if (err != ANTAR_E_UNAVAILABLE || attempt >= pk.n - 1)
+            break;
+    }
+    if (res == &dummy)
+        antar_httpc_res_clean(res);
+    return err;
+}
+
 antar_circuit_t antar_httpc_circuit_state(antar_svc_t target)
 {
-    if ((unsigned)target > ANTAR_SVC_CORE)
+    if ((unsigned)target > ANTAR_SVC_CORE || !g_cfg)
         return ANTAR_CIRCUIT_CLOSED;
-    breaker_t *b = &g_br[target];
-    pthread_mutex_lock(&b->mu);
-    antar_circuit_t s = b->state;
-    pthread_mutex_unlock(&b->mu);
-    return s;
+    pthread_once(&g_peers_once, peers_init_once);
+    peer_set_t *ps = &g_peers[target];
+    bool any_closed = false, any_half = false;
+    pthread_mutex_lock(&ps->mu);
+    set_sync(target);
+    for (int k = 0; k < ps->n; k++) {
+        peer_t *p = &ps->slot[ps->order[k]];
+        pthread_mutex_lock(&p->mu);
+        any_closed |= p->state == ANTAR_CIRCUIT_CLOSED;
+        any_half |= p->state == ANTAR_CIRCUIT_HALF_OPEN;
+        pthread_mutex_unlock(&p->mu);
+    }
+    bool none = ps->n == 0;
+    pthread_mutex_unlock(&ps->mu);
+    return none || any_closed ? ANTAR_CIRCUIT_CLOSED
+           : any_half         ? ANTAR_CIRCUIT_HALF_OPEN
+                              : ANTAR_CIRCUIT_OPEN;
 }
 
 long antar_httpc_circuit_wait_ms(antar_svc_t target)
 {
-    if ((unsigned)target > ANTAR_SVC_CORE)
+    if ((unsigned)target > ANTAR_SVC_CORE || !g_cfg)
         return 0;
-    breaker_t *b = &g_br[target];
+    pthread_once(&g_peers_once, peers_init_once);
+    peer_set_t *ps = &g_peers[target];
     long long now = antar_mono_ms();
-    long w = 0;
-    pthread_mutex_lock(&b->mu);
-    if (b->state == ANTAR_CIRCUIT_OPEN && b->open_until > now)
-        w = (long)(b->open_until - now);
-    else if (b->state == ANTAR_CIRCUIT_HALF_OPEN && b->probing)
-        w = g_cb.cooldown_ms; /* the probe's answer decides; look again after a cooldown */
-    pthread_mutex_unlock(&b->mu);
-    return w;
+    long soonest = -1;
+    pthread_mutex_lock(&ps->mu);
+    set_sync(target);
+    for (int k = 0; k < ps->n && soonest != 0; k++) {
+        peer_t *p = &ps->slot[ps->order[k]];
+        long w = 0;
+        pthread_mutex_lock(&p->mu);
+        if (p->state == ANTAR_CIRCUIT_OPEN && p->open_until > now)
+            w = (long)(p->open_until - now);
+        else if (p->state == ANTAR_CIRCUIT_HALF_OPEN && p->probing)
+            w = g_cb.cooldown_ms; /* the probe's answer decides; look again after a cooldown */
+        pthread_mutex_unlock(&p->mu);
+        if (soonest < 0 || w < soonest)
+            soonest = w;
+    }
+    pthread_mutex_unlock(&ps->mu);
+    return soonest < 0 ? 0 : soonest;
 }
 
 void antar_httpc_thread_retries(bool on)
@@ -792,38 +1121,56 @@ void antar_httpc_thread_retries(bool on)
 
 char *antar_httpc_circuit_metrics(void)
 {
-    char *out = malloc(4096);
+    if (!g_cfg)
+        return NULL;
+    size_t cap = 8192, n = 0;
+    char *out = malloc(cap);
     if (!out)
         return NULL;
-    size_t n = (size_t)snprintf(out, 4096, "# TYPE antar_circuit_state gauge\n");
     static const antar_svc_t all[] = {ANTAR_SVC_USER, ANTAR_SVC_DRIVER, ANTAR_SVC_CORE};
-    unsigned long long to[3][3];
-    antar_circuit_t st[3];
-    for (int i = 0; i < 3; i++) {
-        pthread_mutex_lock(&g_br[i].mu);
-        st[i] = g_br[i].state;
-        memcpy(to[i], g_br[i].to, sizeof to[i]);
-        pthread_mutex_unlock(&g_br[i].mu);
-    }
     /* A service never calls itself: its own name is left out. */
-    const char *self = g_cfg ? g_cfg->service : "";
+    const char *self = g_cfg->service;
+    bool skip[3];
+    antar_circuit_t st[3];
+    unsigned long long to[3][3];
     for (int i = 0; i < 3; i++) {
         const char *name = antar_httpc_target_name(all[i]);
-        if (self[0] && strncmp(name, self, strlen(self)) == 0 && name[strlen(self)] == '-')
-            continue;
-        n += (size_t)snprintf(out + n, 4096 - n, "antar_circuit_state{upstream=\"%s\"} %d\n", name,
-                              (int)st[i]);
+        skip[i] = self[0] && strncmp(name, self, strlen(self)) == 0 && name[strlen(self)] == '-';
+        st[i] = antar_httpc_circuit_state(all[i]);
     }
-    n += (size_t)snprintf(out + n, 4096 - n, "# TYPE antar_circuit_transitions_total counter\n");
+    n += (size_t)snprintf(out + n, cap - n, "# TYPE antar_circuit_state gauge\n");
+    for (int i = 0; i < 3; i++)
+        if (!skip[i])
+            n += (size_t)snprintf(out + n, cap - n, "antar_circuit_state{upstream=\"%s\"} %d\n",
+                                  antar_httpc_target_name(all[i]), (int)st[i]);
+    /* Per instance: 0 closed, 1 open (ejected), 2 half-open (being probed back). */
+    n += (size_t)snprintf(out + n, cap - n, "# TYPE antar_peer_state gauge\n");
     for (int i = 0; i < 3; i++) {
-        const char *name = antar_httpc_target_name(all[i]);
-        if (self[0] && strncmp(name, self, strlen(self)) == 0 && name[strlen(self)] == '-')
+        peer_set_t *ps = &g_peers[i];
+        memset(to[i], 0, sizeof to[i]);
+        pthread_mutex_lock(&ps->mu);
+        for (int s = 0; s < PEERS_MAX; s++) {
+            peer_t *p = &ps->slot[s];
+            pthread_mutex_lock(&p->mu);
+            for (int k = 0; k < 3; k++)
+                to[i][k] += p->to[k];
+            if (p->active && !skip[i] && n < cap - 512)
+                n += (size_t)snprintf(out + n, cap - n,
+                                      "antar_peer_state{upstream=\"%s\",instance=\"%s\"} %d\n",
+                                      antar_httpc_target_name(all[i]), p->base, (int)p->state);
+            pthread_mutex_unlock(&p->mu);
+        }
+        pthread_mutex_unlock(&ps->mu);
+    }
+    n += (size_t)snprintf(out + n, cap - n, "# TYPE antar_circuit_transitions_total counter\n");
+    for (int i = 0; i < 3; i++) {
+        if (skip[i])
             continue;
-        for (int k = 0; k < 3 && n < 4096; k++)
+        for (int k = 0; k < 3 && n < cap - 256; k++)
             n += (size_t)snprintf(
-                out + n, 4096 - n,
-                "antar_circuit_transitions_total{upstream=\"%s\",to=\"%s\"} %llu\n", name,
-                state_name((antar_circuit_t)k), to[i][k]);
+                out + n, cap - n,
+                "antar_circuit_transitions_total{upstream=\"%s\",to=\"%s\"} %llu\n",
+                antar_httpc_target_name(all[i]), state_name((antar_circuit_t)k), to[i][k]);
     }
     return out;
 }

@@ -8,9 +8,11 @@
  * dies mid-delivery leaves leased rows that become due again when the lease ends: delivery is
  * at least once, and receivers dedupe on the Idempotency-Key (antar_inbox_claim).
  *
- * Order per target: a message is only claimed when every earlier pending message for the same
- * target is claimed with it, in id order. A message waiting for a retry (or leased by another
- * process) is not due, so it holds back the later ones for its target until it is done.
+ * Order per key: every message carries an ordering key naming what it is about ("order:42",
+ * "driver:7"). Messages with the same target and key are delivered in id order: one waiting
+ * for a retry (or leased by another process) is not due, so it holds back the later ones for
+ * its key until it is done. Messages about different things do not wait for each other, so one
+ * order whose message keeps failing cannot stall every other order's messages to that service.
  */
 #include "antar/outbox.h"
 
@@ -30,9 +32,8 @@
 
 #include "db_internal.h"
 
-#define BATCH_MAX 16  /* messages claimed per round */
-#define SCAN_MAX 200  /* pending rows looked at per round, in id order */
-#define TARGETS_MAX 8 /* distinct targets tracked per round (there are three) */
+#define BATCH_MAX 16 /* messages claimed per round */
+#define KEY_MAX 64   /* ordering key length, as in the table */
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS 30000
 #define IDLE_WAIT_MS 1000
@@ -76,10 +77,12 @@ static bool method_ok(const char *m)
     return false;
 }
 
-antar_err_t antar_outbox_add(antar_svc_t target, const char *method, const char *path, json_t *body)
+antar_err_t antar_outbox_add(antar_svc_t target, const char *key, const char *method,
+                             const char *path, json_t *body)
 {
-    if (!method_ok(method) || !path || path[0] != '/' || strlen(path) > 255) {
-        antar_logf("error", "antar_outbox_add: bad method or path");
+    if (!method_ok(method) || !path || path[0] != '/' || strlen(path) > 255 || !key || !key[0] ||
+        strlen(key) > KEY_MAX) {
+        antar_logf("error", "antar_outbox_add: bad key, method or path");
         return ANTAR_E_INTERNAL;
     }
     if (!antar_db_in_tx()) {
@@ -103,11 +106,12 @@ antar_err_t antar_outbox_add(antar_svc_t target, const char *method, const char 
             return ANTAR_E_NOMEM;
     }
     antar_err_t err = antar_db_exec(
-        "INSERT INTO outbox (event_id, target, method, path, body, traceparent, status, attempts,"
-        " next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, UTC_TIMESTAMP(3),"
-        " UTC_TIMESTAMP(3))",
-        ANTAR_DB_ARGS(ANTAR_DB_S(event_id), ANTAR_DB_S(svc_key(target)), ANTAR_DB_S(method),
-                      ANTAR_DB_S(path), ANTAR_DB_S(json), ANTAR_DB_S(tp[0] ? tp : NULL)),
+        "INSERT INTO outbox (event_id, target, okey, method, path, body, traceparent, status,"
+        " attempts, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0,"
+        " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
+        ANTAR_DB_ARGS(ANTAR_DB_S(event_id), ANTAR_DB_S(svc_key(target)), ANTAR_DB_S(key),
+                      ANTAR_DB_S(method), ANTAR_DB_S(path), ANTAR_DB_S(json),
+                      ANTAR_DB_S(tp[0] ? tp : NULL)),
         NULL, NULL);
     free(json);
     return err;
@@ -123,23 +127,34 @@ antar_err_t antar_inbox_claim(const char *event_id)
 
 /* ---- delivery ---------------------------------------------------------------------------- */
 
-typedef struct {
-    char names[TARGETS_MAX][32];
-    size_t n;
-} target_set_t;
+/* A message's stream: its target and ordering key, "target key". */
+typedef char stream_t[16 + 1 + KEY_MAX + 1];
 
-static bool tset_has(const target_set_t *s, const char *t)
+static void stream_of(json_t *row, stream_t out)
+{
+    const char *t = json_string_value(json_object_get(row, "target"));
+    const char *k = json_string_value(json_object_get(row, "okey"));
+    snprintf(out, sizeof(stream_t), "%s %s", t ? t : "", k ? k : "");
+}
+
+/* The streams (or whole targets) held back for the rest of a round. */
+typedef struct {
+    stream_t names[BATCH_MAX];
+    size_t n;
+} stream_set_t;
+
+static bool sset_has(const stream_set_t *s, const char *name)
 {
     for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->names[i], t) == 0)
+        if (strcmp(s->names[i], name) == 0)
             return true;
     return false;
 }
 
-static void tset_add(target_set_t *s, const char *t)
+static void sset_add(stream_set_t *s, const char *name)
 {
-    if (!tset_has(s, t) && s->n < TARGETS_MAX)
-        snprintf(s->names[s->n++], sizeof(s->names[0]), "%s", t);
+    if (!sset_has(s, name) && s->n < BATCH_MAX)
+        snprintf(s->names[s->n++], sizeof(stream_t), "%s", name);
 }
 
 static long lease_ms(void)
@@ -151,72 +166,58 @@ static long lease_ms(void)
 }
 
 /* Claims up to BATCH_MAX due messages, in id order, into *out (array of row objects).
- * Returns ANTAR_OK (possibly with an empty array) or the database error. */
+ * Returns ANTAR_OK (possibly with an empty array) or the database error.
+ *
+ * The scan reads only due messages (ix_outbox_due) that no earlier pending message of their
+ * stream holds back (ix_outbox_key): however many messages wait for a retry, the due ones
+ * behind them for other streams are found. */
 static antar_err_t claim(json_t **out)
 {
     json_t *scan = NULL, *claimed = json_array();
-    target_set_t blocked = {0};
-    long long chosen[BATCH_MAX];
-    size_t nchosen = 0;
+    stream_set_t blocked = {0};
     if (!claimed)
         return ANTAR_E_NOMEM;
 
     antar_err_t err = antar_db_begin();
     if (err != ANTAR_OK)
         goto fail;
-    err = antar_db_query("SELECT id, target, next_at <= UTC_TIMESTAMP(3) AS due FROM outbox"
-                         " WHERE status = 'pending' ORDER BY id LIMIT 200",
-                         ANTAR_DB_NOARGS, &scan);
+    err = antar_db_query(
+        "SELECT o.id, o.target, o.okey FROM outbox o WHERE o.status = 'pending' AND"
+        " o.next_at <= UTC_TIMESTAMP(3) AND NOT EXISTS (SELECT 1 FROM outbox p WHERE"
+        " p.status = 'pending' AND p.target = o.target AND p.okey = o.okey AND p.id < o.id AND"
+        " p.next_at > UTC_TIMESTAMP(3)) ORDER BY o.id LIMIT ?",
+        ANTAR_DB_ARGS(ANTAR_DB_I(BATCH_MAX)), &scan);
     if (err != ANTAR_OK)
         goto fail;
     size_t i;
-    json_t *row;
-    json_array_foreach(scan, i, row)
+    json_t *srow;
+    json_array_foreach(scan, i, srow)
     {
-        const char *t = json_string_value(json_object_get(row, "target"));
-        if (!t || tset_has(&blocked, t))
+        long long id = json_integer_value(json_object_get(srow, "id"));
+        stream_t name;
+        stream_of(srow, name);
+        if (sset_has(&blocked, name))
             continue;
-        if (json_integer_value(json_object_get(row, "due")) != 1 || nchosen == BATCH_MAX) {
-            tset_add(&blocked, t); /* everything after it for this target waits */
-            continue;
-        }
-        chosen[nchosen++] = json_integer_value(json_object_get(row, "id"));
-    }
-    memset(&blocked, 0, sizeof(blocked));
-    for (size_t k = 0; k < nchosen; k++) {
         json_t *m = NULL;
         /* The locking read sees the latest committed row: another process's lease or a
-         * delivery that finished since our snapshot drops it (and its successors). */
+         * delivery that finished since our snapshot drops it, and the rest of its stream
+         * waits for it. */
         err = antar_db_query_one(
-            "SELECT id, event_id, target, method, path, body, traceparent, attempts FROM outbox"
-            " WHERE id = ? AND status = 'pending' AND next_at <= UTC_TIMESTAMP(3)"
+            "SELECT id, event_id, target, okey, method, path, body, traceparent, attempts FROM"
+            " outbox WHERE id = ? AND status = 'pending' AND next_at <= UTC_TIMESTAMP(3)"
             " FOR UPDATE SKIP LOCKED",
-            ANTAR_DB_ARGS(ANTAR_DB_I(chosen[k])), &m);
+            ANTAR_DB_ARGS(ANTAR_DB_I(id)), &m);
         if (err == ANTAR_E_NOT_FOUND) {
-            /* We only know its target from the scan. */
-            json_t *srow;
-            size_t j;
-            json_array_foreach(scan, j, srow)
-            {
-                if (json_integer_value(json_object_get(srow, "id")) == chosen[k]) {
-                    tset_add(&blocked, json_string_value(json_object_get(srow, "target")));
-                    break;
-                }
-            }
+            err = ANTAR_OK;
+            sset_add(&blocked, name);
             continue;
         }
         if (err != ANTAR_OK)
             goto fail;
-        const char *t = json_string_value(json_object_get(m, "target"));
-        if (!t || tset_has(&blocked, t)) {
-            json_decref(m);
-            continue;
-        }
-        err = antar_db_exec(
-            "UPDATE outbox SET next_at = TIMESTAMPADD(MICROSECOND, ?,"
-            " UTC_TIMESTAMP(3)) WHERE id = ?",
-            ANTAR_DB_ARGS(ANTAR_DB_I((long long)lease_ms() * 1000), ANTAR_DB_I(chosen[k])), NULL,
-            NULL);
+        err = antar_db_exec("UPDATE outbox SET next_at = TIMESTAMPADD(MICROSECOND, ?,"
+                            " UTC_TIMESTAMP(3)) WHERE id = ?",
+                            ANTAR_DB_ARGS(ANTAR_DB_I((long long)lease_ms() * 1000), ANTAR_DB_I(id)),
+                            NULL, NULL);
         if (err != ANTAR_OK) {
             json_decref(m);
             goto fail;
@@ -287,8 +288,8 @@ static void hold_for_circuit(long long id, const char *target, long wait_ms)
 }
 
 /* Sends one claimed message and records the result. Returns its outcome; *retry_ms is set
- * for a retry. */
-static outcome_t deliver_one(json_t *m, long *retry_ms)
+ * for a retry, *unreachable when the receiver was not reached (or its circuit is open). */
+static outcome_t deliver_one(json_t *m, long *retry_ms, bool *unreachable)
 {
     long long id = json_integer_value(json_object_get(m, "id"));
     const char *event_id = json_string_value(json_object_get(m, "event_id"));
@@ -329,6 +330,7 @@ static outcome_t deliver_one(json_t *m, long *retry_ms)
     if (held > 0) {
         hold_for_circuit(id, target_s, held);
         *retry_ms = held;
+        *unreachable = true;
         oc = OUT_RETRY;
         goto done;
     }
@@ -337,6 +339,7 @@ static outcome_t deliver_one(json_t *m, long *retry_ms)
     const char *hdrs[] = {idem, NULL};
     err = antar_httpc_call(target, method, path, body, hdrs, &res);
     oc = classify(err, &res);
+    *unreachable = err != ANTAR_OK;
     if (err != ANTAR_OK)
         snprintf(last_error, sizeof(last_error), "%s", antar_err_code(err));
     else if (oc != OUT_DELIVERED)
@@ -379,8 +382,8 @@ done:
     return oc;
 }
 
-/* Claimed messages behind a failed one for the same target go back to the queue at once; the
- * failed one's retry time then holds them back. */
+/* Claimed messages behind a failed one for the same stream (or target) go back to the queue at
+ * once; the failed one's retry time then holds back its stream. */
 static void release(long long id)
 {
     (void)antar_db_exec("UPDATE outbox SET next_at = UTC_TIMESTAMP(3) WHERE id = ? AND"
@@ -406,22 +409,29 @@ static size_t round_once(long *wait_ms)
                        json_pack("{s:s}", "error", antar_err_code(err)));
         return 0;
     }
-    target_set_t failed = {0};
+    /* After a failure, the rest of that message's stream waits for its retry; after a call
+     * that did not reach the receiver at all, the rest of the batch for that whole target goes
+     * back to the queue rather than spend a timeout each (the circuit breaker takes over). */
+    stream_set_t failed = {0}, down = {0};
     size_t i;
     json_t *m;
     json_array_foreach(batch, i, m)
     {
         const char *t = json_string_value(json_object_get(m, "target"));
+        stream_t name;
+        stream_of(m, name);
         /* On stop, what is not sent yet goes back to the queue for the next process instead
          * of waiting out its lease. */
-        if ((t && tset_has(&failed, t)) || stopping()) {
+        if (sset_has(&failed, name) || (t && sset_has(&down, t)) || stopping()) {
             release(json_integer_value(json_object_get(m, "id")));
             continue;
         }
         long retry = 0;
-        if (deliver_one(m, &retry) == OUT_RETRY) {
-            if (t)
-                tset_add(&failed, t);
+        bool unreachable = false;
+        if (deliver_one(m, &retry, &unreachable) == OUT_RETRY) {
+            sset_add(&failed, name);
+            if (unreachable && t)
+                sset_add(&down, t);
             if (retry < *wait_ms)
                 *wait_ms = retry;
         }

@@ -223,6 +223,7 @@ int antar_service_main(int argc, char **argv, const antar_service_t *svc)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     /* A peer closing a socket mid-write must be an error return, not the end of the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -285,7 +286,11 @@ int antar_service_main(int argc, char **argv, const antar_service_t *svc)
 
     antar_logf("info", "%s-service ready", svc->name);
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {
+    /* SIGHUP: the peers' instances changed (scripts/stack.sh rewrote the peers file). */
+    while (sigwait(&sigs, &sig) != 0 || sig == SIGHUP) {
+        if (sig == SIGHUP)
+            (void)antar_httpc_reload_peers();
+        sig = 0;
     }
     antar_logf("info", "signal %d received, shutting down", sig);
     /* The whole drain, server and workers, fits in drain_s; the deregistration delay and the

@@ -17,7 +17,10 @@
  *   ANTAR_DB_USER/PASSWORD   antar_<svc> / "" ANTAR_DB_NAME antar_<svc>
  *   ANTAR_REDIS_HOST/PORT    127.0.0.1 / 6380
  *   ANTAR_USER_URL           http://127.0.0.1:9001   peers' internal listeners (likewise
- *                            ANTAR_DRIVER_URL :9002, ANTAR_CORE_URL :9003)
+ *                            ANTAR_DRIVER_URL :9002, ANTAR_CORE_URL :9003); a comma-separated
+ *                            list when a peer runs as several instances (httpc balances)
+ *   ANTAR_PEERS_FILE         (empty)          lines "user|driver|core <url>": the instances of
+ *                            each peer, winning over the *_URL lists; re-read on SIGHUP
  *   ANTAR_CONNECT_TIMEOUT_MS 500              outgoing HTTP connect timeout
  *   ANTAR_TIMEOUT_MS         3000             outgoing HTTP total timeout
  *   ANTAR_DB_TIMEOUT_S       3                MariaDB connect/read/write timeout
@@ -59,9 +62,10 @@ typedef struct {
     int redis_timeout_ms;
     char redis_user[64];      /* ACL user (ANTAR_REDIS_USER); "" = the default user */
     char redis_password[128]; /* ANTAR_REDIS_PASSWORD; "" = no AUTH */
-    char user_url[256];
-    char driver_url[256];
-    char core_url[256];
+    char user_url[1024];      /* one URL, or a comma-separated list of instances */
+    char driver_url[1024];
+    char core_url[1024];
+    char peers_file[512];
     long connect_timeout_ms;
     long timeout_ms;
     char client_id[64];

@@ -51,6 +51,16 @@ const char *antar_httpc_target_name(antar_svc_t target);
  * (antar_thread_is_internal, util.h): the rule that keeps blocking calls free of cycles. */
 antar_err_t antar_httpc_call(antar_svc_t target, const char *method, const char *path, json_t *body,
                              const char *const *headers, antar_httpc_res_t *res);
+/* Re-read ANTAR_PEERS_FILE (the instances of each peer; SIGHUP). Instances that stay keep
+ * their circuit breaker. 0, or -1 when the file cannot be read or is malformed (the peers
+ * stay as they were; the error is logged). A no-op returning 0 without a peers file. */
+int antar_httpc_reload_peers(void);
+/* antar_httpc_request to path on one instance of target (round-robin, skipping ejected ones,
+ * a refused connection tried on the next), without the service token: the token fetch and the
+ * JWKS. */
+antar_err_t antar_httpc_peer_request(antar_svc_t target, const char *method, const char *path,
+                                     const char *content_type, const char *body,
+                                     const char *authorization, antar_httpc_res_t *res);
 /* A raw request to a full URL without the service token (token fetch, JWKS). content_type and
  * body may be NULL. authorization is a whole header value ("Basic …") or NULL. */
 antar_err_t antar_httpc_request(const char *method, const char *url, const char *content_type,
@@ -59,7 +69,8 @@ antar_err_t antar_httpc_request(const char *method, const char *url, const char 
 /* The envelope's "result" of a response (borrowed), or NULL. */
 json_t *antar_httpc_result(const antar_httpc_res_t *res);
 void antar_httpc_res_clean(antar_httpc_res_t *res);
-/* ---- circuit breakers (one per upstream, shared by all threads) -------------------------- */
+/* ---- circuit breakers (one per instance of each upstream, shared by all threads) ---------
+ * A peer's state is closed while any instance is closed, open when every one is open. */
 typedef enum {
     ANTAR_CIRCUIT_CLOSED = 0,
     ANTAR_CIRCUIT_OPEN = 1,

@@ -265,12 +265,13 @@ static call_outcome_t offer_create(const core_dispatch_t *d, long long driver_id
  * the dispatch state goes. If the transaction fails the order is looked at again shortly. */
 static void order_expire(const core_dispatch_t *d)
 {
-    char path[96];
+    char path[96], key[32];
     snprintf(path, sizeof path, "/internal/orders/%lld/expire", d->order_id);
+    snprintf(key, sizeof key, "order:%lld", d->order_id);
     json_t *body = json_object();
     antar_err_t err = antar_db_begin();
     if (err == ANTAR_OK)
-        err = antar_outbox_add(ANTAR_SVC_USER, "POST", path, body);
+        err = antar_outbox_add(ANTAR_SVC_USER, key, "POST", path, body);
     if (err == ANTAR_OK)
         err = antar_db_commit();
     json_decref(body);

@@ -14,6 +14,7 @@
  * the rotation, so tokens signed just before it stay valid until they expire.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -75,13 +76,15 @@ static json_t *key_generate(void)
     return k;
 }
 
-/* Write atomically: a temporary file created 0600, then rename, so a crash never leaves a
- * half-written key. */
-static int write_json_file(const char *name, json_t *doc)
+/* Write atomically: a temporary file created 0600 (named after this process, so that two core
+ * instances sharing the directory never write the same one), then rename, so a crash never
+ * leaves a half-written key. exclusive: link instead of rename, so that the file is only
+ * created when it does not exist; returns 1 when another instance made it first. */
+static int write_json_file_ex(const char *name, json_t *doc, bool exclusive)
 {
-    char path[600], tmp[620];
+    char path[600], tmp[640];
     snprintf(path, sizeof path, "%s/%s", keys_dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     char *s = json_dumps(doc, JSON_COMPACT);
     if (!s)
         return -1;
@@ -95,11 +98,22 @@ static int write_json_file(const char *name, json_t *doc)
     }
     sodium_memzero(s, strlen(s));
     free(s);
+    if (rc == 0 && exclusive) {
+        if (link(tmp, path) != 0)
+            rc = errno == EEXIST ? 1 : -1;
+        unlink(tmp);
+        return rc;
+    }
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -1;
     if (rc != 0)
         unlink(tmp);
     return rc;
+}
+
+static int write_json_file(const char *name, json_t *doc)
+{
+    return write_json_file_ex(name, doc, false);
 }
 
 static json_t *read_json_file(const char *name)
@@ -139,11 +153,73 @@ static int valid_private(json_t *k)
            json_is_string(json_object_get(k, "x"));
 }
 
-/* First start: the first key signs at once (nobody holds a token yet). */
+static const char *kid_of(json_t *k)
+{
+    return json_string_value(json_object_get(k, "kid"));
+}
+
+static bool same_key(json_t *a, json_t *b)
+{
+    if (!a || !b)
+        return a == b;
+    const char *x = kid_of(a), *y = kid_of(b);
+    return x && y && strcmp(x, y) == 0;
+}
+
+/* Several core instances may share the key directory: what one of them rotated, the others
+ * adopt from the files (at most once a second, from the rotation check and the JWKS), so
+ * every instance signs with the same key and publishes the same set. */
+static long long synced_ms;
+
+static int sync_locked(bool force)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (!force && now - synced_ms < 1000)
+        return 0;
+    synced_ms = now;
+    json_t *cur = read_json_file("current.jwk"), *next = read_json_file("next.jwk"),
+           *prev = read_json_file("previous.jwk");
+    bool changed = false;
+    if (cur && valid_private(cur) && !same_key(cur, cur_priv)) {
+        json_decref(cur_priv);
+        cur_priv = json_incref(cur);
+        changed = true;
+    }
+    if (!(next && !valid_private(next)) && !same_key(next, next_priv)) {
+        json_decref(next_priv);
+        next_priv = json_incref(next);
+        changed = true;
+    }
+    if (prev && !json_equal(prev, prev_pub)) {
+        json_decref(prev_pub);
+        prev_pub = json_incref(prev);
+        changed = true;
+    }
+    json_decref(cur);
+    json_decref(next);
+    json_decref(prev);
+    if (changed)
+        antar_log_json("info", "signing_keys_adopted",
+                       json_pack("{s:s?}", "kid", kid_of(cur_priv)));
+    return changed && cur_priv ? install_locked() : 0;
+}
+
+/* First start: the first key signs at once (nobody holds a token yet). Another instance
+ * starting at the same moment may make it first: then its key is the one. */
 static int create_first_locked(void)
 {
     json_t *fresh = key_generate();
-    if (!fresh || write_json_file("current.jwk", fresh) != 0) {
+    int w = fresh ? write_json_file_ex("current.jwk", fresh, true) : -1;
+    if (w == 1) {
+        json_decref(fresh);
+        cur_priv = read_json_file("current.jwk");
+        if (!cur_priv || !valid_private(cur_priv))
+            return -1;
+        return install_locked();
+    }
+    if (w != 0) {
         json_decref(fresh);
         return -1;
     }
@@ -160,9 +236,11 @@ static int create_first_locked(void)
 static int prepare_next_locked(void)
 {
     json_t *fresh = key_generate();
-    if (!fresh || write_json_file("next.jwk", fresh) != 0) {
+    int w = fresh ? write_json_file_ex("next.jwk", fresh, true) : -1;
+    if (w != 0) {
         json_decref(fresh);
-        return -1;
+        /* Another instance published its next key first: that one is the next key. */
+        return w == 1 ? sync_locked(true) : -1;
     }
     next_priv = fresh;
     antar_log_json("info", "signing_key_published",
@@ -196,7 +274,8 @@ static int promote_next_locked(void)
     snprintf(to, sizeof to, "%s/current.jwk", keys_dir);
     if (rename(from, to) != 0) {
         json_decref(pub);
-        return -1;
+        /* Another instance promoted it a moment ago: take the files as they are now. */
+        return errno == ENOENT ? sync_locked(true) : -1;
     }
     json_decref(prev_pub);
     prev_pub = pub;
@@ -210,6 +289,8 @@ static int promote_next_locked(void)
 
 static int rotate_step_locked(void)
 {
+    if (sync_locked(false) != 0)
+        return -1;
     long long now = (long long)time(NULL);
     if (next_priv)
         return now >= created_of(next_priv) + KEY_PUBLISH_LEAD_S ? promote_next_locked() : 0;
@@ -295,6 +376,8 @@ static json_t *jwks_locked(void)
 json_t *core_keys_jwks(void)
 {
     pthread_mutex_lock(&keys_lock);
+    if (cur_priv)
+        (void)sync_locked(false);
     json_t *doc = jwks_locked();
     pthread_mutex_unlock(&keys_lock);
     return doc;

@@ -265,14 +265,17 @@ antar_err_t store_confirm_add(long long order_id, const char *kind, long long dr
                               long long offer_id, long delay_ms);
 antar_err_t store_confirm_done(long long order_id, const char *kind);
 antar_err_t store_confirm_later(long long order_id, const char *kind, long delay_ms);
+/* Several instances run the reconciler: a row is worked on by the one that moves it first
+ * (next_at pushed by lease_ms; checked_at set now). *won false: another instance has it. */
+antar_err_t store_confirm_claim(long long order_id, const char *kind, long lease_ms, bool *won);
+antar_err_t store_trip_claim_check(long long order_id, int idle_s, bool *won);
 antar_err_t store_confirms_due(int limit, json_t **rows);
 antar_err_t store_confirms_count(long long *n);
 /* Active trips that have not moved for idle_s and were not checked in the last idle_s. */
 antar_err_t store_trips_unchecked(int idle_s, int limit, json_t **rows);
-antar_err_t store_trip_checked(long long order_id);
 /* The order is gone (cancelled, expired, another driver's): an active trip → cancelled, with
  * the outbox availability to core, one transaction. *changed false when it was not active. */
-antar_err_t store_trip_repair_cancel(long long order_id, json_t *outbox_body,
+antar_err_t store_trip_repair_cancel(long long order_id, long long driver_id, json_t *outbox_body,
                                      const char *outbox_path, bool *changed);
 /* Accepted offer → trip row + outbox "accepted" to core, and its pending "assign" confirmation
  * gone, one transaction. CONFLICT when the offer is no longer accepted (withdrawn by a

@@ -28,6 +28,7 @@
 #define CONFIRMS_PER_PASS 50
 #define SWEEP_PER_PASS 50
 #define RETRY_FIRST_MS 1000L
+#define CLAIM_LEASE_MS 15000L
 #define RETRY_MAX_MS 60000L
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -141,6 +142,12 @@ static void pass_confirms(void)
         long long attempts = json_integer_value(json_object_get(r, "attempts"));
         const char *kind = json_string_value(json_object_get(r, "kind"));
         bool assign = kind && strcmp(kind, "assign") == 0;
+        bool mine = false;
+        /* Longer than the call's timeout with its retries: the lease only ends early when this
+         * process dies mid-call. */
+        if (!kind || store_confirm_claim(order_id, kind, CLAIM_LEASE_MS, &mine) != ANTAR_OK ||
+            !mine)
+            continue; /* another instance's reconciler has it */
         antar_err_t err = assign ? confirm_assign(driver_id, offer_id, order_id)
                                  : confirm_pickup(driver_id, order_id);
         if (err == ANTAR_OK) {
@@ -166,7 +173,8 @@ static void cancel_trip(long long order_id, long long driver_id, const char *kin
     if (!body)
         return;
     snprintf(path, sizeof path, "/internal/drivers/%lld/availability", driver_id);
-    if (store_trip_repair_cancel(order_id, body, path, &changed) == ANTAR_OK && changed) {
+    if (store_trip_repair_cancel(order_id, driver_id, body, path, &changed) == ANTAR_OK &&
+        changed) {
         antar_outbox_kick();
         repaired(kind);
     }
@@ -205,8 +213,8 @@ static void check_trip(json_t *trip)
                 repaired("trip_behind_order");
         }
     }
-    if (err == ANTAR_OK || err == ANTAR_E_NOT_FOUND)
-        (void)store_trip_checked(order_id);
+    /* checked_at was set by the claim: a trip whose order could not be read is looked at again
+     * after the sweep interval, like any other. */
     json_decref(order);
 }
 
@@ -216,7 +224,13 @@ static void pass_sweep(void)
     size_t i;
     if (store_trips_unchecked((int)g_sweep_s, SWEEP_PER_PASS, &rows) != ANTAR_OK)
         return;
-    json_array_foreach(rows, i, r) check_trip(r);
+    json_array_foreach(rows, i, r)
+    {
+        bool mine = false;
+        long long order_id = json_integer_value(json_object_get(r, "order_id"));
+        if (store_trip_claim_check(order_id, (int)g_sweep_s, &mine) == ANTAR_OK && mine)
+            check_trip(r);
+    }
     json_decref(rows);
 }
 

@@ -491,6 +491,22 @@ antar_err_t store_confirms_due(int limit, json_t **rows)
                           ANTAR_DB_ARGS(ANTAR_DB_I(limit)), rows);
 }
 
+antar_err_t store_confirm_claim(long long order_id, const char *kind, long lease_ms, bool *won)
+{
+    return exec_changed("UPDATE pending_confirms SET next_at = TIMESTAMPADD(MICROSECOND, ?, "
+                        "NOW(3)) WHERE order_id = ? AND kind = ? AND next_at <= NOW(3)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I((long long)lease_ms * 1000), ANTAR_DB_I(order_id),
+                                      ANTAR_DB_S(kind)),
+                        won);
+}
+
+antar_err_t store_trip_claim_check(long long order_id, int idle_s, bool *won)
+{
+    return exec_changed("UPDATE trips SET checked_at = NOW(3) WHERE order_id = ? AND "
+                        "(checked_at IS NULL OR checked_at < NOW(3) - INTERVAL ? SECOND)",
+                        ANTAR_DB_ARGS(ANTAR_DB_I(order_id), ANTAR_DB_I(idle_s)), won);
+}
+
 antar_err_t store_confirms_count(long long *n)
 {
     return count_of("SELECT COUNT(*) AS n FROM pending_confirms", ANTAR_DB_NOARGS, n);
@@ -505,13 +521,17 @@ antar_err_t store_trips_unchecked(int idle_s, int limit, json_t **rows)
         ANTAR_DB_ARGS(ANTAR_DB_I(idle_s), ANTAR_DB_I(idle_s), ANTAR_DB_I(limit)), rows);
 }
 
-antar_err_t store_trip_checked(long long order_id)
+/* Every message driver-service sends core is about one driver: its messages keep their order
+ * (accepted before available again), other drivers' never wait for them. */
+static antar_err_t outbox_to_core(long long driver_id, const char *method, const char *path,
+                                  json_t *body)
 {
-    return antar_db_exec("UPDATE trips SET checked_at = NOW(3) WHERE order_id = ?",
-                         ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), NULL, NULL);
+    char key[32];
+    snprintf(key, sizeof key, "driver:%lld", driver_id);
+    return antar_outbox_add(ANTAR_SVC_CORE, key, method, path, body);
 }
 
-antar_err_t store_trip_repair_cancel(long long order_id, json_t *outbox_body,
+antar_err_t store_trip_repair_cancel(long long order_id, long long driver_id, json_t *outbox_body,
                                      const char *outbox_path, bool *changed)
 {
     antar_err_t err = antar_db_begin();
@@ -521,7 +541,7 @@ antar_err_t store_trip_repair_cancel(long long order_id, json_t *outbox_body,
                        "order_id = ? AND status IN ('accepted', 'picked_up')",
                        ANTAR_DB_ARGS(ANTAR_DB_I(order_id)), changed);
     if (err == ANTAR_OK && *changed)
-        err = antar_outbox_add(ANTAR_SVC_CORE, "PUT", outbox_path, outbox_body);
+        err = outbox_to_core(driver_id, "PUT", outbox_path, outbox_body);
     if (err == ANTAR_OK)
         err = store_confirm_done(order_id, "pickup");
     return tx_end(err);
@@ -540,7 +560,7 @@ antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const cha
     if (err != ANTAR_OK)
         return err;
     /* Locking the offer orders this against a cancellation that withdraws it. */
-    err = antar_db_query_one("SELECT status FROM offers WHERE id = ? FOR UPDATE",
+    err = antar_db_query_one("SELECT status, driver_id FROM offers WHERE id = ? FOR UPDATE",
                              ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), &row);
     if (err != ANTAR_OK)
         goto out;
@@ -563,7 +583,8 @@ antar_err_t store_trip_create(long long offer_id, json_t *outbox_body, const cha
         ANTAR_DB_ARGS(ANTAR_DB_I(offer_id)), NULL, NULL);
     if (err != ANTAR_OK)
         goto out;
-    err = antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body);
+    err = outbox_to_core(json_integer_value(json_object_get(row, "driver_id")), "POST", outbox_path,
+                         outbox_body);
 out:
     json_decref(row);
     return tx_end(err);
@@ -585,7 +606,7 @@ antar_err_t store_offer_reject(long long id, long long driver_id, json_t *outbox
         antar_db_rollback();
         return err;
     }
-    err = tx_end(antar_outbox_add(ANTAR_SVC_CORE, "POST", outbox_path, outbox_body));
+    err = tx_end(outbox_to_core(driver_id, "POST", outbox_path, outbox_body));
     *changed = err == ANTAR_OK;
     return err;
 }
@@ -685,10 +706,12 @@ antar_err_t store_trip_complete(long long order_id, long long driver_id, long lo
         NULL);
     if (err != ANTAR_OK)
         goto out;
-    err = antar_outbox_add(ANTAR_SVC_CORE, "PUT", outbox_path, outbox_body);
+    err = outbox_to_core(driver_id, "PUT", outbox_path, outbox_body);
     if (err != ANTAR_OK)
         goto out;
-    err = antar_outbox_add(ANTAR_SVC_USER, "POST", user_path, user_body);
+    char key[32];
+    snprintf(key, sizeof key, "order:%lld", order_id);
+    err = antar_outbox_add(ANTAR_SVC_USER, key, "POST", user_path, user_body);
 out:
     return tx_end(err);
 }

@@ -450,7 +450,10 @@ static antar_err_t insert_with_dispatch(long long user_id, const order_input_t *
         err = ANTAR_E_NOMEM;
         goto fail;
     }
-    if ((err = antar_outbox_add(ANTAR_SVC_CORE, "POST", "/internal/dispatch", payload)) != ANTAR_OK)
+    char key[32];
+    snprintf(key, sizeof key, "order:%lld", *id);
+    if ((err = antar_outbox_add(ANTAR_SVC_CORE, key, "POST", "/internal/dispatch", payload)) !=
+        ANTAR_OK)
         goto fail;
     json_decref(payload);
     if ((err = antar_db_commit()) != ANTAR_OK)
@@ -595,7 +598,7 @@ antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out)
 antar_err_t orders_cancel(long long user_id, long long id, const char *reason, json_t **out,
                           user_why_t *why)
 {
-    char path[96];
+    char path[96], key[32];
     bool won = false;
     json_t *empty = json_object(), *row = NULL;
     antar_err_t err;
@@ -620,11 +623,12 @@ antar_err_t orders_cancel(long long user_id, long long id, const char *reason, j
     }
     /* Core stops dispatching (and frees an assigned driver); driver-service withdraws offers
      * and cancels an accepted trip. Both in this transaction, so neither is ever lost. */
+    snprintf(key, sizeof key, "order:%lld", id);
     snprintf(path, sizeof path, "/internal/dispatch/%lld/cancel", id);
-    if ((err = antar_outbox_add(ANTAR_SVC_CORE, "POST", path, empty)) != ANTAR_OK)
+    if ((err = antar_outbox_add(ANTAR_SVC_CORE, key, "POST", path, empty)) != ANTAR_OK)
         goto fail;
     snprintf(path, sizeof path, "/internal/orders/%lld/cancelled", id);
-    if ((err = antar_outbox_add(ANTAR_SVC_DRIVER, "POST", path, empty)) != ANTAR_OK)
+    if ((err = antar_outbox_add(ANTAR_SVC_DRIVER, key, "POST", path, empty)) != ANTAR_OK)
         goto fail;
     if ((err = antar_db_commit()) != ANTAR_OK)
         goto fail;
@@ -675,8 +679,10 @@ antar_err_t orders_rate(long long user_id, long long id, int rating, const char 
         err = ANTAR_E_NOMEM;
         goto fail;
     }
+    char key[32];
+    snprintf(key, sizeof key, "order:%lld", id);
     snprintf(path, sizeof path, "/internal/drivers/%lld/ratings", driver_id);
-    if ((err = antar_outbox_add(ANTAR_SVC_DRIVER, "POST", path, msg)) != ANTAR_OK)
+    if ((err = antar_outbox_add(ANTAR_SVC_DRIVER, key, "POST", path, msg)) != ANTAR_OK)
         goto fail;
     if ((err = antar_db_commit()) != ANTAR_OK)
         goto fail;

@@ -390,3 +390,136 @@ Test(breaker, a_thread_can_turn_retries_off)
     cr_assert(test_srv_count("/flaky") == 1, "got %d", test_srv_count("/flaky"));
     antar_httpc_thread_retries(true);
 }
+
+/* ---- several instances of a peer ---------------------------------------------------------- */
+
+/* How many requests so far carried this Host header. */
+static int host_count(const char *host)
+{
+    int n = 0;
+    pthread_mutex_lock(&test_srv.mu);
+    for (int i = 0; i < test_srv.nreq; i++) {
+        char v[128];
+        if (test_srv_header(&test_srv.reqs[i], "Host", v, sizeof v) && strcmp(v, host) == 0)
+            n++;
+    }
+    pthread_mutex_unlock(&test_srv.mu);
+    return n;
+}
+
+Test(breaker, calls_are_shared_round_robin_over_instances)
+{
+    /* Two names for the one test server: the Host header tells the instances apart. */
+    snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:%d, http://localhost:%d/",
+             test_srv.port, test_srv.port);
+    for (int i = 0; i < 10; i++) {
+        long st = 0;
+        cr_assert(call(ANTAR_SVC_CORE, "GET", "/flaky", NULL, &st) == ANTAR_OK && st == 200);
+    }
+    char a[64], b[64];
+    snprintf(a, sizeof a, "127.0.0.1:%d", test_srv.port);
+    snprintf(b, sizeof b, "localhost:%d", test_srv.port);
+    cr_assert(host_count(a) == 5 && host_count(b) == 5, "5 and 5, got %d and %d", host_count(a),
+              host_count(b));
+}
+
+Test(breaker, a_refused_instance_is_skipped_at_once_then_ejected)
+{
+    int dead = test_srv_closed_port();
+    snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:%d,http://127.0.0.1:%d", dead,
+             test_srv.port);
+    /* A POST without a key is never retried on the same instance, but a refusal sent nothing:
+     * the sibling takes it, so no call fails. */
+    for (int i = 0; i < 4 * FAILURES; i++) {
+        long st = 0;
+        cr_assert(call(ANTAR_SVC_CORE, "POST", "/flaky", NULL, &st) == ANTAR_OK && st == 200,
+                  "call %d", i);
+    }
+    cr_assert(test_srv_count("/flaky") == 4 * FAILURES, "each call sent once");
+    char line[128];
+    snprintf(line, sizeof line,
+             "antar_peer_state{upstream=\"core-service\",instance=\"http://127.0.0.1:%d\"} 1",
+             dead);
+    cr_assert(metrics_has(line), "the dead instance is ejected (open)");
+    snprintf(line, sizeof line,
+             "antar_peer_state{upstream=\"core-service\",instance=\"http://127.0.0.1:%d\"} 0",
+             test_srv.port);
+    cr_assert(metrics_has(line), "the live one is closed");
+    cr_assert(antar_httpc_circuit_state(ANTAR_SVC_CORE) == ANTAR_CIRCUIT_CLOSED);
+    cr_assert(antar_httpc_circuit_wait_ms(ANTAR_SVC_CORE) == 0);
+}
+
+Test(breaker, the_peer_is_open_only_when_every_instance_is)
+{
+    snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:%d,http://127.0.0.1:%d",
+             test_srv_closed_port(), test_srv_closed_port());
+    for (int i = 0; i < 2 * FAILURES; i++)
+        cr_assert(call(ANTAR_SVC_CORE, "POST", "/x", NULL, NULL) == ANTAR_E_UNAVAILABLE);
+    cr_assert(antar_httpc_circuit_state(ANTAR_SVC_CORE) == ANTAR_CIRCUIT_OPEN);
+    cr_assert(antar_httpc_circuit_wait_ms(ANTAR_SVC_CORE) > 0);
+    cr_assert(metrics_has("antar_circuit_state{upstream=\"core-service\"} 1"));
+}
+
+Test(breaker, a_timed_out_get_is_retried_on_the_other_instance)
+{
+    /* /slow answers after 2 s (timeout 300 ms) on both names; the retry goes to the other one. */
+    snprintf(cfg.core_url, sizeof(cfg.core_url), "http://127.0.0.1:%d,http://localhost:%d",
+             test_srv.port, test_srv.port);
+    cr_assert(call(ANTAR_SVC_CORE, "GET", "/slow", NULL, NULL) == ANTAR_E_TIMEOUT);
+    char a[64], b[64];
+    snprintf(a, sizeof a, "127.0.0.1:%d", test_srv.port);
+    snprintf(b, sizeof b, "localhost:%d", test_srv.port);
+    cr_assert(host_count(a) >= 1 && host_count(b) >= 1, "both tried: %d, %d", host_count(a),
+              host_count(b));
+}
+
+Test(breaker, malformed_instance_lists_stop_the_start)
+{
+    const char *bad[] = {"http://127.0.0.1:1,,http://127.0.0.1:2", "ftp://127.0.0.1:1", "",
+                         "http://127.0.0.1:1,", "http://a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cfg.core_url, sizeof(cfg.core_url), "%s", bad[i]);
+        cr_assert(antar_httpc_init(&cfg) == -1, "refused: '%s'", bad[i]);
+    }
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(breaker, the_peers_file_wins_and_is_reloaded)
+{
+    char path[] = "/tmp/antar-peers-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    char text[256];
+    int dead = test_srv_closed_port();
+    snprintf(text, sizeof text, "# core has moved\ncore http://127.0.0.1:%d\n", dead);
+    write_file(path, text);
+    snprintf(cfg.peers_file, sizeof cfg.peers_file, "%s", path);
+    cr_assert(antar_httpc_reload_peers() == 0);
+    cr_assert(call(ANTAR_SVC_CORE, "GET", "/flaky", NULL, NULL) == ANTAR_E_UNAVAILABLE,
+              "the file's instance, not cfg's URL, is called");
+    long st = 0;
+    cr_assert(call(ANTAR_SVC_DRIVER, "GET", "/flaky", NULL, &st) == ANTAR_OK && st == 200,
+              "a peer the file does not name keeps cfg's URL");
+    snprintf(text, sizeof text, "core http://127.0.0.1:%d\ncore http://localhost:%d\n",
+             test_srv.port, test_srv.port);
+    write_file(path, text);
+    cr_assert(antar_httpc_reload_peers() == 0);
+    cr_assert(call(ANTAR_SVC_CORE, "GET", "/flaky", NULL, &st) == ANTAR_OK && st == 200);
+    /* A malformed file changes nothing. */
+    write_file(path, "core ftp://127.0.0.1:1\n");
+    cr_assert(antar_httpc_reload_peers() == -1);
+    write_file(path, "kitchen http://127.0.0.1:1\n");
+    cr_assert(antar_httpc_reload_peers() == -1);
+    cr_assert(call(ANTAR_SVC_CORE, "GET", "/flaky", NULL, &st) == ANTAR_OK && st == 200);
+    unlink(path);
+    cr_assert(antar_httpc_reload_peers() == -1, "a missing file is an error");
+    cr_assert(call(ANTAR_SVC_CORE, "GET", "/flaky", NULL, &st) == ANTAR_OK && st == 200);
+}

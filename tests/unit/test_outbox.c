@@ -59,7 +59,7 @@ static void setup(void)
     antar_httpc_set_token_provider(test_token);
     if (antar_db_migrate(NULL) != ANTAR_OK)
         return;
-    /* Leftovers of earlier runs would hold back this run's messages (order per target). */
+    /* Leftovers of earlier runs must not be delivered to this run's receivers. */
     antar_db_exec("UPDATE outbox SET status = 'dead', last_error = 'test reset' WHERE status ="
                   " 'pending'",
                   ANTAR_DB_NOARGS, NULL, NULL);
@@ -108,10 +108,11 @@ static json_t *row_for(const char *path)
     return row;
 }
 
+/* Each message its own key (the path), unless the test is about order. */
 static void add_committed(const char *path, json_t *body)
 {
     cr_assert(antar_db_begin() == ANTAR_OK);
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", path, body) == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, path, "POST", path, body) == ANTAR_OK);
     cr_assert(antar_db_commit() == ANTAR_OK);
 }
 
@@ -161,7 +162,7 @@ Test(outbox, rolled_back_message_never_delivered)
     snprintf(path, sizeof(path), "/t/ok/%s/rolled-back", run_id);
     snprintf(path2, sizeof(path2), "/t/ok/%s/after", run_id);
     cr_assert(antar_db_begin() == ANTAR_OK);
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", path, NULL) == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "k", "POST", path, NULL) == ANTAR_OK);
     antar_db_rollback();
     add_committed(path2, NULL);
     antar_outbox_kick();
@@ -176,10 +177,16 @@ Test(outbox, rolled_back_message_never_delivered)
 Test(outbox, add_outside_transaction_is_refused)
 {
     NEED_DB();
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", "/t/x", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "k", "POST", "/t/x", NULL) == ANTAR_E_INTERNAL);
     cr_assert(antar_db_begin() == ANTAR_OK);
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "BREW", "/t/x", NULL) == ANTAR_E_INTERNAL);
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", "no-slash", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "k", "BREW", "/t/x", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "k", "POST", "no-slash", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, NULL, "POST", "/t/x", NULL) == ANTAR_E_INTERNAL);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "", "POST", "/t/x", NULL) == ANTAR_E_INTERNAL);
+    char long_key[66];
+    memset(long_key, 'k', 65);
+    long_key[65] = 0;
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, long_key, "POST", "/t/x", NULL) == ANTAR_E_INTERNAL);
     antar_db_rollback();
 }
 
@@ -243,35 +250,100 @@ Test(outbox, open_circuit_holds_messages_without_counting_attempts)
     cr_assert(antar_httpc_circuit_state(ANTAR_SVC_CORE) == ANTAR_CIRCUIT_CLOSED);
 }
 
-Test(outbox, order_per_target_is_kept_across_retries)
+/* Where path a was seen last and path b first in the receiver's log, and how often a. */
+static void seen_order(const char *a, const char *b, int *last_a, int *first_b, int *na)
+{
+    pthread_mutex_lock(&test_srv.mu);
+    *first_b = -1, *last_a = -1, *na = 0;
+    for (int i = 0; i < test_srv.nreq; i++) {
+        if (strcmp(test_srv.reqs[i].path, a) == 0) {
+            *last_a = i;
+            (*na)++;
+        }
+        if (strcmp(test_srv.reqs[i].path, b) == 0 && *first_b < 0)
+            *first_b = i;
+    }
+    pthread_mutex_unlock(&test_srv.mu);
+}
+
+Test(outbox, order_per_key_is_kept_across_retries)
 {
     NEED_DB();
     test_srv_start(0, route);
     point_core_at(test_srv.port);
-    char a[96], b[96];
+    char a[96], b[96], key[48];
     snprintf(a, sizeof(a), "/t/flaky/%s/a", run_id); /* 503 twice, then 200 */
     snprintf(b, sizeof(b), "/t/ok/%s/b", run_id);
+    snprintf(key, sizeof(key), "order:%s", run_id);
     cr_assert(antar_db_begin() == ANTAR_OK);
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", a, NULL) == ANTAR_OK);
-    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, "POST", b, NULL) == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, key, "POST", a, NULL) == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, key, "POST", b, NULL) == ANTAR_OK);
     cr_assert(antar_db_commit() == ANTAR_OK);
     cr_assert(antar_outbox_start() == 0);
     antar_outbox_kick();
     cr_assert(wait_for(b, 1, 8000), "b delivered in the end");
-    pthread_mutex_lock(&test_srv.mu);
-    int first_b = -1, last_a = -1, na = 0;
-    for (int i = 0; i < test_srv.nreq; i++) {
-        if (strcmp(test_srv.reqs[i].path, a) == 0) {
-            last_a = i;
-            na++;
-        }
-        if (strcmp(test_srv.reqs[i].path, b) == 0 && first_b < 0)
-            first_b = i;
-    }
-    pthread_mutex_unlock(&test_srv.mu);
+    int first_b, last_a, na;
+    seen_order(a, b, &last_a, &first_b, &na);
     cr_assert(na == 3, "a tried 3 times, got %d", na);
     cr_assert(last_a < first_b, "b only after a succeeded (a last at %d, b first at %d)", last_a,
               first_b);
+}
+
+Test(outbox, a_retrying_message_holds_back_only_its_own_key)
+{
+    NEED_DB();
+    test_srv_start(0, route);
+    point_core_at(test_srv.port);
+    char a[96], b[96], ka[48], kb[48];
+    snprintf(a, sizeof(a), "/t/flaky/%s/a", run_id); /* 503 twice, then 200 */
+    snprintf(b, sizeof(b), "/t/ok/%s/b", run_id);
+    snprintf(ka, sizeof(ka), "order:%s-a", run_id);
+    snprintf(kb, sizeof(kb), "order:%s-b", run_id);
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, ka, "POST", a, NULL) == ANTAR_OK);
+    cr_assert(antar_outbox_add(ANTAR_SVC_CORE, kb, "POST", b, NULL) == ANTAR_OK);
+    cr_assert(antar_db_commit() == ANTAR_OK);
+    cr_assert(antar_outbox_start() == 0);
+    antar_outbox_kick();
+    cr_assert(wait_for(b, 1, 3000), "b delivered");
+    cr_assert(wait_for(a, 3, 8000), "a delivered in the end");
+    int first_b, last_a, na;
+    seen_order(a, b, &last_a, &first_b, &na);
+    cr_assert(first_b < last_a, "b did not wait for a's retries (a last at %d, b first at %d)",
+              last_a, first_b);
+}
+
+Test(outbox, many_messages_waiting_do_not_hide_a_due_one)
+{
+    NEED_DB();
+    test_srv_start(0, route);
+    point_core_at(test_srv.port);
+    /* 300 messages of other orders waiting a minute for their retry, ahead of a due one. */
+    cr_assert(antar_db_begin() == ANTAR_OK);
+    for (int i = 0; i < 300; i++) {
+        char p[96], k[48];
+        snprintf(p, sizeof(p), "/t/ok/%s/waiting/%d", run_id, i);
+        snprintf(k, sizeof(k), "order:%s-w%d", run_id, i);
+        cr_assert(antar_outbox_add(ANTAR_SVC_CORE, k, "POST", p, NULL) == ANTAR_OK);
+    }
+    cr_assert(
+        antar_db_exec("UPDATE outbox SET next_at = UTC_TIMESTAMP(3) + INTERVAL 60 SECOND"
+                      " WHERE status = 'pending' AND path LIKE CONCAT('/t/ok/', ?, '/waiting/%')",
+                      ANTAR_DB_ARGS(ANTAR_DB_S(run_id)), NULL, NULL) == ANTAR_OK);
+    cr_assert(antar_db_commit() == ANTAR_OK);
+    char due[96];
+    snprintf(due, sizeof(due), "/t/ok/%s/due", run_id);
+    add_committed(due, NULL);
+    cr_assert(antar_outbox_start() == 0);
+    antar_outbox_kick();
+    cr_assert(wait_for(due, 1, 3000), "the due message is found behind the waiting ones");
+    char p0[96];
+    snprintf(p0, sizeof(p0), "/t/ok/%s/waiting/0", run_id);
+    cr_assert(test_srv_count(p0) == 0, "a waiting message is not sent before its time");
+    /* Leave nothing pending for the next tests. */
+    antar_db_exec("UPDATE outbox SET status = 'dead', last_error = 'test reset' WHERE status ="
+                  " 'pending'",
+                  ANTAR_DB_NOARGS, NULL, NULL);
 }
 
 Test(outbox, permanent_4xx_is_dead_and_409_is_delivered)
