@@ -20,11 +20,13 @@
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (120) each, sanitizers on; crashes and
 #                the grown corpora in $(BUILD)/fuzz (FUZZ_TARGETS="fuzz_jwt fuzz_csrf" for some)
 #   make format  clang-format the C sources
+#   make api-docs  docs/api/: the API reference pages (Redocly, offline) and .http request
+#                collections from api/*.yaml, and docs/errors.md from the error table
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak faults scale fuzz format clean
+.PHONY: all run test up down status setup build bench sim soak faults scale fuzz format clean api-docs
 
 all: build
 
@@ -74,6 +76,10 @@ fuzz:
 format:
 	@find lib services tools tests/unit tests/fuzz include -name '*.[ch]' -print0 2>/dev/null | \
 		xargs -0 -r clang-format -i
+
+api-docs: setup
+	@scripts/gen_errors.py
+	@scripts/build_api_docs.py
 
 clean:
 	rm -rf build build-asan

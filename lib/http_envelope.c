@@ -83,6 +83,33 @@ void antar_http_reply(antar_req_t *req, int status, json_t *result)
     reply_doc(req, status, antar_envelope(status, result, ANTAR_OK, NULL, NULL), true);
 }
 
+/* The Indonesian message for err: the table's default, with field named. The English detail a
+ * handler wrote (ranges, allowed values, which state) is free text and is not translated; the
+ * field and the code still say what went wrong, and the English message has the rest. */
+static void indonesian_message(char *out, size_t n, antar_err_t err, const char *field)
+{
+    if (!field) {
+        snprintf(out, n, "%s", antar_err_message_lang(err, ANTAR_LANG_ID));
+        return;
+    }
+    switch (err) {
+    case ANTAR_E_MISSING_FIELD:
+        snprintf(out, n, "%s wajib diisi", field);
+        break;
+    case ANTAR_E_INVALID_FIELD:
+        snprintf(out, n, "nilai %s tidak valid", field);
+        break;
+    case ANTAR_E_UNKNOWN_FIELD:
+        snprintf(out, n, "%s bukan field dari endpoint ini", field);
+        break;
+    case ANTAR_E_DUPLICATE:
+        snprintf(out, n, "%s sudah terdaftar", field);
+        break;
+    default:
+        snprintf(out, n, "%s (%s)", antar_err_message_lang(err, ANTAR_LANG_ID), field);
+    }
+}
+
 void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const char *fmt, ...)
 {
     char msg[512];
@@ -98,6 +125,7 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
         err = ANTAR_E_INTERNAL;
         status = 500;
     }
+    antar_lang_t lang = antar_lang_from_accept(antar_req_header(req, "Accept-Language"));
     if (!req->replied)
         req->error = err;
     if (status == 401)
@@ -108,12 +136,18 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
         antar_err_noted_upstream(&up, &why, &retry_ms)) {
         /* Name the peer that failed: the client (and whoever reads the log) can tell a broken
          * dependency from this service failing. */
-        if (!fmt) {
-            const char *what = !strcmp(why, "circuit_open")
-                                   ? "is unavailable (circuit open, not called)"
-                               : !strcmp(why, "unreachable") ? "is unreachable"
-                               : !strcmp(why, "timeout")     ? "did not answer in time"
-                                                             : "failed";
+        if (!fmt || lang == ANTAR_LANG_ID) {
+            const char *what =
+                lang == ANTAR_LANG_ID
+                    ? (!strcmp(why, "circuit_open")
+                           ? "tidak tersedia (circuit terbuka, tidak dipanggil)"
+                       : !strcmp(why, "unreachable") ? "tidak dapat dihubungi"
+                       : !strcmp(why, "timeout")     ? "tidak menjawab tepat waktu"
+                                                     : "gagal")
+                    : (!strcmp(why, "circuit_open")  ? "is unavailable (circuit open, not called)"
+                       : !strcmp(why, "unreachable") ? "is unreachable"
+                       : !strcmp(why, "timeout")     ? "did not answer in time"
+                                                     : "failed");
             snprintf(msg, sizeof(msg), "%s %s", up, what);
             fmt = msg;
         }
@@ -122,6 +156,12 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
             snprintf(ra, sizeof ra, "%ld", (retry_ms + 999) / 1000);
             antar_http_add_header(req, "Retry-After", ra);
         }
+    }
+    if (lang == ANTAR_LANG_ID) {
+        if (fmt != msg)
+            indonesian_message(msg, sizeof msg, err, field);
+        fmt = msg;
+        antar_http_add_header(req, "Content-Language", "id");
     }
     reply_doc(req, status, antar_envelope(status, NULL, err, field, fmt ? msg : NULL), true);
 }

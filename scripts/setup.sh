@@ -6,8 +6,14 @@
 # own instances from scripts/stack.sh, so a policy-rc.d that denies every service start is in
 # place for the duration of the install (Debian's documented mechanism, invoke-rc.d honours it).
 # Then the npm packages of third_party/ (swagger-ui-dist, an OpenAPI linter) when they are
-# missing or older than third_party/package.json. Node and npm come from the machine itself:
-# Debian's nodejs/npm packages conflict with them, so they are never apt-installed here.
+# missing or older than third_party/package.json.
+#
+# Node.js: a node already on PATH is kept (a machine may carry a newer one than Debian's, whose
+# own npm would conflict with Debian's npm package); only when `node` is missing are Debian's
+# nodejs and npm added to the apt list, and when only `npm` is missing, Debian's npm.
+#
+# ANTAR_SETUP_DRY_RUN=1 prints the decisions and what would be installed, and changes nothing
+# (tests/integration/test_setup.py runs it with node hidden from PATH).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,13 +31,46 @@ PACKAGES=(
     chromium fonts-dejavu-core
 )
 
+NODE_MIN_MAJOR=18 # @redocly/cli 1.x needs Node 18 or newer; Debian 12 ships 18.20
+DRY_RUN="${ANTAR_SETUP_DRY_RUN:-0}"
+
 die() { echo "setup: error: $*" >&2; exit 1; }
+
+node_too_old() {
+    local major
+    major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+    ! [ "$major" -ge "$NODE_MIN_MAJOR" ] 2>/dev/null
+}
+old_node_msg() {
+    echo "node $(node --version 2>/dev/null || echo '?') on PATH ($(command -v node)) is older than" \
+        "$NODE_MIN_MAJOR, which third_party/ needs: remove it, or put a newer one first on PATH"
+}
+
+if command -v node >/dev/null && node_too_old; then
+    die "$(old_node_msg)"
+fi
+if ! command -v node >/dev/null; then
+    echo "setup: node not found on PATH: adding Debian's nodejs and npm"
+    PACKAGES+=(nodejs npm)
+elif ! command -v npm >/dev/null; then
+    echo "setup: npm not found on PATH (node $(node --version 2>/dev/null || echo '?') kept): adding Debian's npm"
+    PACKAGES+=(npm)
+    npm_only=1
+else
+    echo "setup: using node $(node --version 2>/dev/null || echo '?') and npm from PATH"
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
     st="$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)"
     [ "$st" = "installed" ] || missing+=("$p")
 done
+
+if [ "$DRY_RUN" = 1 ]; then
+    echo "setup: dry run: would install ${#missing[@]} package(s): ${missing[*]}"
+    echo "setup: dry run: nothing changed"
+    exit 0
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "setup: installing ${#missing[@]} package(s): ${missing[*]}"
@@ -60,6 +99,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
         tail -n 30 "$log" >&2
+        [ "${npm_only:-0}" = 1 ] && echo "setup: Debian's npm needs Debian's nodejs; the node on PATH" \
+            "($(command -v node)) came from elsewhere: install the npm that came with it, or remove it" >&2
         die "apt-get install failed (full log: $log)"
     fi
     rm -f "$log"
@@ -76,8 +117,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 for tool in node npm; do
-    command -v "$tool" >/dev/null || die "$tool not found on PATH (it is expected to be preinstalled)"
+    command -v "$tool" >/dev/null || die "$tool still not found on PATH after installing nodejs/npm"
 done
+node_too_old && die "$(old_node_msg)"
 
 # npm packages for the docs UI and the OpenAPI linter (third_party/package.json).
 tp="$REPO/third_party"

@@ -60,6 +60,17 @@ const char *antar_err_code(antar_err_t err);
 /* Default human message. Static string, never NULL. */
 const char *antar_err_message(antar_err_t err);
 
+/* ---- language of error.message -------------------------------------------------------------
+ * A client may ask for Indonesian messages with Accept-Language; error.code never changes. */
+typedef enum { ANTAR_LANG_EN = 0, ANTAR_LANG_ID } antar_lang_t;
+
+/* The language an Accept-Language value asks for among those the messages exist in: Indonesian
+ * when "id" (or "id-…", or the old tag "in") has the highest q-value of the two (a tie goes to
+ * the one listed first; "*" counts for English), else English. NULL or garbage: English. */
+antar_lang_t antar_lang_from_accept(const char *accept_language);
+/* Default message in lang (English for an unknown lang). Static string, never NULL. */
+const char *antar_err_message_lang(antar_err_t err, antar_lang_t lang);
+
 /* ---- the upstream behind a 502/503/504 ------------------------------------------------------
  * The service client notes which peer failed (and why) on the calling thread, bound to the
  * thread's current request (its trace span), so that antar_http_fail can name the peer in the

@@ -1,7 +1,7 @@
 """A tiny HTTP client for the integration tests, and the helpers every test file shares.
 
 Every call has a timeout. Every JSON answer outside the OAuth protocol endpoints is checked
-for the house envelope ({"status", "result", "error"}, DESIGN.md) and handed to the optional
+for the house envelope ({"status", "result", "error"}, README "Try it") and handed to the optional
 contract hook tests/integration/contract.py: validate(service, method, path, status, body).
 
     from antar_client import Api, signup_user, login, csrf
@@ -32,7 +32,7 @@ _NON_ENVELOPE_PREFIXES = ("/oauth/", "/.well-known/", "/openapi.json", "/metrics
 # Of those, the ones whose JSON answers are still checked against the OpenAPI file.
 _RFC_PREFIXES = ("/oauth/", "/.well-known/")
 
-# Edge routing (DESIGN.md), used to name the service behind an edge path for the contract hook.
+# Edge routing (deploy/haproxy.cfg), used to name the service behind an edge path for the contract hook.
 _EDGE_ROUTES = (
     (("/oauth", "/.well-known", "/csrf", "/fares"), "core"),
     (("/users", "/orders"), "user"),
@@ -97,7 +97,7 @@ class Response:
 
 
 def check_envelope(resp):
-    """Assert the envelope shape of DESIGN.md on a JSON response."""
+    """Assert the envelope shape of the product contract on a JSON response."""
     b = resp.body
     assert isinstance(b, dict), f"not a JSON object: {resp!r}"
     assert set(b) == {"status", "result", "error"}, f"envelope keys {sorted(b)}: {resp!r}"
@@ -323,12 +323,11 @@ def service_secret(client):
 
 def service_token(api, client="core-service"):
     """A client_credentials access token of a service client, from core (api: core's port or the
-    edge). Skips the calling test when this run has no secret for that client."""
+    edge). Fails the calling test when this run has no secret for that client: the tests that
+    need one check access control, and a skip there would pass a check that never ran."""
     secret = service_secret(client)
-    if not secret:
-        import pytest
-
-        pytest.skip(f"no client secret for {client} available to the tests")
+    assert secret, (f"no client secret for {client} available to the tests "
+                    f"(ANTAR_TEST_{SERVICE_SECRET_KEYS[client]} or the stack's secrets.env)")
     r = api.post("/oauth/token", form={"grant_type": "client_credentials", "client_id": client,
                                        "client_secret": secret})
     assert r.status == 200, r
@@ -350,11 +349,9 @@ def wait_for(fn, timeout=10.0, interval=0.2, what="condition"):
 
 def redis_cli(*args):
     """Run redis-cli against the stack's Redis ($ANTAR_REDIS_PORT, else 6380 + the port offset)
-    and return its output. Skips the calling test when redis-cli is not installed."""
-    if not shutil.which("redis-cli"):
-        import pytest
-
-        pytest.skip("redis-cli is not installed")
+    and return its output. Fails the calling test when redis-cli is not installed (setup.sh
+    installs it with redis-tools)."""
+    assert shutil.which("redis-cli"), "redis-cli is not installed (scripts/setup.sh installs redis-tools)"
     offset = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
     port = int(os.environ.get("ANTAR_REDIS_PORT") or 6380 + offset)
     # The stack's Redis has no default user: the admin ACL user, password by environment.

@@ -12,7 +12,7 @@ section of every spec): a path no route matches answers 404 `not_found`, and a m
 not take answers 405 `method_not_allowed`, both as an ErrorEnvelope.
 
 service is "user", "driver", "core", or "edge" (the service is then found from the path by the
-HAProxy rules of DESIGN.md; paths the edge answers itself must be a 404 or 503 ErrorEnvelope).
+HAProxy rules of deploy/haproxy.cfg; paths the edge answers itself must be a 404 or 503 ErrorEnvelope).
 """
 
 import functools
@@ -30,7 +30,7 @@ REPO = os.environ.get("ANTAR_REPO") or os.path.abspath(
 API_DIR = os.path.join(REPO, "api")
 SERVICES = ("user", "driver", "core")
 
-# HAProxy edge rules (DESIGN.md, deploy/haproxy.cfg): a prefix matches the path itself or
+# HAProxy edge rules (deploy/haproxy.cfg): a prefix matches the path itself or
 # anything below it.
 EDGE_ROUTES = (
     (("/oauth", "/.well-known", "/csrf", "/fares"), "core"),
@@ -277,7 +277,7 @@ def validate(service, method, path, status, body, content_type=None):
         raise AssertionError(f"contract: {where} → {status}: body does not match {os.path.basename(sp.file)} "
                              f"{method} {template} response {key}:\n  " + "\n  ".join(errs)
                              + f"\n  body: {_short(body)}")
-    # The envelope's status repeats the HTTP status (DESIGN.md).
+    # The envelope's status repeats the HTTP status (the product contract).
     if isinstance(body, dict) and set(body) == {"status", "result", "error"} and body["status"] != status:
         raise AssertionError(f"contract: {where} → {status}: envelope status {body['status']} "
                              f"!= HTTP status {status}")

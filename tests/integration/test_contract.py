@@ -10,6 +10,8 @@
   assets only.
 """
 
+import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -120,7 +122,8 @@ def test_spec_conventions(svc):
     assert not problems, "\n".join(problems)
 
 
-def _examples(svc):
+def _examples(svc, with_op=False):
+    """Every response example of the file (`example`, and each value of `examples`)."""
     doc = _load(svc)
     sp = contract.spec(svc)
     for template, item in doc["paths"].items():
@@ -130,8 +133,13 @@ def _examples(svc):
             for status, resp in op.get("responses", {}).items():
                 resp = sp.deref(resp)
                 for media, mt in (resp.get("content") or {}).items():
-                    if "example" in mt:
-                        yield template, m.upper(), int(status), media, mt["example"]
+                    found = [mt["example"]] if "example" in mt else []
+                    found += [sp.deref(e)["value"] for e in (mt.get("examples") or {}).values()]
+                    for ex in found:
+                        if with_op:
+                            yield template, m.upper(), int(status), media, ex, op
+                        else:
+                            yield template, m.upper(), int(status), media, ex
 
 
 @pytest.mark.parametrize("svc", SERVICES)
@@ -142,6 +150,136 @@ def test_examples_pass_contract(svc):
         contract.validate(svc, method, path_for(template), status, example, media)
         n += 1
     assert n > 20, f"only {n} examples in api/{svc}.yaml"
+
+
+# ---- error examples versus the error table (docs/errors.md) ---------------------------------
+
+
+def _gen_errors():
+    spec = importlib.util.spec_from_file_location(
+        "gen_errors", os.path.join(REPO, "scripts", "gen_errors.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _error_examples(svc):
+    for template, method, status, media, ex, op in _examples(svc, with_op=True):
+        if isinstance(ex, dict) and isinstance(ex.get("error"), dict) and "code" in ex["error"]:
+            yield f"{method} {template} {status}", status, ex["error"], op
+
+
+def test_errors_md_is_generated():
+    gen = _gen_errors()
+    with open(os.path.join(REPO, "docs", "errors.md"), encoding="utf-8") as f:
+        have = f.read()
+    assert have == gen.render(REPO), "docs/errors.md is not scripts/gen_errors.py's output: run it"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_spec_links_the_error_catalogue(svc):
+    doc = _load(svc)
+    assert doc.get("externalDocs", {}).get("url", "").endswith("docs/errors.md"), doc.get("externalDocs")
+    assert "docs/errors.md" in doc["info"]["description"]
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_error_examples_use_the_table(svc):
+    """Every error example's code exists in the error table (or the edge's), with that status."""
+    table = _gen_errors().codes_by_status(REPO)
+    problems = []
+    n = 0
+    for where, status, err, _op in _error_examples(svc):
+        n += 1
+        if err["code"] not in table:
+            problems.append(f"{where}: code {err['code']!r} is not in the error table")
+        elif status not in table[err["code"]]:
+            problems.append(f"{where}: {err['code']} is sent with {sorted(table[err['code']])}, not {status}")
+    assert n > 30, f"only {n} error examples in api/{svc}.yaml"
+    assert not problems, "\n".join(problems)
+
+
+def test_error_table_check_bites():
+    """The table check above rejects what the issue found in the old examples."""
+    table = _gen_errors().codes_by_status(REPO)
+    assert "conflict" in table and 409 in table["duplicate"]
+    assert "pickup_lat_invalid" not in table
+    assert 422 not in table["conflict"] and 409 not in table["invalid_field"]
+
+
+def _op_fields(sp, op):
+    """Names a route takes: body properties, parameters (path, query, header)."""
+    names = {sp.deref(p)["name"] for p in op.get("parameters", [])}
+    body = op.get("requestBody")
+    if body:
+        for mt in sp.deref(body).get("content", {}).values():
+            schema = sp.deref(mt.get("schema", {}))
+            for part in [schema] + [sp.deref(x) for x in schema.get("allOf", [])]:
+                names |= set(part.get("properties", {}))
+    return names
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_error_examples_fit_their_route(svc):
+    """A route's examples are errors that route can answer: no CSRF error on a route that takes no
+    CSRF token (every GET among them), and a 422's `field` is one the route takes (an
+    `unknown_field` example names one it does not)."""
+    sp = contract.spec(svc)
+    problems = []
+    for where, status, err, op in _error_examples(svc):
+        if err["code"] == "csrf_token_invalid" and not op.get("x-antar-csrf"):
+            problems.append(f"{where}: csrf_token_invalid on a route without x-antar-csrf")
+        if status == 422:
+            fields = _op_fields(sp, op)
+            f = err.get("field")
+            if err["code"] == "unknown_field":
+                if f in fields:
+                    problems.append(f"{where}: unknown_field names {f}, which the route takes")
+            elif f not in fields:
+                problems.append(f"{where}: field {f!r} is not one of the route's {sorted(fields)}")
+            if f and f not in (err.get("message") or ""):
+                problems.append(f"{where}: the message does not name the field {f}")
+    assert not problems, "\n".join(problems)
+
+
+# ---- docs/api: the rendered reference and the request collections --------------------------
+
+
+def _build_api_docs():
+    spec = importlib.util.spec_from_file_location(
+        "build_api_docs", os.path.join(REPO, "scripts", "build_api_docs.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_http_collection_is_generated(svc):
+    with open(os.path.join(REPO, "docs", "api", f"{svc}.http"), encoding="utf-8") as f:
+        have = f.read()
+    assert have == _build_api_docs().render_http(svc), \
+        f"docs/api/{svc}.http is stale: run make api-docs"
+    ops = sum(1 for item in _load(svc)["paths"].values() for m in item if m in contract.METHODS)
+    assert have.count("\n### ") == ops, "not one request per operation"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_reference_page_is_current_and_offline(svc):
+    """The page embeds this spec (so it was built from the current file) and loads nothing from
+    outside: every script, stylesheet, image and font it references is a file beside it."""
+    path = os.path.join(REPO, "docs", "api", f"{svc}.html")
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    m = re.search(r"__redoc_state = (\{.*?\});\s*\n", page, re.S)
+    assert m, f"{path}: no embedded Redoc state"
+    embedded = json.loads(m.group(1))["spec"]["data"]
+    assert embedded == _load(svc), f"{path} was built from another api/{svc}.yaml: run make api-docs"
+    refs = re.findall(r"<(?:script|link|img|iframe)\b[^>]*?(?:src|href)=[\"']([^\"']+)", page, re.I)
+    refs += re.findall(r"@import\s+url\(([^)]+)\)|url\((?:https?:)?//[^)]+\)", page)
+    assert "redoc.standalone.js" in refs, refs
+    for ref in filter(None, refs):
+        assert not re.match(r"(?:[a-z]+:)?//", ref, re.I), f"{path} loads {ref} from outside"
+        assert os.path.isfile(os.path.join(REPO, "docs", "api", ref)), f"{path}: {ref} missing"
 
 
 ORDER = {

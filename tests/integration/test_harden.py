@@ -574,7 +574,7 @@ def test_sign_in_over_https_with_the_ca_pinned(account):
         "grant_type": "authorization_code", "code": code, "code_verifier": verifier,
         "redirect_uri": uri, "client_id": "user-app"}, timeout=10, verify=CA)
     assert t.status_code == 200, t.text
-    # Plain HTTP stays (DESIGN.md), without HSTS.
+    # Plain HTTP stays (the product contract), without HSTS.
     assert "Strict-Transport-Security" not in requests.get(
         EDGE_URL + "/.well-known/jwks.json", timeout=10).headers
 

@@ -1,4 +1,4 @@
-"""Hostile input against every documented public write operation (DESIGN.md: "Bad input never
+"""Hostile input against every documented public write operation (the product contract: "Bad input never
 crashes, never half-writes: a clear 4xx envelope naming the field").
 
 The operations come from api/{user,driver,core}.yaml: every POST/PUT/PATCH with a request body,

@@ -111,9 +111,22 @@ static antar_err_t health_fake(void)
     return fake_health;
 }
 
+/* The served files' folder, removed with them when the test ends (stop), so that test runs leave
+ * no folders behind in /tmp. */
+static char dir[] = "/tmp/libhttp-test-XXXXXX";
+
+static void remove_dir(void)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/api.json", dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/swagger-ui.css", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void start(void)
 {
-    char dir[] = "/tmp/libhttp-test-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char path[512];
     snprintf(path, sizeof(path), "%s/api.json", dir);
@@ -149,6 +162,7 @@ static void start(void)
 static void stop(void)
 {
     antar_server_free(srv);
+    remove_dir();
 }
 
 TestSuite(server, .init = start, .fini = stop);

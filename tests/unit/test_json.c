@@ -62,14 +62,3 @@ Test(json, documents_without_reals_are_unchanged)
     json_decref(doc);
     cr_assert_null(antar_json_dumps(NULL, JSON_COMPACT));
 }
-
-/* The backoff the outbox and driver-service's reconciler share. */
-Test(util, backoff_doubles_from_the_first_and_stops_at_the_cap)
-{
-    cr_assert_eq(antar_backoff_ms(500, 30000, 0), 500);
-    cr_assert_eq(antar_backoff_ms(500, 30000, 1), 1000);
-    cr_assert_eq(antar_backoff_ms(500, 30000, 5), 16000);
-    cr_assert_eq(antar_backoff_ms(500, 30000, 6), 30000);
-    cr_assert_eq(antar_backoff_ms(500, 30000, 1000000), 30000, "no overflow on a long history");
-    cr_assert_eq(antar_backoff_ms(1000, 60000, -3), 1000, "a negative count is the first");
-}

@@ -1,4 +1,5 @@
-/* traceparent parsing and generation; random ids; time helpers; metrics rendering; log lines. */
+/* traceparent parsing and generation; random ids. (Time helpers: test_util.c; metrics:
+ * test_metrics.c; log lines: test_log.c.) */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -7,8 +8,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "antar/log.h"
-#include "antar/metrics.h"
 #include "antar/trace.h"
 #include "antar/util.h"
 
@@ -76,44 +75,6 @@ Test(trace, child_header_and_current)
     cr_assert_not_null(antar_trace_current());
 }
 
-Test(util, time_format_and_parse)
-{
-    char buf[32];
-    antar_time_rfc3339(1795249800123LL, buf);
-    cr_assert_str_eq(buf, "2026-11-21T08:30:00.123Z");
-    cr_assert_eq(antar_time_parse("2026-11-21T08:30:00.123Z"), 1795249800123LL);
-    cr_assert_eq(antar_time_parse("2026-11-21T15:30:00.123+07:00"), 1795249800123LL);
-    cr_assert_eq(antar_time_parse("2026-11-21T08:30:00Z"), 1795249800000LL);
-    cr_assert_eq(antar_time_parse("2026-11-21 08:30:00Z"), -1);
-    cr_assert_eq(antar_time_parse("2026-02-30T08:30:00Z"), -1);
-    cr_assert_eq(antar_time_parse("2026-11-21T08:30:00"), -1);
-    cr_assert_eq(antar_time_parse("2026-11-21T08:30:00Zx"), -1);
-    cr_assert_eq(antar_time_parse(NULL), -1);
-    cr_assert(antar_now_ms() > 1700000000000LL);
-    cr_assert(antar_mono_ms() >= 0);
-}
-
-Test(metrics, render)
-{
-    antar_metrics_request("/orders/{id}", "GET", 200, 0.003);
-    antar_metrics_request("/orders/{id}", "GET", 200, 0.2);
-    antar_metrics_call("core-service", "ok", 0.01);
-    antar_metrics_count("antar_orders_total", "status", "created");
-    char *t = antar_metrics_render();
-    cr_assert_not_null(t);
-    cr_assert(strstr(t, "antar_http_requests_total{route=\"/orders/{id}\",method=\"GET\","
-                        "status=\"200\"} 2\n"),
-              "%s", t);
-    cr_assert(strstr(t, "antar_http_request_duration_seconds_bucket{route=\"/orders/{id}\","
-                        "le=\"0.005\"} 1\n"),
-              "%s", t);
-    cr_assert(strstr(t, "antar_http_request_duration_seconds_bucket{route=\"/orders/{id}\","
-                        "le=\"+Inf\"} 2\n"));
-    cr_assert(strstr(t, "antar_calls_total{target=\"core-service\",outcome=\"ok\"} 1\n"));
-    cr_assert(strstr(t, "antar_orders_total{status=\"created\"} 1\n"));
-    free(t);
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -175,128 +136,6 @@ Test(trace, random_ids_differ_across_threads_and_fork)
     cr_assert(is_hex(child, 32));
     cr_assert_str_neq(child, parent);
 }
-
-Test(metrics, series_lookup_with_long_labels)
-{
-    char longroute[200];
-    memset(longroute, 'r', sizeof(longroute) - 1);
-    longroute[0] = '/';
-    longroute[sizeof(longroute) - 1] = '\0';
-    /* Alternating series on one thread: the per-thread hint must never count into the wrong
-     * one; labels longer than the table keeps are cut and still match themselves. */
-    for (int i = 0; i < 3; i++) {
-        antar_metrics_request("/a", "GET", 200, 0.001);
-        antar_metrics_request("/b", "GET", 200, 0.001);
-        antar_metrics_request("/a", "GET", 404, 0.001);
-        antar_metrics_request(longroute, "POST", 201, 0.001);
-    }
-    char *t = antar_metrics_render();
-    cr_assert_not_null(t);
-    cr_assert(strstr(t, "{route=\"/a\",method=\"GET\",status=\"200\"} 3\n"), "%s", t);
-    cr_assert(strstr(t, "{route=\"/b\",method=\"GET\",status=\"200\"} 3\n"), "%s", t);
-    cr_assert(strstr(t, "{route=\"/a\",method=\"GET\",status=\"404\"} 3\n"), "%s", t);
-    cr_assert(strstr(t, "antar_http_request_duration_seconds_count{route=\"/a\"} 6\n"), "%s", t);
-    char want[160];
-    snprintf(want, sizeof(want), "{route=\"%.95s\",method=\"POST\",status=\"201\"} 3\n", longroute);
-    cr_assert(strstr(t, want), "%s", t);
-    free(t);
-}
-
-/* Runs fn with stdout sent to a temporary file; returns what it wrote (caller frees). */
-static char *capture(void (*fn)(void))
-{
-    fflush(stdout);
-    FILE *tmp = tmpfile();
-    cr_assert_not_null(tmp);
-    int saved = dup(STDOUT_FILENO);
-    dup2(fileno(tmp), STDOUT_FILENO);
-    fn();
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    long n = ftell(tmp);
-    if (n <= 0) {
-        fseek(tmp, 0, SEEK_END);
-        n = ftell(tmp);
-    }
-    rewind(tmp);
-    char *buf = calloc(1, (size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, tmp), (size_t)n);
-    fclose(tmp);
-    return buf;
-}
-
-static const char *const odd = "a\"b\\c\b\f\n\r\t\x01\x1f\x7f/é€😀";
-
-static void log_by_hand(void)
-{
-    antar_log_field_t f[] = {
-        {"s", ANTAR_LOG_STR, odd, 0, 0},
-        {"bad_utf8", ANTAR_LOG_STR, "\xc3\x28", 0, 0},
-        {"none", ANTAR_LOG_STR, NULL, 0, 0},
-        {"i", ANTAR_LOG_INT, NULL, -9007199254740993LL, 0},
-        {"r1", ANTAR_LOG_REAL, NULL, 0, 0.1},
-        {"r2", ANTAR_LOG_REAL, NULL, 0, 1e-7},
-        {"r3", ANTAR_LOG_REAL, NULL, 0, 1e21},
-        {"r4", ANTAR_LOG_REAL, NULL, 0, 12.0},
-        {"r5", ANTAR_LOG_REAL, NULL, 0, -2.5e-300},
-        {"ms0", ANTAR_LOG_MS, NULL, 0, 0},
-        {"ms1", ANTAR_LOG_MS, NULL, 267, 0},
-        {"ms2", ANTAR_LOG_MS, NULL, 1000, 0},
-        {"ms3", ANTAR_LOG_MS, NULL, 1234560, 0},
-        {"ms4", ANTAR_LOG_MS, NULL, 5000000001LL, 0},
-        {"n", ANTAR_LOG_NULL, NULL, 0, 0},
-    };
-    antar_log_fields("warn", "ev\"t", f, sizeof(f) / sizeof(*f));
-}
-
-static void log_by_jansson(void)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "s", json_string(odd));
-    json_object_set_new(o, "bad_utf8", json_string("\xc3\x28")); /* NULL: not set */
-    json_object_set_new(o, "none", json_null());
-    json_object_set_new(o, "i", json_integer(-9007199254740993LL));
-    json_object_set_new(o, "r1", json_real(0.1));
-    json_object_set_new(o, "r2", json_real(1e-7));
-    json_object_set_new(o, "r3", json_real(1e21));
-    json_object_set_new(o, "r4", json_real(12.0));
-    json_object_set_new(o, "r5", json_real(-2.5e-300));
-    json_object_set_new(o, "ms0", json_real(0 / 1e3));
-    json_object_set_new(o, "ms1", json_real(267 / 1e3));
-    json_object_set_new(o, "ms2", json_real(1000 / 1e3));
-    json_object_set_new(o, "ms3", json_real(1234560 / 1e3));
-    json_object_set_new(o, "ms4", json_real(5000000001LL / 1e3));
-    json_object_set_new(o, "n", json_null());
-    antar_log_json("warn", "ev\"t", o);
-}
-
-Test(log, fields_by_hand_match_jansson)
-{
-    antar_log_init("unit");
-    antar_trace_t t;
-    antar_trace_new(&t);
-    for (int with_trace = 0; with_trace < 2; with_trace++) {
-        antar_trace_set_current(with_trace ? &t : NULL);
-        char *a = capture(log_by_hand), *b = capture(log_by_jansson);
-        /* Same text after the timestamp (which both write as 24 characters). */
-        cr_assert(strncmp(a, "{\"ts\":\"", 7) == 0 && strlen(a) > 33, "%s", a);
-        cr_assert_str_eq(a + 33, b + 33);
-        cr_assert_eq(a[strlen(a) - 1], '\n');
-        json_error_t e;
-        json_t *j = json_loads(a, 0, &e);
-        cr_assert_not_null(j, "%s: %s", e.text, a);
-        cr_assert_str_eq(json_string_value(json_object_get(j, "s")), odd);
-        cr_assert_null(json_object_get(j, "bad_utf8"));
-        cr_assert(antar_time_parse(json_string_value(json_object_get(j, "ts"))) > 0);
-        json_decref(j);
-        free(a);
-        free(b);
-    }
-    antar_trace_set_current(NULL);
-}
-
-/* ---- spans (the trace record's feed) ----------------------------------------------------------
- */
 
 static int g_spans;
 static char g_last_path[64];
