@@ -21,6 +21,7 @@ PACKAGES=(
     wrk curl jq clang-format clang-14 libclang-rt-14-dev
     python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-jwt
     python3-cryptography
+    libxgboost-dev
 )
 
 die() { echo "setup: error: $*" >&2; exit 1; }
