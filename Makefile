@@ -16,11 +16,13 @@
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (120) each, sanitizers on; crashes and
 #                the grown corpora in $(BUILD)/fuzz (FUZZ_TARGETS="fuzz_jwt fuzz_csrf" for some)
 #   make format  clang-format the C sources
+#   make ai-eval today's rules against core's models in the city (docs/ai.md): trains on its own
+#                simulated days, then 5 held-out seeds × 2 arms; long (~1 h); not part of make test
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak faults fuzz format clean
+.PHONY: all run test up down status setup build bench sim soak faults fuzz format clean ai-eval
 
 all: build
 
@@ -53,6 +55,9 @@ bench:
 
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
+
+ai-eval: build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} tools/train/ai-eval.sh
 
 soak: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/soak.sh $(SOAK_ARGS)

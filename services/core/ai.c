@@ -428,5 +428,5 @@ void core_ai_order_placed(double lat, double lng, long long now_ms)
 void core_ai_offer_outcome(long long driver_id, bool accepted)
 {
     if (G.enabled && driver_id > 0)
-        (void)core_store_ai_offer_outcome(driver_id, accepted);
+        (void)core_store_ai_offer_outcome(core_ai_clock(antar_now_ms()).epoch, driver_id, accepted);
 }

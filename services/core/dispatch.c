@@ -315,8 +315,9 @@ static antar_err_t pick_driver(const core_dispatch_t *d, const char *vt, double 
         double t0 = core_ai_now_s();
         core_candidate_t c[AI_CANDIDATES];
         size_t n = 0;
-        antar_err_t err = core_store_dispatch_candidates(d->order_id, vt, plat, plng, s->radius_m,
-                                                         cutoff, c, AI_CANDIDATES, &n);
+        antar_err_t err =
+            core_store_dispatch_candidates(d->order_id, vt, plat, plng, s->radius_m, cutoff,
+                                           core_ai_clock(now).epoch, c, AI_CANDIDATES, &n);
         if (err != ANTAR_OK)
             return err;
         if (n == 0) {

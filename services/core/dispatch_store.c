@@ -1121,7 +1121,7 @@ antar_err_t core_store_dispatch_audit(const core_scan_pos_t *from, int limit, js
  * offer record: what the dispatch ranking scores. The same tests as lua_pick (available, of
  * the type, fresh, untried, unlocked) but nothing is locked: core_store_dispatch_pick_one
  * takes the chosen one. KEYS: geo index, drivers:seen, the tried set. ARGV: vt, lng, lat,
- * radius, cutoff, max. Returns {{id, lng, lat, offers, accepts}, …}. */
+ * radius, cutoff, max, the records' key prefix. Returns {{id, lng, lat, offers, accepts}, …}. */
 static lua_cached_t lua_candidates = {
     .src = "local ids = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],\n"
            "  'BYRADIUS', ARGV[4], 'm', 'ASC', 'COUNT', 64, 'WITHCOORD')\n"
@@ -1134,7 +1134,7 @@ static lua_cached_t lua_candidates = {
            "    if st[1] == 'available' and st[2] == ARGV[1] and\n"
            "       redis.call('SISMEMBER', KEYS[3], id) == 0 and\n"
            "       redis.call('EXISTS', 'driver:' .. id .. ':offer') == 0 then\n"
-           "      local r = redis.call('HMGET', 'ai:drv:' .. id, 'n', 'a')\n"
+           "      local r = redis.call('HMGET', ARGV[7] .. id, 'n', 'a')\n"
            "      out[#out + 1] = {id, it[2][1], it[2][2], r[1] or '0', r[2] or '0'}\n"
            "      if #out >= tonumber(ARGV[6]) then break end\n"
            "    end\n"
@@ -1154,7 +1154,8 @@ static double reply_num(const redisReply *r)
 
 antar_err_t core_store_dispatch_candidates(long long order_id, const char *vt, double lat,
                                            double lng, long radius_m, long long cutoff_ms,
-                                           core_candidate_t *out, size_t max, size_t *n)
+                                           long long epoch, core_candidate_t *out, size_t max,
+                                           size_t *n)
 {
     *n = 0;
     if (!geo_lat_ok(lat))
@@ -1162,7 +1163,10 @@ antar_err_t core_store_dispatch_candidates(long long order_id, const char *vt, d
     num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
           cut = num_ll(cutoff_ms), mx = num_ll((long long)max);
     rkey_t geo = key_geo(vt), tried = key_dispatch(order_id, ":tried");
-    const char *args[] = {geo.b, "drivers:seen", tried.b, vt, n_lng.b, n_lat.b, rad.b, cut.b, mx.b};
+    rkey_t prefix;
+    snprintf(prefix.b, sizeof prefix.b, "ai:drv:%lld:", epoch);
+    const char *args[] = {geo.b,   "drivers:seen", tried.b, vt,   n_lng.b,
+                          n_lat.b, rad.b,          cut.b,   mx.b, prefix.b};
     redisReply *r = eval_cached(&lua_candidates, 3, args, (int)(sizeof args / sizeof args[0]));
     antar_err_t err = reply_ok(r, "dispatch_candidates");
     if (err == ANTAR_OK && r->type == REDIS_REPLY_ARRAY) {
@@ -1218,13 +1222,13 @@ antar_err_t core_store_dispatch_pick_one(long long order_id, long long driver_id
     return err;
 }
 
-antar_err_t core_store_ai_offer_outcome(long long driver_id, bool accepted)
+antar_err_t core_store_ai_offer_outcome(long long epoch, long long driver_id, bool accepted)
 {
     rkey_t k;
-    snprintf(k.b, sizeof k.b, "ai:drv:%lld", driver_id);
+    snprintf(k.b, sizeof k.b, "ai:drv:%lld:%lld", epoch, driver_id);
     redisReply *r = EVAL("redis.call('HINCRBY', KEYS[1], 'n', 1)\n"
                          "if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'a', 1) end\n"
-                         "redis.call('EXPIRE', KEYS[1], 86400)\n"
+                         "redis.call('EXPIRE', KEYS[1], 604800)\n"
                          "return 1\n",
                          1, k.b, accepted ? "1" : "0");
     return reply_done(r, "ai_offer_outcome");

@@ -131,7 +131,8 @@ antar_err_t core_store_dispatch_cancel(long long order_id);
 antar_err_t core_store_dispatch_expired(long long order_id);
 
 /* ---- the models' inputs (ai.c, docs/ai.md) ------------------------------------------------
- * ai:drv:<id>                    hash {n offers answered or lapsed, a accepted} (1 day)
+ * ai:drv:<epoch>:<id>            hash {n offers answered or lapsed, a accepted} (7 days); the
+ *                                epoch names the clock (ai.h): a simulated day starts afresh
  * ai:dem:<epoch>:<cell>:<bucket> orders per forecast cell and 5 city minutes; :all: the city */
 
 typedef struct {
@@ -144,13 +145,14 @@ typedef struct {
  * nearest first), without locking any. */
 antar_err_t core_store_dispatch_candidates(long long order_id, const char *vt, double lat,
                                            double lng, long radius_m, long long cutoff_ms,
-                                           core_candidate_t *out, size_t max, size_t *n);
+                                           long long epoch, core_candidate_t *out, size_t max,
+                                           size_t *n);
 /* Take the chosen candidate as core_store_dispatch_pick takes the nearest: *taken false when it
  * is no longer free (then try the next). */
 antar_err_t core_store_dispatch_pick_one(long long order_id, long long driver_id, const char *vt,
                                          long long cutoff_ms, long long lock_ms, bool *taken);
 /* An offer to driver_id ended: accepted, or rejected / lapsed. */
-antar_err_t core_store_ai_offer_outcome(long long driver_id, bool accepted);
+antar_err_t core_store_ai_offer_outcome(long long epoch, long long driver_id, bool accepted);
 /* One order in forecast cell (ilat, ilng) in 5-minute city bucket; epoch names the clock. */
 antar_err_t core_store_ai_demand_add(long long epoch, long ilat, long ilng, long long bucket,
                                      long ttl_s);

@@ -19,8 +19,9 @@
 
 /* ai.c's Redis inputs: the demand counters and driver records live in Redis (dispatch_store.c,
  * covered by the integration tests); these tests serve the ETA and acceptance models only. */
-antar_err_t core_store_ai_offer_outcome(long long driver_id, bool accepted)
+antar_err_t core_store_ai_offer_outcome(long long epoch, long long driver_id, bool accepted)
 {
+    (void)epoch;
     (void)driver_id;
     (void)accepted;
     return ANTAR_OK;
