@@ -347,16 +347,30 @@ static bool predict(core_ai_model_t m, const float *x, size_t rows, float *out)
     return ok;
 }
 
+bool core_ai_eta_legs(const double legs[][4], size_t n, bool car, long long now_ms, double *seconds)
+{
+    if (n == 0 || n > 8)
+        return false;
+    core_ai_clock_t c = core_ai_clock(now_ms);
+    ai_when_t w = ai_when(c.city_s, c.weekday0);
+    float x[8 * AI_ETA_NF], y[8];
+    for (size_t i = 0; i < n; i++)
+        ai_eta_features(x + i * AI_ETA_NF, legs[i][0], legs[i][1], legs[i][2], legs[i][3], w, car);
+    if (!predict(CORE_AI_ETA, x, n, y))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        seconds[i] = ai_eta_seconds(x + i * AI_ETA_NF, y[i]);
+        if (!isfinite(seconds[i]))
+            return false;
+    }
+    return true;
+}
+
 bool core_ai_eta(double from_lat, double from_lng, double to_lat, double to_lng, bool car,
                  long long now_ms, double *seconds)
 {
-    core_ai_clock_t c = core_ai_clock(now_ms);
-    float x[AI_ETA_NF], y = 0;
-    ai_eta_features(x, from_lat, from_lng, to_lat, to_lng, ai_when(c.city_s, c.weekday0), car);
-    if (!predict(CORE_AI_ETA, x, 1, &y) || !isfinite(y))
-        return false;
-    *seconds = exp(y); /* trained on log seconds */
-    return true;
+    const double leg[1][4] = {{from_lat, from_lng, to_lat, to_lng}};
+    return core_ai_eta_legs(leg, 1, car, now_ms, seconds);
 }
 
 #define RANK_MAX 32
@@ -383,7 +397,7 @@ bool core_ai_rank(const core_candidate_t *cand, size_t n, double pickup_lat, dou
     double cost_s = slots[CORE_AI_ACC].decline_cost_ms / 1000.0 * c.speed;
     pthread_rwlock_unlock(&slots[CORE_AI_ACC].lk);
     for (size_t i = 0; i < n; i++) {
-        double e = exp(ye[i]), p = fmin(fmax(ya[i], P_MIN), P_MAX);
+        double e = ai_eta_seconds(xe + i * AI_ETA_NF, ye[i]), p = fmin(fmax(ya[i], P_MIN), P_MAX);
         if (!isfinite(e))
             return false;
         eta_s[i] = e;

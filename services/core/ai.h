@@ -35,6 +35,10 @@ core_ai_clock_t core_ai_clock(long long now_ms);
 /* A leg's duration in city seconds (a trip, or a driver's way to a pickup). */
 bool core_ai_eta(double from_lat, double from_lng, double to_lat, double to_lng, bool car,
                  long long now_ms, double *seconds);
+/* n ≤ 8 legs {from_lat, from_lng, to_lat, to_lng} in one prediction (one call into XGBoost
+ * costs ~50–100 µs whatever the rows: an estimate asks for its trip and its pickup together). */
+bool core_ai_eta_legs(const double legs[][4], size_t n, bool car, long long now_ms,
+                      double *seconds);
 /* The dispatch ranking: scores[i] = expected city seconds until candidate i's confirmed
  * pickup — pickup ETA plus the expected cost of the declines before a yes,
  * (1 − p) / p × decline cost. false (nothing written) when either model is not ready. */

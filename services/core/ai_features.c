@@ -44,6 +44,19 @@ void ai_eta_features(float out[AI_ETA_NF], double from_lat, double from_lng, dou
     out[i++] = car ? 1.0f : 0.0f;
 }
 
+/* Streets shorter than this are taken as this long: a driver at the door still needs a minute. */
+#define ETA_MIN_M 50.0
+
+double ai_eta_target(const float x[AI_ETA_NF], double dur_s)
+{
+    return log(dur_s / fmax(x[1], ETA_MIN_M));
+}
+
+double ai_eta_seconds(const float x[AI_ETA_NF], double y)
+{
+    return exp(y) * fmax(x[1], ETA_MIN_M);
+}
+
 void ai_acc_features(float out[AI_ACC_NF], double driver_lat, double driver_lng, double pickup_lat,
                      double pickup_lng, double dropoff_lat, double dropoff_lng, double price,
                      ai_when_t w, bool car, double rate, double offers)

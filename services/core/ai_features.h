@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 
-#define AI_FEATURES_VERSION 1
+#define AI_FEATURES_VERSION 2
 
 /* ETA of one leg (a trip, or a driver's way to a pickup): city seconds. */
 #define AI_ETA_NF 13
@@ -40,6 +40,11 @@ double ai_manhattan_m(double lat1, double lng1, double lat2, double lng2);
 
 void ai_eta_features(float out[AI_ETA_NF], double from_lat, double from_lng, double to_lat,
                      double to_lng, ai_when_t w, bool car);
+/* The ETA model learns the pace, log(seconds per metre of street), not the seconds: a tree
+ * then only has to find where and when the city is slow, not re-learn that a longer way takes
+ * longer. Target of a leg of dur_s with features x, and seconds from a prediction y. */
+double ai_eta_target(const float x[AI_ETA_NF], double dur_s);
+double ai_eta_seconds(const float x[AI_ETA_NF], double y);
 
 /* rate: the driver's smoothed acceptance so far, (accepts + 1) / (offers + 2); offers: how many
  * this driver had (capped by the caller's counters). */

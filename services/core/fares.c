@@ -63,29 +63,29 @@ static antar_err_t fare_price(long long user_id, const core_trip_t *t, bool coun
     int surge = core_fare_surge_tenths(demand, supply);
     double t0 = core_ai_now_s();
     bool ai_used = false;
-    double forecast = 0, eta = 0;
+    double forecast = 0;
     if (core_ai_demand(t->pickup_lat, t->pickup_lng, now, &forecast)) {
         surge = core_fare_surge_tenths(llround(forecast), supply);
         ai_used = true;
     }
     *out =
         core_fare_compute(v, t->pickup_lat, t->pickup_lng, t->dropoff_lat, t->dropoff_lng, surge);
-    if (core_ai_eta(t->pickup_lat, t->pickup_lng, t->dropoff_lat, t->dropoff_lng, car, now, &eta)) {
-        out->duration_s = (long long)ceil(eta);
+    /* The trip, and the nearest free driver's way to the pickup, in one prediction. */
+    bool near = pickup_eta_s && isfinite(near_lat) && isfinite(near_lng);
+    const double legs[2][4] = {{t->pickup_lat, t->pickup_lng, t->dropoff_lat, t->dropoff_lng},
+                               {near_lat, near_lng, t->pickup_lat, t->pickup_lng}};
+    double eta[2];
+    bool model = core_ai_eta_legs(legs, near ? 2 : 1, car, now, eta);
+    if (model) {
+        out->duration_s = (long long)ceil(eta[0]);
         ai_used = true;
     }
-    if (pickup_eta_s) {
-        *pickup_eta_s = -1;
-        if (isfinite(near_lat) && isfinite(near_lng)) {
-            if (core_ai_eta(near_lat, near_lng, t->pickup_lat, t->pickup_lng, car, now, &eta)) {
-                *pickup_eta_s = (long long)ceil(eta);
-                ai_used = true;
-            } else
-                *pickup_eta_s = core_fare_compute(v, near_lat, near_lng, t->pickup_lat,
-                                                  t->pickup_lng, CORE_SURGE_MIN_TENTHS)
-                                    .duration_s;
-        }
-    }
+    if (pickup_eta_s)
+        *pickup_eta_s = !near   ? -1
+                        : model ? (long long)ceil(eta[1])
+                                : core_fare_compute(v, near_lat, near_lng, t->pickup_lat,
+                                                    t->pickup_lng, CORE_SURGE_MIN_TENTHS)
+                                      .duration_s;
     if (ai_used)
         core_ai_latency("estimate", core_ai_now_s() - t0);
     return ANTAR_OK;

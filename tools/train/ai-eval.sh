@@ -12,7 +12,8 @@
 # Needs the build (make build) and brings the stack up if it is not (scripts/stack.sh, with
 # ANTAR_PORT_OFFSET / ANTAR_RUN_DIR as usual). Long: about 4 minutes per city day on 2 cores.
 # Environment (defaults in brackets): AI_EVAL_SEEDS [201 202 203 204 205], AI_EVAL_TRAIN
-# [101:6:420:2 102:15:300:2 103:6:420:3 — seed:start hour:seconds:orders per s], AI_EVAL_DRIVERS
+# [101:6:420:2 102:15:300:2 103:6:240:3 104:6:240:2 105:6:240:3 — seed:start hour:seconds:orders
+# per s; the last day is the test and the one before validates], AI_EVAL_DRIVERS
 # [200], AI_EVAL_RATE [3] orders/s, AI_EVAL_DURATION [180] s, AI_EVAL_START [6.5] hour,
 # AI_EVAL_FRESH [0] (1: run the training days again even if their events are kept).
 set -euo pipefail
@@ -25,7 +26,7 @@ OUT="$ANTAR_RUN_DIR/ai-eval"
 export ANTAR_AI_DIR="${ANTAR_AI_DIR:-$ANTAR_RUN_DIR/models}"
 export ANTAR_AI_CLOCK_FILE="$ANTAR_RUN_DIR/sim/clock.json"
 SEEDS="${AI_EVAL_SEEDS:-201 202 203 204 205}"
-TRAIN="${AI_EVAL_TRAIN:-101:6:420:2 102:15:300:2 103:6:420:3}"
+TRAIN="${AI_EVAL_TRAIN:-101:6:420:2 102:15:300:2 103:6:240:3 104:6:240:2 105:6:240:3}"
 DRIVERS="${AI_EVAL_DRIVERS:-200}"
 RATE="${AI_EVAL_RATE:-3}"
 DURATION="${AI_EVAL_DURATION:-180}"

@@ -12,8 +12,9 @@
  * find them in the outcomes.
  *
  * Split by time, never by random rows: the days are ordered by their clock, every record by
- * (day, city time), and the first 70% train, the next 15% validate (early stopping, the
- * metrics in <model>.meta.json), the last 15% test. Training and inference use XGBoost's C API;
+ * (day, city time); with three days or more the last day is the test and the one before it
+ * validates (early stopping, the metrics in <model>.meta.json), else the first 70% of the rows
+ * train, the next 15% validate, the last 15% test. Training and inference use XGBoost's C API;
  * the feature vectors are services/core/ai_features.c, the same code core serves with. */
 #include <errno.h>
 #include <getopt.h>
@@ -213,13 +214,17 @@ static double rule_eta_s(double lat1, double lng1, double lat2, double lng2, boo
 static int eta_leg(tab_t *tb, int di, const day_t *d, double flat, double flng, double tlat,
                    double tlng, double start_s, double dur_s, bool car)
 {
-    /* Legs of less than 30 m or more than 4 city hours are recording noise, not trips. */
-    if (!(dur_s > 0 && dur_s < 4 * 3600) || !isfinite(start_s) ||
-        core_fare_haversine_m(flat, flng, tlat, tlng) < 30)
+    /* Recording noise, not trips: legs under 30 m or over 4 city hours, and legs whose straight
+     * line implies more than 120 km/h or less than 1 km/h through a city (a trip resumed after
+     * a lost answer carries the wrong start: 12 km in 20 s). A real system drops such GPS and
+     * clock glitches the same way; it takes out ~0.2% of the legs. */
+    double hav = core_fare_haversine_m(flat, flng, tlat, tlng);
+    if (!(dur_s > 0 && dur_s < 4 * 3600) || !isfinite(start_s) || hav < 30 ||
+        hav / dur_s * 3.6 > 120 || hav / dur_s * 3.6 < 1)
         return 0;
     float x[AI_ETA_NF];
     ai_eta_features(x, flat, flng, tlat, tlng, ai_when(start_s, d->weekday), car);
-    return tab_push(tb, x, (float)log(dur_s), di * 1e7 + start_s,
+    return tab_push(tb, x, (float)ai_eta_target(x, dur_s), di * 1e7 + start_s,
                     rule_eta_s(flat, flng, tlat, tlng, car));
 }
 
@@ -575,7 +580,7 @@ static double val_loss(ai_model_kind_t kind, const float *p, const float *y, siz
 {
     double s = 0;
     for (size_t i = 0; i < n; i++) {
-        if (kind == AI_KIND_ETA)
+        if (kind == AI_KIND_ETA) /* same metre count: the pace's ratio is the seconds' ratio */
             s += fabs(exp(p[i]) - exp(y[i])) / exp(y[i]);
         else if (kind == AI_KIND_ACC) {
             double q = fmin(fmax(p[i], 1e-6), 1 - 1e-6);
@@ -607,6 +612,15 @@ static ai_booster_t *fit(ai_model_kind_t kind, const tab_t *tb, size_t ntr, size
     char seed[24];
     snprintf(seed, sizeof seed, "%d", o->seed);
     XGBoosterSetParam(h, "objective", objective(kind));
+    /* The pace's mean is far from XGBoost's default start of 0.5. */
+    if (kind == AI_KIND_ETA) {
+        double m = 0;
+        for (size_t i = 0; i < ntr; i++)
+            m += tb->y[i];
+        char bs[32];
+        snprintf(bs, sizeof bs, "%.6f", ntr ? m / (double)ntr : 0.0);
+        XGBoosterSetParam(h, "base_score", bs);
+    }
     XGBoosterSetParam(h, "eta", "0.1");
     XGBoosterSetParam(h, "max_depth", kind == AI_KIND_DEM ? "4" : "6");
     XGBoosterSetParam(h, "min_child_weight", "3");
@@ -677,7 +691,9 @@ static json_t *metrics(ai_model_kind_t kind, ai_booster_t *b, const tab_t *tb, s
         goto out;
     if (kind == AI_KIND_ETA) {
         for (size_t i = 0; i < n; i++) {
-            double act = exp(tb->y[a + i]), mod = exp(p[i]), rule = tb->aux[a + i];
+            const float *x = tb->x + (a + i) * (size_t)tb->nf;
+            double act = ai_eta_seconds(x, tb->y[a + i]), mod = ai_eta_seconds(x, p[i]),
+                   rule = tb->aux[a + i];
             v1[i] = fabs(mod - act);
             v2[i] = fabs(mod - act) / act * 100;
             v3[i] = fabs(rule - act);
@@ -735,6 +751,30 @@ static void seasonal_naive(tab_t *tb, size_t ntr)
             }
         }
         tb->aux[i] = c > 0 ? s / c : x[4];
+    }
+}
+
+/* Split by time: with three days or more, whole days — the last validates nothing but is the
+ * test, the one before validates (early stopping), the rest train; with fewer, the first 70% of
+ * the rows (in time order) train, the next 15% validate and the last 15% test. Rows are sorted
+ * by day index × 1e7 + city seconds. */
+static void split(const tab_t *tb, int nd, size_t *ntr, size_t *nva)
+{
+    *ntr = tb->n * 70 / 100;
+    *nva = tb->n * 85 / 100;
+    if (nd < 3)
+        return;
+    size_t a = tb->n, b = tb->n;
+    for (size_t i = tb->n; i-- > 0;) {
+        int day = (int)(tb->t[i] / 1e7);
+        if (day >= nd - 2)
+            a = i;
+        if (day >= nd - 1)
+            b = i;
+    }
+    if (a > 0 && a < b && b < tb->n) {
+        *ntr = a;
+        *nva = b;
     }
 }
 
@@ -802,7 +842,8 @@ int ai_train_all(const char *const *paths, int np, const ai_train_opts_t *o, jso
             rc = -1;
             break;
         }
-        size_t ntr = tb.n * 70 / 100, nva = tb.n * 85 / 100;
+        size_t ntr, nva;
+        split(&tb, nd, &ntr, &nva);
         if (kind == AI_KIND_DEM) {
             write_naive(&tb, o->out_dir);
             seasonal_naive(&tb, ntr);
