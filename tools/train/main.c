@@ -21,7 +21,7 @@ int main(int argc, char **argv)
 {
     ai_train_opts_t o = {.rounds = 400, .min_rows = 50, .seed = 1};
     const char *models = NULL;
-    int eval = 0;
+    int eval = 0, bench = 0, calls = 3000;
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},      {"rounds", required_argument, NULL, 'r'},
         {"min-rows", required_argument, NULL, 'm'}, {"seed", required_argument, NULL, 's'},
@@ -54,6 +54,16 @@ int main(int argc, char **argv)
         case 'e':
             eval = 1;
             break;
+        case 'b':
+            bench = 1;
+            break;
+        case 'c':
+            calls = (int)strtol(optarg, &end, 10);
+            if (*end || calls < 10 || calls > 1000000) {
+                fprintf(stderr, "antar-train: --calls must be 10..1000000\n");
+                return 2;
+            }
+            break;
         case 'M':
             models = optarg;
             break;
@@ -64,6 +74,20 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (bench) {
+        if (!models) {
+            usage(stderr);
+            return 2;
+        }
+        json_t *res = NULL;
+        int rc = ai_bench(models, calls, &res);
+        if (res) {
+            json_dumpf(res, stdout, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(4));
+            fputc('\n', stdout);
+            json_decref(res);
+        }
+        return rc == 0 ? 0 : 1;
     }
     int np = argc - optind;
     const char *const *paths = (const char *const *)argv + optind;

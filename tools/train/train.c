@@ -20,6 +20,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -959,6 +960,92 @@ int ai_eval_all(const char *const *paths, int np, const char *models_dir, json_t
     for (int i = 0; i < nd; i++)
         day_free(&days[i]);
     free(days);
+    *out = res;
+    return rc;
+}
+
+/* ---- inference cost ------------------------------------------------------------------------ */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct {
+    ai_booster_t *b;
+    size_t rows, n;
+    int nf;
+    double *lat; /* n call latencies, seconds */
+} bench_job_t;
+
+static void *bench_run(void *arg)
+{
+    bench_job_t *j = arg;
+    float x[8 * 16], y[8];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = (float)(i % 7) * 0.5f;
+    for (size_t i = 0; i < j->n; i++) {
+        double t0 = mono_s();
+        (void)ai_booster_predict(j->b, x, j->rows, y);
+        j->lat[i] = mono_s() - t0;
+    }
+    return NULL;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static json_t *lat_json(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_dbl);
+    return json_pack("{sf sf sf}", "p50_us", v[n / 2] * 1e6, "p90_us", v[n * 9 / 10] * 1e6,
+                     "p99_us", v[n * 99 / 100] * 1e6);
+}
+
+int ai_bench(const char *models_dir, int calls, json_t **out)
+{
+    static const struct {
+        const char *name;
+        int nf;
+    } ms[] = {{"eta", AI_ETA_NF}, {"accept", AI_ACC_NF}, {"demand", AI_DEM_NF}};
+    json_t *res = json_object();
+    int rc = 0;
+    for (size_t m = 0; m < 3 && rc == 0; m++) {
+        char path[4096], err[512];
+        snprintf(path, sizeof path, "%s/%s.json", models_dir, ms[m].name);
+        ai_booster_t *b = ai_booster_load(path, ms[m].nf, err, sizeof err);
+        if (!b) {
+            fprintf(stderr, "antar-train: %s\n", err);
+            rc = -1;
+            break;
+        }
+        json_t *o = json_object();
+        double *v = malloc((size_t)calls * 2 * sizeof *v);
+        for (size_t rows = 1; v && rows <= 8; rows *= 8) {
+            /* One thread alone, then two threads sharing the booster (and its lock). */
+            bench_job_t a = {b, rows, (size_t)calls, ms[m].nf, v};
+            bench_run(&a);
+            char k[32];
+            snprintf(k, sizeof k, "rows%zu_1thread", rows);
+            json_object_set_new(o, k, lat_json(v, (size_t)calls));
+            bench_job_t t[2] = {{b, rows, (size_t)calls, ms[m].nf, v},
+                                {b, rows, (size_t)calls, ms[m].nf, v + calls}};
+            pthread_t th;
+            pthread_create(&th, NULL, bench_run, &t[1]);
+            bench_run(&t[0]);
+            pthread_join(th, NULL);
+            snprintf(k, sizeof k, "rows%zu_2threads", rows);
+            json_object_set_new(o, k, lat_json(v, (size_t)calls * 2));
+        }
+        free(v);
+        json_object_set_new(res, ms[m].name, o);
+        ai_booster_free(b);
+    }
     *out = res;
     return rc;
 }

@@ -23,6 +23,9 @@ typedef struct {
 int ai_train_all(const char *const *paths, int np, const ai_train_opts_t *o, json_t **summary);
 /* Measure the models of models_dir on held-out days: every row is a test row. */
 int ai_eval_all(const char *const *paths, int np, const char *models_dir, json_t **out);
+/* The cost of one prediction call per model (1 and 8 rows; one thread, then two sharing the
+ * booster and its lock), calls times each: p50/p90/p99 in µs as JSON. */
+int ai_bench(const char *models_dir, int calls, json_t **out);
 double ai_train_auc(const float *p, const float *y, size_t n);
 
 #endif
