@@ -41,6 +41,7 @@ typedef struct {
     double decline_cost_ms; /* accept's card */
     struct timespec card_mtime;
     bool seen_card;
+    bool off; /* not among the models ANTAR_AI names */
     atomic_llong used, fallback;
 } slot_t;
 
@@ -102,6 +103,15 @@ static void slot_set(slot_t *s, ai_booster_t *b, const char *version, double dec
 
 static void slot_load(slot_t *s)
 {
+    if (s->off) {
+        if (!s->seen_card) {
+            s->seen_card = true; /* log once */
+            antar_log_json("info", "ai_model_fallback",
+                           json_pack("{ss ss ss}", "model", s->name, "reason",
+                                     "not among the models ANTAR_AI names", "serving", "rule"));
+        }
+        return;
+    }
     char card[1200], model[1200], why[1400] = "";
     snprintf(card, sizeof card, "%s/%s.meta.json", G.dir, s->name);
     snprintf(model, sizeof model, "%s/%s.json", G.dir, s->name);
@@ -269,8 +279,17 @@ void core_ai_latency(const char *path, double seconds)
 
 void core_ai_init(void)
 {
+    /* "off" (or 0, false): every rule; "on" (the default): every model; or a comma list of the
+     * models to serve ("eta,accept": the dispatch and the ETA, the surge on its rule). */
     const char *sw = antar_config_env("ANTAR_AI", "on");
     G.enabled = !(strcmp(sw, "off") == 0 || strcmp(sw, "0") == 0 || strcmp(sw, "false") == 0);
+    bool all = strcmp(sw, "on") == 0 || strcmp(sw, "1") == 0 || strcmp(sw, "true") == 0;
+    for (int i = 0; i < CORE_AI__COUNT; i++) {
+        const char *p = strstr(sw, slots[i].name);
+        size_t n = strlen(slots[i].name);
+        slots[i].off = !G.enabled ||
+                       (!all && !(p && (p == sw || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')));
+    }
     const char *dir = antar_config_env("ANTAR_AI_DIR", NULL);
     const char *run = antar_config_env("ANTAR_RUN_DIR", NULL);
     if (dir)

@@ -343,6 +343,23 @@ Test(ai, switch_off_serves_the_rules_with_models_present)
     free(txt);
 }
 
+Test(ai, a_list_of_models_serves_those_only)
+{
+    char m[128];
+    snprintf(m, sizeof m, "%s/m", dir);
+    train_into(m, 600);
+    setenv("ANTAR_AI_DIR", m, 1);
+    setenv("ANTAR_AI", "eta,accept", 1);
+    core_ai_init();
+    cr_assert(core_ai_ready(CORE_AI_ETA) && core_ai_ready(CORE_AI_ACC));
+    cr_assert_not(core_ai_ready(CORE_AI_DEM), "demand is not in the list: its rule serves");
+    core_ai_shutdown();
+    setenv("ANTAR_AI", "demand", 1);
+    core_ai_init();
+    cr_assert(core_ai_ready(CORE_AI_DEM));
+    cr_assert_not(core_ai_ready(CORE_AI_ETA) || core_ai_ready(CORE_AI_ACC));
+}
+
 Test(ai, auc_of_known_orders)
 {
     float p[] = {0.1f, 0.4f, 0.35f, 0.8f}, y[] = {0, 0, 1, 1};

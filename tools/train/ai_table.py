@@ -68,26 +68,41 @@ def fmt(m, h, digits=2):
     return f"{m:.{digits}f} ± {h:.{digits}f}"
 
 
+ARMS = [("rules", "rules (nearest-first, counter surge)"),
+        ("models", "models (all three)"),
+        ("dispatch", "models' ETA + dispatch, rule surge")]
+
+
 def main():
     out, seeds = sys.argv[1], sys.argv[2:]
-    rows = {arm: [day(out, s, arm) for s in seeds] for arm in ("rules", "models")}
+    arms = [(a, label) for a, label in ARMS
+            if all(os.path.exists(os.path.join(out, f"eval-{s}-{a}", "report.json")) for s in seeds)]
+    rows = {a: [day(out, s, a) for s in seeds] for a, _ in arms}
     keys = list(rows["rules"][0].keys())
-    print(f"### In the city: {len(seeds)} held-out days (seeds {', '.join(seeds)}), "
-          "rules vs models, same seeds\n")
-    print("| measure | rules (nearest-first) | models | change (paired) |")
-    print("|---|---|---|---|")
+    print(f"### In the city: {len(seeds)} held-out days (seeds {', '.join(seeds)}), same seeds "
+          "in every arm\n")
+    head = "| measure | " + " | ".join(label for _, label in arms)
+    head += "".join(f" | change: {a} − rules" for a, _ in arms if a != "rules") + " |"
+    print(head)
+    print("|---" * (1 + len(arms) + len(arms) - 1) + "|")
     for k in keys:
+        cells = []
+        for a, _ in arms:
+            cells.append(fmt(*ci([x[k] for x in rows[a]])))
         r = [x[k] for x in rows["rules"]]
-        m = [x[k] for x in rows["models"]]
-        rm, rh = ci(r)
-        mm, mh = ci(m)
-        dm, dh = ci([b - a for a, b in zip(r, m)])
-        rel = f" ({100 * dm / rm:+.0f}%)" if rm else ""
-        print(f"| {k} | {fmt(rm, rh)} | {fmt(mm, mh)} | {fmt(dm, dh)}{rel} |")
-    print("\n95% Student-t intervals over the seeds; the change is models − rules per seed.\n")
+        for a, _ in arms:
+            if a == "rules":
+                continue
+            m = [x[k] for x in rows[a]]
+            dm, dh = ci([b - x for x, b in zip(r, m)])
+            rm = statistics.fmean(r)
+            rel = f" ({100 * dm / rm:+.0f}%)" if rm else ""
+            cells.append(fmt(dm, dh) + rel)
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    print("\n95% Student-t intervals over the seeds; a change is the arm − rules per seed (paired).\n")
 
     h = json.load(open(os.path.join(out, "heldout.json")))
-    print("### The models on the held-out days (rows of both arms)\n")
+    print("### The models on the held-out days (the rows of every arm)\n")
     print("| model | measure | model | baseline (today's rule) |")
     print("|---|---|---|---|")
 
