@@ -17,7 +17,7 @@
 #                the grown corpora in $(BUILD)/fuzz (FUZZ_TARGETS="fuzz_jwt fuzz_csrf" for some)
 #   make format  clang-format the C sources
 #   make ai-eval today's rules against core's models in the city (docs/ai.md): trains on its own
-#                simulated days, then 5 held-out seeds × 2 arms; long (~1 h); not part of make test
+#                simulated days, then 5 held-out seeds × 3 arms; long (~1.5 h); not part of make test
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
