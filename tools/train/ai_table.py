@@ -55,10 +55,13 @@ def day(out, seed, arm):
         "order → accepted, p50 (city min)": acc["p50"] / 1000 * speed / 60,
         "order → accepted, p90 (city min)": acc["p90"] / 1000 * speed / 60,
         "offers per order": offers / max(1, fl["orders_acked"]),
-        "unfulfilled (expired) %": 100 * fl["unfulfilled_rate"],
-        "cancelled %": 100 * fl["cancel_rate"],
-        "completed %": 100 * fl["completion_rate"],
+        "unfulfilled (expired) % (of acknowledged)": 100 * fl["unfulfilled_rate"],
+        "cancelled % (of acknowledged)": 100 * fl["cancel_rate"],
+        "completed % (of acknowledged)": 100 * fl["completion_rate"],
+        "declined on price (of offered) %": 100 * fl["declined_on_price"] / max(1, fl["orders_offered"]),
         "orders acknowledged": fl["orders_acked"],
+        "trips completed": fl["completed"],
+        "trips completed (of offered) %": 100 * fl["completed"] / max(1, fl["orders_offered"]),
     }
 
 
