@@ -2,11 +2,11 @@
  * antar-train trains with.
  *
  * Hot swap: each model is <ANTAR_AI_DIR>/<name>.json with its card <name>.meta.json beside it
- * (antar-train writes the model first, the card last). A call looks at the cards' mtimes at most
- * every 2 s; a changed card loads the new booster outside the lock and swaps it in under a write
- * lock, so requests in flight finish on the old one. A card or model that is missing, unreadable,
- * of another feature version or unable to predict leaves that model off: the rule serves, the log
- * says why, and /metrics shows antar_ai_model_loaded 0. */
+ * (antar-train writes the model first, the card last). A watcher thread looks at the cards'
+ * mtimes every 2 s; a changed card loads the new booster outside the lock and swaps it in under a
+ * write lock, so requests in flight finish on the old one. A card or model that is missing,
+ * unreadable, of another feature version or unable to predict leaves that model off: the rule
+ * serves, the log says why, and /metrics shows antar_ai_model_loaded 0. */
 #include "ai.h"
 
 #include <jansson.h>
@@ -55,7 +55,6 @@ static struct {
     bool enabled;
     char dir[1024];
     char clock_path[1024];
-    atomic_llong last_check_ms;
     pthread_mutex_t reload_mu;
     pthread_rwlock_t clock_lk;
     bool clock_set;
@@ -181,13 +180,63 @@ void core_ai_reload(void)
     pthread_mutex_unlock(&G.reload_mu);
 }
 
-static void maybe_reload(void)
+/* The watcher: looks at the files every RELOAD_EVERY_MS, whether requests come or not, so a
+ * model put in place while core is idle is serving before the first request after it, and a
+ * load (tens of ms) never lands on a request. */
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool running, stop;
+} W = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void *watcher_main(void *arg)
 {
-    long long now = antar_now_ms(), last = atomic_load(&G.last_check_ms);
-    if (now - last < RELOAD_EVERY_MS ||
-        !atomic_compare_exchange_strong(&G.last_check_ms, &last, now))
+    (void)arg;
+    pthread_mutex_lock(&W.mu);
+    while (!W.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += RELOAD_EVERY_MS / 1000;
+        while (!W.stop && pthread_cond_timedwait(&W.cv, &W.mu, &ts) == 0)
+            ;
+        if (W.stop)
+            break;
+        pthread_mutex_unlock(&W.mu);
+        core_ai_reload();
+        pthread_mutex_lock(&W.mu);
+    }
+    pthread_mutex_unlock(&W.mu);
+    return NULL;
+}
+
+static void watcher_start(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&W.cv, &attr);
+    pthread_condattr_destroy(&attr);
+    W.stop = false;
+    if (pthread_create(&W.thread, NULL, watcher_main, NULL) != 0) {
+        antar_logf("error", "ai: cannot start the model watcher: models load at start only");
+        pthread_cond_destroy(&W.cv);
         return;
-    core_ai_reload();
+    }
+    W.running = true;
+}
+
+static void watcher_stop(void)
+{
+    if (!W.running)
+        return;
+    pthread_mutex_lock(&W.mu);
+    W.stop = true;
+    pthread_cond_signal(&W.cv);
+    pthread_mutex_unlock(&W.mu);
+    pthread_join(W.thread, NULL);
+    pthread_cond_destroy(&W.cv);
+    W.running = false;
 }
 
 /* ---- metrics ------------------------------------------------------------------------------- */
@@ -304,13 +353,14 @@ void core_ai_init(void)
                    json_pack("{sb ss ss}", "enabled", G.enabled, "dir", G.dir, "clock",
                              G.clock_path[0] ? G.clock_path : "wall"));
     if (G.enabled) {
-        atomic_store(&G.last_check_ms, antar_now_ms());
         core_ai_reload();
+        watcher_start();
     }
 }
 
 void core_ai_shutdown(void)
 {
+    watcher_stop();
     for (int i = 0; i < CORE_AI__COUNT; i++) {
         slot_set(&slots[i], NULL, "", 0);
         slots[i].seen_card = false;
@@ -357,7 +407,6 @@ static bool predict(core_ai_model_t m, const float *x, size_t rows, float *out)
 {
     if (!G.enabled)
         return false;
-    maybe_reload();
     slot_t *s = &slots[m];
     pthread_rwlock_rdlock(&s->lk);
     bool ok = s->b && ai_booster_predict(s->b, x, rows, out) == 0;

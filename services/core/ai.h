@@ -17,7 +17,7 @@ typedef enum { CORE_AI_ETA, CORE_AI_ACC, CORE_AI_DEM, CORE_AI__COUNT } core_ai_m
  * and left to the rule), register the metrics. Never fails: without models core runs on rules. */
 void core_ai_init(void);
 void core_ai_shutdown(void);
-/* Check the files now (hot swap); also done by every call at most every 2 s. */
+/* Check the files now (hot swap); a watcher thread does it every 2 s. */
 void core_ai_reload(void);
 bool core_ai_ready(core_ai_model_t m);
 
