@@ -10,11 +10,13 @@
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f, "usage: antar-train --out DIR [--rounds N] [--min-rows N] [--seed N] EVENTS.jsonl...\n"
-           "       antar-train --eval --models DIR EVENTS.jsonl...\n"
-           "Trains core's ETA, acceptance and demand models (docs/ai.md) from the recorded\n"
-           "days, split by time (70/15/15); or measures them on held-out days (JSON on stdout).\n");
+    fprintf(f,
+            "usage: antar-train --out DIR [--rounds N] [--min-rows N] [--seed N] EVENTS.jsonl...\n"
+            "       antar-train --eval --models DIR EVENTS.jsonl...\n"
+            "       antar-train --bench --models DIR [--calls N]\n"
+            "Trains core's ETA, acceptance and demand models (docs/ai.md) from the recorded\n"
+            "days, split by time; measures them on held-out days; or times one prediction call\n"
+            "per model (JSON on stdout).\n");
 }
 
 int main(int argc, char **argv)
@@ -26,6 +28,7 @@ int main(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},      {"rounds", required_argument, NULL, 'r'},
         {"min-rows", required_argument, NULL, 'm'}, {"seed", required_argument, NULL, 's'},
         {"eval", no_argument, NULL, 'e'},           {"models", required_argument, NULL, 'M'},
+        {"bench", no_argument, NULL, 'b'},          {"calls", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},           {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
