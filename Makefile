@@ -22,11 +22,13 @@
 #   make format  clang-format the C sources
 #   make api-docs  docs/api/: the API reference pages (Redocly, offline) and .http request
 #                collections from api/*.yaml, and docs/errors.md from the error table
+#   make ai-eval today's rules against core's models in the city (docs/ai.md): trains on its own
+#                simulated days, then 5 held-out seeds × 3 arms; long (~1.5 h); not part of make test
 SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak faults scale fuzz format clean api-docs
+.PHONY: all run test up down status setup build bench sim soak faults scale fuzz format clean api-docs ai-eval
 
 all: build
 
@@ -59,6 +61,9 @@ bench:
 
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
+
+ai-eval: build
+	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} tools/train/ai-eval.sh
 
 soak: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/soak.sh $(SOAK_ARGS)

@@ -29,6 +29,7 @@ PACKAGES=(
     python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-jwt
     python3-cryptography
     chromium fonts-dejavu-core
+    libxgboost-dev
 )
 
 NODE_MIN_MAJOR=18 # @redocly/cli 1.x needs Node 18 or newer; Debian 12 ships 18.20

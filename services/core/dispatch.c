@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ai.h"
 #include "antar/db.h"
 #include "antar/httpc.h"
 #include "antar/kv.h"
@@ -109,6 +110,7 @@ antar_err_t core_dispatch_create(const core_order_t *o, json_t **out)
         core_fare_cell(o->pickup_lat, o->pickup_lng, cell, sizeof cell);
         /* An order is demand for the surge; losing one count is harmless. */
         (void)core_store_demand_add(cell, o->user_id, now);
+        core_ai_order_placed(o->pickup_lat, o->pickup_lng, now);
         antar_metrics_count("antar_dispatch_total", "outcome", "started");
         antar_log_json("info", "dispatch_started",
                        json_pack("{sI ss}", "order_id", (json_int_t)o->order_id, "vehicle_type",
@@ -129,6 +131,7 @@ antar_err_t core_dispatch_rejected(long long order_id, long long driver_id, long
     antar_err_t err = core_store_dispatch_rejected(order_id, driver_id, offer_id, antar_now_ms());
     if (err != ANTAR_OK)
         return err;
+    core_ai_offer_outcome(driver_id, false);
     core_dispatch_wake();
     return state_out(order_id, "rejected", out);
 }
@@ -140,6 +143,7 @@ antar_err_t core_dispatch_accepted(long long order_id, long long driver_id, json
         err = antar_kv_replicated(KV_REPLICATED_MS);
     if (err != ANTAR_OK)
         return err;
+    core_ai_offer_outcome(driver_id, true);
     antar_metrics_count("antar_dispatch_total", "outcome", "accepted");
     return state_out(order_id, "accepted", out);
 }
@@ -282,6 +286,75 @@ static bool limits_reached(const core_dispatch_t *d, long long now)
     return d->attempts >= s->max_candidates || now - d->started_ms >= s->dispatch_max_s * 1000;
 }
 
+/* How many free drivers around the pickup the models compare. */
+#define AI_CANDIDATES 8
+
+/* The next driver to offer the order to, locked and marked tried; 0 when none is free.
+ * Today's rule takes the nearest. With the ETA and acceptance models (ai.c) the nearest
+ * AI_CANDIDATES are ranked by the expected time until a driver has accepted and reached the
+ * pickup — a close driver who usually declines can cost more than one a little further who says
+ * yes — and the best one still free is taken. */
+static antar_err_t pick_driver(const core_dispatch_t *d, const char *vt, double plat, double plng,
+                               long long now, long long *driver)
+{
+    const core_settings_t *s = core_settings();
+    long long cutoff = now - s->presence_ttl_s * 1000, lock = s->offer_ttl_s * 1000;
+    if (core_ai_ready(CORE_AI_ETA) && core_ai_ready(CORE_AI_ACC)) {
+        double t0 = core_ai_now_s();
+        core_candidate_t c[AI_CANDIDATES];
+        size_t n = 0;
+        antar_err_t err =
+            core_store_dispatch_candidates(d->order_id, vt, plat, plng, s->radius_m, cutoff,
+                                           core_ai_clock(now).epoch, c, AI_CANDIDATES, &n);
+        if (err != ANTAR_OK)
+            return err;
+        if (n == 0) {
+            *driver = 0;
+            return ANTAR_OK;
+        }
+        double sc[AI_CANDIDATES], eta[AI_CANDIDATES], p[AI_CANDIDATES];
+        json_t *pl = d->payload;
+        bool ranked =
+            core_ai_rank(c, n, plat, plng, json_number_value(json_object_get(pl, "dropoff_lat")),
+                         json_number_value(json_object_get(pl, "dropoff_lng")),
+                         (double)json_integer_value(json_object_get(pl, "price")),
+                         strcmp(vt, "car") == 0, now, sc, eta, p);
+        core_ai_latency("dispatch", core_ai_now_s() - t0);
+        if (ranked) {
+            size_t order[AI_CANDIDATES];
+            /* Insertion sort by score; ties keep the nearest first. */
+            for (size_t i = 0; i < n; i++) {
+                size_t j = i;
+                order[i] = i;
+                while (j > 0 && sc[order[j - 1]] > sc[i]) {
+                    order[j] = order[j - 1];
+                    j--;
+                }
+                order[j] = i;
+            }
+            for (size_t k = 0; k < n; k++) {
+                size_t i = order[k];
+                bool taken = false;
+                err = core_store_dispatch_pick_one(d->order_id, c[i].driver_id, vt, cutoff, lock,
+                                                   &taken);
+                if (err != ANTAR_OK)
+                    return err;
+                if (taken) {
+                    *driver = c[i].driver_id;
+                    antar_log_json("info", "ai_dispatch_pick",
+                                   json_pack("{sI sI si si sf sf sf}", "order_id",
+                                             (json_int_t)d->order_id, "driver_id",
+                                             (json_int_t)c[i].driver_id, "rank_by_model", (int)k,
+                                             "rank_by_distance", (int)i, "pickup_eta_s", eta[i],
+                                             "p_accept", p[i], "score_s", sc[i]));
+                    return ANTAR_OK;
+                }
+            }
+        }
+    }
+    return core_store_dispatch_pick(d->order_id, vt, plat, plng, s->radius_m, cutoff, lock, driver);
+}
+
 /* One look at a claimed order. */
 static void order_step(long long order_id)
 {
@@ -320,6 +393,7 @@ static void order_step(long long order_id)
             goto out;
         }
         log_order("info", "offer_expired", order_id, d.offer_driver, d.offer_id);
+        core_ai_offer_outcome(d.offer_driver, false);
         (void)core_store_dispatch_offer_done(order_id, d.offer_driver);
         d.offer_id = 0;
     }
@@ -339,9 +413,7 @@ static void order_step(long long order_id)
         }
         long long driver = 0, offer_id = 0;
         long long expires = now + s->offer_ttl_s * 1000;
-        err = core_store_dispatch_pick(order_id, vt, plat, plng, s->radius_m,
-                                       now - s->presence_ttl_s * 1000, s->offer_ttl_s * 1000,
-                                       &driver);
+        err = pick_driver(&d, vt, plat, plng, now, &driver);
         if (err != ANTAR_OK)
             goto out;
         if (!driver) {

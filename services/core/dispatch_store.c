@@ -400,15 +400,23 @@ static redisReply *eval_cached(lua_cached_t *s, int nkeys, const char *const *ar
 static lua_cached_t lua_fare_inputs = {
     .src = LUA_EACH_FREE LUA_DEMAND_ADD(
         "1", "13", "9", "2",
-        "10") "if ARGV[1] == '1' then demand_add() end\n"
+        "10") "local near\n"
+              "if ARGV[1] == '1' then demand_add() end\n"
               "local demand = redis.call('PFCOUNT', unpack(KEYS, 1, 10))\n"
               "local supply = 0\n"
               "if ARGV[8] == '1' then\n"
               "  each_free(KEYS[11], KEYS[12], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7],\n"
               "    function(id, lock)\n"
-              "      if redis.call('EXISTS', lock) == 0 then supply = supply + 1 end\n"
+              "      if redis.call('EXISTS', lock) == 0 then\n"
+              "        supply = supply + 1\n"
+              "        if not near then near = id end\n"
+              "      end\n"
               "      return nil\n"
               "    end)\n"
+              "end\n"
+              "if near then\n"
+              "  local p = redis.call('GEOPOS', KEYS[11], near)[1]\n"
+              "  if p then return {demand, supply, p[1], p[2]} end\n"
               "end\n"
               "return {demand, supply}\n",
 };
@@ -416,7 +424,7 @@ static lua_cached_t lua_fare_inputs = {
 antar_err_t core_store_fare_inputs(const char *cell, long long user_id, long long now_ms,
                                    bool count_demand, const char *vt, double lat, double lng,
                                    long radius_m, long long cutoff_ms, long long *demand,
-                                   long long *supply)
+                                   long long *supply, double *near_lat, double *near_lng)
 {
     _Static_assert(DEMAND_WINDOW_MIN == 10, "lua_fare_inputs reads KEYS[1..10]");
     rkey_t keys[DEMAND_WINDOW_MIN], mine;
@@ -454,7 +462,8 @@ antar_err_t core_store_fare_inputs(const char *cell, long long user_id, long lon
                           demand_cap()};
     redisReply *r = eval_cached(&lua_fare_inputs, 13, args, (int)(sizeof args / sizeof args[0]));
     antar_err_t err = reply_ok(r, "fare_inputs");
-    if (err == ANTAR_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) {
+    if (err == ANTAR_OK &&
+        (r->type != REDIS_REPLY_ARRAY || (r->elements != 2 && r->elements != 4))) {
         antar_log_json(
             "error", "redis_error",
             json_pack("{ss ss}", "op", "fare_inputs", "error", "unexpected reply shape"));
@@ -463,6 +472,12 @@ antar_err_t core_store_fare_inputs(const char *cell, long long user_id, long lon
     if (err == ANTAR_OK) {
         *demand = reply_int(r->element[0]);
         *supply = reply_int(r->element[1]);
+        *near_lat = *near_lng = NAN;
+        if (r->elements == 4 && r->element[2]->type == REDIS_REPLY_STRING &&
+            r->element[3]->type == REDIS_REPLY_STRING) {
+            *near_lng = strtod(r->element[2]->str, NULL);
+            *near_lat = strtod(r->element[3]->str, NULL);
+        }
     }
     if (r)
         freeReplyObject(r);
@@ -1252,4 +1267,186 @@ antar_err_t core_store_city_demand(const char *const *cells, size_t n, long long
         demand[i] = r->type == REDIS_REPLY_ARRAY && i < r->elements ? reply_int(r->element[i]) : 0;
     freeReplyObject(r);
     return ANTAR_OK;
+}
+
+/* ---- the models' inputs (ai.c, docs/ai.md) ------------------------------------------------ */
+
+/* Up to ARGV[6] free drivers for an order, nearest first, with their positions and their
+ * offer record: what the dispatch ranking scores. The same tests as lua_pick (available, of
+ * the type, fresh, untried, unlocked) but nothing is locked: core_store_dispatch_pick_one
+ * takes the chosen one. KEYS: geo index, drivers:seen, the tried set. ARGV: vt, lng, lat,
+ * radius, cutoff, max, the records' key prefix. Returns {{id, lng, lat, offers, accepts}, …}. */
+static lua_cached_t lua_candidates = {
+    .src = "local ids = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[2], ARGV[3],\n"
+           "  'BYRADIUS', ARGV[4], 'm', 'ASC', 'COUNT', 64, 'WITHCOORD')\n"
+           "local out = {}\n"
+           "for _, it in ipairs(ids) do\n"
+           "  local id = it[1]\n"
+           "  local seen = redis.call('ZSCORE', KEYS[2], id)\n"
+           "  if seen and tonumber(seen) >= tonumber(ARGV[5]) then\n"
+           "    local st = redis.call('HMGET', 'driver:' .. id, 'status', 'vehicle_type')\n"
+           "    if st[1] == 'available' and st[2] == ARGV[1] and\n"
+           "       redis.call('SISMEMBER', KEYS[3], id) == 0 and\n"
+           "       redis.call('EXISTS', 'driver:' .. id .. ':offer') == 0 then\n"
+           "      local r = redis.call('HMGET', ARGV[7] .. id, 'n', 'a')\n"
+           "      out[#out + 1] = {id, it[2][1], it[2][2], r[1] or '0', r[2] or '0'}\n"
+           "      if #out >= tonumber(ARGV[6]) then break end\n"
+           "    end\n"
+           "  end\n"
+           "end\n"
+           "return out\n",
+};
+
+static double reply_num(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return (double)r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtod(r->str, NULL);
+    return 0;
+}
+
+antar_err_t core_store_dispatch_candidates(long long order_id, const char *vt, double lat,
+                                           double lng, long radius_m, long long cutoff_ms,
+                                           long long epoch, core_candidate_t *out, size_t max,
+                                           size_t *n)
+{
+    *n = 0;
+    if (!geo_lat_ok(lat))
+        return ANTAR_OK;
+    num_t n_lng = num_deg(lng), n_lat = num_deg(lat), rad = num_ll(radius_m),
+          cut = num_ll(cutoff_ms), mx = num_ll((long long)max);
+    rkey_t geo = key_geo(vt), tried = key_dispatch(order_id, ":tried");
+    rkey_t prefix;
+    snprintf(prefix.b, sizeof prefix.b, "ai:drv:%lld:", epoch);
+    const char *args[] = {geo.b,   "drivers:seen", tried.b, vt,   n_lng.b,
+                          n_lat.b, rad.b,          cut.b,   mx.b, prefix.b};
+    redisReply *r = eval_cached(&lua_candidates, 3, args, (int)(sizeof args / sizeof args[0]));
+    antar_err_t err = reply_ok(r, "dispatch_candidates");
+    if (err == ANTAR_OK && r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements && *n < max; i++) {
+            const redisReply *it = r->element[i];
+            if (it->type != REDIS_REPLY_ARRAY || it->elements != 5)
+                continue;
+            out[*n] = (core_candidate_t){
+                .driver_id = reply_int(it->element[0]),
+                .lng = reply_num(it->element[1]),
+                .lat = reply_num(it->element[2]),
+                .offers = reply_num(it->element[3]),
+                .accepts = reply_num(it->element[4]),
+            };
+            (*n)++;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+/* Take one chosen candidate: still available, of the type, fresh and untried, then locked and
+ * marked tried as lua_pick does. KEYS: the tried set, driver:<id>, driver:<id>:offer,
+ * drivers:seen. ARGV: id, vt, cutoff, order_id, lock ms, tried TTL. 1 taken, 0 not. */
+static lua_cached_t lua_pick_one = {
+    .src = "local st = redis.call('HMGET', KEYS[2], 'status', 'vehicle_type')\n"
+           "if st[1] ~= 'available' or st[2] ~= ARGV[2] then return 0 end\n"
+           "local seen = redis.call('ZSCORE', KEYS[4], ARGV[1])\n"
+           "if not seen or tonumber(seen) < tonumber(ARGV[3]) then return 0 end\n"
+           "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end\n"
+           "if not redis.call('SET', KEYS[3], ARGV[4], 'NX', 'PX', ARGV[5]) then return 0 end\n"
+           "redis.call('SADD', KEYS[1], ARGV[1])\n"
+           "redis.call('EXPIRE', KEYS[1], ARGV[6])\n"
+           "return 1\n",
+};
+
+antar_err_t core_store_dispatch_pick_one(long long order_id, long long driver_id, const char *vt,
+                                         long long cutoff_ms, long long lock_ms, bool *taken)
+{
+    num_t did = num_ll(driver_id), cut = num_ll(cutoff_ms), oid = num_ll(order_id),
+          lock = num_ll(lock_ms);
+    rkey_t tried = key_dispatch(order_id, ":tried"), drv = key_driver(driver_id, ""),
+           lk = key_driver(driver_id, ":offer");
+    const char *args[] = {tried.b, drv.b, lk.b,  "drivers:seen", did.b,
+                          vt,      cut.b, oid.b, lock.b,         "86400"};
+    redisReply *r = eval_cached(&lua_pick_one, 4, args, (int)(sizeof args / sizeof args[0]));
+    antar_err_t err = reply_ok(r, "dispatch_pick_one");
+    if (err == ANTAR_OK)
+        *taken = reply_int(r) == 1;
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
+antar_err_t core_store_ai_offer_outcome(long long epoch, long long driver_id, bool accepted)
+{
+    rkey_t k;
+    snprintf(k.b, sizeof k.b, "ai:drv:%lld:%lld", epoch, driver_id);
+    redisReply *r = EVAL("redis.call('HINCRBY', KEYS[1], 'n', 1)\n"
+                         "if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'a', 1) end\n"
+                         "redis.call('EXPIRE', KEYS[1], 604800)\n"
+                         "return 1\n",
+                         1, k.b, accepted ? "1" : "0");
+    return reply_done(r, "ai_offer_outcome");
+}
+
+static void ai_dem_key(char *b, size_t n, long long epoch, long ilat, long ilng, bool all,
+                       long long bucket)
+{
+    if (all)
+        snprintf(b, n, "ai:dem:%lld:all:%lld", epoch, bucket);
+    else
+        snprintf(b, n, "ai:dem:%lld:%ld:%ld:%lld", epoch, ilat, ilng, bucket);
+}
+
+antar_err_t core_store_ai_demand_add(long long epoch, long ilat, long ilng, long long bucket,
+                                     long ttl_s)
+{
+    rkey_t a, b;
+    num_t ttl = num_ll(ttl_s);
+    ai_dem_key(a.b, sizeof a.b, epoch, ilat, ilng, false, bucket);
+    ai_dem_key(b.b, sizeof b.b, epoch, 0, 0, true, bucket);
+    redisReply *r = EVAL("for i = 1, 2 do\n"
+                         "  redis.call('INCR', KEYS[i])\n"
+                         "  redis.call('EXPIRE', KEYS[i], ARGV[1])\n"
+                         "end\n"
+                         "return 1\n",
+                         2, a.b, b.b, ttl.b);
+    return reply_done(r, "ai_demand_add");
+}
+
+antar_err_t core_store_ai_demand_counts(long long epoch, long ilat, long ilng, long long bucket,
+                                        double *last15, double *last60, double *city15)
+{
+    /* 12 buckets of the cell (the last hour, this one included) and 3 of the whole city. */
+    rkey_t k[15];
+    const char *argv[16];
+    size_t lens[16];
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (int i = 0; i < 12; i++)
+        ai_dem_key(k[i].b, sizeof k[i].b, epoch, ilat, ilng, false, bucket - i);
+    for (int i = 0; i < 3; i++)
+        ai_dem_key(k[12 + i].b, sizeof k[12 + i].b, epoch, 0, 0, true, bucket - i);
+    for (int i = 0; i < 15; i++) {
+        argv[1 + i] = k[i].b;
+        lens[1 + i] = strlen(k[i].b);
+    }
+    redisReply *r = antar_kv_commandv(16, argv, lens);
+    antar_err_t err = reply_ok(r, "ai_demand_counts");
+    if (err == ANTAR_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != 15))
+        err = ANTAR_E_KV;
+    if (err == ANTAR_OK) {
+        *last15 = *last60 = *city15 = 0;
+        for (int i = 0; i < 15; i++) {
+            double v = r->element[i]->type == REDIS_REPLY_STRING ? reply_num(r->element[i]) : 0;
+            if (i < 3)
+                *last15 += v;
+            if (i < 12)
+                *last60 += v;
+            else
+                *city15 += v;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
 }

@@ -66,11 +66,11 @@ antar_err_t core_store_demand_add(const char *cell, long long user_id, long long
  * this customer in cell (as core_store_demand_add); *demand = distinct customers (estimates and
  * orders) in cell over the
  * 10 minutes up to now_ms; *supply = available, fresh (seen ≥ cutoff_ms), unlocked drivers of vt
- * within radius_m of the point. */
+ * within radius_m of the point; *near_lat, *near_lng the nearest of them (NAN when none). */
 antar_err_t core_store_fare_inputs(const char *cell, long long user_id, long long now_ms,
                                    bool count_demand, const char *vt, double lat, double lng,
                                    long radius_m, long long cutoff_ms, long long *demand,
-                                   long long *supply);
+                                   long long *supply, double *near_lat, double *near_lng);
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
@@ -129,6 +129,36 @@ antar_err_t core_store_dispatch_accepted(long long order_id, long long driver_id
 antar_err_t core_store_dispatch_cancel(long long order_id);
 /* The worker gave up (tombstone expired): clear the state. */
 antar_err_t core_store_dispatch_expired(long long order_id);
+
+/* ---- the models' inputs (ai.c, docs/ai.md) ------------------------------------------------
+ * ai:drv:<epoch>:<id>            hash {n offers answered or lapsed, a accepted} (7 days); the
+ *                                epoch names the clock (ai.h): a simulated day starts afresh
+ * ai:dem:<epoch>:<cell>:<bucket> orders per forecast cell and 5 city minutes; :all: the city */
+
+typedef struct {
+    long long driver_id;
+    double lat, lng;
+    double offers, accepts; /* the driver's record (ai:drv) */
+} core_candidate_t;
+
+/* Up to max free drivers for the order (as core_store_dispatch_pick would consider them,
+ * nearest first), without locking any. */
+antar_err_t core_store_dispatch_candidates(long long order_id, const char *vt, double lat,
+                                           double lng, long radius_m, long long cutoff_ms,
+                                           long long epoch, core_candidate_t *out, size_t max,
+                                           size_t *n);
+/* Take the chosen candidate as core_store_dispatch_pick takes the nearest: *taken false when it
+ * is no longer free (then try the next). */
+antar_err_t core_store_dispatch_pick_one(long long order_id, long long driver_id, const char *vt,
+                                         long long cutoff_ms, long long lock_ms, bool *taken);
+/* An offer to driver_id ended: accepted, or rejected / lapsed. */
+antar_err_t core_store_ai_offer_outcome(long long epoch, long long driver_id, bool accepted);
+/* One order in forecast cell (ilat, ilng) in 5-minute city bucket; epoch names the clock. */
+antar_err_t core_store_ai_demand_add(long long epoch, long ilat, long ilng, long long bucket,
+                                     long ttl_s);
+/* Orders in the cell over the last 3 and 12 buckets (this one included), the city's over 3. */
+antar_err_t core_store_ai_demand_counts(long long epoch, long ilat, long ilng, long long bucket,
+                                        double *last15, double *last60, double *city15);
 
 /* ---- audit (the ops client) ------------------------------------------------------------------
  * Read-only pages of the driver:<id> and dispatch:<order_id> hashes, walked with SCAN (never

@@ -25,6 +25,7 @@
 #include "antar/config.h"
 #include "antar/log.h"
 #include "antar/trace.h"
+#include "ai.h"
 #include "antar/util.h"
 #include "dispatch.h"
 #include "dispatch_store.h"
@@ -37,22 +38,56 @@
 /* Surge from the pickup cell's demand over 10 minutes against the available drivers of the
  * type around the pickup (fare_model.h has the formula). count_demand adds this request to the
  * demand first: an estimate is itself a sign of demand. One Redis round trip for all three,
- * and an estimate's only one: its quote is signed, not stored. */
+ * and an estimate's only one: its quote is signed, not stored.
+ *
+ * With the models (ai.c, docs/ai.md): duration_s is the learned ETA, the surge weighs the
+ * forecast of the next 15 minutes' orders in the pickup's area against the same supply, and
+ * *pickup_eta_s (may be NULL; -1 when no driver is free nearby) is the nearest free driver's
+ * way to the pickup. The price keeps the tariff's own duration, so that a better ETA changes
+ * what the customer is told, not what they pay. */
 static antar_err_t fare_price(long long user_id, const core_trip_t *t, bool count_demand,
-                              core_fare_t *out)
+                              core_fare_t *out, long long *pickup_eta_s)
 {
     const core_settings_t *s = core_settings();
     long long now = antar_now_ms(), demand = 0, supply = 0;
     char cell[48];
+    double near_lat = NAN, near_lng = NAN;
     core_fare_cell(t->pickup_lat, t->pickup_lng, cell, sizeof cell);
-    antar_err_t err = core_store_fare_inputs(cell, user_id, now, count_demand, t->vehicle_type,
-                                             t->pickup_lat, t->pickup_lng, s->radius_m,
-                                             now - s->presence_ttl_s * 1000, &demand, &supply);
+    antar_err_t err = core_store_fare_inputs(
+        cell, user_id, now, count_demand, t->vehicle_type, t->pickup_lat, t->pickup_lng,
+        s->radius_m, now - s->presence_ttl_s * 1000, &demand, &supply, &near_lat, &near_lng);
     if (err != ANTAR_OK)
         return err;
-    *out = core_fare_compute((core_vehicle_t)core_vehicle_parse(t->vehicle_type), t->pickup_lat,
-                             t->pickup_lng, t->dropoff_lat, t->dropoff_lng,
-                             core_fare_surge_tenths(demand, supply));
+    core_vehicle_t v = (core_vehicle_t)core_vehicle_parse(t->vehicle_type);
+    bool car = v == CORE_VEHICLE_CAR;
+    int surge = core_fare_surge_tenths(demand, supply);
+    double t0 = core_ai_now_s();
+    bool ai_used = false;
+    double forecast = 0;
+    if (core_ai_demand(t->pickup_lat, t->pickup_lng, now, &forecast)) {
+        surge = core_fare_surge_tenths(llround(forecast), supply);
+        ai_used = true;
+    }
+    *out =
+        core_fare_compute(v, t->pickup_lat, t->pickup_lng, t->dropoff_lat, t->dropoff_lng, surge);
+    /* The trip, and the nearest free driver's way to the pickup, in one prediction. */
+    bool near = pickup_eta_s && isfinite(near_lat) && isfinite(near_lng);
+    const double legs[2][4] = {{t->pickup_lat, t->pickup_lng, t->dropoff_lat, t->dropoff_lng},
+                               {near_lat, near_lng, t->pickup_lat, t->pickup_lng}};
+    double eta[2];
+    bool model = core_ai_eta_legs(legs, near ? 2 : 1, car, now, eta);
+    if (model) {
+        out->duration_s = (long long)ceil(eta[0]);
+        ai_used = true;
+    }
+    if (pickup_eta_s)
+        *pickup_eta_s = !near   ? -1
+                        : model ? (long long)ceil(eta[1])
+                                : core_fare_compute(v, near_lat, near_lng, t->pickup_lat,
+                                                    t->pickup_lng, CORE_SURGE_MIN_TENTHS)
+                                      .duration_s;
+    if (ai_used)
+        core_ai_latency("estimate", core_ai_now_s() - t0);
     return ANTAR_OK;
 }
 
@@ -137,7 +172,8 @@ antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t 
     if (err != ANTAR_OK)
         return err;
     core_fare_t f;
-    if ((err = fare_price(user_id, t, true, &f)) != ANTAR_OK)
+    long long pickup_eta_s = -1;
+    if ((err = fare_price(user_id, t, true, &f, &pickup_eta_s)) != ANTAR_OK)
         return err;
     /* Whole seconds: the token carries expires_s. */
     long long expires_s = antar_now_ms() / 1000 + core_settings()->quote_ttl_s;
@@ -147,6 +183,9 @@ antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t 
                             signed_ok ? expires_s * 1000 : 0);
     if (!res)
         return ANTAR_E_NOMEM;
+    /* The nearest free driver's way to the pickup; null when nobody is free nearby. */
+    json_object_set_new(res, "pickup_eta_s",
+                        pickup_eta_s >= 0 ? json_integer(pickup_eta_s) : json_null());
     *out = res;
     return ANTAR_OK;
 }
@@ -173,7 +212,7 @@ antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core
         antar_log_json("info", "quote_not_honoured",
                        json_pack("{sI}", "user_id", (json_int_t)user_id));
     }
-    if ((err = fare_price(user_id, t, false, &f)) != ANTAR_OK)
+    if ((err = fare_price(user_id, t, false, &f, NULL)) != ANTAR_OK)
         return err;
     if (!(res = fare_json(NULL, t->vehicle_type, &f, 0)))
         return ANTAR_E_NOMEM;

@@ -3,6 +3,7 @@
 #include "antar/metrics.h"
 #include "antar/http.h"
 #include "antar/outbox.h"
+#include "ai.h"
 #include "core.h"
 #include "oauth.h"
 
@@ -23,6 +24,8 @@ static int core_init(antar_server_t *s, const antar_config_t *cfg)
     /* Redis memory on core's /metrics: at maxmemory (noeviction) writes fail, and the login
      * throttles then answer 503 (they fail closed), so it is worth an alert before. */
     antar_metrics_add_source(antar_kv_metrics);
+    /* The models (docs/ai.md); without them, or with ANTAR_AI=off, today's rules serve. */
+    core_ai_init();
     return core_dispatch_start(cfg);
 }
 
@@ -31,6 +34,7 @@ static void core_shutdown(void)
     core_dispatch_stop();
     antar_outbox_stop();
     core_oauth_shutdown();
+    core_ai_shutdown();
 }
 
 static const antar_command_t core_commands[] = {

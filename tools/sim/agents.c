@@ -230,13 +230,22 @@ static void drv_ping(sim_t *s, driver_t *d, double at)
 static void offer_event(sim_t *s, driver_t *d, const char *outcome)
 {
     double now = sim_now(s);
-    event_write(s, json_pack("{ss sf sI sI sI sf sf sf si si ss sf sb}", "ev", "offer", "t",
-                             sim_wall_ms(s, now), "driver", (json_int_t)d->id, "offer",
-                             (json_int_t)d->offer_id, "order", (json_int_t)d->order_id, "pickup_m",
-                             d->offer_pickup_m, "trip_m", city_grid_m(d->pickup, d->dropoff),
-                             "price", d->offer_price, "hour", (int)hour_of(s, now), "weekday",
-                             s->o.start_weekday, "outcome", outcome, "response_ms",
-                             now - d->offer_seen_ms, "car", d->car));
+    json_t *ev =
+        json_pack("{ss sf sI sI sI sf sf sf si si ss sf sb}", "ev", "offer", "t",
+                  sim_wall_ms(s, now), "driver", (json_int_t)d->id, "offer",
+                  (json_int_t)d->offer_id, "order", (json_int_t)d->order_id, "pickup_m",
+                  d->offer_pickup_m, "trip_m", city_grid_m(d->pickup, d->dropoff), "price",
+                  d->offer_price, "hour", (int)hour_of(s, now), "weekday", s->o.start_weekday,
+                  "outcome", outcome, "response_ms", now - d->offer_seen_ms, "car", d->car);
+    /* What the services could know too: where the driver was, where the trip goes, and when
+     * the offer was seen on the city's clock (antar-train's features). */
+    if (ev) {
+        json_object_set_new(ev, "seen_city_s", json_real(sim_city_s(s, d->offer_seen_ms)));
+        json_object_set_new(ev, "driver_at", json_pack("[ff]", d->pos.lat, d->pos.lng));
+        json_object_set_new(ev, "pickup", json_pack("[ff]", d->pickup.lat, d->pickup.lng));
+        json_object_set_new(ev, "dropoff", json_pack("[ff]", d->dropoff.lat, d->dropoff.lng));
+    }
+    event_write(s, ev);
 }
 
 /* The driver's choice: a logistic model of their own. Far pickups and poor fares per kilometre
@@ -270,6 +279,7 @@ static void drv_to_pickup(sim_t *s, driver_t *d)
 {
     d->st = D_TO_PICKUP;
     d->accept_ms = sim_now(s);
+    d->accept_pos = drv_pos(s, d);
     drv_leg(s, d, d->pickup);
 }
 
@@ -402,16 +412,21 @@ static void trip_event(sim_t *s, driver_t *d)
 {
     double now = sim_now(s);
     double pickup_real = d->pickup_ms - d->accept_ms, trip_real = now - d->pickup_ms;
-    event_write(s, json_pack("{ss sf sI sI ss s[ff] s[ff] si si sf sf sf sf sf sf}", "ev", "trip",
-                             "t", sim_wall_ms(s, now), "order", (json_int_t)d->order_id, "driver",
-                             (json_int_t)d->id, "vehicle_type", d->car ? "car" : "motorcycle",
-                             "pickup", d->pickup.lat, d->pickup.lng, "dropoff", d->dropoff.lat,
-                             d->dropoff.lng, "hour", (int)hour_of(s, d->pickup_ms), "weekday",
-                             s->o.start_weekday, "grid_m", city_grid_m(d->pickup, d->dropoff),
-                             "haversine_m", city_haversine_m(d->pickup, d->dropoff),
-                             "pickup_real_ms", pickup_real, "trip_real_ms", trip_real,
-                             "pickup_sim_s", pickup_real / 1000 * s->o.speed, "trip_sim_s",
-                             trip_real / 1000 * s->o.speed));
+    json_t *ev = json_pack(
+        "{ss sf sI sI ss s[ff] s[ff] si si sf sf sf sf sf sf}", "ev", "trip", "t",
+        sim_wall_ms(s, now), "order", (json_int_t)d->order_id, "driver", (json_int_t)d->id,
+        "vehicle_type", d->car ? "car" : "motorcycle", "pickup", d->pickup.lat, d->pickup.lng,
+        "dropoff", d->dropoff.lat, d->dropoff.lng, "hour", (int)hour_of(s, d->pickup_ms), "weekday",
+        s->o.start_weekday, "grid_m", city_grid_m(d->pickup, d->dropoff), "haversine_m",
+        city_haversine_m(d->pickup, d->dropoff), "pickup_real_ms", pickup_real, "trip_real_ms",
+        trip_real, "pickup_sim_s", pickup_real / 1000 * s->o.speed, "trip_sim_s",
+        trip_real / 1000 * s->o.speed);
+    if (ev) {
+        json_object_set_new(ev, "from", json_pack("[ff]", d->accept_pos.lat, d->accept_pos.lng));
+        json_object_set_new(ev, "accept_city_s", json_real(sim_city_s(s, d->accept_ms)));
+        json_object_set_new(ev, "pickup_city_s", json_real(sim_city_s(s, d->pickup_ms)));
+    }
+    event_write(s, ev);
 }
 
 static void on_pickup(sim_t *s, http_req_t *r, int status, json_t *body)
@@ -568,12 +583,15 @@ static void cust_idle(sim_t *s, cust_t *c)
 
 static void order_event(sim_t *s, cust_t *c, const char *outcome)
 {
-    event_write(s, json_pack("{ss sf sI sI ss sf si ss s[ff] s[ff]}", "ev", "order", "t",
-                             sim_wall_ms(s, sim_now(s)), "order", (json_int_t)c->order_id,
-                             "customer", (json_int_t)c->id, "outcome", outcome, "placed_t",
-                             sim_wall_ms(s, c->placed_ms), "hour", (int)hour_of(s, c->placed_ms),
-                             "vehicle_type", c->car ? "car" : "motorcycle", "pickup", c->from.lat,
-                             c->from.lng, "dropoff", c->to.lat, c->to.lng));
+    json_t *ev = json_pack("{ss sf sI sI ss sf si ss s[ff] s[ff]}", "ev", "order", "t",
+                           sim_wall_ms(s, sim_now(s)), "order", (json_int_t)c->order_id, "customer",
+                           (json_int_t)c->id, "outcome", outcome, "placed_t",
+                           sim_wall_ms(s, c->placed_ms), "hour", (int)hour_of(s, c->placed_ms),
+                           "vehicle_type", c->car ? "car" : "motorcycle", "pickup", c->from.lat,
+                           c->from.lng, "dropoff", c->to.lat, c->to.lng);
+    if (ev)
+        json_object_set_new(ev, "placed_city_s", json_real(sim_city_s(s, c->placed_ms)));
+    event_write(s, ev);
 }
 
 static void on_order(sim_t *s, http_req_t *r, int status, json_t *body);

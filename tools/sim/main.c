@@ -47,6 +47,30 @@ double sim_wall_ms(const sim_t *s, double t_ms)
     return s->t0_wall_ms + t_ms;
 }
 
+/* A simulated city runs its own clock (--speed, --start-hour): core's models read the hour of
+ * day off it when ANTAR_AI_CLOCK_FILE names this file (docs/ai.md), as a real deployment reads
+ * its wall clock. Written whole (temporary file, rename); best effort. */
+static void sim_clock_file(const sim_t *s)
+{
+    const char *path = getenv("ANTAR_AI_CLOCK_FILE");
+    if (!path || !*path)
+        return;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "{\"t0_wall_ms\":%.0f,\"start_hour\":%.6f,\"weekday\":%d,\"speed\":%.6f}\n",
+            s->t0_wall_ms, s->o.start_hour, s->o.start_weekday, s->o.speed);
+    if (fclose(f) == 0)
+        (void)rename(tmp, path);
+}
+
+double sim_city_s(const sim_t *s, double t_ms)
+{
+    return s->o.start_hour * 3600.0 + t_ms / 1000.0 * s->o.speed;
+}
+
 int sim_hour(const sim_t *s, double t_ms)
 {
     return (int)fmod(s->o.start_hour + t_ms / 1000.0 * s->o.speed / 3600.0, 24.0);
@@ -687,6 +711,17 @@ static int run(sim_t *s)
 
     snprintf(path, sizeof path, "%s/events.jsonl", s->o.out_dir);
     s->events = fopen(path, "w");
+    /* The run's clock first: how wall time maps to the simulated day (antar-train's city time,
+     * and core's own clock file under ANTAR_AI_CLOCK_FILE). */
+    if (s->events) {
+        json_t *clk =
+            json_pack("{ss sf sf si sf}", "ev", "clock", "t0_wall_ms", s->t0_wall_ms, "start_hour",
+                      s->o.start_hour, "weekday", s->o.start_weekday, "speed", s->o.speed);
+        json_dumpf(clk, s->events, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        fputc('\n', s->events);
+        json_decref(clk);
+        sim_clock_file(s);
+    }
     snprintf(path, sizeof path, "%s/acked.tsv", s->o.out_dir);
     s->acked = fopen(path, "w");
     /* issues.tsv: intended send (wall ms), end (wall ms), endpoint, status (0 = no answer),

@@ -215,6 +215,7 @@ typedef struct {
     int home_zone;
     long long offer_id, order_id;
     double offer_seen_ms, accept_ms, pickup_ms;
+    pt_t accept_pos; /* where the driver was on accepting: the pickup leg's start */
     double offer_price, offer_pickup_m;
     pt_t pickup, dropoff;
     uint32_t gen_ping, gen_poll, gen_act; /* timer generations: a stale timer is ignored */
@@ -333,6 +334,9 @@ typedef struct sim {
 double sim_now(const sim_t *s);
 /* the simulated hour of day (0–23) at run-clock ms t */
 int sim_hour(const sim_t *s, double t_ms);
+/* the simulated clock at run-clock ms t as seconds since midnight of the start day (may pass
+ * 86400): what a real system reads off its own clock, written into events.jsonl */
+double sim_city_s(const sim_t *s, double t_ms);
 double sim_wall_ms(const sim_t *s, double t_ms);
 
 /* net.c */
