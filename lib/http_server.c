@@ -842,37 +842,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     antar_logf(strstr(msg, "closed by remote peer") ? "info" : "warn", "mhd: %s", msg);
 }
 
-static char *read_file(const char *path, long max, size_t *len)
-{
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > max)
-        goto fail;
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf)
-        goto fail;
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto fail;
-        got += (size_t)n;
-    }
-    buf[got] = '\0';
-    *len = got;
-    close(fd);
-    return buf;
-fail:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
 static int start_listener(antar_listener_t *l, int port, int threads)
 {
     const antar_config_t *cfg = l->srv->cfg;
@@ -932,7 +901,7 @@ int antar_server_start(antar_server_t *s)
 {
     const antar_config_t *cfg = s->cfg;
     free(s->api_doc);
-    s->api_doc = read_file(cfg->api_file, STATIC_FILE_MAX, &s->api_len);
+    s->api_doc = antar_read_file(cfg->api_file, STATIC_FILE_MAX, &s->api_len);
     if (!s->api_doc)
         antar_logf("warn", "OpenAPI file %s not readable; /openapi.json will answer 503",
                    cfg->api_file);
@@ -1179,7 +1148,7 @@ static void h_docs_file(antar_req_t *req)
         return;
     }
     size_t len = 0;
-    char *body = read_file(path, STATIC_FILE_MAX, &len);
+    char *body = antar_read_file(path, STATIC_FILE_MAX, &len);
     if (!body) {
         antar_http_fail(req, ANTAR_E_NOT_FOUND, NULL, "no such file");
         return;

@@ -92,11 +92,7 @@ static void *watchdog(void *arg)
 
 static bool watchdog_start(pthread_t *t, int drain_s)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    antar_cond_init_monotonic(&wd_cv);
     wd_done = false;
     wd_drain_s = drain_s;
     return pthread_create(t, NULL, watchdog, NULL) == 0;

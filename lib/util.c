@@ -2,11 +2,16 @@
 #include "antar/util.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -260,4 +265,44 @@ int antar_b64url_decode(const char *s, size_t len, unsigned char *out, size_t ma
                              sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0
                ? 0
                : -1;
+}
+
+char *antar_read_file(const char *path, long max, size_t *len)
+{
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > max)
+        goto fail;
+    buf = malloc((size_t)st.st_size + 1);
+    if (!buf)
+        goto fail;
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            goto fail;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *len = got;
+    close(fd);
+    return buf;
+fail:
+    free(buf);
+    close(fd);
+    return NULL;
+}
+
+void antar_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
 }

@@ -2,6 +2,7 @@
 #ifndef ANTAR_UTIL_H
 #define ANTAR_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
@@ -48,5 +49,13 @@ long antar_backoff_ms(long first_ms, long max_ms, long long attempts_before);
  * antar_httpc_call refuses a call from a marked thread. Thread-local, so it costs nothing. */
 void antar_thread_set_internal(bool internal);
 bool antar_thread_is_internal(void);
+
+/* A whole regular file (no symlink followed), NUL-terminated, at most max bytes; *len its size.
+ * NULL when it cannot be opened, is not a regular file, is larger, or on a read error. */
+char *antar_read_file(const char *path, long max, size_t *len);
+
+/* A condition variable whose timed waits count on CLOCK_MONOTONIC (a wall-clock step neither
+ * stretches nor cuts a worker's sleep). */
+void antar_cond_init_monotonic(pthread_cond_t *cv);
 
 #endif

@@ -212,11 +212,7 @@ static void *watcher_main(void *arg)
 
 static void watcher_start(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&W.cv, &attr);
-    pthread_condattr_destroy(&attr);
+    antar_cond_init_monotonic(&W.cv);
     W.stop = false;
     if (pthread_create(&W.thread, NULL, watcher_main, NULL) != 0) {
         antar_logf("error", "ai: cannot start the model watcher: models load at start only");

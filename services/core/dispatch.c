@@ -506,11 +506,7 @@ int core_dispatch_start(const antar_config_t *cfg)
 {
     (void)cfg;
     const core_settings_t *s = core_settings();
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&W.cv, &attr);
-    pthread_condattr_destroy(&attr);
+    antar_cond_init_monotonic(&W.cv);
     W.stop = false;
     if (pthread_create(&W.thread, NULL, worker_main, NULL) != 0) {
         antar_logf("error", "cannot start the dispatch worker");

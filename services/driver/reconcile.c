@@ -264,11 +264,7 @@ int reconcile_start(void)
     g_period_ms = antar_config_long("ANTAR_RECONCILE_MS", 2000, 100, 600000);
     g_sweep_s = antar_config_long("ANTAR_RECONCILE_SWEEP_S", 120, 1, 86400);
     g_grace_ms = antar_config_long("ANTAR_CONFIRM_GRACE_MS", 8000, 0, 600000);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&g_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    antar_cond_init_monotonic(&g_cv);
     g_stop = false;
     if (pthread_create(&g_thread, NULL, worker, NULL) != 0) {
         antar_logf("error", "reconcile: cannot start the thread");

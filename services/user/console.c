@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "antar/config.h"
+#include "antar/util.h"
 #include "user.h"
 
 #define CONSOLE_FILE_MAX (1024L * 1024)
@@ -43,36 +44,6 @@ static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'sel
                           "img-src 'self' data:; connect-src 'self'; base-uri 'none'; "
                           "form-action 'none'; frame-ancestors 'none'";
 
-static char *slurp(const char *path, size_t *len)
-{
-    char *buf = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CONSOLE_FILE_MAX)
-        goto fail;
-    buf = malloc((size_t)st.st_size + 1);
-    if (!buf)
-        goto fail;
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto fail;
-        got += (size_t)n;
-    }
-    *len = got;
-    close(fd);
-    return buf;
-fail:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
 void console_file(antar_req_t *req)
 {
     const char *name = antar_req_param(req, "file");
@@ -85,7 +56,7 @@ void console_file(antar_req_t *req)
     size_t len = 0;
     char *body = NULL;
     if (f && dir[0] && snprintf(path, sizeof path, "%s/%s", dir, f->path) < (int)sizeof path)
-        body = slurp(path, &len);
+        body = antar_read_file(path, CONSOLE_FILE_MAX, &len);
     if (!body) {
         antar_http_fail(req, ANTAR_E_NOT_FOUND, NULL, "no such file");
         return;
