@@ -791,8 +791,13 @@ antar_err_t core_store_dispatch_rejected(long long order_id, long long driver_id
 
 /* An acceptance after a cancellation must not leave the driver busy with a dead order; after an
  * expiry it still counts, because user-service only assigns a searching order. */
+/* Applied once: the same acceptance arrives twice (driver-service's message and the worker's
+ * expiry, which learns it from driver-service), and the second may come after the trip is over
+ * and the driver freed — it must not make the driver busy again. */
 static const char lua_accepted[] =
-    "if redis.call('GET', KEYS[3]) == 'cancelled' then return 0 end\n"
+    "local done = redis.call('GET', KEYS[3])\n"
+    "if done == 'cancelled' then return 0 end\n"
+    "if done == 'accepted:' .. ARGV[2] then return 1 end\n"
     "redis.call('DEL', KEYS[1], KEYS[2])\n"
     "redis.call('ZREM', KEYS[4], ARGV[1])\n"
     "redis.call('SET', KEYS[3], 'accepted:' .. ARGV[2], 'EX', " TOMBSTONE_TTL_S ")\n"
