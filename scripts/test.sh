@@ -32,6 +32,10 @@ export ANTAR_OFFER_TTL_S="${ANTAR_OFFER_TTL_S:-3}"
 export ANTAR_RECONCILE_MS="${ANTAR_RECONCILE_MS:-500}"
 export ANTAR_CONFIRM_GRACE_MS="${ANTAR_CONFIRM_GRACE_MS:-4000}"
 export ANTAR_RECONCILE_SWEEP_S="${ANTAR_RECONCILE_SWEEP_S:-10}"
+# Core's busy sweep (services/core/sweep.c) looks twice a second and checks a busy driver 10 s
+# after they became busy: its tests plant a due driver and see the repair within a second or two.
+export ANTAR_BUSY_SWEEP_MS="${ANTAR_BUSY_SWEEP_MS:-500}"
+export ANTAR_BUSY_CHECK_S="${ANTAR_BUSY_CHECK_S:-10}"
 export ANTAR_DISPATCH_MAX_S="${ANTAR_DISPATCH_MAX_S:-12}"
 export ANTAR_DISPATCH_MAX_CANDIDATES="${ANTAR_DISPATCH_MAX_CANDIDATES:-3}"
 export ANTAR_PRESENCE_TTL_S="${ANTAR_PRESENCE_TTL_S:-60}"

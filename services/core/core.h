@@ -26,5 +26,8 @@ extern const size_t core_dispatch_routes_len;
 /* dispatch.c: start / stop the dispatch worker thread. 0 or -1. */
 int core_dispatch_start(const antar_config_t *cfg);
 void core_dispatch_stop(void);
+/* The busy sweep (sweep.c): frees drivers held busy for an order that is over. 0 or -1. */
+int core_sweep_start(void);
+void core_sweep_stop(void);
 
 #endif

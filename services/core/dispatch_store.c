@@ -207,6 +207,59 @@ antar_err_t core_store_presence_offline(long long driver_id)
     return reply_done(r, "presence_offline");
 }
 
+/* ---- busy drivers ------------------------------------------------------------------------
+ * Every driver core holds busy is in drivers:busy, scored with when the sweep (sweep.c) should
+ * next ask whether their order is still on: a write that frees a driver can be lost (a Redis
+ * master that dies before its replica has it), and nothing else would ever free them. */
+
+static _Atomic long long g_busy_check_ms = 60000;
+
+void core_store_busy_check_set(long long ms)
+{
+    g_busy_check_ms = ms;
+}
+
+static num_t busy_next_check(void)
+{
+    return num_ll(antar_now_ms() + g_busy_check_ms);
+}
+
+static const char lua_busy_due[] =
+    "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])\n"
+    "local out = {}\n"
+    "for _, id in ipairs(ids) do\n"
+    "  local h = redis.call('HMGET', 'driver:' .. id, 'status', 'order_id')\n"
+    "  if h[1] == 'busy' and h[2] then\n"
+    "    redis.call('ZADD', KEYS[1], ARGV[2], id)\n"
+    "    out[#out + 1] = id\n"
+    "    out[#out + 1] = h[2]\n"
+    "  else\n"
+    "    redis.call('ZREM', KEYS[1], id)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+antar_err_t core_store_busy_due(long long now_ms, core_busy_t *out, size_t max, size_t *n)
+{
+    num_t now = num_ll(now_ms), next = busy_next_check(), lim = num_ll((long long)max);
+    redisReply *r = EVAL(lua_busy_due, 1, "drivers:busy", now.b, next.b, lim.b);
+    antar_err_t err = reply_ok(r, "busy_due");
+    if (err == ANTAR_OK) {
+        size_t k = 0;
+        if (r->type == REDIS_REPLY_ARRAY)
+            for (size_t i = 0; i + 1 < r->elements && k < max; i += 2) {
+                out[k] = (core_busy_t){.driver_id = reply_int(r->element[i]),
+                                       .order_id = reply_int(r->element[i + 1])};
+                if (out[k].driver_id > 0 && out[k].order_id > 0)
+                    k++;
+            }
+        *n = k;
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
+}
+
 static const char lua_availability[] =
     "if ARGV[1] == '1' then\n"
     "  local cur = redis.call('HGET', KEYS[1], 'order_id')\n"
@@ -215,17 +268,20 @@ static const char lua_availability[] =
     "    redis.call('HSET', KEYS[1], 'status', 'available')\n"
     "  end\n"
     "  redis.call('HDEL', KEYS[1], 'order_id')\n"
+    "  redis.call('ZREM', KEYS[2], ARGV[4])\n"
     "else\n"
     "  redis.call('HSET', KEYS[1], 'status', 'busy', 'order_id', ARGV[2])\n"
+    "  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])\n"
     "end\n"
     "return 1\n";
 
 antar_err_t core_store_availability(long long driver_id, bool available, long long order_id,
                                     bool *applied)
 {
-    num_t oid = num_ll(order_id);
+    num_t oid = num_ll(order_id), next = busy_next_check(), did = num_ll(driver_id);
     rkey_t k1 = key_driver(driver_id, "");
-    redisReply *r = EVAL(lua_availability, 1, k1.b, available ? "1" : "0", oid.b);
+    redisReply *r = EVAL(lua_availability, 2, k1.b, "drivers:busy", available ? "1" : "0", oid.b,
+                         next.b, did.b);
     antar_err_t err = reply_ok(r, "availability");
     if (err == ANTAR_OK)
         *applied = reply_int(r) == 1;
@@ -802,17 +858,18 @@ static const char lua_accepted[] =
     "redis.call('ZREM', KEYS[4], ARGV[1])\n"
     "redis.call('SET', KEYS[3], 'accepted:' .. ARGV[2], 'EX', " TOMBSTONE_TTL_S ")\n"
     "redis.call('HSET', KEYS[5], 'status', 'busy', 'order_id', ARGV[1])\n"
+    "redis.call('ZADD', KEYS[7], ARGV[3], ARGV[2])\n"
     "if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end\n"
     "return 1\n";
 
 antar_err_t core_store_dispatch_accepted(long long order_id, long long driver_id)
 {
-    num_t oid = num_ll(order_id), did = num_ll(driver_id);
+    num_t oid = num_ll(order_id), did = num_ll(driver_id), next = busy_next_check();
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
            k3 = key_dispatch(order_id, ":done"), k5 = key_driver(driver_id, ""),
            k6 = key_driver(driver_id, ":offer");
-    redisReply *r =
-        EVAL(lua_accepted, 6, k1.b, k2.b, k3.b, "dispatch:due", k5.b, k6.b, oid.b, did.b);
+    redisReply *r = EVAL(lua_accepted, 7, k1.b, k2.b, k3.b, "dispatch:due", k5.b, k6.b,
+                         "drivers:busy", oid.b, did.b, next.b);
     return reply_done(r, "dispatch_accepted");
 }
 
@@ -827,6 +884,7 @@ static const char lua_cancel[] =
     "  local dk = 'driver:' .. string.sub(done, 10)\n"
     "  if redis.call('HGET', dk, 'order_id') == ARGV[1] then\n"
     "    redis.call('HDEL', dk, 'order_id')\n"
+    "    redis.call('ZREM', KEYS[5], string.sub(done, 10))\n"
     "    if redis.call('HGET', dk, 'status') == 'busy' then\n"
     "      redis.call('HSET', dk, 'status', 'available')\n"
     "    end\n"
@@ -838,13 +896,13 @@ static const char lua_cancel[] =
     "return 1\n";
 
 /* Run one of the scripts that end an order's dispatch (cancel, expired): both take the
- * order's state, tried set, tombstone and the due set as keys, and the order id. */
+ * order's state, tried set, tombstone, the due set and the busy set as keys, and the order id. */
 static antar_err_t dispatch_finish(long long order_id, const char *script, const char *what)
 {
     num_t oid = num_ll(order_id);
     rkey_t k1 = key_dispatch(order_id, ""), k2 = key_dispatch(order_id, ":tried"),
            k3 = key_dispatch(order_id, ":done");
-    redisReply *r = EVAL(script, 4, k1.b, k2.b, k3.b, "dispatch:due", oid.b);
+    redisReply *r = EVAL(script, 5, k1.b, k2.b, k3.b, "dispatch:due", "drivers:busy", oid.b);
     return reply_done(r, what);
 }
 

@@ -13,6 +13,8 @@
  *   dispatch:<order_id>:claim   a worker's lease on the order while it works on it
  *   dispatch:<order_id>:done    tombstone "accepted:<driver>", "expired" or "cancelled" (1 day)
  *   dispatch:due                zset order_id → when the worker should look at it next (ms)
+ *   drivers:busy                zset driver_id → when the busy sweep should next check that the
+ *                               driver's order is still on (ms); every busy driver is in it
  * Multi-key changes run as Lua scripts so that they are atomic. Every function returns
  * ANTAR_E_KV when Redis cannot be reached or answers an error, and writes outputs only on
  * ANTAR_OK.
@@ -40,6 +42,17 @@ antar_err_t core_store_presence_offline(long long driver_id);
  * busy with order_id. */
 antar_err_t core_store_availability(long long driver_id, bool available, long long order_id,
                                     bool *applied);
+/* A driver core holds busy, and the order it holds them for. */
+typedef struct {
+    long long driver_id, order_id;
+} core_busy_t;
+/* How long after a driver becomes busy (and between two checks) the sweep asks about their
+ * order (ANTAR_BUSY_CHECK_S; 60 s until set). */
+void core_store_busy_check_set(long long ms);
+/* Up to max busy drivers due a check (drivers:busy score ≤ now_ms) into out[], *n of them; each
+ * one's next check moves a period on, so that several core instances do not check the same
+ * driver at once. Drivers no longer busy leave the set. */
+antar_err_t core_store_busy_due(long long now_ms, core_busy_t *out, size_t max, size_t *n);
 /* One driver's latest position in a batch. */
 typedef struct {
     long long driver_id;

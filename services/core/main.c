@@ -26,12 +26,15 @@ static int core_init(antar_server_t *s, const antar_config_t *cfg)
     antar_metrics_add_source(antar_kv_metrics);
     /* The models (docs/ai.md); without them, or with ANTAR_AI=off, today's rules serve. */
     core_ai_init();
+    if (core_sweep_start() != 0)
+        return -1;
     return core_dispatch_start(cfg);
 }
 
 static void core_shutdown(void)
 {
     core_dispatch_stop();
+    core_sweep_stop();
     antar_outbox_stop();
     core_oauth_shutdown();
     core_ai_shutdown();

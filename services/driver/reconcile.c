@@ -12,16 +12,15 @@
  * order was cancelled, expired or given to someone else is cancelled; a trip behind its order's
  * pickup is moved on. Every repair is counted in antar_reconcile_repairs_total{kind}.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "antar/db.h"
 #include "antar/httpc.h"
 #include "antar/log.h"
 #include "antar/metrics.h"
 #include "antar/outbox.h"
+#include "antar/ticker.h"
 #include "antar/util.h"
 #include "driver.h"
 
@@ -31,11 +30,8 @@
 #define CLAIM_LEASE_MS 15000L
 #define RETRY_MAX_MS 60000L
 
-static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv;
-static pthread_t g_thread;
-static bool g_running, g_stop;
-static long g_period_ms, g_sweep_s, g_grace_ms;
+static antar_ticker_t *g_ticker;
+static long g_sweep_s, g_grace_ms;
 
 long confirm_grace_ms(void)
 {
@@ -234,56 +230,24 @@ static void pass_sweep(void)
     json_decref(rows);
 }
 
-static void *worker(void *arg)
+static void pass(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&g_mu);
-    while (!g_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        long long ns = ts.tv_nsec + (long long)g_period_ms * 1000000LL;
-        ts.tv_sec += (time_t)(ns / 1000000000LL);
-        ts.tv_nsec = (long)(ns % 1000000000LL);
-        while (!g_stop && pthread_cond_timedwait(&g_cv, &g_mu, &ts) == 0) {
-        }
-        if (g_stop)
-            break;
-        pthread_mutex_unlock(&g_mu);
-        pass_confirms();
-        pass_sweep();
-        pthread_mutex_lock(&g_mu);
-    }
-    pthread_mutex_unlock(&g_mu);
-    antar_db_thread_end();
-    antar_httpc_thread_end();
-    return NULL;
+    pass_confirms();
+    pass_sweep();
 }
 
 int reconcile_start(void)
 {
-    g_period_ms = antar_config_long("ANTAR_RECONCILE_MS", 2000, 100, 600000);
+    long period_ms = antar_config_long("ANTAR_RECONCILE_MS", 2000, 100, 600000);
     g_sweep_s = antar_config_long("ANTAR_RECONCILE_SWEEP_S", 120, 1, 86400);
     g_grace_ms = antar_config_long("ANTAR_CONFIRM_GRACE_MS", 8000, 0, 600000);
-    antar_cond_init_monotonic(&g_cv);
-    g_stop = false;
-    if (pthread_create(&g_thread, NULL, worker, NULL) != 0) {
-        antar_logf("error", "reconcile: cannot start the thread");
-        pthread_cond_destroy(&g_cv);
-        return -1;
-    }
-    g_running = true;
-    return 0;
+    g_ticker = antar_ticker_start("reconcile", period_ms, pass, NULL);
+    return g_ticker ? 0 : -1;
 }
 
 void reconcile_stop(void)
 {
-    if (!g_running)
-        return;
-    pthread_mutex_lock(&g_mu);
-    g_stop = true;
-    pthread_cond_signal(&g_cv);
-    pthread_mutex_unlock(&g_mu);
-    pthread_join(g_thread, NULL);
-    pthread_cond_destroy(&g_cv);
-    g_running = false;
+    antar_ticker_stop(g_ticker);
+    g_ticker = NULL;
 }

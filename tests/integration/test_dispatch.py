@@ -323,3 +323,67 @@ def test_accept_then_cancel_frees_the_driver(core_api, user_service_token):
     r = core_api.post("/internal/dispatch", json=body, token=tok)
     assert r.status == 202 and r.result["created"] is False, r
     assert redis_cli("ZSCORE", "dispatch:due", order) == ""
+
+
+# ---- the busy sweep: a driver whose "free" was lost is freed from the order's owner ------------
+
+def _plant_busy(driver_id, order_id):
+    """What a Redis failover that lost the write freeing the driver leaves behind: busy with the
+    order, and (as every busy driver) in drivers:busy, here due for a check at once."""
+    redis_cli("HSET", f"driver:{driver_id}", "status", "busy", "order_id", order_id)
+    redis_cli("ZADD", "drivers:busy", 0, driver_id)
+
+
+def _status(driver_id):
+    return redis_cli("HGET", f"driver:{driver_id}", "status")
+
+
+def test_the_busy_sweep_frees_a_driver_whose_order_is_over(edge):
+    p = fresh_point()
+    d = driver_at(edge, p)
+    who, order = order_at(edge, north(p, 100))
+    offer = wait_offer(edge, d, order["id"])
+    r = edge.post(f"/offers/{offer['id']}/accept", json={}, token=d.token, csrf=d.csrf,
+                  envelope=False)
+    assert r.status == 200, r
+    wait_for(lambda: _status(d.id) == "busy", timeout=10, what="core to hold the driver busy")
+    # Every busy driver is due a check later; an order still theirs keeps them busy.
+    assert float(redis_cli("ZSCORE", "drivers:busy", d.id)) > time.time() * 1000
+    redis_cli("ZADD", "drivers:busy", 0, d.id)
+    wait_for(lambda: float(redis_cli("ZSCORE", "drivers:busy", d.id) or 0) > time.time() * 1000,
+             timeout=10, what="the sweep to check the driver")
+    assert _status(d.id) == "busy"
+    assert redis_cli("HGET", f"driver:{d.id}", "order_id") == str(order["id"])
+    # Someone else held busy for this order (the order is d's): freed.
+    other = driver_at(edge, east(p, 3000))
+    _plant_busy(other.id, order["id"])
+    wait_for(lambda: _status(other.id) == "available", timeout=10,
+             what="the sweep to free a driver the order is not theirs")
+    assert redis_cli("ZSCORE", "drivers:busy", other.id) == ""
+    assert _status(d.id) == "busy"
+    # The trip ends: the driver is freed by driver-service's message, and leaves the busy set.
+    for step in ("pickup", "complete"):
+        r = edge.post(f"/trips/{order['id']}/{step}", json={}, token=d.token, csrf=d.csrf,
+                      envelope=False)
+        assert r.status == 200, r
+    wait_for(lambda: _status(d.id) == "available", timeout=10, what="the driver freed")
+    assert redis_cli("ZSCORE", "drivers:busy", d.id) == ""
+    # That write is lost (as in a failover): the sweep asks user-service and frees the driver.
+    _plant_busy(d.id, order["id"])
+    wait_for(lambda: _status(d.id) == "available", timeout=10,
+             what="the sweep to free a driver whose order is completed")
+    assert redis_cli("HGET", f"driver:{d.id}", "order_id") == ""
+    assert order_status(edge, who, order["id"]) == "completed"
+
+
+def test_the_busy_sweep_frees_a_driver_held_for_an_unknown_order(edge):
+    p = fresh_point()
+    d = driver_at(edge, p)
+    _plant_busy(d.id, _fake_id())
+    wait_for(lambda: _status(d.id) == "available", timeout=10,
+             what="the sweep to free a driver held for an order user-service does not have")
+    # A driver no longer busy leaves the set at its next check without a call.
+    redis_cli("ZADD", "drivers:busy", 0, d.id)
+    wait_for(lambda: redis_cli("ZSCORE", "drivers:busy", d.id) == "", timeout=10,
+             what="a free driver to leave drivers:busy")
+    assert _status(d.id) == "available"
