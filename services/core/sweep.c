@@ -80,6 +80,9 @@ static void pass(void *arg)
                                  "order_id", (json_int_t)due[i].order_id, "kind", kind));
     }
     antar_trace_set_current(NULL);
+    /* A full batch: more may be due (after a failover, every busy driver at once), so go on. */
+    if (n == SWEEP_BATCH)
+        antar_ticker_kick(g_ticker);
 }
 
 int core_sweep_start(void)
