@@ -12,7 +12,9 @@
 #                RSS, descriptors and Redis keys sampled, 0 5xx required (SOAK_ARGS to change)
 #   make faults  the city at half its knee under kill -9 of every service, Redis and MariaDB and
 #                a SIGTERM, on a stack of its own (.run-faults); per-fault table, audit
-#                (FAULTS_ARGS="--drivers 500 --gap-s 30" to change it; --help lists options)
+#                (FAULTS_ARGS="--drivers 500 --gap-s 30" to change it; --help lists options);
+#                then the engines run of `make scale` (Galera node killed, Redis failed over,
+#                2 instances per service; FAULTS_ENGINES=0 skips it)
 #   make scale   the city on 2 instances per service with each instance killed in turn, then
 #                on Galera + Redis Sentinel with the node in use killed and Redis failed over
 #                (scripts/scale.sh; docs/scale.md). `ANTAR_INSTANCES=2 ANTAR_DB=galera
@@ -70,6 +72,8 @@ soak: build
 
 faults: setup build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/faults.sh --up $(FAULTS_ARGS)
+	@if [ "$${FAULTS_ENGINES:-1}" != 0 ]; then \
+	    ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/scale.sh engines; fi
 
 scale: setup build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/scale.sh $(SCALE_RUNS)
