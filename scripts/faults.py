@@ -70,6 +70,23 @@ def log(msg):
     print(f"faults: {msg}", file=sys.stderr, flush=True)
 
 
+def redis_ping(port, password, timeout=0.5):
+    """True when the Redis on 127.0.0.1:port accepts AUTH antar_admin <password> and PING
+    (a raw socket: no client library, and no wait beyond timeout)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(b"AUTH antar_admin " + password.encode() + b"\r\nPING\r\n")
+            got = b""
+            while got.count(b"\r\n") < 2:
+                chunk = s.recv(64)
+                if not chunk:
+                    break
+                got += chunk
+            return got.startswith(b"+OK\r\n+PONG")
+    except OSError:
+        return False
+
+
 class Stack:
     def __init__(self, run_dir, offset):
         self.run = run_dir
@@ -164,20 +181,8 @@ class Stack:
         return st == 200
 
     def redis_ready(self, comp="redis"):
-        try:
-            # The stack's Redis has no default user: PING as the admin ACL user (secrets.env).
-            pw = self.secret("REDIS_PASSWORD_ADMIN")
-            with socket.create_connection(("127.0.0.1", self.port(comp)), timeout=0.5) as s:
-                s.sendall(b"AUTH antar_admin " + pw.encode() + b"\r\nPING\r\n")
-                got = b""
-                while got.count(b"\r\n") < 2:
-                    chunk = s.recv(64)
-                    if not chunk:
-                        break
-                    got += chunk
-                return got.startswith(b"+OK\r\n+PONG")
-        except OSError:
-            return False
+        # The stack's Redis has no default user: PING as the admin ACL user (secrets.env).
+        return redis_ping(self.port(comp), self.secret("REDIS_PASSWORD_ADMIN"))
 
     def mariadb_ready(self, comp="mariadb"):
         if self.galera():

@@ -20,6 +20,17 @@ from antar_client import (  # noqa: E402,F401  (re-exported for the test files)
 OFFSET = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
 
 
+def faults_module():
+    """scripts/faults.py as a module: its window placement and its stack probes are tested and
+    reused here."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("faults", os.path.join(REPO, "scripts",
+                                                                         "faults.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _url(name, port):
     return os.environ.get(name) or f"http://127.0.0.1:{port + OFFSET}"
 

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, run_dir
+from conftest import REPO, faults_module, run_dir
 
 
 @pytest.mark.disruptive
@@ -37,11 +37,7 @@ def test_city_survives_kill_9_of_every_service_and_redis():
 def test_fault_windows_place_each_issue(tmp_path):
     """faults.py's placement: a failed or slow request whose [send, end] overlaps a window is
     that window's; any other failure or slow request is outside; 404/409 are not errors."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("faults", os.path.join(REPO, "scripts",
-                                                                         "faults.py"))
-    faults = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(faults)
+    faults = faults_module()
     windows = [{"start_ms": 1000.0, "end_ms": 2000.0}, {"start_ms": 5000.0, "end_ms": 5500.0}]
     rows = [
         (900, 1100, "GET /offers", 503, 200),       # overlaps window 0 from before

@@ -6,14 +6,13 @@ deploy/systemd pass `systemd-analyze verify`."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 
 import pytest
 import requests
 
-from conftest import OFFSET, REPO, run_dir
+from conftest import OFFSET, REPO, faults_module, run_dir
 from antar_client import stack_secrets
 
 SERVICE_PORTS = {"user": 8001, "driver": 8002, "core": 8003}
@@ -44,21 +43,11 @@ def service_ready(svc):
         return False
 
 
+_FAULTS = faults_module()
+
+
 def redis_ready():
-    # The stack's Redis has no default user: AUTH as antar_admin (secrets.env), then PING.
-    pw = stack_secrets().get("REDIS_PASSWORD_ADMIN", "")
-    try:
-        with socket.create_connection(("127.0.0.1", 6380 + OFFSET), timeout=1) as s:
-            s.sendall(b"AUTH antar_admin " + pw.encode() + b"\r\nPING\r\n")
-            got = b""
-            while got.count(b"\r\n") < 2:
-                chunk = s.recv(64)
-                if not chunk:
-                    break
-                got += chunk
-            return got.startswith(b"+OK\r\n+PONG")
-    except OSError:
-        return False
+    return _FAULTS.redis_ping(6380 + OFFSET, stack_secrets().get("REDIS_PASSWORD_ADMIN", ""), 1)
 
 
 def mariadb_ready():

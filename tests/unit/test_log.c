@@ -9,28 +9,15 @@
 #include "antar/log.h"
 #include "antar/trace.h"
 #include "antar/util.h"
+#include "test_support.h"
 
 /* Runs fn with stdout sent to a temporary file; returns what it wrote (caller frees). */
 static char *capture(void (*fn)(void))
 {
-    fflush(stdout);
-    FILE *tmp = tmpfile();
-    cr_assert_not_null(tmp);
-    int saved = dup(STDOUT_FILENO);
-    dup2(fileno(tmp), STDOUT_FILENO);
+    test_capture_t c;
+    test_capture_begin(&c, STDOUT_FILENO);
     fn();
-    dup2(saved, STDOUT_FILENO);
-    close(saved);
-    long n = ftell(tmp);
-    if (n <= 0) {
-        fseek(tmp, 0, SEEK_END);
-        n = ftell(tmp);
-    }
-    rewind(tmp);
-    char *buf = calloc(1, (size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, tmp), (size_t)n);
-    fclose(tmp);
-    return buf;
+    return test_capture_end(&c);
 }
 
 static const char *const odd = "a\"b\\c\b\f\n\r\t\x01\x1f\x7f/é€😀";

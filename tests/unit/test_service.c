@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "antar/http.h"
+#include "test_support.h"
 
 static void noop(antar_req_t *req)
 {
@@ -49,25 +50,10 @@ static const antar_service_t svc = {
  * what was written there (caller frees) and the exit code in *rc. */
 static char *run(int fd, int *rc, int argc, char **argv)
 {
-    fflush(fd == 1 ? stdout : stderr);
-    FILE *tmp = tmpfile();
-    cr_assert_not_null(tmp);
-    int saved = dup(fd);
-    dup2(fileno(tmp), fd);
+    test_capture_t c;
+    test_capture_begin(&c, fd);
     *rc = antar_service_main(argc, argv, &svc);
-    fflush(fd == 1 ? stdout : stderr);
-    dup2(saved, fd);
-    close(saved);
-    long n = ftell(tmp);
-    if (n <= 0) {
-        fseek(tmp, 0, SEEK_END);
-        n = ftell(tmp);
-    }
-    rewind(tmp);
-    char *buf = calloc(1, (size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, tmp), (size_t)n);
-    fclose(tmp);
-    return buf;
+    return test_capture_end(&c);
 }
 
 Test(service, routes_lists_the_built_in_and_the_service_routes)

@@ -236,4 +236,39 @@ static inline bool test_db_env(void)
     return true;
 }
 
+/* ---- capturing what a test writes on stdout or stderr ---------------------------------- */
+
+typedef struct {
+    int fd, saved;
+    FILE *tmp;
+} test_capture_t;
+
+/* From now on, what goes to fd (1 or 2) goes to a temporary file instead. */
+static inline void test_capture_begin(test_capture_t *c, int fd)
+{
+    fflush(fd == 1 ? stdout : stderr);
+    c->fd = fd;
+    c->tmp = tmpfile();
+    cr_assert_not_null(c->tmp);
+    c->saved = dup(fd);
+    dup2(fileno(c->tmp), fd);
+}
+
+/* fd back as it was; returns what was written meanwhile (caller frees). */
+static inline char *test_capture_end(test_capture_t *c)
+{
+    fflush(c->fd == 1 ? stdout : stderr);
+    dup2(c->saved, c->fd);
+    close(c->saved);
+    fseek(c->tmp, 0, SEEK_END);
+    long n = ftell(c->tmp);
+    rewind(c->tmp);
+    char *buf = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    cr_assert_not_null(buf);
+    if (n > 0)
+        cr_assert_eq(fread(buf, 1, (size_t)n, c->tmp), (size_t)n);
+    fclose(c->tmp);
+    return buf;
+}
+
 #endif
