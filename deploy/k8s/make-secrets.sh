@@ -55,12 +55,14 @@ echo "CLIENT_SECRET_OPS=$CLIENT_SECRET_OPS" >"$DIR/ops.env"
 h_core="$(sha "$REDIS_PASSWORD_CORE")" h_user="$(sha "$REDIS_PASSWORD_USER")"
 h_driver="$(sha "$REDIS_PASSWORD_DRIVER")" h_admin="$(sha "$REDIS_PASSWORD_ADMIN")"
 h_repl="$(sha "$REDIS_PASSWORD_REPL")" h_sentinel="$(sha "$REDIS_PASSWORD_SENTINEL")"
-# --- kept equal to scripts/stack.sh's write_redis_acl (tests/integration/test_k8s.py) ---
-    local_common="+ping +hello +exists +client|id +client|tracking +subscribe +unsubscribe +role"
-    local_events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
-    local_trace_record="+eval +hget +hset +hstrlen +hdel +hmget +zadd +zcard +zpopmin"
-common="$local_common" events_serve="$local_events_serve" trace_record="$local_trace_record"
-        cat >"$DIR/users.acl" <<ACL
+# The same rules as scripts/stack.sh's write_redis_acl (tests/integration/test_k8s.py keeps the
+# two equal): one user per service with only its keys and commands, the default user off.
+write_acl() {
+    local acl="$1"
+    local common="+ping +hello +exists +client|id +client|tracking +subscribe +unsubscribe +role"
+    local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
+    local trace_record="+eval +hget +hset +hstrlen +hdel +hmget +zadd +zcard +zpopmin"
+        cat >"$acl" <<ACL
 user default off resetpass ~* &* +@all
 user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate +role
 user antar_repl on #$h_repl +psync +replconf +ping
@@ -69,7 +71,8 @@ user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events
 user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd $trace_record
 user antar_admin on #$h_admin ~* &* +@all
 ACL
-# --- end ---
+}
+write_acl "$DIR/users.acl"
 {
     echo "REDIS_PASSWORD_REPL=$REDIS_PASSWORD_REPL"
     echo "REDIS_PASSWORD_SENTINEL=$REDIS_PASSWORD_SENTINEL"
