@@ -13,6 +13,9 @@ manifests are read with PyYAML and held to the services' own sources of truth:
 - resource requests (CPU and memory) and a memory limit are set; the pods run as non-root on
   a read-only root file system with every capability dropped; the grace period outlasts the
   services' drain (ANTAR_DRAIN_S);
+- every Kubernetes object has only fields its API defines, of the right types, with the
+  required ones present (the models of Debian's python3-kubernetes; the mariadb-operator
+  objects are not covered: no schema of theirs is installed);
 - every Deployment has a CPU HorizontalPodAutoscaler (min 2) and a PodDisruptionBudget
   (minAvailable 1) that selects its pods;
 - the NetworkPolicies deny by default, admit each internal listener (9001-9003) from exactly
@@ -35,6 +38,7 @@ import re
 import subprocess
 import tempfile
 
+import kubernetes.client as k8s_models
 import pytest
 import yaml
 
@@ -196,6 +200,8 @@ def check_pod_hardening(dep, name, config):
     psc = spec.get("securityContext", {})
     if not psc.get("runAsNonRoot"):
         problems.append(f"{name}: runAsNonRoot not set")
+    if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+        problems.append(f"{name}: no RuntimeDefault seccomp profile")
     for c in spec["containers"]:
         sc = c.get("securityContext", {})
         if not sc.get("readOnlyRootFilesystem"):
@@ -224,6 +230,70 @@ def check_pod_hardening(dep, name, config):
     if not spec.get("topologySpreadConstraints") and not spec.get("affinity"):
         problems.append(f"{name}: no topology spread or anti-affinity")
     return problems
+
+
+# The Kubernetes API's own models (python3-kubernetes 22.6 = API 1.22): autoscaling/v2 is
+# checked against v2beta2, whose fields are the same for what the manifests use.
+MODEL_PREFIX = {"v1": "V1", "v2": "V2beta2"}
+
+
+def check_schema(doc):
+    """Unknown fields, wrong types and missing required fields of one object, as the API
+    server would refuse them."""
+    problems = []
+    doc = {k: v for k, v in doc.items() if not k.startswith("_")}
+    version = doc.get("apiVersion", "").split("/")[-1]
+    cls = MODEL_PREFIX.get(version, "?") + doc.get("kind", "?")
+    if not hasattr(k8s_models, cls):
+        return [f"{doc.get('kind')} {doc.get('apiVersion')}: no such Kubernetes kind"]
+    _build(cls, doc, f"{doc['kind']}/{doc['metadata'].get('name')}", problems)
+    return problems
+
+
+def _build(type_str, value, path, problems):
+    if value is None:
+        return
+    m = re.fullmatch(r"list\[(.+)\]", type_str)
+    if m:
+        if not isinstance(value, list):
+            problems.append(f"{path}: a list expected")
+            return
+        for i, v in enumerate(value):
+            _build(m.group(1), v, f"{path}[{i}]", problems)
+        return
+    m = re.fullmatch(r"dict\(str, (.+)\)", type_str)
+    if m:
+        if not isinstance(value, dict):
+            problems.append(f"{path}: a mapping expected")
+            return
+        for k, v in value.items():
+            _build(m.group(1), v, f"{path}.{k}", problems)
+        return
+    plain = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+    if type_str in plain:
+        if not isinstance(value, plain[type_str]) or \
+                (type_str == "int" and isinstance(value, bool)):
+            problems.append(f"{path}: {type_str} expected, not {type(value).__name__}")
+        return
+    if type_str == "object":  # IntOrString and free-form fields
+        return
+    cls = getattr(k8s_models, type_str)
+    if not isinstance(value, dict):
+        problems.append(f"{path}: an object ({type_str}) expected")
+        return
+    by_json = {v: k for k, v in cls.attribute_map.items()}
+    kwargs = {}
+    for key, v in value.items():
+        attr = by_json.get(key)
+        if attr is None:
+            problems.append(f"{path}.{key}: no such field in {type_str}")
+            continue
+        _build(cls.openapi_types[attr], v, f"{path}.{key}", problems)
+        kwargs[attr] = v
+    try:  # the models refuse a missing required field
+        cls(**kwargs)
+    except ValueError as e:
+        problems.append(f"{path}: {e}")
 
 
 def _bytes(q):
@@ -381,6 +451,30 @@ def test_kustomization_lists_every_manifest_and_secret():
             referenced.add(m.group(1))
     # The edge's certificate is the city's own (docs/operations.md): made outside kustomize.
     assert referenced - {"antar-edge-tls"} == generated, (referenced, generated)
+
+
+def test_objects_match_the_kubernetes_api():
+    docs = [d for d in load_manifests() if not d["apiVersion"].startswith("k8s.mariadb.com/")]
+    assert len(docs) > 20
+    problems = []
+    for d in docs:
+        problems += check_schema(d)
+    assert problems == []
+
+
+def test_schema_checker_rejects_unknown_fields_types_and_missing_names(good):
+    dep = copy.deepcopy(named(good, "Deployment", "user"))
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    c["readinesProbe"] = c.pop("readinessProbe")
+    c["ports"][0]["containerPort"] = "8001"
+    del c["name"]
+    problems = check_schema(dep)
+    assert any("readinesProbe: no such field in V1Container" in p for p in problems), problems
+    assert any("containerPort: int expected, not str" in p for p in problems), problems
+    assert any("`name`, must not be `None`" in p for p in problems), problems
+    assert check_schema({"apiVersion": "apps/v1", "kind": "Deploymnet",
+                         "metadata": {"name": "x"}}) == \
+        ["Deploymnet apps/v1: no such Kubernetes kind"]
 
 
 def test_services_probes_ports_env_resources():
