@@ -358,6 +358,23 @@ def _peers_admitted(docs, pod_lbls, port):
     return who
 
 
+def _egress_to_internal(docs, pod_lbls, ports):
+    """The services whose internal listener the policies let this pod call."""
+    internal = {p[1]: svc for svc, p in ports.items()}
+    out = set()
+    for pol in kind(docs, "NetworkPolicy"):
+        if not selects(pol["spec"]["podSelector"], pod_lbls):
+            continue
+        for rule in pol["spec"].get("egress", []) or []:
+            for p in rule.get("ports", []):
+                if p.get("port") not in internal:
+                    continue
+                for dst in rule.get("to") or [{"podSelector": {}}]:
+                    ml = dst.get("podSelector", {}).get("matchLabels") or {}
+                    out.add(ml.get("app.kubernetes.io/name", "*any") + f":{p['port']}")
+    return out
+
+
 def check_network(docs, ports, callers):
     problems = []
     deny = [p for p in kind(docs, "NetworkPolicy")
@@ -380,6 +397,11 @@ def check_network(docs, ports, callers):
         got = _peers_admitted(docs, lbls, pub)
         if not got or not got <= {"edge", "*namespace:antar.id/monitoring=true"}:
             problems.append(f"{svc}: public port {pub} admits {sorted(got)}, not only the edge")
+        want = {f"{c}:{ports[c][1]}" for c in SERVICES if svc in callers[c]}
+        got = _egress_to_internal(docs, lbls, ports)
+        if got != want:
+            problems.append(f"{svc}: may call internal listeners {sorted(got)}, "
+                            f"it calls {sorted(want)}")
     for store, port in (("mariadb", 3306), ("redis", 6379), ("sentinel", 26379)):
         targets = [d for d in kind(docs, "StatefulSet") if d["metadata"]["name"] == store]
         lbls = (pod_labels(targets[0]) if targets
@@ -716,6 +738,14 @@ def test_network_checker_rejects_an_open_internal_port(good):
     pol["spec"]["ingress"][1]["from"] = pol["spec"]["ingress"][1]["from"][:1]
     problems = check_network(docs, real_ports(), internal_callers())
     assert any("user: internal port 9001 admits ['core']" in p for p in problems), problems
+    # An egress rule to a listener it never calls (and none to one it does).
+    docs = copy.deepcopy(good)
+    pol = named(docs, "NetworkPolicy", "user")
+    pol["spec"]["egress"][0]["to"][0]["podSelector"]["matchLabels"][
+        "app.kubernetes.io/name"] = "user"
+    problems = check_network(docs, real_ports(), internal_callers())
+    assert any(p.startswith("user: may call internal listeners ['core:9003', 'user:9002']")
+               for p in problems), problems
     # No default deny.
     docs = [d for d in good if d["metadata"]["name"] != "default-deny"]
     assert "no default-deny NetworkPolicy (ingress and egress)" in \
