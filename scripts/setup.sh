@@ -28,6 +28,7 @@ PACKAGES=(
     wrk curl jq clang-format clang-14 libclang-rt-14-dev
     python3 python3-pytest python3-requests python3-jsonschema python3-yaml python3-jwt
     python3-cryptography
+    yamllint python3-kubernetes
     chromium fonts-dejavu-core
     libxgboost-dev
 )
