@@ -166,6 +166,8 @@ int antar_config_load(antar_config_t *cfg, const char *service)
                   "http://127.0.0.1:9002");
     rc |= set_str(cfg->core_url, sizeof(cfg->core_url), "ANTAR_CORE_URL", "http://127.0.0.1:9003");
     rc |= set_str(cfg->peers_file, sizeof(cfg->peers_file), "ANTAR_PEERS_FILE", "");
+    rc |= set_str(cfg->trusted_proxies, sizeof(cfg->trusted_proxies), "ANTAR_TRUSTED_PROXIES",
+                  "127.0.0.0/8,::1/128");
     rc |= set_num(&n, "ANTAR_CONNECT_TIMEOUT_MS", 500, 1, 3600000);
     cfg->connect_timeout_ms = (long)n;
     rc |= set_num(&n, "ANTAR_TIMEOUT_MS", 3000, 1, 3600000);

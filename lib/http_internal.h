@@ -11,6 +11,7 @@
 
 #include "antar/http.h"
 #include "antar/trace.h"
+#include "antar/util.h"
 
 #define ANTAR_MAX_PARAMS 8
 #define ANTAR_MAX_HEALTH 8
@@ -46,6 +47,8 @@ typedef struct {
 struct antar_server {
     const antar_config_t *cfg;
     antar_listener_t pub, internal;
+    antar_cidr_t proxies[16]; /* cfg->trusted_proxies, parsed */
+    size_t nproxies;
     const antar_route_t **routes; /* borrowed route structs, in registration order */
     size_t nroutes, cap_routes;
     antar_health_entry_t health[ANTAR_MAX_HEALTH];

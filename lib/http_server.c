@@ -280,22 +280,17 @@ const char *antar_req_client_ip(const antar_req_t *r)
      * behind it there is exactly one header line. Should a request ever carry several lines
      * (an edge configured to append instead), the first ones come from the client and only the
      * last entry of the last line is the edge's own (the per-address login throttles depend on
-     * it). The services listen on loopback only: a peer elsewhere is never a proxy to trust. */
+     * it). Only a peer in ANTAR_TRUSTED_PROXIES (loopback by default: here the edge is on the
+     * same machine; in Kubernetes, the edge pods' network) is believed. */
     value_scan_t hs = {.name = "X-Forwarded-For"};
     if (r->conn)
         MHD_get_connection_values(r->conn, MHD_HEADER_KIND, value_scan, &hs);
     const char *xff = hs.last;
     const union MHD_ConnectionInfo *pi =
         r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    bool peer_local = false;
-    if (pi && pi->client_addr) {
-        const struct sockaddr *sa = pi->client_addr;
-        if (sa->sa_family == AF_INET)
-            peer_local = (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-        else if (sa->sa_family == AF_INET6)
-            peer_local = IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
-    }
-    if (xff && peer_local) {
+    bool peer_trusted = pi && pi->client_addr && r->srv &&
+                        antar_cidr_match(r->srv->proxies, r->srv->nproxies, pi->client_addr);
+    if (xff && peer_trusted) {
         const char *last = strrchr(xff, ',');
         last = last ? last + 1 : xff;
         while (*last == ' ')
@@ -367,6 +362,17 @@ antar_server_t *antar_server_new(const antar_config_t *cfg)
     if (!s)
         return NULL;
     s->cfg = cfg;
+    /* An empty setting (a config built by hand, as unit tests do) trusts loopback only. */
+    const char *tp = cfg && cfg->trusted_proxies[0] ? cfg->trusted_proxies : "127.0.0.0/8,::1/128";
+    if (antar_cidr_list_parse(tp, s->proxies, sizeof s->proxies / sizeof *s->proxies,
+                              &s->nproxies) != 0) {
+        antar_logf("error",
+                   "ANTAR_TRUSTED_PROXIES is not a list of at most 16 networks (CIDR, comma "
+                   "separated, no host bits): %s",
+                   tp);
+        free(s);
+        return NULL;
+    }
     s->pub.srv = s;
     s->internal.srv = s;
     s->internal.internal = true;

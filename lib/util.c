@@ -1,14 +1,17 @@
 /* util.c — clocks, RFC 3339 time formatting/parsing, JSON text with exact short reals. */
 #include "antar/util.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -305,4 +308,103 @@ void antar_cond_init_monotonic(pthread_cond_t *cv)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(cv, &ca);
     pthread_condattr_destroy(&ca);
+}
+
+/* ---- trusted networks ---------------------------------------------------------------------- */
+
+static bool prefix_eq(const unsigned char *a, const unsigned char *b, int bits)
+{
+    int whole = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)whole) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return (a[whole] & mask) == (b[whole] & mask);
+}
+
+static int cidr_parse_one(const char *item, size_t len, antar_cidr_t *c)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof buf)
+        return -1;
+    memcpy(buf, item, len);
+    buf[len] = '\0';
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    memset(c, 0, sizeof *c);
+    if (inet_pton(AF_INET, buf, c->addr) == 1)
+        c->family = AF_INET, c->prefix = 32;
+    else if (inet_pton(AF_INET6, buf, c->addr) == 1)
+        c->family = AF_INET6, c->prefix = 128;
+    else
+        return -1;
+    if (slash) {
+        const char *p = slash + 1;
+        if (!*p || strspn(p, "0123456789") != strlen(p) || strlen(p) > 3)
+            return -1;
+        int bits = atoi(p);
+        if (bits > c->prefix)
+            return -1;
+        c->prefix = bits;
+    }
+    /* No host bits beyond the prefix. */
+    int nbytes = c->family == AF_INET ? 4 : 16;
+    for (int b = c->prefix; b < nbytes * 8; b++)
+        if (c->addr[b / 8] & (0x80 >> (b % 8)))
+            return -1;
+    return 0;
+}
+
+int antar_cidr_list_parse(const char *s, antar_cidr_t *out, size_t max, size_t *n)
+{
+    size_t k = 0;
+    if (!s)
+        return -1;
+    while (*s) {
+        while (*s == ' ')
+            s++;
+        size_t len = strcspn(s, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 && s[trimmed - 1] == ' ')
+            trimmed--;
+        if (k == max || cidr_parse_one(s, trimmed, &out[k]) != 0)
+            return -1;
+        k++;
+        s += len;
+        if (*s == ',' && !*++s)
+            return -1; /* a trailing comma */
+    }
+    if (k == 0)
+        return -1;
+    *n = k;
+    return 0;
+}
+
+bool antar_cidr_match(const antar_cidr_t *list, size_t n, const struct sockaddr *sa)
+{
+    unsigned char a[16];
+    int family;
+    if (!sa)
+        return false;
+    if (sa->sa_family == AF_INET) {
+        memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        family = AF_INET;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *v6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(v6)) {
+            memcpy(a, (const unsigned char *)v6 + 12, 4);
+            family = AF_INET;
+        } else {
+            memcpy(a, v6, 16);
+            family = AF_INET6;
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (list[i].family == family && prefix_eq(a, list[i].addr, list[i].prefix))
+            return true;
+    return false;
 }

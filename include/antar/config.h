@@ -66,6 +66,9 @@ typedef struct {
     char driver_url[1024];
     char core_url[1024];
     char peers_file[512];
+    /* ANTAR_TRUSTED_PROXIES: the networks whose X-Forwarded-For is believed (the edge's);
+     * default loopback, "127.0.0.0/8,::1/128". Parsed and checked by antar_server_new. */
+    char trusted_proxies[512];
     long connect_timeout_ms;
     long timeout_ms;
     char client_id[64];

@@ -58,4 +58,21 @@ char *antar_read_file(const char *path, long max, size_t *len);
  * stretches nor cuts a worker's sleep). */
 void antar_cond_init_monotonic(pthread_cond_t *cv);
 
+/* One network of a list of trusted addresses (ANTAR_TRUSTED_PROXIES): family AF_INET or
+ * AF_INET6, the address in network order, the prefix length. */
+typedef struct {
+    int family;
+    unsigned char addr[16];
+    int prefix;
+} antar_cidr_t;
+/* Parses a comma-separated list of CIDRs ("127.0.0.0/8,::1/128,10.0.0.0/8"; a bare address is
+ * /32 or /128; spaces around items allowed) into out (room for max). 0 and *n, or -1 when the
+ * list is empty, longer than max, or an item is not an address with a prefix in range (host
+ * bits set are refused too: "10.0.0.1/8" is a typo more often than a wish). */
+int antar_cidr_list_parse(const char *s, antar_cidr_t *out, size_t max, size_t *n);
+/* Whether sa (AF_INET or AF_INET6; an IPv4-mapped IPv6 address counts as IPv4) is in one of
+ * the n networks. */
+struct sockaddr;
+bool antar_cidr_match(const antar_cidr_t *list, size_t n, const struct sockaddr *sa);
+
 #endif

@@ -1,8 +1,11 @@
 /* lib/util.c: clocks, RFC 3339 formatting and parsing, UTF-8 decoding, strict base64url,
  * backoff and the internal-thread mark. (antar_json_dumps: test_json.c.) */
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "antar/util.h"
@@ -179,4 +182,73 @@ Test(util, clocks_move_forward)
     nanosleep(&pause, NULL);
     cr_assert_geq(antar_mono_ms() - m, 19);
     cr_assert_geq(antar_now_ms(), w);
+}
+
+/* ---- trusted networks (ANTAR_TRUSTED_PROXIES) -------------------------------------------- */
+
+static struct sockaddr_storage addr_of(const char *text)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6;
+    else
+        cr_assert_fail("not an address: %s", text);
+    return ss;
+}
+
+static bool trusted(const antar_cidr_t *l, size_t n, const char *text)
+{
+    struct sockaddr_storage ss = addr_of(text);
+    return antar_cidr_match(l, n, (const struct sockaddr *)&ss);
+}
+
+Test(cidr, the_default_trusts_loopback_only)
+{
+    antar_cidr_t l[4];
+    size_t n = 0;
+    cr_assert_eq(antar_cidr_list_parse("127.0.0.0/8,::1/128", l, 4, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_expect(trusted(l, n, "127.0.0.1"));
+    cr_expect(trusted(l, n, "127.255.1.2"));
+    cr_expect(trusted(l, n, "::1"));
+    cr_expect(trusted(l, n, "::ffff:127.0.0.1"), "an IPv4-mapped address counts as IPv4");
+    cr_expect_not(trusted(l, n, "128.0.0.1"));
+    cr_expect_not(trusted(l, n, "10.0.0.1"));
+    cr_expect_not(trusted(l, n, "::2"));
+}
+
+Test(cidr, prefixes_bare_addresses_and_spaces)
+{
+    antar_cidr_t l[4];
+    size_t n = 0;
+    cr_assert_eq(antar_cidr_list_parse(" 10.42.0.0/17 , 192.168.1.7, fd00::/8", l, 4, &n), 0);
+    cr_assert_eq(n, 3);
+    cr_expect(trusted(l, n, "10.42.127.255"));
+    cr_expect_not(trusted(l, n, "10.42.128.0"), "/17 ends at .127.255");
+    cr_expect(trusted(l, n, "192.168.1.7"));
+    cr_expect_not(trusted(l, n, "192.168.1.8"), "a bare address is /32");
+    cr_expect(trusted(l, n, "fd12::3"));
+    cr_expect_not(trusted(l, n, "fe80::1"));
+    cr_assert_eq(antar_cidr_list_parse("0.0.0.0/0", l, 4, &n), 0);
+    cr_expect(trusted(l, n, "203.0.113.9"), "/0 is every IPv4 address");
+    cr_expect_not(trusted(l, n, "2001:db8::1"), "but no IPv6 one");
+}
+
+Test(cidr, malformed_lists_are_refused)
+{
+    antar_cidr_t l[2];
+    size_t n = 99;
+    const char *bad[] = {
+        "",          " ",         "10.0.0.0/33",      "::/129",       "10.0.0.1/8",
+        "10.0.0.0/", "10.0.0/8",  "10.0.0.0/x",       "10.0.0.0/-1",  "a.b.c.d",
+        "10.0.0.0,", ",10.0.0.0", "1.2.3.4,,5.6.7.8", "1.2.3.4/0008", "1.1.1.1,2.2.2.2,3.3.3.3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_eq(antar_cidr_list_parse(bad[i], l, 2, &n), -1, "accepted \"%s\"", bad[i]);
+    cr_expect_eq(n, 99, "nothing written on a refusal");
+    cr_expect_eq(antar_cidr_list_parse(NULL, l, 2, &n), -1);
 }
