@@ -59,6 +59,11 @@ static void h_trace(antar_req_t *req)
                                "q", antar_req_query(req, "q")));
 }
 
+static void h_ip(antar_req_t *req)
+{
+    antar_http_reply(req, 200, json_pack("{s:s}", "ip", antar_req_client_ip(req)));
+}
+
 static void h_raw(antar_req_t *req)
 {
     size_t len;
@@ -86,6 +91,7 @@ static const antar_route_t routes[] = {
     {"GET", "/secure", h_secure, ANTAR_AUTH_USER, NULL, 0},
     {"GET", "/noreply", h_noreply, 0, NULL, 0},
     {"GET", "/trace", h_trace, 0, NULL, 0},
+    {"GET", "/ip", h_ip, 0, NULL, 0},
     {"POST", "/raw", h_raw, 0, NULL, ANTAR_ROUTE_RAW},
 };
 
@@ -166,6 +172,15 @@ static void stop(void)
 }
 
 TestSuite(server, .init = start, .fini = stop);
+
+/* The same server behind an edge that is not on loopback (ANTAR_TRUSTED_PROXIES names another
+ * network): the tests' loopback peer is then no proxy. */
+static void start_untrusted(void)
+{
+    setenv("ANTAR_TRUSTED_PROXIES", "10.0.0.0/8", 1);
+    start();
+    unsetenv("ANTAR_TRUSTED_PROXIES");
+}
 
 typedef struct {
     long status;
@@ -547,4 +562,49 @@ Test(server, drain_turns_not_ready_closes_connections_then_refuses)
     cr_assert_eq(last_curl, CURLE_COULDNT_CONNECT, "%s", curl_easy_strerror(last_curl));
     r = call_at(IBASE, true, "GET", "/health/live", NULL, NULL, NULL);
     cr_assert_eq(last_curl, CURLE_COULDNT_CONNECT, "%s", curl_easy_strerror(last_curl));
+}
+
+static const char *ip_seen(const char *const *extra)
+{
+    resp_t *r = call("GET", "/ip", NULL, NULL, extra);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    return json_string_value(json_object_get(json_object_get(r->json, "result"), "ip"));
+}
+
+Test(server, x_forwarded_for_is_believed_from_loopback)
+{
+    const char *edge[] = {"X-Forwarded-For: 203.0.113.7", NULL};
+    cr_expect_str_eq(ip_seen(edge), "203.0.113.7");
+    const char *two[] = {"X-Forwarded-For: 198.51.100.1", "X-Forwarded-For: 1.1.1.1, 203.0.113.8",
+                         NULL};
+    cr_expect_str_eq(ip_seen(two), "203.0.113.8", "only the edge's own entry, the last one");
+    const char *junk[] = {"X-Forwarded-For: <script>", NULL};
+    cr_expect_str_eq(ip_seen(junk), "127.0.0.1", "not an address: the peer's");
+    cr_expect_str_eq(ip_seen(NULL), "127.0.0.1");
+}
+
+Test(server_untrusted, x_forwarded_for_from_a_peer_not_listed_is_ignored, .init = start_untrusted,
+     .fini = stop)
+{
+    const char *forged[] = {"X-Forwarded-For: 203.0.113.7", NULL};
+    cr_expect_str_eq(ip_seen(forged), "127.0.0.1");
+}
+
+Test(server_config, a_malformed_trusted_proxies_list_stops_the_start)
+{
+    const char *bad[] = {"10.0.0.1/8", "10.0.0.0/33", "nonsense", "10.0.0.0/8,"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        antar_config_t c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.trusted_proxies, sizeof c.trusted_proxies, "%s", bad[i]);
+        antar_server_t *s = antar_server_new(&c);
+        cr_expect_null(s, "accepted ANTAR_TRUSTED_PROXIES=%s", bad[i]);
+        antar_server_free(s);
+    }
+    antar_config_t ok;
+    memset(&ok, 0, sizeof ok);
+    snprintf(ok.trusted_proxies, sizeof ok.trusted_proxies, "10.0.0.0/8, fd00::/8");
+    antar_server_t *s = antar_server_new(&ok);
+    cr_expect_not_null(s);
+    antar_server_free(s);
 }
