@@ -282,7 +282,11 @@ static void log_readonly(int attempt)
                    json_pack("{s:i}", "attempt", attempt + 1));
 }
 
-redisReply *antar_kv_command(const char *fmt, ...)
+/* Sends one formatted command (RESP) on this thread's connection; on an I/O error or a READONLY
+ * answer (a demoted master) the connection is dropped and the command sent once more on a new
+ * one, which goes wherever Sentinel points now. NULL when no connection could be had or the
+ * second attempt failed too. */
+static redisReply *send_formatted(const char *cmd, long long len)
 {
     redisReply *r = NULL;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -291,10 +295,11 @@ redisReply *antar_kv_command(const char *fmt, ...)
             return r;
         if (r)
             freeReplyObject(r);
-        va_list ap;
-        va_start(ap, fmt);
-        r = redisvCommand(c, fmt, ap);
-        va_end(ap);
+        r = NULL;
+        void *reply = NULL;
+        if (redisAppendFormattedCommand(c, cmd, (size_t)len) == REDIS_OK &&
+            redisGetReply(c, &reply) == REDIS_OK)
+            r = reply;
         if (r && !is_readonly(r))
             return r;
         if (r)
@@ -306,24 +311,28 @@ redisReply *antar_kv_command(const char *fmt, ...)
     return r;
 }
 
+redisReply *antar_kv_command(const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return NULL;
+    redisReply *r = send_formatted(cmd, len);
+    redisFreeCommand(cmd);
+    return r;
+}
+
 redisReply *antar_kv_commandv(int argc, const char **argv, const size_t *argvlen)
 {
-    redisReply *r = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        redisContext *c = ctx_get();
-        if (!c)
-            return r;
-        if (r)
-            freeReplyObject(r);
-        r = redisCommandArgv(c, argc, argv, argvlen);
-        if (r && !is_readonly(r))
-            return r;
-        if (r)
-            log_readonly(attempt);
-        else
-            log_io_error(c, attempt);
-        ctx_drop();
-    }
+    char *cmd = NULL;
+    long long len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0)
+        return NULL;
+    redisReply *r = send_formatted(cmd, len);
+    redisFreeCommand(cmd);
     return r;
 }
 
