@@ -478,14 +478,7 @@ static void *worker(void *arg)
             continue; /* a full batch went out cleanly: there may be more right away */
         if (g_stop || g_kicked)
             continue;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += wait / 1000;
-        ts.tv_nsec += (wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = antar_deadline_after(CLOCK_MONOTONIC, wait);
         while (!g_stop && !g_kicked) {
             if (pthread_cond_timedwait(&g_cv, &g_mu, &ts) != 0)
                 break; /* timed out */
@@ -537,14 +530,7 @@ void antar_outbox_kick(void)
 
 void antar_outbox_flush(long timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = antar_deadline_after(CLOCK_MONOTONIC, timeout_ms);
     pthread_mutex_lock(&g_mu);
     if (!g_running || g_stop) {
         pthread_mutex_unlock(&g_mu);

@@ -13,6 +13,7 @@
 #include "antar/password.h"
 
 #include "antar/config.h"
+#include "antar/util.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -69,14 +70,7 @@ static bool slot_take(void)
             t_busy = true;
             return false;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += g.max_wait_ms / 1000;
-        until.tv_nsec += (g.max_wait_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = antar_deadline_after(CLOCK_REALTIME, g.max_wait_ms);
         g.waiting++;
         int rc = 0;
         while (g.free_slots <= 0 && rc != ETIMEDOUT)

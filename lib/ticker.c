@@ -24,21 +24,12 @@ struct antar_ticker {
     bool stop, kicked;
 };
 
-static void deadline_after(struct timespec *ts, long ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    long long ns = ts->tv_nsec + (long long)ms * 1000000LL;
-    ts->tv_sec += (time_t)(ns / 1000000000LL);
-    ts->tv_nsec = (long)(ns % 1000000000LL);
-}
-
 static void *ticker_main(void *p)
 {
     antar_ticker_t *t = p;
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
-        struct timespec ts;
-        deadline_after(&ts, t->period_ms);
+        struct timespec ts = antar_deadline_after(CLOCK_MONOTONIC, t->period_ms);
         while (!t->stop && !t->kicked && pthread_cond_timedwait(&t->cv, &t->mu, &ts) != ETIMEDOUT)
             ;
         t->kicked = false;

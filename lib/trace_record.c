@@ -162,14 +162,7 @@ static void *writer(void *arg)
 
 void antar_trace_record_flush(long timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = antar_deadline_after(CLOCK_REALTIME, timeout_ms);
     pthread_mutex_lock(&q_mu);
     while (w_up && (q_len > 0 || q_busy))
         if (pthread_cond_timedwait(&q_idle, &q_mu, &until) != 0)

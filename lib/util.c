@@ -408,3 +408,13 @@ bool antar_cidr_match(const antar_cidr_t *list, size_t n, const struct sockaddr 
             return true;
     return false;
 }
+
+struct timespec antar_deadline_after(clockid_t clock, long long ms)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    long long ns = ts.tv_nsec + (ms % 1000) * 1000000LL;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    return ts;
+}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <jansson.h>
 
 /* Wall clock, ms since the epoch. */
@@ -57,6 +58,10 @@ char *antar_read_file(const char *path, long max, size_t *len);
 /* A condition variable whose timed waits count on CLOCK_MONOTONIC (a wall-clock step neither
  * stretches nor cuts a worker's sleep). */
 void antar_cond_init_monotonic(pthread_cond_t *cv);
+/* The absolute time ms milliseconds from now on clock (CLOCK_MONOTONIC for a condition variable
+ * made by antar_cond_init_monotonic, CLOCK_REALTIME for a default one): a timed wait's
+ * deadline. */
+struct timespec antar_deadline_after(clockid_t clock, long long ms);
 
 /* One network of a list of trusted addresses (ANTAR_TRUSTED_PROXIES): family AF_INET or
  * AF_INET6, the address in network order, the prefix length. */

@@ -30,6 +30,7 @@
 #include "antar/config.h"
 #include "antar/kv.h"
 #include "antar/log.h"
+#include "antar/util.h"
 #include "oauth.h"
 
 /* Longer than the services' 5 s JWKS refetch interval (lib/auth_jwt.c). */
@@ -173,9 +174,7 @@ static long long synced_ms;
 
 static int sync_locked(bool force)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long now = antar_mono_ms();
     if (!force && now - synced_ms < 1000)
         return 0;
     synced_ms = now;

@@ -332,11 +332,7 @@ static void *worker(void *arg)
     long long next_trips = antar_mono_ms();
     pthread_mutex_lock(&g_mu);
     while (!g_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long long ns = ts.tv_nsec + g_flush_ms * 1000000LL;
-        ts.tv_sec += (time_t)(ns / 1000000000LL);
-        ts.tv_nsec = (long)(ns % 1000000000LL);
+        struct timespec ts = antar_deadline_after(CLOCK_REALTIME, g_flush_ms);
         pthread_cond_timedwait(&g_cv, &g_mu, &ts);
         if (g_stop)
             break;

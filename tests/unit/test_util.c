@@ -252,3 +252,21 @@ Test(cidr, malformed_lists_are_refused)
     cr_expect_eq(n, 99, "nothing written on a refusal");
     cr_expect_eq(antar_cidr_list_parse(NULL, l, 2, &n), -1);
 }
+
+Test(util, deadline_after_is_now_plus_ms_normalised)
+{
+    long long ms_values[] = {0, 1, 999, 1000, 1999, 86400000LL};
+    for (size_t i = 0; i < sizeof ms_values / sizeof *ms_values; i++) {
+        struct timespec before, after;
+        clock_gettime(CLOCK_MONOTONIC, &before);
+        struct timespec d = antar_deadline_after(CLOCK_MONOTONIC, ms_values[i]);
+        clock_gettime(CLOCK_MONOTONIC, &after);
+        cr_expect(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L, "tv_nsec %ld", d.tv_nsec);
+        long long dn = (long long)d.tv_sec * 1000000000LL + d.tv_nsec;
+        long long lo =
+            (long long)before.tv_sec * 1000000000LL + before.tv_nsec + ms_values[i] * 1000000LL;
+        long long hi =
+            (long long)after.tv_sec * 1000000000LL + after.tv_nsec + ms_values[i] * 1000000LL;
+        cr_expect(dn >= lo && dn <= hi, "%lld ms: deadline outside [now + ms]", ms_values[i]);
+    }
+}
