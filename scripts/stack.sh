@@ -59,6 +59,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# redis_acl_text: the Redis users file, shared with deploy/k8s/make-secrets.sh.
+. "$REPO/deploy/redis-acl.sh"
 RUN="${ANTAR_RUN_DIR:-$REPO/.run}"
 case "$RUN" in /*) ;; *) RUN="$PWD/$RUN" ;; esac
 OFF="${ANTAR_PORT_OFFSET:-0}"
@@ -715,29 +717,9 @@ write_redis_acl() {
     h_admin="$(printf '%s' "$REDIS_PASSWORD_ADMIN" | sha256sum | cut -d' ' -f1)"
     h_repl="$(printf '%s' "$REDIS_PASSWORD_REPL" | sha256sum | cut -d' ' -f1)"
     h_sentinel="$(printf '%s' "$REDIS_PASSWORD_SENTINEL" | sha256sum | cut -d' ' -f1)"
-    # ROLE: lib/kv.c checks that a server Sentinel named is really the master.
-    local common="+ping +hello +exists +client|id +client|tracking +subscribe +unsubscribe +role"
-    # The push channel (lib/events.c): publishing is one XADD to antar:events; serving streams
-    # reads it and keeps each subject's open streams in antar:events:conns:<sub>, with a Lua
-    # script whose commands are checked against the same ACL.
-    local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
-    # The trace record (lib/trace_record.c): every service appends its spans to the hash
-    # antar:calls in a script that keeps antar:calls:age to the newest fields; user-service
-    # reads it for the console (HMGET).
-    local trace_record="+eval +hget +hset +hstrlen +hdel +hmget +zadd +zcard +zpopmin"
     (
         umask 077
-        # antar_repl: a replica's link to its master (masteruser); antar_sentinel: the commands
-        # Sentinel sends to monitor and fail over (Redis's documented minimum).
-        cat >"$acl.tmp" <<ACL
-user default off resetpass ~* &* +@all
-user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate +role
-user antar_repl on #$h_repl +psync +replconf +ping
-user antar_sentinel on #$h_sentinel allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill
-user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common $events_serve $trace_record
-user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd $trace_record
-user antar_admin on #$h_admin ~* &* +@all
-ACL
+        redis_acl_text >"$acl.tmp"
     )
     mv -f "$acl.tmp" "$acl"
 }

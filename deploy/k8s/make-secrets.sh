@@ -55,22 +55,11 @@ echo "CLIENT_SECRET_OPS=$CLIENT_SECRET_OPS" >"$DIR/ops.env"
 h_core="$(sha "$REDIS_PASSWORD_CORE")" h_user="$(sha "$REDIS_PASSWORD_USER")"
 h_driver="$(sha "$REDIS_PASSWORD_DRIVER")" h_admin="$(sha "$REDIS_PASSWORD_ADMIN")"
 h_repl="$(sha "$REDIS_PASSWORD_REPL")" h_sentinel="$(sha "$REDIS_PASSWORD_SENTINEL")"
-# The same rules as scripts/stack.sh's write_redis_acl (tests/integration/test_k8s.py keeps the
-# two equal): one user per service with only its keys and commands, the default user off.
+# The same rules as the local stack (deploy/redis-acl.sh, sourced by scripts/stack.sh too):
+# one user per service with only its keys and commands, the default user off.
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/redis-acl.sh"
 write_acl() {
-    local acl="$1"
-    local common="+ping +hello +exists +client|id +client|tracking +subscribe +unsubscribe +role"
-    local events_serve="+xadd +xread +xrange +xrevrange +zadd +zrem +eval +zremrangebyscore +zcard +pexpire"
-    local trace_record="+eval +hget +hset +hstrlen +hdel +hmget +zadd +zcard +zpopmin"
-        cat >"$acl" <<ACL
-user default off resetpass ~* &* +@all
-user antar_core on #$h_core ~* &* +@all -@admin -flushall -flushdb -keys -debug -migrate +role
-user antar_repl on #$h_repl +psync +replconf +ping
-user antar_sentinel on #$h_sentinel allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill
-user antar_user on #$h_user resetkeys ~revoked:jti:* ~antar:events ~antar:events:conns:* ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common $events_serve $trace_record
-user antar_driver on #$h_driver resetkeys ~revoked:jti:* ~drv:* ~antar:events ~antar:calls ~antar:calls:age resetchannels &__redis__:invalidate nocommands $common +get +set +del +xadd $trace_record
-user antar_admin on #$h_admin ~* &* +@all
-ACL
+    redis_acl_text >"$1"
 }
 write_acl "$DIR/users.acl"
 {
