@@ -140,17 +140,13 @@ void oauth_throttle_success(const char *username, const char *ip);
 /* The cookie that carries the login form's nonce. */
 #define OAUTH_LOGIN_COOKIE "antar_login"
 
-/* Decode one application/x-www-form-urlencoded component (n bytes) into a new string, or NULL
- * when it has a bad escape or a NUL byte. */
-char *oauth_form_decode(const char *s, size_t n);
-/* A form-urlencoded body as a JSON object of strings; NULL when a component is badly escaped,
- * repeated, or too long. New reference. */
-json_t *oauth_form_parse(const char *body, size_t len);
-/* oauth_form_parse of a request's raw body. */
+/* The login form of a request's raw body (antar_form_decode: at most 24 pairs, values up to
+ * 4096 bytes, no NUL) as a JSON object of strings; NULL when refused. New reference. */
 json_t *oauth_form_params(antar_req_t *req);
 /* The parameters of a RAW OAuth request by its content type (ct may be NULL) as a JSON object
  * of strings. RFC 6749 §3.2: a parameter sent twice is an error; so is a non-empty body of a
- * type other than form or JSON. NULL for any of those. New reference. */
+ * type other than form or JSON, more than 16 parameters or a value over 4096 bytes (a form
+ * through antar_form_decode). NULL for any of those. New reference. */
 json_t *oauth_params_parse(const char *ct, const char *body, size_t len);
 /* Client id and secret from the value of an "Authorization: Basic" header after "Basic "
  * (RFC 6749 §2.3.1: each form-encoded, joined by ':', base64). false when malformed, when a part
