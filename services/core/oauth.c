@@ -237,18 +237,6 @@ static bool scope_ok(const oauth_client_t *c, json_t *params)
     return !s || !strcmp(s, c->scope);
 }
 
-/* Only the contract's answer for wrong credentials (401 invalid_credentials) counts as a wrong
- * password; a 401 about core's own service token is the account service failing, not the user. */
-static bool credentials_refused(const antar_httpc_res_t *res)
-{
-    json_t *e = json_object_get(res->body, "error");
-    const char *code = json_string_value(json_object_get(e, "code"));
-    if (res->status == 401)
-        return code && !strcmp(code, "invalid_credentials");
-    /* A username that is not an email or phone at all is refused as a field error. */
-    return res->status == 422 || res->status == 404;
-}
-
 antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
                                  const char *password, char *sub)
 {
@@ -261,29 +249,34 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
     const char *prefix = op ? "user:" : c->role == ANTAR_AUTH_USER ? "user:" : "driver:";
     json_t *body = json_pack("{s:s,s:s}", "username", username, "password", password);
     antar_httpc_res_t res;
-    antar_err_t err =
-        antar_httpc_call(svc, "POST", "/internal/credentials/verify", body, NULL, &res);
+    /* No service token to call with is core failing (UNAVAILABLE), never the user's wrong
+     * password: it must not count as a failed login. */
+    antar_err_t err = antar_httpc_outcome(
+        antar_httpc_call(svc, "POST", "/internal/credentials/verify", body, NULL, &res), &res,
+        NULL);
     json_decref(body);
-    /* No service token to call with is core failing, never the user's wrong password: it must
-     * not count as a failed login. */
-    if (err == ANTAR_E_UNAUTHORIZED)
-        err = ANTAR_E_UNAVAILABLE;
     if (err == ANTAR_OK) {
         json_t *r = antar_httpc_result(&res);
         json_int_t id = json_integer_value(json_object_get(r, "id"));
         const char *rsub = json_string_value(json_object_get(r, "sub"));
         char want[64];
         snprintf(want, sizeof want, "%s%lld", prefix, (long long)id);
-        if (res.status == 200 && id > 0 && (!rsub || !strcmp(rsub, want))) {
+        if (id > 0 && (!rsub || !strcmp(rsub, want))) {
             if (op)
                 snprintf(sub, 64, "service:operator:%lld", (long long)id);
             else
                 snprintf(sub, 64, "%s", want);
-        } else if (credentials_refused(&res)) {
-            err = ANTAR_E_UNAUTHORIZED;
         } else {
             err = ANTAR_E_UPSTREAM;
         }
+    } else if (err == ANTAR_E_INVALID_CREDENTIALS || antar_err_status(err) == 422 ||
+               err == ANTAR_E_NOT_FOUND) {
+        /* Only the contract's answer for wrong credentials counts as a wrong password (a 401
+         * about core's own service token is the account service failing, not the user), and a
+         * username that is not an email or phone at all is refused as a field error. */
+        err = ANTAR_E_UNAUTHORIZED;
+    } else if (antar_err_status(err) < 500) {
+        err = ANTAR_E_UPSTREAM;
     }
     antar_httpc_res_clean(&res);
     return err;
