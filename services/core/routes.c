@@ -1,7 +1,8 @@
 /* routes.c — core-service's fares, presence and dispatch routes: HTTP only. Each handler reads
  * and validates its fields (replying the 4xx that names the field), takes the caller from the
  * verified principal, calls fares.c, presence.c or dispatch.c, and replies once. Domain errors
- * become a status and an envelope here and nowhere else. (The OAuth routes are oauth.c's.) */
+ * become a status and an envelope here and nowhere else. (The OAuth routes are oauth_routes.c's.)
+ */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
