@@ -143,49 +143,58 @@ static void handle_token(antar_req_t *req)
     json_decref(params);
 }
 
-static void handle_revoke(antar_req_t *req)
+/* What revocation and introspection start with (RFC 7009 §2.1, RFC 7662 §2.1): the
+ * parameters, the authenticated client (a service client only, when services_only) and the
+ * token. The parameters (caller releases), or NULL after replying the error. */
+static json_t *token_request(antar_req_t *req, bool services_only, const oauth_client_t **c,
+                             const char **tok)
 {
     json_t *params = oauth_params(req);
     if (!params)
-        return;
-    const char *tok = param(params, "token");
-    const oauth_client_t *c = client_authenticate(req, params);
-    if (!c)
-        goto out;
-    if (!tok) {
-        oauth_error(req, 400, "invalid_request", "token is required");
-        goto out;
+        return NULL;
+    *tok = param(params, "token");
+    *c = client_authenticate(req, params);
+    if (!*c)
+        goto refused;
+    if (services_only && !(*c)->confidential) {
+        oauth_error(req, 401, "invalid_client", "introspection is for service clients only");
+        goto refused;
     }
+    if (!*tok) {
+        oauth_error(req, 400, "invalid_request", "token is required");
+        goto refused;
+    }
+    return params;
+refused:
+    json_decref(params);
+    return NULL;
+}
+
+static void handle_revoke(antar_req_t *req)
+{
+    const oauth_client_t *c;
+    const char *tok;
+    json_t *params = token_request(req, false, &c, &tok);
+    if (!params)
+        return;
     if (oauth_revoke(c, tok) != ANTAR_OK) {
         oauth_error(req, 503, "temporarily_unavailable", "revocation failed; retry");
-        goto out;
+    } else {
+        no_store(req);
+        antar_http_reply_raw(req, 200, "application/json", "{}", 2);
     }
-    no_store(req);
-    antar_http_reply_raw(req, 200, "application/json", "{}", 2);
-out:
     json_decref(params);
 }
 
 static void handle_introspect(antar_req_t *req)
 {
-    json_t *params = oauth_params(req);
+    const oauth_client_t *c;
+    const char *tok;
+    json_t *params = token_request(req, true, &c, &tok);
     if (!params)
         return;
-    const char *tok = param(params, "token");
-    const oauth_client_t *c = client_authenticate(req, params);
-    if (!c)
-        goto out;
-    if (!c->confidential) {
-        oauth_error(req, 401, "invalid_client", "introspection is for service clients only");
-        goto out;
-    }
-    if (!tok) {
-        oauth_error(req, 400, "invalid_request", "token is required");
-        goto out;
-    }
     no_store(req);
     antar_http_reply_json(req, 200, oauth_introspect(tok));
-out:
     json_decref(params);
 }
 

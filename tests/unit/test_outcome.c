@@ -149,12 +149,6 @@ static void route(int fd, const test_req_t *r)
 
 static antar_config_t cfg;
 
-static int token(char *buf, size_t len)
-{
-    snprintf(buf, len, "svc");
-    return 0;
-}
-
 static int no_token(char *buf, size_t len)
 {
     (void)buf;
@@ -164,16 +158,7 @@ static int no_token(char *buf, size_t len)
 
 static void setup(void)
 {
-    antar_log_init("test");
-    antar_config_load(&cfg, "user");
-    test_srv_start(0, route);
-    snprintf(cfg.core_url, sizeof cfg.core_url, "http://127.0.0.1:%d", test_srv.port);
-    snprintf(cfg.driver_url, sizeof cfg.driver_url, "http://127.0.0.1:%d", test_srv.port);
-    snprintf(cfg.user_url, sizeof cfg.user_url, "http://127.0.0.1:%d", test_srv_closed_port());
-    cfg.connect_timeout_ms = 300;
-    cfg.timeout_ms = 500;
-    cr_assert(antar_httpc_init(&cfg) == 0);
-    antar_httpc_set_token_provider(token);
+    test_httpc_start(&cfg, route, 0);
 }
 
 static void teardown(void)

@@ -255,26 +255,12 @@ static void core(int fd, const test_req_t *r)
 
 static antar_config_t cfg;
 
-static int token(char *buf, size_t len)
-{
-    snprintf(buf, len, "svc");
-    return 0;
-}
-
 static void setup(void)
 {
     cr_assert(sodium_init() >= 0);
     setenv("ANTAR_ARGON2_OPSLIMIT", "1", 1);
     setenv("ANTAR_ARGON2_MEMLIMIT", "8192", 1);
-    antar_log_init("test");
-    antar_config_load(&cfg, "user");
-    test_srv_start(0, core);
-    snprintf(cfg.core_url, sizeof cfg.core_url, "http://127.0.0.1:%d", test_srv.port);
-    snprintf(cfg.driver_url, sizeof cfg.driver_url, "http://127.0.0.1:%d", test_srv_closed_port());
-    cfg.connect_timeout_ms = 300;
-    cfg.timeout_ms = 1000;
-    cr_assert(antar_httpc_init(&cfg) == 0);
-    antar_httpc_set_token_provider(token);
+    test_httpc_start(&cfg, core, 1000);
     users = json_array();
     orders = json_array();
     user_inserts = 0;
