@@ -145,8 +145,9 @@ static json_t *driver_profile(long long driver_id, bool *down)
     char path[64];
     snprintf(path, sizeof path, "/internal/drivers/%lld", driver_id);
     antar_httpc_res_t res;
-    antar_err_t err = antar_httpc_call(ANTAR_SVC_DRIVER, "GET", path, NULL, NULL, &res);
-    json_t *result = err == ANTAR_OK && res.status == 200 ? antar_httpc_result(&res) : NULL;
+    antar_err_t err = antar_httpc_outcome(
+        antar_httpc_call(ANTAR_SVC_DRIVER, "GET", path, NULL, NULL, &res), &res, NULL);
+    json_t *result = err == ANTAR_OK ? antar_httpc_result(&res) : NULL;
     json_t *profile = NULL;
     if (json_is_object(result)) {
         /* Copy only the public fields, whatever else driver-service sends. */
@@ -156,7 +157,8 @@ static json_t *driver_profile(long long driver_id, bool *down)
             json_t *v = json_object_get(result, keep[i]);
             json_object_set(profile, keep[i], v ? v : json_null());
         }
-    } else if (err != ANTAR_OK || res.status >= 500) {
+    } else if (antar_err_status(err) >= 500) {
+        /* Not a refusal (a 404 is about this driver only): driver-service is away. */
         *down = true;
     }
     antar_httpc_res_clean(&res);

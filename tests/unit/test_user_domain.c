@@ -234,6 +234,21 @@ antar_err_t store_order_audit(long long after_id, int limit, json_t **rows)
 
 static void core(int fd, const test_req_t *r)
 {
+    /* driver-service's profiles (the same server plays both peers). */
+    if (!strcmp(r->path, "/internal/drivers/7")) {
+        test_srv_reply(fd, 200, "application/json",
+                       "{\"status\":200,\"result\":{\"id\":7,\"name\":\"Agus\",\"secret\":1},"
+                       "\"error\":null}");
+        return;
+    }
+    if (!strcmp(r->path, "/internal/drivers/9")) {
+        test_srv_reply(fd, 503, "application/json", "");
+        return;
+    }
+    if (!strncmp(r->path, "/internal/drivers/", 18)) {
+        test_srv_reply(fd, 404, "application/json", "");
+        return;
+    }
     if (strstr(r->body, "\"quote_id\": \"expired\"") || strstr(r->body, "\"quote_id\":\"expired\""))
         test_srv_reply(fd, 422, "application/json",
                        "{\"status\":422,\"result\":null,\"error\":{\"code\":\"invalid_field\","
@@ -511,4 +526,36 @@ Test(user_domain, core_failing_is_a_5xx_that_says_so)
     assert_why(orders_create(1, &in, &out, &replayed, &why), &why, ANTAR_E_UPSTREAM, "",
                "core-service answered a fare without a valid price");
     cr_assert_eq(json_array_size(orders), 0, "no order stored");
+}
+
+/* ---- the driver's profile on a customer's order ------------------------------------------- */
+
+static json_t *driver_of(long long driver_id)
+{
+    long long o = add_order(1, "accepted", driver_id);
+    antar_outcome_t why = {0};
+    json_t *out = NULL;
+    cr_assert_eq(orders_get_for_user(1, o, &out, &why), ANTAR_OK);
+    json_t *d = json_incref(json_object_get(out, "driver"));
+    json_decref(out);
+    return d;
+}
+
+Test(user_domain, the_drivers_public_profile_only)
+{
+    json_t *d = driver_of(7);
+    cr_assert_str_eq(col(d, "name"), "Agus");
+    cr_assert_null(json_object_get(d, "secret"), "only the public fields are copied");
+    json_decref(d);
+}
+
+Test(user_domain, a_driver_service_away_or_refusing_still_serves_the_order)
+{
+    json_t *d = driver_of(9); /* 503: away */
+    cr_assert(json_is_true(json_object_get(d, "degraded")), "degraded, not an error");
+    json_decref(d);
+    d = driver_of(8); /* 404: a refusal about this driver */
+    cr_assert(json_is_true(json_object_get(d, "degraded")));
+    json_decref(d);
+    cr_assert_eq(test_srv_count("/internal/drivers/8"), 1);
 }
