@@ -25,11 +25,15 @@ antar_err_t driver_call_keyed(antar_svc_t target, const char *method, const char
     const char *hdrs[] = {hdr, NULL};
     if (key)
         snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
-    antar_err_t err = antar_httpc_outcome(
-        antar_httpc_call(target, method, path, body, key ? hdrs : NULL, &res), &res, NULL);
+    antar_err_t call = antar_httpc_call(target, method, path, body, key ? hdrs : NULL, &res);
+    antar_err_t err = antar_httpc_outcome(call, &res, NULL);
     if (err == ANTAR_OK && result) {
         json_t *r = antar_httpc_result(&res);
         *result = r ? json_incref(r) : json_object();
+    } else if (call == ANTAR_OK && antar_err_status(err) >= 500) {
+        /* The peer answered that it failed: for the driver that is no answer yet, like a
+         * timeout (the change is kept and confirmed later). */
+        err = ANTAR_E_UNAVAILABLE;
     } else if (antar_err_status(err) == 409) {
         err = ANTAR_E_CONFLICT;
     } else if (antar_err_status(err) < 500 && err != ANTAR_OK && err != ANTAR_E_NOT_FOUND) {
