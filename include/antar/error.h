@@ -1,7 +1,8 @@
 /* antar/error.h — the one error enum of the toolkit.
  *
- * Every lib and domain function that can fail returns an antar_err_t. Only the route layer
- * turns one into an HTTP status and the envelope (antar_http_fail), through the table below:
+ * Every lib and domain function that can fail returns an antar_err_t (and domain code may say
+ * more in an antar_outcome_t, below). Only the route layer turns one into an HTTP status and
+ * the envelope (antar_http_reply_outcome, antar_http_fail), through the table below:
  * the single place where an error gets its status, its wire code and its default message.
  * New codes are only ever appended.
  */
