@@ -2,6 +2,7 @@
  * Everything comes from ANTAR_ERROR_MAP so the three tables cannot drift apart. */
 #include "antar/error.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -46,6 +47,31 @@ const char *antar_err_code(antar_err_t err)
 const char *antar_err_message(antar_err_t err)
 {
     return in_range(err) ? err_msg[err] : "internal error";
+}
+
+antar_err_t antar_outcome_fail(antar_outcome_t *o, antar_err_t err, const char *field,
+                               const char *fmt, ...)
+{
+    if (!o)
+        return err;
+    o->err = err;
+    snprintf(o->field, sizeof o->field, "%s", field ? field : "");
+    o->message[0] = '\0';
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(o->message, sizeof o->message, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+antar_err_t antar_err_from_code(const char *code)
+{
+    for (int e = 0; code && e < ANTAR_E__COUNT; e++)
+        if (!strcmp(err_code[e], code))
+            return (antar_err_t)e;
+    return ANTAR_E__COUNT;
 }
 
 /* ---- Indonesian messages ------------------------------------------------------------------

@@ -40,9 +40,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Decodes s[0..len) into out (at least len bytes); returns the decoded length or -1 on a bad
- * escape. Decoding never grows the text. */
-static long url_decode(const char *s, size_t len, char *out)
+long antar_form_unescape(const char *s, size_t len, char *out, bool refuse_nul)
 {
     size_t j = 0;
     for (size_t i = 0; i < len; i++) {
@@ -59,17 +57,24 @@ static long url_decode(const char *s, size_t len, char *out)
         } else {
             out[j++] = s[i];
         }
+        /* A NUL would cut the value short where the client did not. */
+        if (refuse_nul && out[j - 1] == '\0')
+            return -1;
     }
+    out[j] = '\0';
     return (long)j;
 }
 
-antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *msg, size_t msglen,
-                              char *field, size_t fieldlen)
+antar_err_t antar_form_decode(const char *buf, size_t len, const antar_form_limits_t *lim,
+                              json_t **out, char *msg, size_t msglen, char *field, size_t fieldlen)
 {
+    static const antar_form_limits_t none = {0};
     antar_err_t err = ANTAR_OK;
     json_t *obj = json_object();
     char *key = malloc(len + 1), *val = malloc(len + 1);
     msg[0] = field[0] = '\0';
+    if (!lim)
+        lim = &none;
     if (!obj || !key || !val) {
         err = ANTAR_E_NOMEM;
         goto fail;
@@ -84,8 +89,8 @@ antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *m
             continue; /* "a=1&&b=2" or a trailing '&': nothing to decode */
         const char *eq = memchr(pair, '=', plen);
         size_t klen = eq ? (size_t)(eq - pair) : plen;
-        long kl = url_decode(pair, klen, key);
-        long vl = eq ? url_decode(eq + 1, plen - klen - 1, val) : 0;
+        long kl = antar_form_unescape(pair, klen, key, false);
+        long vl = eq ? antar_form_unescape(eq + 1, plen - klen - 1, val, false) : 0;
         if (kl < 0 || vl < 0) {
             err = ANTAR_E_BAD_REQUEST;
             snprintf(msg, msglen, "the form body has a malformed %%-escape");
@@ -103,8 +108,26 @@ antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *m
             snprintf(msg, msglen, "%s is given more than once", key);
             goto fail;
         }
-        /* json_stringn refuses invalid UTF-8; control characters (even NUL) are kept here and
-         * rejected by antar_req_fields, which names the field. */
+        if (lim->max_pairs && json_object_size(obj) >= lim->max_pairs) {
+            err = ANTAR_E_TOO_LARGE;
+            snprintf(msg, msglen, "the form body has more than %zu fields", lim->max_pairs);
+            goto fail;
+        }
+        if (lim->max_value && (size_t)vl > lim->max_value) {
+            err = ANTAR_E_INVALID_FIELD;
+            snprintf(field, fieldlen, "%s", key);
+            snprintf(msg, msglen, "%s is longer than %zu bytes", key, lim->max_value);
+            goto fail;
+        }
+        if (lim->refuse_nul && memchr(val, '\0', (size_t)vl)) {
+            err = ANTAR_E_INVALID_FIELD;
+            snprintf(field, fieldlen, "%s", key);
+            snprintf(msg, msglen, "%s has a NUL byte", key);
+            goto fail;
+        }
+        /* json_stringn refuses invalid UTF-8; other control characters (NUL too, unless
+         * refused above) are kept here and rejected by antar_req_fields, which names the
+         * field. */
         json_t *v = json_stringn(val, (size_t)vl);
         if (!v) {
             err = ANTAR_E_INVALID_FIELD;
@@ -114,6 +137,8 @@ antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *m
         }
         json_object_set_new(obj, key, v);
     }
+    /* Values may be secrets (passwords, client secrets): leave no copy in freed memory. */
+    explicit_bzero(val, len + 1);
     free(key);
     free(val);
     *out = obj;
@@ -121,6 +146,8 @@ antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *m
 fail:
     if (!msg[0])
         snprintf(msg, msglen, "%s", antar_err_message(err));
+    if (val)
+        explicit_bzero(val, len + 1);
     free(key);
     free(val);
     json_decref(obj);
@@ -190,7 +217,7 @@ antar_err_t antar_body_parse(const char *content_type, const char *buf, size_t l
     }
     if (media_is(content_type, "application/x-www-form-urlencoded")) {
         *is_form = true;
-        return antar_form_decode(buf, len, out, msg, msglen, field, fieldlen);
+        return antar_form_decode(buf, len, NULL, out, msg, msglen, field, fieldlen);
     }
     snprintf(msg, msglen, "%s", antar_err_message(ANTAR_E_UNSUPPORTED_MEDIA_TYPE));
     return ANTAR_E_UNSUPPORTED_MEDIA_TYPE;

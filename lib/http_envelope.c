@@ -166,6 +166,22 @@ void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const
     reply_doc(req, status, antar_envelope(status, NULL, err, field, fmt ? msg : NULL), true);
 }
 
+void antar_http_reply_outcome(antar_req_t *req, antar_err_t err, int status, json_t *result,
+                              const antar_outcome_t *o)
+{
+    if (err == ANTAR_OK) {
+        antar_http_reply(req, status, result);
+        return;
+    }
+    json_decref(result);
+    bool own = o && o->err == err;
+    const char *field = own && o->field[0] ? o->field : NULL;
+    if (own && o->message[0])
+        antar_http_fail(req, err, field, "%s", o->message);
+    else
+        antar_http_fail(req, err, field, NULL);
+}
+
 void antar_http_reply_json(antar_req_t *req, int status, json_t *doc)
 {
     reply_doc(req, status, doc, false);

@@ -152,10 +152,6 @@ bool antar_router_pattern_ok(const char *pattern);
  * blame, its name in field (both always NUL-terminated). */
 antar_err_t antar_body_parse(const char *content_type, const char *buf, size_t len, json_t **out,
                              bool *is_form, char *msg, size_t msglen, char *field, size_t fieldlen);
-/* Strict application/x-www-form-urlencoded decoder: '+' is space, %XX must be two hex digits,
- * keys must be non-empty and unique, keys and values valid UTF-8. */
-antar_err_t antar_form_decode(const char *buf, size_t len, json_t **out, char *msg, size_t msglen,
-                              char *field, size_t fieldlen);
 /* Valid UTF-8 (shortest form, no surrogates) with no control character (C0, DEL, C1). */
 bool antar_text_ok(const char *s, size_t len, bool allow_newlines);
 

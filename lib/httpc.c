@@ -466,6 +466,43 @@ json_t *antar_httpc_result(const antar_httpc_res_t *res)
     return json_is_null(r) ? NULL : r;
 }
 
+/* The first error of the table with HTTP status st (BAD_REQUEST for a 4xx it lacks). */
+static antar_err_t err_of_status(long st)
+{
+    for (int e = 1; e < ANTAR_E__COUNT; e++)
+        if (antar_err_status((antar_err_t)e) == st)
+            return (antar_err_t)e;
+    return ANTAR_E_BAD_REQUEST;
+}
+
+antar_err_t antar_httpc_outcome(antar_err_t call_err, const antar_httpc_res_t *res,
+                                antar_outcome_t *o)
+{
+    antar_err_t err;
+    json_t *e = NULL;
+    if (call_err != ANTAR_OK) {
+        err = call_err == ANTAR_E_UNAUTHORIZED ? ANTAR_E_UNAVAILABLE : call_err;
+    } else if (res->status >= 200 && res->status < 300) {
+        return ANTAR_OK;
+    } else if (res->status >= 400 && res->status < 500) {
+        e = json_object_get(res->body, "error");
+        err = antar_err_from_code(json_string_value(json_object_get(e, "code")));
+        if (err == ANTAR_E__COUNT || antar_err_status(err) != res->status)
+            err = err_of_status(res->status);
+    } else {
+        err = res->status == 503   ? ANTAR_E_UNAVAILABLE
+              : res->status == 504 ? ANTAR_E_TIMEOUT
+                                   : ANTAR_E_UPSTREAM;
+    }
+    const char *field = json_string_value(json_object_get(e, "field"));
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    if (msg)
+        antar_outcome_fail(o, err, field, "%s", msg);
+    else
+        antar_outcome_fail(o, err, field, NULL);
+    return err;
+}
+
 void antar_httpc_res_clean(antar_httpc_res_t *res)
 {
     if (!res)

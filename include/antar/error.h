@@ -1,7 +1,8 @@
 /* antar/error.h — the one error enum of the toolkit.
  *
- * Every lib and domain function that can fail returns an antar_err_t. Only the route layer
- * turns one into an HTTP status and the envelope (antar_http_fail), through the table below:
+ * Every lib and domain function that can fail returns an antar_err_t (and domain code may say
+ * more in an antar_outcome_t, below). Only the route layer turns one into an HTTP status and
+ * the envelope (antar_http_reply_outcome, antar_http_fail), through the table below:
  * the single place where an error gets its status, its wire code and its default message.
  * New codes are only ever appended.
  */
@@ -59,6 +60,28 @@ int antar_err_status(antar_err_t err);
 const char *antar_err_code(antar_err_t err);
 /* Default human message. Static string, never NULL. */
 const char *antar_err_message(antar_err_t err);
+
+/* ---- the outcome of a domain call --------------------------------------------------------
+ * Domain code returns an antar_err_t and, when it has more to say than the table's default,
+ * fills an antar_outcome_t: the field the error is about and a message for people. The route
+ * layer sends it with antar_http_reply_outcome (http.h); antar_httpc_outcome (httpc.h) fills
+ * one from a peer's answer. Plain data: no allocation, nothing to release. */
+#define ANTAR_OUTCOME_FIELD_MAX 64
+#define ANTAR_OUTCOME_MESSAGE_MAX 200
+typedef struct {
+    antar_err_t err;                         /* ANTAR_OK until a failure is recorded */
+    char field[ANTAR_OUTCOME_FIELD_MAX];     /* "" when the error is about no one field */
+    char message[ANTAR_OUTCOME_MESSAGE_MAX]; /* "" means the error's default message */
+} antar_outcome_t;
+
+/* Record err in o (NULL: nothing is recorded) with field (NULL or "": none) and a printf-style
+ * message (fmt NULL: the table's default). Longer texts are cut to fit. Returns err, so that
+ * domain code reads `return antar_outcome_fail(o, ANTAR_E_CONFLICT, NULL, "...");`. */
+antar_err_t antar_outcome_fail(antar_outcome_t *o, antar_err_t err, const char *field,
+                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The error whose wire code is code ("invalid_field"), or ANTAR_E__COUNT when none is. Codes
+ * shared by two errors (internal_error) give the first. */
+antar_err_t antar_err_from_code(const char *code);
 
 /* ---- language of error.message -------------------------------------------------------------
  * A client may ask for Indonesian messages with Accept-Language; error.code never changes. */

@@ -186,6 +186,34 @@ antar_err_t antar_req_fields(antar_req_t *req, const antar_field_t *fields, size
  * strings, lengths (in characters) and ranges. Outputs are written only on success. */
 antar_err_t antar_req_fields_lenient(antar_req_t *req, const antar_field_t *fields, size_t n);
 
+/* ---- application/x-www-form-urlencoded: the toolkit's one strict decoder -----------------
+ * Behind every form body the server parses (antar_req_fields then checks the fields) and the
+ * OAuth endpoints that read their raw body (they answer in RFC 6749's format, not the
+ * envelope). */
+
+/* Limits beyond the body's size; a zero member means none. */
+typedef struct {
+    size_t max_pairs; /* name=value pairs at most */
+    size_t max_value; /* bytes of a decoded value at most */
+    bool refuse_nul;  /* a NUL byte in a value is refused here (bodies read by hand) rather than
+                         left to antar_req_fields */
+} antar_form_limits_t;
+
+/* Decode one form component s[0..len) ('+' is a space, %XX two hex digits) into out, which has
+ * room for len + 1 bytes and is NUL-terminated. Returns the decoded length, or -1 for a
+ * malformed %-escape and, with refuse_nul, for a NUL byte (raw or %00); out is then garbage. */
+long antar_form_unescape(const char *s, size_t len, char *out, bool refuse_nul);
+/* Decode a form body into a new JSON object of strings (*out, caller decrefs; lim NULL = no
+ * limits). Empty pairs ("a=1&&b=2") are skipped and a name without '=' has the value "".
+ * Refused, with a message and, when one field is to blame, its name in field (both always
+ * NUL-terminated), *out untouched: a malformed escape or a name that is empty, over 128 bytes
+ * or not clean UTF-8 text (BAD_REQUEST); a name given twice (BAD_REQUEST naming it); more pairs
+ * than lim->max_pairs (TOO_LARGE); a value over lim->max_value, with a NUL under
+ * lim->refuse_nul, or not valid UTF-8 (INVALID_FIELD naming it). Values are wiped from the
+ * decoder's buffers before they are freed. */
+antar_err_t antar_form_decode(const char *buf, size_t len, const antar_form_limits_t *lim,
+                              json_t **out, char *msg, size_t msglen, char *field, size_t fieldlen);
+
 /* ---- field definitions every service shares --------------------------------------------
  * One definition per kind of value, so that a customer's phone and a driver's phone cannot
  * drift apart again. Entries are designated initializers; count a table with
@@ -269,6 +297,11 @@ void antar_http_reply(antar_req_t *req, int status, json_t *result);
  * the error's default message. */
 void antar_http_fail(antar_req_t *req, antar_err_t err, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* The one reply for a domain call: status and result (stolen) when err is ANTAR_OK, else the
+ * error envelope of err (antar_http_fail) with o's field and message. o may be NULL, and is used
+ * only when o->err == err, so that what was recorded for one failure never dresses another. */
+void antar_http_reply_outcome(antar_req_t *req, antar_err_t err, int status, json_t *result,
+                              const antar_outcome_t *o);
 /* Reply with a JSON document that is not an envelope (OAuth endpoints only); steals doc. */
 void antar_http_reply_json(antar_req_t *req, int status, json_t *doc);
 /* Reply with bytes (HTML, static files); copies body. */

@@ -66,6 +66,21 @@ antar_err_t antar_httpc_peer_request(antar_svc_t target, const char *method, con
 antar_err_t antar_httpc_request(const char *method, const char *url, const char *content_type,
                                 const char *body, const char *authorization,
                                 antar_httpc_res_t *res);
+/* What a peer's answer to antar_httpc_call means, as one error of the table: the one place
+ * where a peer's HTTP status and error envelope are read.
+ *  - call_err, the call's own failure, as it is (TIMEOUT, UNAVAILABLE, UPSTREAM …), except
+ *    UNAUTHORIZED (no service token of our own to call with), which is UNAVAILABLE.
+ *  - 2xx: ANTAR_OK (the result is the caller's to check; antar_httpc_result).
+ *  - 4xx, a refusal: the peer's error.code when the table gives it that status, else the first
+ *    error of the table with that status (BAD_REQUEST for an unknown 4xx). Refusals are exactly
+ *    the errors whose antar_err_status is below 500.
+ *  - 503 UNAVAILABLE, 504 TIMEOUT, any other status UPSTREAM (the peer failed: never its own
+ *    5xx code, which speaks of the peer's dependencies, not ours).
+ * o (may be NULL) receives the error, with the peer's error.field and error.message for a
+ * refusal whose envelope has them ("" otherwise); it is untouched on ANTAR_OK. A refusal is about
+ * what this service sent the peer: callers decide which ones they pass on to their own client. */
+antar_err_t antar_httpc_outcome(antar_err_t call_err, const antar_httpc_res_t *res,
+                                antar_outcome_t *o);
 /* The envelope's "result" of a response (borrowed), or NULL. */
 json_t *antar_httpc_result(const antar_httpc_res_t *res);
 void antar_httpc_res_clean(antar_httpc_res_t *res);

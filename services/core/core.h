@@ -11,7 +11,7 @@
  */
 #define KV_REPLICATED_MS 300
 
-/* oauth.c — the authorization server: /oauth/…, /.well-known/…, /csrf. */
+/* oauth_routes.c — the authorization server: /oauth/…, /.well-known/…, /csrf (oauth.h). */
 extern const antar_route_t core_oauth_routes[];
 extern const size_t core_oauth_routes_len;
 /* Create or load the signing keys, register the service clients. 0 or -1. */

@@ -196,16 +196,15 @@ static call_outcome_t offer_expire(long long offer_id)
     snprintf(path, sizeof path, "/internal/offers/%lld/expire", offer_id);
     json_t *body = json_object();
     antar_httpc_res_t res;
-    antar_err_t err = antar_httpc_call(ANTAR_SVC_DRIVER, "POST", path, body, NULL, &res);
+    antar_err_t err = antar_httpc_outcome(
+        antar_httpc_call(ANTAR_SVC_DRIVER, "POST", path, body, NULL, &res), &res, NULL);
     json_decref(body);
     call_outcome_t out = OUTCOME_RETRY;
-    if (err == ANTAR_OK) {
-        const char *st = json_string_value(json_object_get(antar_httpc_result(&res), "status"));
-        if (res.status == 409 && st && strcmp(st, "accepted") == 0)
-            out = OUTCOME_ACCEPTED;
-        else if (res.status >= 200 && res.status < 500)
-            out = OUTCOME_DONE; /* expired now, or already rejected/lost/withdrawn/unknown */
-    }
+    const char *st = json_string_value(json_object_get(antar_httpc_result(&res), "status"));
+    if (antar_err_status(err) == 409 && st && strcmp(st, "accepted") == 0)
+        out = OUTCOME_ACCEPTED;
+    else if (antar_err_status(err) < 500)
+        out = OUTCOME_DONE; /* expired now, or already rejected/lost/withdrawn/unknown */
     antar_httpc_res_clean(&res);
     return out;
 }
@@ -231,22 +230,21 @@ static call_outcome_t offer_create(const core_dispatch_t *d, long long driver_id
     json_object_set_new(body, "driver_id", json_integer(driver_id));
     json_object_set_new(body, "expires_at", json_string(ts));
     antar_httpc_res_t res;
-    antar_err_t err =
-        antar_httpc_call(ANTAR_SVC_DRIVER, "POST", "/internal/offers", body, NULL, &res);
+    antar_err_t err = antar_httpc_outcome(
+        antar_httpc_call(ANTAR_SVC_DRIVER, "POST", "/internal/offers", body, NULL, &res), &res,
+        NULL);
     json_decref(body);
     call_outcome_t out = OUTCOME_RETRY;
-    if (err == ANTAR_OK) {
-        json_t *id = json_object_get(antar_httpc_result(&res), "id");
-        if ((res.status == 200 || res.status == 201) && json_is_integer(id)) {
-            *offer_id = json_integer_value(id);
-            out = OUTCOME_DONE;
-        } else if (res.status >= 400 && res.status < 500) {
-            /* 409 is the expected refusal; any other 4xx is about this driver too (unknown to
-             * driver-service, say): move on rather than retry forever. */
-            if (res.status != 409)
-                log_order("warn", "offer_refused", d->order_id, driver_id, 0);
-            out = OUTCOME_BUSY;
-        }
+    json_t *id = json_object_get(antar_httpc_result(&res), "id");
+    if (err == ANTAR_OK && json_is_integer(id)) {
+        *offer_id = json_integer_value(id);
+        out = OUTCOME_DONE;
+    } else if (err != ANTAR_OK && antar_err_status(err) < 500) {
+        /* 409 is the expected refusal; any other refusal is about this driver too (unknown to
+         * driver-service, say): move on rather than retry forever. */
+        if (antar_err_status(err) != 409)
+            log_order("warn", "offer_refused", d->order_id, driver_id, 0);
+        out = OUTCOME_BUSY;
     }
     antar_httpc_res_clean(&res);
     return out;

@@ -6,8 +6,9 @@
  *   presence.c        the driver presence index rules.
  *   dispatch.c        the dispatch rules and the worker thread.
  *   dispatch_store.c  Redis only (dispatch_store.h).
- * Domain functions return an antar_err_t; when it is not ANTAR_OK they may fill a core_why_t so
- * that the route layer can name the field and say what went wrong. Every json_t ** output is
+ * Domain functions return an antar_err_t; when it is not ANTAR_OK they may fill an
+ * antar_outcome_t (antar/error.h) so that the route layer can name the field and say what went
+ * wrong (antar_http_reply_outcome). Every json_t ** output is
  * a new reference owned by the caller, set only on ANTAR_OK.
  */
 #ifndef CORE_DISPATCH_H
@@ -31,13 +32,6 @@ typedef struct {
 /* The settings, read from the environment once (thread-safe). Never NULL. */
 const core_settings_t *core_settings(void);
 
-/* Why a domain call failed, for the error envelope. field may be NULL; message "" means the
- * error's default message. */
-typedef struct {
-    const char *field;
-    char message[160];
-} core_why_t;
-
 /* ---- fares.c -------------------------------------------------------------------------------- */
 
 /* A trip to price. vehicle_type is "motorcycle" or "car" (the route layer checked it). */
@@ -51,13 +45,13 @@ typedef struct {
  * quote_id and expires_at. INVALID_FIELD (dropoff_lat) when pickup and dropoff are the same
  * place; KV when Redis fails. */
 antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t **out,
-                                core_why_t *why);
+                                antar_outcome_t *why);
 /* user-service's price for an order: the quoted fare when quote_id (may be NULL) is a genuine,
  * unexpired quote of this user for this very trip and vehicle ("quoted": true), else today's
  * fare ("quoted": false, quote_id and expires_at null; a malformed or tampered id included).
  * Errors as core_fares_estimate. */
 antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core_trip_t *t,
-                             json_t **out, core_why_t *why);
+                             json_t **out, antar_outcome_t *why);
 
 /* ---- presence.c ----------------------------------------------------------------------------- */
 

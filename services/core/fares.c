@@ -118,14 +118,12 @@ static bool same_place(const core_trip_t *t)
 }
 
 /* Pickup and dropoff closer than FARE_MIN_TRIP_M: there is no trip to price. */
-static antar_err_t check_trip(const core_trip_t *t, core_why_t *why)
+static antar_err_t check_trip(const core_trip_t *t, antar_outcome_t *why)
 {
     if (!same_place(t))
         return ANTAR_OK;
-    why->field = "dropoff_lat";
-    snprintf(why->message, sizeof why->message, "%s",
-             "dropoff must be a different place from pickup");
-    return ANTAR_E_INVALID_FIELD;
+    return antar_outcome_fail(why, ANTAR_E_INVALID_FIELD, "dropoff_lat",
+                              "dropoff must be a different place from pickup");
 }
 
 /* ---- the quote key ------------------------------------------------------------------------ */
@@ -166,7 +164,7 @@ static bool quote_open(const char *quote_id, long long user_id, const core_trip_
 /* ---- the routes' work --------------------------------------------------------------------- */
 
 antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t **out,
-                                core_why_t *why)
+                                antar_outcome_t *why)
 {
     antar_err_t err = check_trip(t, why);
     if (err != ANTAR_OK)
@@ -191,7 +189,7 @@ antar_err_t core_fares_estimate(long long user_id, const core_trip_t *t, json_t 
 }
 
 antar_err_t core_fares_quote(long long user_id, const char *quote_id, const core_trip_t *t,
-                             json_t **out, core_why_t *why)
+                             json_t **out, antar_outcome_t *why)
 {
     antar_err_t err = check_trip(t, why);
     if (err != ANTAR_OK)

@@ -1,7 +1,16 @@
-/* core-service's authorization server, internal interfaces between its files:
- * keys.c (signing keys, JWT minting, JWKS), oauth_store.c (refresh tokens in MariaDB,
- * authorization codes and login throttling in Redis), oauth.c (token, revoke, introspect,
- * metadata, CSRF endpoints), oauth_authorize.c (the login page). */
+/* core-service's authorization server, split by layer like the services (STYLE.md), the
+ * interfaces between its files:
+ *   oauth_routes.c    HTTP: the token, revoke, introspect, metadata, JWKS and CSRF endpoints
+ *                     (RFC 6749's error format on the protocol endpoints, the envelope on /csrf)
+ *   oauth_authorize.c HTTP: the login page of the authorization-code flow
+ *   oauth_parse.c     what clients send: parameters (the toolkit's form decoder), Basic
+ *                     credentials, redirect URIs, the login cookie; no I/O
+ *   oauth_grants.c    the rules: clients, grants (password, code with PKCE, refresh rotation,
+ *                     client credentials), minting, revocation, introspection; no HTTP, no SQL
+ *   oauth_store.c     refresh tokens in MariaDB (prepared statements), authorization codes and
+ *                     login throttling in Redis
+ *   keys.c            signing keys, JWT signing, the JWKS
+ *   oauth_issue.c     the operator's --issue-refresh-tokens command */
 #ifndef CORE_OAUTH_H
 #define CORE_OAUTH_H
 
@@ -16,7 +25,7 @@
 #define OAUTH_ACCESS_TTL_S 900
 #define OAUTH_CODE_TTL_S 60
 
-/* ---- clients (oauth.c) ------------------------------------------------------------------ */
+/* ---- clients (oauth_grants.c) ----------------------------------------------------------- */
 typedef struct {
     const char *id;    /* "user-app" */
     bool confidential; /* has a secret: a service */
@@ -36,6 +45,12 @@ typedef struct {
 
 /* The client by id, or NULL. Static storage. */
 const oauth_client_t *oauth_client_find(const char *id);
+/* The client id authenticates as: a confidential client with its secret (compared in constant
+ * time), a public one with no secret at all and not through HTTP Basic (basic). NULL when it
+ * does not. */
+const oauth_client_t *oauth_client_check(const char *id, const char *secret, bool basic);
+/* "user", "driver" or "service" for an ANTAR_AUTH_* role. */
+const char *oauth_role_name(unsigned role);
 /* oauth_parse.c: is uri one of the registered redirect URIs of the apps (exact antar://callback, or
  * http://127.0.0.1:<port>/callback)? */
 bool oauth_redirect_uri_ok(const char *uri);
@@ -69,10 +84,50 @@ char *core_keys_sign(json_t *claims);
 /* The public JWKS document {"keys": [...]} (new reference). */
 json_t *core_keys_jwks(void);
 
+/* ---- oauth_grants.c: tokens and grants ------------------------------------------------- */
+
+/* Read the settings (ANTAR_PASSWORD_GRANT) and register the clients' secrets
+ * (ANTAR_SERVICE_SECRETS, cfg's own) and their oauth_clients records. cfg borrowed for good. */
+void oauth_grants_init(const antar_config_t *cfg);
+/* Whether the password grant is offered (ANTAR_PASSWORD_GRANT, default on). */
+bool oauth_password_grant_enabled(void);
 /* Mint an access token. sub/role/client_id/scope borrowed. jti_out (64 bytes) and exp_out may
  * be NULL. Returns malloc'd JWT or NULL. */
 char *oauth_mint_access(const char *sub, const char *role, const char *client_id, const char *scope,
                         char *jti_out, long long *exp_out);
+/* core-service's own service token into buf (lib/auth's local minter). 0 or -1. */
+int oauth_mint_own_service_token(char *buf, size_t len);
+
+/* The parameters of a token request (borrowed; NULL when absent or empty). */
+typedef struct {
+    const char *grant_type, *scope, *username, *password, *code, *redirect_uri, *code_verifier,
+        *refresh_token;
+} oauth_params_t;
+
+/* What a grant answers, in RFC 6749's terms: the token response (status 200, doc) or an error
+ * (status, error code, description) with, when retry_after_s > 0, a Retry-After. Its own type
+ * rather than antar_outcome_t: the protocol's error codes (invalid_grant, invalid_client …)
+ * are RFC 6749's, not the error table's, and these endpoints never answer in the envelope. */
+typedef struct {
+    int status;
+    const char *error;       /* NULL on success */
+    const char *description; /* static string */
+    long retry_after_s;
+    json_t *doc; /* the token response on success; owned by the answer until replied */
+} oauth_answer_t;
+
+/* The token endpoint's rules for client c (authenticated) and p (p->grant_type not NULL): which
+ * grant the client may use, then the grant. ip is the caller's address, for the login
+ * throttle. a is always set; a->doc is the caller's to release or send. */
+void oauth_token(const oauth_client_t *c, const oauth_params_t *p, const char *ip,
+                 oauth_answer_t *a);
+/* RFC 7009: revoke tok if it is one of c's (an access token's jti goes on the revocation list,
+ * a refresh token's family is revoked). ANTAR_OK also for an unknown or invalid token; an
+ * error when the revocation could not be stored. */
+antar_err_t oauth_revoke(const oauth_client_t *c, const char *tok);
+/* RFC 7662: the introspection document of tok ({"active": false} when it is not active). New
+ * reference. */
+json_t *oauth_introspect(const char *tok);
 
 /* ---- oauth_store.c ---------------------------------------------------------------------- */
 /* 43-char base64url of 32 random bytes. out must hold 64 bytes. */
@@ -120,7 +175,7 @@ antar_err_t oauth_refresh_lookup(const char *token, oauth_grant_t *g);
 antar_err_t oauth_revoke_jti(const char *jti, long long exp);
 
 /* Insert or update the oauth_clients row of a client (a record for operators: clients[] in
- * oauth.c authenticates). secret_hash_hex / redirect_uris NULL store NULL. */
+ * oauth_grants.c authenticates). secret_hash_hex / redirect_uris NULL store NULL. */
 antar_err_t oauth_client_save(const char *id, bool confidential, const char *role,
                               const char *scope, const char *secret_hash_hex,
                               const char *redirect_uris);
@@ -140,17 +195,13 @@ void oauth_throttle_success(const char *username, const char *ip);
 /* The cookie that carries the login form's nonce. */
 #define OAUTH_LOGIN_COOKIE "antar_login"
 
-/* Decode one application/x-www-form-urlencoded component (n bytes) into a new string, or NULL
- * when it has a bad escape or a NUL byte. */
-char *oauth_form_decode(const char *s, size_t n);
-/* A form-urlencoded body as a JSON object of strings; NULL when a component is badly escaped,
- * repeated, or too long. New reference. */
-json_t *oauth_form_parse(const char *body, size_t len);
-/* oauth_form_parse of a request's raw body. */
+/* The login form of a request's raw body (antar_form_decode: at most 24 pairs, values up to
+ * 4096 bytes, no NUL) as a JSON object of strings; NULL when refused. New reference. */
 json_t *oauth_form_params(antar_req_t *req);
 /* The parameters of a RAW OAuth request by its content type (ct may be NULL) as a JSON object
  * of strings. RFC 6749 §3.2: a parameter sent twice is an error; so is a non-empty body of a
- * type other than form or JSON. NULL for any of those. New reference. */
+ * type other than form or JSON, more than 16 parameters or a value over 4096 bytes (a form
+ * through antar_form_decode). NULL for any of those. New reference. */
 json_t *oauth_params_parse(const char *ct, const char *body, size_t len);
 /* Client id and secret from the value of an "Authorization: Basic" header after "Basic "
  * (RFC 6749 §2.3.1: each form-encoded, joined by ':', base64). false when malformed, when a part

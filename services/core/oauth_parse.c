@@ -12,74 +12,31 @@
 
 #define PARAM_MAX 4096
 #define PARAMS_MAX 16
+#define LOGIN_PARAMS_MAX 24
 
-static int hexval(int c)
-{
-    return isdigit(c) ? c - '0' : isxdigit(c) ? (tolower(c) - 'a' + 10) : -1;
-}
+/* RFC 6749's endpoints decode with the toolkit's strict form decoder (lib/http_body.c), with
+ * the limits of a parameter set: a NUL is refused at once (nothing downstream checks these
+ * values the way antar_req_fields does). */
+static const antar_form_limits_t oauth_limits = {
+    .max_pairs = PARAMS_MAX, .max_value = PARAM_MAX, .refuse_nul = true};
+/* The login page's form carries the authorization request along with the credentials. */
+static const antar_form_limits_t login_limits = {
+    .max_pairs = LOGIN_PARAMS_MAX, .max_value = PARAM_MAX, .refuse_nul = true};
 
-char *oauth_form_decode(const char *s, size_t n)
+static json_t *form_parse(const char *body, size_t len, const antar_form_limits_t *lim)
 {
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            *o++ = ' ';
-        } else if (s[i] == '%') {
-            int hi, lo;
-            if (i + 2 >= n || (hi = hexval((unsigned char)s[i + 1])) < 0 ||
-                (lo = hexval((unsigned char)s[i + 2])) < 0 || (hi == 0 && lo == 0))
-                goto bad;
-            *o++ = (char)(hi << 4 | lo);
-            i += 2;
-        } else if (s[i] == '\0') {
-            goto bad; /* a raw NUL would cut the value short where the client did not */
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-bad:
-    free(out);
-    return NULL;
-}
-
-json_t *oauth_form_parse(const char *body, size_t len)
-{
-    json_t *out = json_object();
-    for (size_t i = 0; out && i < len;) {
-        size_t j = i;
-        while (j < len && body[j] != '&')
-            j++;
-        if (j > i) {
-            const char *eq = memchr(body + i, '=', j - i);
-            size_t kl = eq ? (size_t)(eq - (body + i)) : j - i;
-            char *k = oauth_form_decode(body + i, kl);
-            char *v = eq ? oauth_form_decode(eq + 1, (size_t)(body + j - eq - 1)) : strdup("");
-            /* jansson refuses invalid UTF-8: such a pair is an error, never silently dropped. */
-            int ok = k && v && strlen(v) <= PARAM_MAX && json_object_size(out) < 24 &&
-                     !json_object_get(out, k) && json_object_set_new(out, k, json_string(v)) == 0;
-            if (v)
-                sodium_memzero(v, strlen(v));
-            free(k);
-            free(v);
-            if (!ok) {
-                json_decref(out);
-                return NULL;
-            }
-        }
-        i = j + 1;
-    }
-    return out;
+    char msg[160], field[64];
+    json_t *out = NULL;
+    return antar_form_decode(body, len, lim, &out, msg, sizeof msg, field, sizeof field) == ANTAR_OK
+               ? out
+               : NULL;
 }
 
 json_t *oauth_form_params(antar_req_t *req)
 {
     size_t len = 0;
     const char *body = antar_req_raw_body(req, &len);
-    return oauth_form_parse(body, len);
+    return form_parse(body, len, &login_limits);
 }
 
 json_t *oauth_params_parse(const char *ct, const char *body, size_t len)
@@ -110,10 +67,7 @@ json_t *oauth_params_parse(const char *ct, const char *body, size_t len)
     if (len > 0 && (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)))
         goto bad;
     json_decref(out);
-    out = oauth_form_parse(body, len);
-    if (!out || json_object_size(out) > PARAMS_MAX)
-        goto bad;
-    return out;
+    return form_parse(body, len, &oauth_limits);
 bad:
     json_decref(out);
     return NULL;
@@ -142,16 +96,15 @@ bool oauth_basic_credentials(const char *b, char *id, size_t idlen, char *sec, s
         sodium_memzero(raw, sizeof raw);
         return false;
     }
-    char *di = oauth_form_decode((char *)raw, (size_t)(colon - (char *)raw));
-    char *ds = oauth_form_decode(colon + 1, n - (size_t)(colon + 1 - (char *)raw));
-    if (di && ds && strlen(di) < idlen && strlen(ds) < seclen) {
+    /* Decoding never grows a component: raw's size bounds both. */
+    char di[sizeof raw], ds[sizeof raw];
+    long il = antar_form_unescape((char *)raw, (size_t)(colon - (char *)raw), di, true);
+    long sl = antar_form_unescape(colon + 1, n - (size_t)(colon + 1 - (char *)raw), ds, true);
+    if (il >= 0 && sl >= 0 && (size_t)il < idlen && (size_t)sl < seclen) {
         snprintf(id, idlen, "%s", di);
         snprintf(sec, seclen, "%s", ds);
     }
-    if (ds)
-        sodium_memzero(ds, strlen(ds));
-    free(di);
-    free(ds);
+    sodium_memzero(ds, sizeof ds);
     sodium_memzero(raw, sizeof raw);
     if (idlen && *id)
         return true;

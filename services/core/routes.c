@@ -1,7 +1,8 @@
 /* routes.c — core-service's fares, presence and dispatch routes: HTTP only. Each handler reads
  * and validates its fields (replying the 4xx that names the field), takes the caller from the
  * verified principal, calls fares.c, presence.c or dispatch.c, and replies once. Domain errors
- * become a status and an envelope here and nowhere else. (The OAuth routes are oauth.c's.) */
+ * become a status and an envelope here and nowhere else. (The OAuth routes are oauth_routes.c's.)
+ */
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,22 +14,6 @@
 #include "dispatch.h"
 #include "dispatch_store.h"
 #include "fare_model.h"
-
-/* The domain's outcome: result with status on success, else the error with the field and
- * message the domain gave (the error's default message otherwise). Steals result. */
-static void reply(antar_req_t *req, antar_err_t err, int status, json_t *result,
-                  const core_why_t *why)
-{
-    if (err == ANTAR_OK) {
-        antar_http_reply(req, status, result);
-        return;
-    }
-    json_decref(result);
-    if (why && why->message[0])
-        antar_http_fail(req, err, why->field, "%s", why->message);
-    else
-        antar_http_fail(req, err, why ? why->field : NULL, NULL);
-}
 
 /* ---- body checks ----------------------------------------------------------------------------
  * Internal routes are called by other services that may add fields over time, so their bodies
@@ -62,10 +47,10 @@ static void fares_estimate(antar_req_t *req)
     if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     const antar_principal_t *p = antar_req_principal(req);
-    core_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *out = NULL;
     antar_err_t err = core_fares_estimate(p ? p->id : 0, &t, &out, &why);
-    reply(req, err, 200, out, &why);
+    antar_http_reply_outcome(req, err, 200, out, &why);
 }
 
 /* POST /internal/fares/quote (role service) {user_id, quote_id?, pickup_*, dropoff_*,
@@ -87,10 +72,10 @@ static void fares_quote(antar_req_t *req)
     if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK ||
         !vehicle_ok(req, t.vehicle_type))
         return;
-    core_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *out = NULL;
     antar_err_t err = core_fares_quote(user_id, quote_id, &t, &out, &why);
-    reply(req, err, 200, out, &why);
+    antar_http_reply_outcome(req, err, 200, out, &why);
 }
 
 /* ---- presence -------------------------------------------------------------------------------- */
@@ -130,7 +115,7 @@ static void presence_put(antar_req_t *req)
     }
     json_t *out = NULL;
     antar_err_t err = core_presence_set(id, online, vt, has_lat, lat, lng, &out);
-    reply(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* POST /internal/drivers/positions {positions: [{driver_id, lat, lng}, ...]} (1 to
@@ -217,7 +202,7 @@ static void positions_post(antar_req_t *req)
     json_t *out = NULL;
     antar_err_t err = core_presence_positions(p, n, &out);
     free(p);
-    reply(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
     return;
 fail:
     free(p);
@@ -243,7 +228,7 @@ static void availability_put(antar_req_t *req)
     }
     json_t *out = NULL;
     antar_err_t err = core_availability_set(id, available, order_id, &out);
-    reply(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
@@ -277,7 +262,7 @@ static void dispatch_create(antar_req_t *req)
     }
     json_t *out = NULL;
     antar_err_t err = core_dispatch_create(&o, &out);
-    reply(req, err, 202, out, NULL);
+    antar_http_reply_outcome(req, err, 202, out, NULL);
 }
 
 /* The order from the path and {driver_id, offer_id} from the body. */
@@ -301,7 +286,7 @@ static void dispatch_rejected(antar_req_t *req)
         return;
     json_t *out = NULL;
     antar_err_t err = core_dispatch_rejected(order_id, driver_id, offer_id, &out);
-    reply(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* POST /internal/dispatch/{order_id}/accepted {driver_id, offer_id?} → done, driver busy. */
@@ -312,7 +297,7 @@ static void dispatch_accepted(antar_req_t *req)
         return;
     json_t *out = NULL;
     antar_err_t err = core_dispatch_accepted(order_id, driver_id, &out);
-    reply(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* POST /internal/dispatch/{order_id}/cancel {} → stop; free the driver. */
@@ -323,7 +308,7 @@ static void dispatch_cancel(antar_req_t *req)
         return;
     json_t *out = NULL;
     antar_err_t err = core_dispatch_cancel(order_id, &out);
-    reply(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* ---- audit (the ops client) ----------------------------------------------------------------- */
@@ -343,7 +328,7 @@ static void audit_list(antar_req_t *req, const char *tag, audit_fn fn)
     bool more = false;
     antar_err_t err = fn(&from, limit, &items, &next, &more);
     if (err != ANTAR_OK) {
-        reply(req, err, 200, NULL, NULL);
+        antar_http_reply_outcome(req, err, 200, NULL, NULL);
         return;
     }
     char cur[ANTAR_CURSOR_MAX];
@@ -413,7 +398,7 @@ static void ops_city(antar_req_t *req)
     antar_err_t err = core_store_city(CITY_LAT, CITY_LNG, CITY_BOX_KM, CITY_MAX_DRIVERS,
                                       CITY_MAX_ORDERS, &drivers, &orders);
     if (err != ANTAR_OK) {
-        reply(req, err, 200, NULL, NULL);
+        antar_http_reply_outcome(req, err, 200, NULL, NULL);
         return;
     }
     static _Thread_local char cells[CITY_MAX_CELLS][48];
@@ -438,7 +423,7 @@ static void ops_city(antar_req_t *req)
     if (err != ANTAR_OK) {
         json_decref(drivers);
         json_decref(orders);
-        reply(req, err, 200, NULL, NULL);
+        antar_http_reply_outcome(req, err, 200, NULL, NULL);
         return;
     }
     const core_settings_t *st = core_settings();
@@ -465,10 +450,11 @@ static void ops_city(antar_req_t *req)
     char at[32];
     antar_time_rfc3339(now, at);
     antar_http_add_header(req, "Cache-Control", "no-store");
-    reply(req, ANTAR_OK, 200,
-          json_pack("{s:s, s:o, s:o, s:o}", "at", at, "drivers", drivers, "orders", orders, "cells",
-                    out_cells ? out_cells : json_array()),
-          NULL);
+    antar_http_reply_outcome(req, ANTAR_OK, 200,
+                             json_pack("{s:s, s:o, s:o, s:o}", "at", at, "drivers", drivers,
+                                       "orders", orders, "cells",
+                                       out_cells ? out_cells : json_array()),
+                             NULL);
 }
 
 /* ---- route tables (core.h) ------------------------------------------------------------------ */

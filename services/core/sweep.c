@@ -38,20 +38,20 @@ static bool order_over(long long driver_id, long long order_id, const char **kin
     snprintf(path, sizeof path, "/internal/orders/%lld", order_id);
     antar_httpc_res_t res;
     bool over = false;
-    if (antar_httpc_call(ANTAR_SVC_USER, "GET", path, NULL, NULL, &res) == ANTAR_OK) {
-        json_t *o = antar_httpc_result(&res);
-        const char *st = json_string_value(json_object_get(o, "status"));
-        json_t *drv = json_object_get(o, "driver_id");
-        if (res.status == 404) {
-            over = true, *kind = "order_unknown";
-        } else if (res.status != 200 || !st) {
-            /* no answer to act on */
-        } else if (strcmp(st, "completed") == 0 || strcmp(st, "cancelled") == 0 ||
-                   strcmp(st, "expired") == 0) {
-            over = true, *kind = "order_over";
-        } else if (json_is_integer(drv) && json_integer_value(drv) != driver_id) {
-            over = true, *kind = "order_other_driver";
-        }
+    antar_err_t err = antar_httpc_outcome(
+        antar_httpc_call(ANTAR_SVC_USER, "GET", path, NULL, NULL, &res), &res, NULL);
+    json_t *o = antar_httpc_result(&res);
+    const char *st = json_string_value(json_object_get(o, "status"));
+    json_t *drv = json_object_get(o, "driver_id");
+    if (err == ANTAR_E_NOT_FOUND) {
+        over = true, *kind = "order_unknown";
+    } else if (err != ANTAR_OK || !st) {
+        /* no answer to act on */
+    } else if (strcmp(st, "completed") == 0 || strcmp(st, "cancelled") == 0 ||
+               strcmp(st, "expired") == 0) {
+        over = true, *kind = "order_over";
+    } else if (json_is_integer(drv) && json_integer_value(drv) != driver_id) {
+        over = true, *kind = "order_other_driver";
     }
     antar_httpc_res_clean(&res);
     return over;

@@ -2,8 +2,9 @@
  *
  * routes.c speaks HTTP and calls the domain modules below (drivers.c, offers.c, trips.c),
  * which hold the rules and the calls to other services and keep their rows through store.c,
- * the only file with SQL. Domain functions return an antar_err_t; on error *field (when the
- * function takes one) names the offending input field or is left NULL. Every json_t ** output
+ * the only file with SQL. Domain functions return an antar_err_t; on error the antar_outcome_t
+ * *why (antar/error.h), when the function takes one, names the offending field and says what
+ * went wrong, for routes.c's antar_http_reply_outcome. Every json_t ** output
  * is a new reference owned by the caller, and is set only on success unless said otherwise.
  */
 #ifndef ANTAR_DRIVER_H
@@ -38,12 +39,13 @@ typedef struct {
 bool driver_plate_normalize(const char *s, char out[DRIVER_PLATE_MAX]);
 /* Sign up a driver and their vehicle. DUPLICATE with *field = "email"/"phone"/"plate_number";
  * INVALID_FIELD with *field for a bad email, phone or plate. */
-antar_err_t driver_signup(const driver_signup_t *in, json_t **out, const char **field);
+antar_err_t driver_signup(const driver_signup_t *in, json_t **out, antar_outcome_t *why);
 /* The driver's own record {id, name, email, phone, vehicle_type, plate_number, rating, status,
  * created_at}. NOT_FOUND. */
 antar_err_t driver_get(long long id, json_t **out);
 /* Change own fields; errors as driver_signup. Nothing changes on error. */
-antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out, const char **field);
+antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out,
+                          antar_outcome_t *why);
 /* Go online/offline: tells core (sync) first, then records it. CONFLICT when going offline
  * during a trip; UNAVAILABLE/TIMEOUT/UPSTREAM when core cannot take it (nothing changed). */
 antar_err_t driver_set_status(long long id, const char *status, json_t **out);
@@ -122,19 +124,13 @@ typedef struct {
     long long expires_ms;                                    /* 0: now + ANTAR_OFFER_TTL_S */
 } offer_new_t;
 
-/* Why an offer was refused, for the 409 to core: the field it is about ("driver_id",
- * "order_id" or "vehicle_type") and a sentence. Both static strings; NULL when not refused. */
-typedef struct {
-    const char *field;
-    const char *message;
-} offer_refusal_t;
-
 /* Create an offer for core's dispatch (the order is read from user-service for the customer's
  * first name). *created is false when the same (order, driver) offer already existed: then
  * *out is that offer. CONFLICT when the driver is offline, on a trip, holds a live offer, drives
- * another vehicle type, or the order is cancelled or no longer searching — *why then says which;
+ * another vehicle type, or the order is cancelled or no longer searching — *why then says which
+ * (field and message);
  * NOT_FOUND for an unknown driver. */
-antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, offer_refusal_t *why);
+antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, antar_outcome_t *why);
 /* {items, next_cursor: null}: the driver's pending, unexpired offers. */
 antar_err_t offer_list_pending(long long driver_id, json_t **out);
 /* Accept: the offer arbitrates the deadline, user-service the order. → trip. NOT_FOUND for an
@@ -238,7 +234,7 @@ antar_err_t store_trip_completed_by(long long driver_id, long long order_id, boo
 /* In one transaction with the driver row locked: refuse (CONFLICT, *why set) when offline,
  * busy, holding a live offer or the order is cancelled; else insert. */
 antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first_name,
-                               const char *expires_at, long long *id, offer_refusal_t *why);
+                               const char *expires_at, long long *id, antar_outcome_t *why);
 antar_err_t store_offer_get(long long id, json_t **row);
 antar_err_t store_offer_find(long long order_id, long long driver_id, json_t **row);
 antar_err_t store_offers_pending(long long driver_id, json_t **rows);

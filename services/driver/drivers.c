@@ -25,28 +25,23 @@ antar_err_t driver_call_keyed(antar_svc_t target, const char *method, const char
     const char *hdrs[] = {hdr, NULL};
     if (key)
         snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
-    antar_err_t err = antar_httpc_call(target, method, path, body, key ? hdrs : NULL, &res);
-    if (err == ANTAR_OK) {
-        if (res.status >= 200 && res.status < 300) {
-            if (result) {
-                json_t *r = antar_httpc_result(&res);
-                *result = r ? json_incref(r) : json_object();
-            }
-        } else if (res.status == 409) {
-            err = ANTAR_E_CONFLICT;
-        } else if (res.status == 404) {
-            err = ANTAR_E_NOT_FOUND;
-        } else if (res.status >= 500) {
-            err = ANTAR_E_UNAVAILABLE;
-        } else {
-            /* Any other refusal means we sent something the other side does not accept: a
-             * bug between services, reported as such rather than blamed on the client. */
-            antar_logf("warn", "%s %s %s answered %ld", antar_httpc_target_name(target), method,
-                       path, res.status);
-            err = ANTAR_E_UPSTREAM;
-        }
-    } else if (err == ANTAR_E_UNAUTHORIZED) {
-        err = ANTAR_E_UNAVAILABLE; /* no service token: core is not there to issue one */
+    antar_err_t call = antar_httpc_call(target, method, path, body, key ? hdrs : NULL, &res);
+    antar_err_t err = antar_httpc_outcome(call, &res, NULL);
+    if (err == ANTAR_OK && result) {
+        json_t *r = antar_httpc_result(&res);
+        *result = r ? json_incref(r) : json_object();
+    } else if (call == ANTAR_OK && antar_err_status(err) >= 500) {
+        /* The peer answered that it failed: for the driver that is no answer yet, like a
+         * timeout (the change is kept and confirmed later). */
+        err = ANTAR_E_UNAVAILABLE;
+    } else if (antar_err_status(err) == 409) {
+        err = ANTAR_E_CONFLICT;
+    } else if (antar_err_status(err) < 500 && err != ANTAR_OK && err != ANTAR_E_NOT_FOUND) {
+        /* Any other refusal means we sent something the other side does not accept: a bug
+         * between services, reported as such rather than blamed on the client. */
+        antar_logf("warn", "%s %s %s answered %ld", antar_httpc_target_name(target), method, path,
+                   res.status);
+        err = ANTAR_E_UPSTREAM;
     }
     antar_httpc_res_clean(&res);
     return err;
@@ -127,32 +122,38 @@ antar_err_t driver_get(long long id, json_t **out)
     return *out ? ANTAR_OK : ANTAR_E_NOMEM;
 }
 
-antar_err_t driver_signup(const driver_signup_t *in, json_t **out, const char **field)
+/* Refusals of one field, for the 4xx naming it. */
+static antar_err_t invalid(antar_outcome_t *why, const char *field)
+{
+    return antar_outcome_fail(why, ANTAR_E_INVALID_FIELD, field, "%s is not valid", field);
+}
+
+static antar_err_t taken(antar_outcome_t *why, const char *field)
+{
+    return antar_outcome_fail(why, ANTAR_E_DUPLICATE, field, "%s is already registered", field);
+}
+
+antar_err_t driver_signup(const driver_signup_t *in, json_t **out, antar_outcome_t *why)
 {
     char email[256], plate[DRIVER_PLATE_MAX], hash[ANTAR_PASSWORD_HASH_MAX];
     long long id = 0;
     if (blank(in->name)) {
-        *field = "name";
-        return ANTAR_E_INVALID_FIELD;
+        return invalid(why, "name");
     }
     if (!antar_valid_email(in->email)) {
-        *field = "email";
-        return ANTAR_E_INVALID_FIELD;
+        return invalid(why, "email");
     }
     if (!antar_valid_phone(in->phone)) {
-        *field = "phone";
-        return ANTAR_E_INVALID_FIELD;
+        return invalid(why, "phone");
     }
     if (!driver_plate_normalize(in->plate_number, plate)) {
-        *field = "plate_number";
-        return ANTAR_E_INVALID_FIELD;
+        return invalid(why, "plate_number");
     }
     lower_copy(in->email, email, sizeof email);
     /* A cheap check first, so that an obvious duplicate does not cost an Argon2id hash. */
     const char *dup = store_driver_which_duplicate(email, in->phone, plate, 0);
     if (dup) {
-        *field = dup;
-        return ANTAR_E_DUPLICATE;
+        return taken(why, dup);
     }
     antar_err_t err = antar_password_hash(in->password, hash);
     if (err != ANTAR_OK)
@@ -162,46 +163,40 @@ antar_err_t driver_signup(const driver_signup_t *in, json_t **out, const char **
     if (err == ANTAR_E_DUPLICATE) {
         /* A sign-up racing ours took the value between the check and the insert. */
         dup = store_driver_which_duplicate(email, in->phone, plate, 0);
-        *field = dup ? dup : "email";
-        return err;
+        return taken(why, dup ? dup : "email");
     }
     if (err != ANTAR_OK)
         return err;
     return driver_get(id, out);
 }
 
-antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out, const char **field)
+antar_err_t driver_update(long long id, const driver_patch_t *p, json_t **out, antar_outcome_t *why)
 {
     char email[256], plate[DRIVER_PLATE_MAX];
     driver_patch_t q = *p;
     if (p->name && blank(p->name)) {
-        *field = "name";
-        return ANTAR_E_INVALID_FIELD;
+        return invalid(why, "name");
     }
     if (p->email) {
         if (!antar_valid_email(p->email)) {
-            *field = "email";
-            return ANTAR_E_INVALID_FIELD;
+            return invalid(why, "email");
         }
         lower_copy(p->email, email, sizeof email);
         q.email = email;
     }
     if (p->phone && !antar_valid_phone(p->phone)) {
-        *field = "phone";
-        return ANTAR_E_INVALID_FIELD;
+        return invalid(why, "phone");
     }
     if (p->plate_number) {
         if (!driver_plate_normalize(p->plate_number, plate)) {
-            *field = "plate_number";
-            return ANTAR_E_INVALID_FIELD;
+            return invalid(why, "plate_number");
         }
         q.plate_number = plate;
     }
     antar_err_t err = store_driver_update(id, &q);
     if (err == ANTAR_E_DUPLICATE) {
         const char *dup = store_driver_which_duplicate(q.email, q.phone, q.plate_number, id);
-        *field = dup ? dup : "email";
-        return err;
+        return taken(why, dup ? dup : "email");
     }
     if (err != ANTAR_OK)
         return err;

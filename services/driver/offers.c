@@ -103,14 +103,13 @@ static const char *str_or(json_t *obj, const char *key, const char *def)
     return s ? s : def;
 }
 
-antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, offer_refusal_t *why)
+antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, antar_outcome_t *why)
 {
     json_t *row = NULL;
     char first[101], expires[32];
     long long id = 0;
     offer_new_t o = *in;
     *created = false;
-    *why = (offer_refusal_t){NULL, NULL};
 
     /* The same (order, driver) again is a retry of core's call: the same answer. */
     antar_err_t err = store_offer_find(in->order_id, in->driver_id, &row);
@@ -127,8 +126,8 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
         return err;
     const char *own_type = str_or(row, "vehicle_type", "");
     if (o.vehicle_type && strcmp(o.vehicle_type, own_type) != 0) {
-        *why = (offer_refusal_t){"vehicle_type", "the driver drives another vehicle type"};
-        err = ANTAR_E_CONFLICT;
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, "vehicle_type",
+                                 "the driver drives another vehicle type");
         goto done;
     }
 
@@ -174,6 +173,11 @@ antar_err_t offer_create(const offer_new_t *in, json_t **out, bool *created, off
     }
 done:
     json_decref(row);
+    if (err == ANTAR_E_CONFLICT && why->err != ANTAR_E_CONFLICT)
+        /* Core only needs the 409 to move on; the reason is for its logs and for people. */
+        antar_outcome_fail(why, err, "driver_id",
+                           "the driver is offline, busy or holds a live offer, or the order is "
+                           "no longer searching");
     return err;
 }
 

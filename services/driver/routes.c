@@ -15,28 +15,6 @@ static long long me(antar_req_t *req)
     return p ? p->id : 0;
 }
 
-/* Reply with the domain's outcome: result on success (status ok_status), else the error
- * envelope naming field. Steals result. */
-static void respond(antar_req_t *req, antar_err_t err, int ok_status, json_t *result,
-                    const char *field)
-{
-    if (err == ANTAR_OK) {
-        antar_http_reply(req, ok_status, result);
-        return;
-    }
-    json_decref(result);
-    switch (err) {
-    case ANTAR_E_DUPLICATE:
-        antar_http_fail(req, err, field, "%s is already registered", field ? field : "a value");
-        break;
-    case ANTAR_E_INVALID_FIELD:
-        antar_http_fail(req, err, field, "%s is not valid", field ? field : "a field");
-        break;
-    default:
-        antar_http_fail(req, err, field, NULL);
-    }
-}
-
 /* The outbox's event id, when it looks like one. */
 static const char *event_id(antar_req_t *req)
 {
@@ -58,18 +36,18 @@ static void drivers_signup(antar_req_t *req)
         ANTAR_F_PLATE(true, &in.plate_number),
     };
     json_t *out = NULL;
-    const char *field = NULL;
+    antar_outcome_t why = {0};
     if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
-    antar_err_t err = driver_signup(&in, &out, &field);
-    respond(req, err, 201, out, field);
+    antar_err_t err = driver_signup(&in, &out, &why);
+    antar_http_reply_outcome(req, err, 201, out, &why);
 }
 
 static void drivers_me_get(antar_req_t *req)
 {
     json_t *out = NULL;
     antar_err_t err = driver_get(me(req), &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void drivers_me_patch(antar_req_t *req)
@@ -82,7 +60,7 @@ static void drivers_me_patch(antar_req_t *req)
         ANTAR_F_PLATE(false, &p.plate_number),
     };
     json_t *out = NULL;
-    const char *field = NULL;
+    antar_outcome_t why = {0};
     if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     if (!p.name && !p.email && !p.phone && !p.plate_number) {
@@ -90,8 +68,8 @@ static void drivers_me_patch(antar_req_t *req)
                         "give at least one of name, email, phone, plate_number");
         return;
     }
-    antar_err_t err = driver_update(me(req), &p, &out, &field);
-    respond(req, err, 200, out, field);
+    antar_err_t err = driver_update(me(req), &p, &out, &why);
+    antar_http_reply_outcome(req, err, 200, out, &why);
 }
 
 static void drivers_me_status(antar_req_t *req)
@@ -113,7 +91,7 @@ static void drivers_me_status(antar_req_t *req)
         antar_http_fail(req, err, "status", "cannot go offline during a trip");
         return;
     }
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void drivers_me_location(antar_req_t *req)
@@ -127,14 +105,14 @@ static void drivers_me_location(antar_req_t *req)
     if (antar_req_fields(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
     antar_err_t err = driver_set_location(me(req), lat, lng, &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void drivers_me_earnings(antar_req_t *req)
 {
     json_t *out = NULL;
     antar_err_t err = driver_earnings(me(req), &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* ---- public: offers and trips ---------------------------------------------------------- */
@@ -143,7 +121,7 @@ static void offers_list(antar_req_t *req)
 {
     json_t *out = NULL;
     antar_err_t err = offer_list_pending(me(req), &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* A driver's action on one of their offers or trips: {param} is the id, the body takes no
@@ -166,12 +144,12 @@ static void driver_action(antar_req_t *req, const char *param, driver_action_fn 
     }
     if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UNAVAILABLE) {
         /* No answer is not a no: the change is kept as asked and confirmed later. */
-        antar_http_fail(req, err, NULL, "%s",
+        antar_http_fail(req, err, NULL,
                         "user-service did not answer in time; nothing is lost: send the same "
                         "request again, or wait and reload");
         return;
     }
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void offers_accept(antar_req_t *req)
@@ -223,7 +201,7 @@ static void trips_list(antar_req_t *req)
         !query_int(req, "limit", 1, 50, &limit))
         return;
     antar_err_t err = trip_list(me(req), cursor, (int)limit, &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* ---- internal --------------------------------------------------------------------------
@@ -251,7 +229,7 @@ static void internal_credentials_verify(antar_req_t *req)
     }
     if (err == ANTAR_E_UNAVAILABLE) /* every hashing slot busy: the line is bounded */
         antar_http_add_header(req, "Retry-After", "1");
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void internal_driver_get(antar_req_t *req)
@@ -261,7 +239,7 @@ static void internal_driver_get(antar_req_t *req)
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
     antar_err_t err = driver_public(id, &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void internal_offers_create(antar_req_t *req)
@@ -299,17 +277,9 @@ static void internal_offers_create(antar_req_t *req)
                         "expires_at must be an RFC 3339 time");
         return;
     }
-    offer_refusal_t why = {0};
+    antar_outcome_t why = {0};
     antar_err_t err = offer_create(&in, &out, &created, &why);
-    if (err == ANTAR_E_CONFLICT) {
-        /* Core only needs the 409 to move on; the reason is for its logs and for people. */
-        antar_http_fail(req, err, why.field ? why.field : "driver_id", "%s",
-                        why.message ? why.message
-                                    : "the driver is offline, busy or holds a live offer, or the "
-                                      "order is no longer searching");
-        return;
-    }
-    respond(req, err, created ? 201 : 200, out, NULL);
+    antar_http_reply_outcome(req, err, created ? 201 : 200, out, &why);
 }
 
 static void internal_offers_expire(antar_req_t *req)
@@ -326,7 +296,7 @@ static void internal_offers_expire(antar_req_t *req)
         antar_http_reply_json(req, 409, env);
         return;
     }
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void internal_order_cancelled(antar_req_t *req)
@@ -336,7 +306,7 @@ static void internal_order_cancelled(antar_req_t *req)
     if (antar_req_param_id(req, "order_id", &id) != ANTAR_OK)
         return;
     antar_err_t err = offer_order_cancelled(id, event_id(req), &out);
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 static void internal_driver_rating(antar_req_t *req)
@@ -360,7 +330,7 @@ static void internal_driver_rating(antar_req_t *req)
         antar_http_fail(req, err, "order_id", "this driver's trip is not completed yet");
         return;
     }
-    respond(req, err, 200, out, NULL);
+    antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
 /* ---- audit (the ops client) ------------------------------------------------------------ */
@@ -374,7 +344,7 @@ static void audit_list(antar_req_t *req, audit_kind_t kind, const char *tag)
         return;
     antar_err_t err = audit_page(kind, after, limit, &items, &next);
     if (err != ANTAR_OK) {
-        respond(req, err, 200, NULL, NULL);
+        antar_http_reply_outcome(req, err, 200, NULL, NULL);
         return;
     }
     char cur[ANTAR_CURSOR_MAX];

@@ -312,7 +312,7 @@ antar_err_t store_trip_completed_by(long long driver_id, long long order_id, boo
 /* ---- offers ---------------------------------------------------------------------------- */
 
 antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first_name,
-                               const char *expires_at, long long *id, offer_refusal_t *why)
+                               const char *expires_at, long long *id, antar_outcome_t *why)
 {
     json_t *row = NULL;
     long long n = 0;
@@ -328,8 +328,7 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
         goto out;
     const char *status = json_string_value(json_object_get(row, "status"));
     if (!status || strcmp(status, "online") != 0) {
-        *why = (offer_refusal_t){"driver_id", "the driver is offline"};
-        err = ANTAR_E_CONFLICT;
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, "driver_id", "the driver is offline");
         goto out;
     }
     err = count_of("SELECT COUNT(*) AS n FROM cancelled_orders WHERE order_id = ?",
@@ -337,16 +336,14 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     if (err != ANTAR_OK)
         goto out;
     if (n > 0) {
-        *why = (offer_refusal_t){"order_id", "the order was cancelled"};
-        err = ANTAR_E_CONFLICT;
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, "order_id", "the order was cancelled");
         goto out;
     }
     err = store_driver_active_trips(in->driver_id, &n);
     if (err != ANTAR_OK)
         goto out;
     if (n > 0) {
-        *why = (offer_refusal_t){"driver_id", "the driver is on a trip"};
-        err = ANTAR_E_CONFLICT;
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, "driver_id", "the driver is on a trip");
         goto out;
     }
     /* An accepted offer without its trip yet is an accept in flight: busy as well (for a
@@ -359,8 +356,8 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     if (err != ANTAR_OK)
         goto out;
     if (n > 0) {
-        *why = (offer_refusal_t){"driver_id", "the driver already holds a live offer"};
-        err = ANTAR_E_CONFLICT;
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, "driver_id",
+                                 "the driver already holds a live offer");
         goto out;
     }
     err = antar_db_exec(

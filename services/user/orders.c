@@ -17,10 +17,12 @@
 #include "antar/util.h"
 #include "user.h"
 
-static void why_set(user_why_t *why, const char *field, const char *fmt, const char *arg)
+/* Every NOT_FOUND of this file is about the order asked for. */
+static antar_err_t no_such_order(antar_err_t err, antar_outcome_t *why)
 {
-    why->field = field;
-    snprintf(why->message, sizeof why->message, fmt, arg ? arg : "");
+    if (err == ANTAR_E_NOT_FOUND && (!why || why->err != ANTAR_E_NOT_FOUND))
+        antar_outcome_fail(why, err, NULL, "no such order");
+    return err;
 }
 
 static const char *row_str(const json_t *row, const char *key)
@@ -143,8 +145,9 @@ static json_t *driver_profile(long long driver_id, bool *down)
     char path[64];
     snprintf(path, sizeof path, "/internal/drivers/%lld", driver_id);
     antar_httpc_res_t res;
-    antar_err_t err = antar_httpc_call(ANTAR_SVC_DRIVER, "GET", path, NULL, NULL, &res);
-    json_t *result = err == ANTAR_OK && res.status == 200 ? antar_httpc_result(&res) : NULL;
+    antar_err_t err = antar_httpc_outcome(
+        antar_httpc_call(ANTAR_SVC_DRIVER, "GET", path, NULL, NULL, &res), &res, NULL);
+    json_t *result = err == ANTAR_OK ? antar_httpc_result(&res) : NULL;
     json_t *profile = NULL;
     if (json_is_object(result)) {
         /* Copy only the public fields, whatever else driver-service sends. */
@@ -154,7 +157,8 @@ static json_t *driver_profile(long long driver_id, bool *down)
             json_t *v = json_object_get(result, keep[i]);
             json_object_set(profile, keep[i], v ? v : json_null());
         }
-    } else if (err != ANTAR_OK || res.status >= 500) {
+    } else if (antar_err_status(err) >= 500) {
+        /* Not a refusal (a 404 is about this driver only): driver-service is away. */
         *down = true;
     }
     antar_httpc_res_clean(&res);
@@ -320,13 +324,13 @@ static void request_hash(const order_input_t *in, char hex[65])
 /* The stored order for a key that was seen before: the same order when the request is the
  * same, else a conflict (a key names one request, never two). Steals row. */
 static antar_err_t replay(json_t *row, const char *hash, json_t **out, bool *replayed,
-                          user_why_t *why)
+                          antar_outcome_t *why)
 {
     if (strcmp(row_str(row, "request_hash"), hash) != 0) {
         json_decref(row);
-        why_set(why, "Idempotency-Key",
-                "this Idempotency-Key was already used for a different order request%s", NULL);
-        return ANTAR_E_CONFLICT;
+        return antar_outcome_fail(
+            why, ANTAR_E_CONFLICT, "Idempotency-Key",
+            "this Idempotency-Key was already used for a different order request");
     }
     bool down = false;
     *out = order_view(row, true, &down);
@@ -343,7 +347,7 @@ typedef struct {
 /* Ask core for the fare (sync). Transport failures become 503/504; a field core rejects
  * (an unknown quote_id, say) is passed on as the same 422. */
 static antar_err_t fetch_quote(long long user_id, const order_input_t *in, fare_t *fare,
-                               user_why_t *why)
+                               antar_outcome_t *why)
 {
     json_t *body =
         json_pack("{s:I, s:f, s:f, s:f, s:f, s:s}", "user_id", (json_int_t)user_id, "pickup_lat",
@@ -354,25 +358,27 @@ static antar_err_t fetch_quote(long long user_id, const order_input_t *in, fare_
     if (in->quote_id)
         json_object_set_new(body, "quote_id", json_string(in->quote_id));
     antar_httpc_res_t res;
-    antar_err_t err =
+    antar_err_t call =
         antar_httpc_call(ANTAR_SVC_CORE, "POST", "/internal/fares/quote", body, NULL, &res);
     json_decref(body);
-    if (err == ANTAR_E_TIMEOUT || err == ANTAR_E_UNAVAILABLE) {
-        why_set(why, NULL, "core-service could not give a fare: %s",
-                err == ANTAR_E_TIMEOUT ? "it timed out" : "it is unreachable");
+    antar_outcome_t peer = {0};
+    antar_err_t err = antar_httpc_outcome(call, &res, &peer);
+    if (call == ANTAR_E_TIMEOUT || call == ANTAR_E_UNAVAILABLE) {
+        antar_outcome_fail(why, err, NULL, "core-service could not give a fare: %s",
+                           call == ANTAR_E_TIMEOUT ? "it timed out" : "it is unreachable");
         goto out;
     }
-    if (err != ANTAR_OK) {
-        why_set(why, NULL, "core-service could not be called%s", NULL);
-        err = ANTAR_E_UNAVAILABLE;
+    if (call != ANTAR_OK) {
+        err =
+            antar_outcome_fail(why, ANTAR_E_UNAVAILABLE, NULL, "core-service could not be called");
         goto out;
     }
-    json_t *r = antar_httpc_result(&res);
-    if (res.status == 200 || res.status == 201) {
+    if (err == ANTAR_OK) {
+        json_t *r = antar_httpc_result(&res);
         json_t *price = json_object_get(r, "price");
         if (!json_is_integer(price) || json_integer_value(price) < 0) {
-            why_set(why, NULL, "core-service answered a fare without a valid price%s", NULL);
-            err = ANTAR_E_UPSTREAM;
+            err = antar_outcome_fail(why, ANTAR_E_UPSTREAM, NULL,
+                                     "core-service answered a fare without a valid price");
             goto out;
         }
         fare->price = (long long)json_integer_value(price);
@@ -382,29 +388,23 @@ static antar_err_t fetch_quote(long long user_id, const order_input_t *in, fare_
         fare->surge = json_is_number(surge) ? json_number_value(surge) : 1.0;
         snprintf(fare->currency, sizeof fare->currency, "%s",
                  json_is_string(json_object_get(r, "currency")) ? row_str(r, "currency") : "IDR");
-        err = ANTAR_OK;
         goto out;
     }
-    json_t *e = json_object_get(res.body, "error");
-    if (res.status == 422 && json_is_object(e)) {
-        /* The field names are the same on both sides (quote_id, pickup_lat …). */
+    if (antar_err_status(err) == 422) {
+        /* The field names are the same on both sides (quote_id, pickup_lat …); any other name
+         * core might give is not one the client sent. */
         static const char *const known[] = {"quote_id",    "pickup_lat",  "pickup_lng",
                                             "dropoff_lat", "dropoff_lng", "vehicle_type"};
-        const char *f = json_string_value(json_object_get(e, "field"));
-        why->field = NULL;
-        for (size_t i = 0; f && i < sizeof known / sizeof known[0]; i++)
-            if (strcmp(f, known[i]) == 0)
-                why->field = known[i];
-        snprintf(why->message, sizeof why->message, "%s",
-                 json_is_string(json_object_get(e, "message")) ? row_str(e, "message")
-                                                               : "the fare request was refused");
-        err = ANTAR_E_INVALID_FIELD;
-    } else if (res.status == 503) {
-        why_set(why, NULL, "core-service is unavailable%s", NULL);
-        err = ANTAR_E_UNAVAILABLE;
+        const char *f = NULL;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            if (strcmp(peer.field, known[i]) == 0)
+                f = known[i];
+        err = antar_outcome_fail(why, ANTAR_E_INVALID_FIELD, f, "%s",
+                                 peer.message[0] ? peer.message : "the fare request was refused");
+    } else if (err == ANTAR_E_UNAVAILABLE) {
+        antar_outcome_fail(why, err, NULL, "core-service is unavailable");
     } else {
-        why_set(why, NULL, "core-service failed to give a fare%s", NULL);
-        err = ANTAR_E_UPSTREAM;
+        err = antar_outcome_fail(why, ANTAR_E_UPSTREAM, NULL, "core-service failed to give a fare");
     }
 out:
     antar_httpc_res_clean(&res);
@@ -475,7 +475,7 @@ fail_nopayload:
  * The active check comes first and the key lookup after it, so that an order committed by a
  * concurrent request with the same key between the two reads is still found as a replay. */
 static antar_err_t existing(long long user_id, const order_input_t *in, const char *hash,
-                            json_t **out, bool *replayed, user_why_t *why)
+                            json_t **out, bool *replayed, antar_outcome_t *why)
 {
     json_t *row = NULL;
     long long active_id = 0;
@@ -494,16 +494,14 @@ static antar_err_t existing(long long user_id, const order_input_t *in, const ch
             return err;
     }
     if (active_id > 0) {
-        char id_s[24];
-        snprintf(id_s, sizeof id_s, "%lld", active_id);
-        why_set(why, NULL, "you already have an active order (id %s)", id_s);
-        return ANTAR_E_CONFLICT;
+        return antar_outcome_fail(why, ANTAR_E_CONFLICT, NULL,
+                                  "you already have an active order (id %lld)", active_id);
     }
     return ANTAR_E_NOT_FOUND;
 }
 
 antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **out, bool *replayed,
-                          user_why_t *why)
+                          antar_outcome_t *why)
 {
     char hash[65];
     antar_err_t err;
@@ -534,8 +532,8 @@ antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **o
         if (err != ANTAR_E_NOT_FOUND)
             return err;
     }
-    why_set(why, NULL, "the order could not be placed, try again%s", NULL);
-    return ANTAR_E_CONFLICT;
+    return antar_outcome_fail(why, ANTAR_E_CONFLICT, NULL,
+                              "the order could not be placed, try again");
 }
 
 /* ---- the user's reads and actions -------------------------------------------------------- */
@@ -593,13 +591,13 @@ antar_err_t orders_audit(long long after_id, int limit, json_t **items, long lon
     return ANTAR_OK;
 }
 
-antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out)
+antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out, antar_outcome_t *why)
 {
-    return order_read(id, user_id, out);
+    return no_such_order(order_read(id, user_id, out), why);
 }
 
 antar_err_t orders_cancel(long long user_id, long long id, const char *reason, json_t **out,
-                          user_why_t *why)
+                          antar_outcome_t *why)
 {
     char path[96], key[32];
     bool won = false;
@@ -616,11 +614,11 @@ antar_err_t orders_cancel(long long user_id, long long id, const char *reason, j
         antar_db_rollback();
         err = store_order_get(id, user_id, &row);
         if (err == ANTAR_OK) {
-            why_set(why, NULL,
-                    "the order is %s: only a searching or accepted order can be cancelled",
-                    row_str(row, "status"));
+            err = antar_outcome_fail(
+                why, ANTAR_E_CONFLICT, NULL,
+                "the order is %s: only a searching or accepted order can be cancelled",
+                row_str(row, "status"));
             json_decref(row);
-            err = ANTAR_E_CONFLICT;
         }
         goto done;
     }
@@ -647,23 +645,24 @@ fail:
     antar_db_rollback();
 done:
     json_decref(empty);
-    return err;
+    return no_such_order(err, why);
 }
 
 antar_err_t orders_rate(long long user_id, long long id, int rating, const char *comment,
-                        json_t **out, user_why_t *why)
+                        json_t **out, antar_outcome_t *why)
 {
     char path[96];
     json_t *row = NULL, *msg = NULL;
     antar_err_t err = store_order_get(id, user_id, &row);
     if (err != ANTAR_OK)
-        return err;
+        return no_such_order(err, why);
     /* completed is final, so this check cannot go stale before the insert below. */
     if (strcmp(row_str(row, "status"), "completed") != 0) {
-        why_set(why, NULL, "the order is %s: only a completed order can be rated",
-                row_str(row, "status"));
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, NULL,
+                                 "the order is %s: only a completed order can be rated",
+                                 row_str(row, "status"));
         json_decref(row);
-        return ANTAR_E_CONFLICT;
+        return err;
     }
     long long driver_id = row_int(row, "driver_id");
     json_decref(row);
@@ -672,7 +671,7 @@ antar_err_t orders_rate(long long user_id, long long id, int rating, const char 
         return err;
     err = store_rating_insert(id, user_id, driver_id, rating, comment);
     if (err == ANTAR_E_DUPLICATE) {
-        why_set(why, NULL, "this order has already been rated%s", NULL);
+        antar_outcome_fail(why, err, NULL, "this order has already been rated");
         goto fail;
     }
     if (err != ANTAR_OK)
@@ -700,17 +699,17 @@ fail:
 
 /* ---- transitions driven by driver-service and core --------------------------------------- */
 
-antar_err_t orders_get_internal(long long id, json_t **out)
+antar_err_t orders_get_internal(long long id, json_t **out, antar_outcome_t *why)
 {
-    return order_read_internal(id, out);
+    return no_such_order(order_read_internal(id, out), why);
 }
 
-antar_err_t orders_ops(long long id, json_t **out)
+antar_err_t orders_ops(long long id, json_t **out, antar_outcome_t *why)
 {
     json_t *order = NULL, *steps = NULL, *spans = NULL;
     antar_err_t err = order_read_internal(id, &order);
     if (err != ANTAR_OK)
-        return err;
+        return no_such_order(err, why);
     err = antar_trace_record_read(id, NULL, &steps, &spans);
     if (err != ANTAR_OK) {
         json_decref(order);
@@ -724,7 +723,7 @@ antar_err_t orders_ops(long long id, json_t **out)
  * made this move (a retry), 404 when there is no such order, 409 otherwise. done_states lists
  * the statuses that count as "already done by this driver". */
 static antar_err_t after_lost(long long id, long long driver_id, const char *const *done_states,
-                              const char *wanted, json_t **out, user_why_t *why)
+                              const char *wanted, json_t **out, antar_outcome_t *why)
 {
     json_t *row = NULL;
     antar_err_t err = store_order_get(id, 0, &row);
@@ -740,8 +739,7 @@ static antar_err_t after_lost(long long id, long long driver_id, const char *con
     if (driver_id > 0 && row_int(row, "driver_id") != driver_id && strcmp(status, "searching") != 0)
         snprintf(msg, sizeof msg, "the order is %s for another driver", status);
     json_decref(row);
-    why_set(why, NULL, "%s", msg);
-    return ANTAR_E_CONFLICT;
+    return antar_outcome_fail(why, ANTAR_E_CONFLICT, NULL, "%s", msg);
 }
 
 /* Whether the order is still in state for driver_id: a later move of that driver is early, not
@@ -766,7 +764,7 @@ static antar_err_t won_read(long long id, const json_t *driver_hint, json_t **ou
 }
 
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
-                          const json_t *driver, json_t **out, user_why_t *why)
+                          const json_t *driver, json_t **out, antar_outcome_t *why)
 {
     bool won = false;
     antar_err_t err = store_order_assign(id, driver_id, offer_id, &won);
@@ -775,11 +773,11 @@ antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
     if (won)
         return won_read(id, driver, out);
     static const char *const done[] = {"accepted", "picked_up", "completed", NULL};
-    return after_lost(id, driver_id, done, "searching", out, why);
+    return no_such_order(after_lost(id, driver_id, done, "searching", out, why), why);
 }
 
 antar_err_t orders_pickup(long long id, long long driver_id, const json_t *driver, json_t **out,
-                          user_why_t *why)
+                          antar_outcome_t *why)
 {
     bool won = false;
     antar_err_t err = store_order_pickup(id, driver_id, &won);
@@ -788,11 +786,11 @@ antar_err_t orders_pickup(long long id, long long driver_id, const json_t *drive
     if (won)
         return won_read(id, driver, out);
     static const char *const done[] = {"picked_up", NULL};
-    return after_lost(id, driver_id, done, "accepted", out, why);
+    return no_such_order(after_lost(id, driver_id, done, "accepted", out, why), why);
 }
 
 antar_err_t orders_complete(long long id, long long driver_id, const json_t *driver, json_t **out,
-                            user_why_t *why)
+                            antar_outcome_t *why)
 {
     bool won = false;
     antar_err_t err = store_order_complete(id, driver_id, &won);
@@ -802,12 +800,16 @@ antar_err_t orders_complete(long long id, long long driver_id, const json_t *dri
         return won_read(id, driver, out);
     static const char *const done[] = {"completed", NULL};
     err = after_lost(id, driver_id, done, "picked_up", out, why);
-    if (err == ANTAR_E_CONFLICT && not_yet_for(id, driver_id, "accepted"))
-        return ANTAR_E_NOT_YET; /* the pickup is on its way: the outbox asks again */
-    return err;
+    if (err == ANTAR_E_CONFLICT && not_yet_for(id, driver_id, "accepted")) {
+        /* The pickup is on its way: the outbox asks again. The message still says where the
+         * order stands. */
+        why->err = ANTAR_E_NOT_YET;
+        return ANTAR_E_NOT_YET;
+    }
+    return no_such_order(err, why);
 }
 
-antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user_why_t *why)
+antar_err_t orders_expire(long long id, const char *event_id, json_t **out, antar_outcome_t *why)
 {
     bool won = false;
     antar_err_t err = antar_db_begin();
@@ -829,13 +831,14 @@ antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user
         antar_db_rollback();
         json_t *row = NULL;
         if ((err = store_order_get(id, 0, &row)) != ANTAR_OK)
-            return err;
+            return no_such_order(err, why);
         /* Expiring twice is a redelivery, not a conflict. */
         if (strcmp(row_str(row, "status"), "expired") == 0)
             return order_internal(row, out);
-        why_set(why, NULL, "the order is %s, no longer searching", row_str(row, "status"));
+        err = antar_outcome_fail(why, ANTAR_E_CONFLICT, NULL,
+                                 "the order is %s, no longer searching", row_str(row, "status"));
         json_decref(row);
-        return ANTAR_E_CONFLICT;
+        return err;
     }
     if ((err = antar_db_commit()) != ANTAR_OK)
         goto fail;

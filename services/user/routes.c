@@ -11,29 +11,6 @@
 #include "antar/trace.h"
 #include "user.h"
 
-/* Reply with a domain error, its field and message when the domain gave them. */
-static void fail(antar_req_t *req, antar_err_t err, const user_why_t *why)
-{
-    if (err == ANTAR_E_NOT_FOUND && !why->message[0]) {
-        antar_http_fail(req, err, NULL, "%s", "no such order");
-        return;
-    }
-    antar_http_fail(req, err, why->field, "%s",
-                    why->message[0] ? why->message : antar_err_message(err));
-}
-
-/* The domain's outcome: result with status on success, else the error. Steals result. */
-static void reply(antar_req_t *req, antar_err_t err, int status, json_t *result,
-                  const user_why_t *why)
-{
-    if (err != ANTAR_OK) {
-        json_decref(result);
-        fail(req, err, why);
-        return;
-    }
-    antar_http_reply(req, status, result);
-}
-
 static long long caller_id(antar_req_t *req)
 {
     const antar_principal_t *p = antar_req_principal(req);
@@ -42,28 +19,15 @@ static long long caller_id(antar_req_t *req)
 
 /* ---- accounts ---------------------------------------------------------------------------- */
 
-static void user_to_reply(antar_req_t *req, antar_err_t err, json_t *user, const user_why_t *why,
-                          int status)
-{
-    if (err != ANTAR_OK) {
-        if (err == ANTAR_E_NOT_FOUND)
-            antar_http_fail(req, err, NULL, "%s", "no such account");
-        else
-            fail(req, err, why);
-        return;
-    }
-    antar_http_reply(req, status, user);
-}
-
 static bool formats_ok(antar_req_t *req, const char *email, const char *phone)
 {
     if (email && !antar_valid_email(email)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "email", "%s",
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "email",
                         "email must be a valid address such as name@example.com");
         return false;
     }
     if (phone && !antar_valid_phone(phone)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "phone", "%s",
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "phone",
                         "phone must be 8 to 15 digits, optionally starting with +");
         return false;
     }
@@ -83,18 +47,18 @@ static void post_users(antar_req_t *req)
         return;
     if (!formats_ok(req, email, phone))
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *user = NULL;
     antar_err_t err = users_signup(name, email, phone, password, &user, &why);
-    user_to_reply(req, err, user, &why, 201);
+    antar_http_reply_outcome(req, err, 201, user, &why);
 }
 
 static void get_me(antar_req_t *req)
 {
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *user = NULL;
-    antar_err_t err = users_get(caller_id(req), &user);
-    user_to_reply(req, err, user, &why, 200);
+    antar_err_t err = users_get(caller_id(req), &user, &why);
+    antar_http_reply_outcome(req, err, 200, user, &why);
 }
 
 static void patch_me(antar_req_t *req)
@@ -108,16 +72,16 @@ static void patch_me(antar_req_t *req)
     if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     if (!name && !email && !phone) {
-        antar_http_fail(req, ANTAR_E_MISSING_FIELD, NULL, "%s",
+        antar_http_fail(req, ANTAR_E_MISSING_FIELD, NULL,
                         "give at least one of name, email, phone");
         return;
     }
     if (!formats_ok(req, email, phone))
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *user = NULL;
     antar_err_t err = users_update(caller_id(req), name, email, phone, &user, &why);
-    user_to_reply(req, err, user, &why, 200);
+    antar_http_reply_outcome(req, err, 200, user, &why);
 }
 
 /* ---- orders ------------------------------------------------------------------------------ */
@@ -151,16 +115,16 @@ static void post_orders(antar_req_t *req)
         return;
     in.idempotency_key = antar_req_header(req, "Idempotency-Key");
     if (in.idempotency_key && !key_ok(in.idempotency_key)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "Idempotency-Key", "%s",
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "Idempotency-Key",
                         "Idempotency-Key must be 1 to 64 printable ASCII characters");
         return;
     }
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
     bool replayed = false;
     antar_err_t err = orders_create(caller_id(req), &in, &order, &replayed, &why);
     if (err != ANTAR_OK) {
-        fail(req, err, &why);
+        antar_http_reply_outcome(req, err, 0, NULL, &why);
         return;
     }
     /* A replay answers 200 with the order the first request created (201 only creates), so a
@@ -181,8 +145,7 @@ static void get_orders(antar_req_t *req)
     long long next = 0;
     antar_err_t err = orders_list(caller_id(req), before, limit, &items, &next);
     if (err != ANTAR_OK) {
-        user_why_t why = {0};
-        fail(req, err, &why);
+        antar_http_reply_outcome(req, err, 0, NULL, NULL);
         return;
     }
     char cur[ANTAR_CURSOR_MAX];
@@ -196,10 +159,10 @@ static void get_order(antar_req_t *req)
     long long id;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = orders_get_for_user(caller_id(req), id, &order);
-    reply(req, err, 200, order, &why);
+    antar_err_t err = orders_get_for_user(caller_id(req), id, &order, &why);
+    antar_http_reply_outcome(req, err, 200, order, &why);
 }
 
 static void post_cancel(antar_req_t *req)
@@ -213,10 +176,10 @@ static void post_cancel(antar_req_t *req)
     };
     if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_cancel(caller_id(req), id, reason, &order, &why);
-    reply(req, err, 200, order, &why);
+    antar_http_reply_outcome(req, err, 200, order, &why);
 }
 
 static void post_rating(antar_req_t *req)
@@ -231,10 +194,10 @@ static void post_rating(antar_req_t *req)
     };
     if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *r = NULL;
     antar_err_t err = orders_rate(caller_id(req), id, (int)rating, comment, &r, &why);
-    reply(req, err, 201, r, &why);
+    antar_http_reply_outcome(req, err, 201, r, &why);
 }
 
 /* ---- internal (service tokens) ------------------------------------------------------------ */
@@ -257,10 +220,9 @@ static void post_verify(antar_req_t *req)
         return;
     }
     if (err != ANTAR_OK) {
-        user_why_t why = {0};
         if (err == ANTAR_E_UNAVAILABLE) /* every hashing slot busy: the line is bounded */
             antar_http_add_header(req, "Retry-After", "1");
-        fail(req, err, &why);
+        antar_http_reply_outcome(req, err, 0, NULL, NULL);
         return;
     }
     antar_http_reply(req, 200, who);
@@ -271,14 +233,14 @@ static void get_internal_order(antar_req_t *req)
     long long id;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = orders_get_internal(id, &order);
-    reply(req, err, 200, order, &why);
+    antar_err_t err = orders_get_internal(id, &order, &why);
+    antar_http_reply_outcome(req, err, 200, order, &why);
 }
 
 typedef antar_err_t (*driver_move_fn)(long long id, long long driver_id, const json_t *driver,
-                                      json_t **out, user_why_t *why);
+                                      json_t **out, antar_outcome_t *why);
 
 /* Take the optional "driver" object out of the body (the driver's public profile, which
  * driver-service sends along for the order_status event) before the body is validated; the
@@ -315,10 +277,10 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
     };
     if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
     antar_err_t err = fn(id, driver_id, hint, &order, &why);
-    reply(req, err, 200, order, &why);
+    antar_http_reply_outcome(req, err, 200, order, &why);
 }
 
 static void post_assign(antar_req_t *req)
@@ -336,10 +298,10 @@ static void post_assign(antar_req_t *req)
     };
     if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_assign(id, driver_id, offer_id, hint, &order, &why);
-    reply(req, err, 200, order, &why);
+    antar_http_reply_outcome(req, err, 200, order, &why);
 }
 
 static void post_pickup(antar_req_t *req)
@@ -361,14 +323,14 @@ static void post_expire(antar_req_t *req)
         return;
     const char *key = antar_req_header(req, "Idempotency-Key");
     if (key && !key_ok(key)) {
-        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "Idempotency-Key", "%s",
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, "Idempotency-Key",
                         "Idempotency-Key must be 1 to 64 printable ASCII characters");
         return;
     }
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *order = NULL;
     antar_err_t err = orders_expire(id, key, &order, &why);
-    reply(req, err, 200, order, &why);
+    antar_http_reply_outcome(req, err, 200, order, &why);
 }
 
 /* ---- push (antar/events.h) ------------------------------------------------------------------ */
@@ -383,8 +345,7 @@ static void get_events(antar_req_t *req)
     if (p && p->role == ANTAR_AUTH_USER) {
         antar_err_t err = orders_following(p->id, ids, 1, &n);
         if (err != ANTAR_OK) {
-            user_why_t why = {0};
-            fail(req, err, &why);
+            antar_http_reply_outcome(req, err, 0, NULL, NULL);
             return;
         }
     }
@@ -402,8 +363,7 @@ static void get_audit_orders(antar_req_t *req)
     json_t *items = NULL;
     antar_err_t err = orders_audit(after, limit, &items, &next);
     if (err != ANTAR_OK) {
-        user_why_t why = {0};
-        fail(req, err, &why);
+        antar_http_reply_outcome(req, err, 0, NULL, NULL);
         return;
     }
     char cur[ANTAR_CURSOR_MAX];
@@ -420,11 +380,11 @@ static void get_ops_order(antar_req_t *req)
     long long id;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
-    user_why_t why = {0};
+    antar_outcome_t why = {0};
     json_t *out = NULL;
-    antar_err_t err = orders_ops(id, &out);
+    antar_err_t err = orders_ops(id, &out, &why);
     antar_http_add_header(req, "Cache-Control", "no-store");
-    reply(req, err, 200, out, &why);
+    antar_http_reply_outcome(req, err, 200, out, &why);
 }
 
 static bool trace_id_ok(const char *s)
@@ -444,8 +404,7 @@ static void get_ops_trace(antar_req_t *req)
     json_t *steps = NULL, *spans = NULL;
     antar_err_t err = antar_trace_record_read(0, tid, &steps, &spans);
     if (err != ANTAR_OK) {
-        user_why_t why = {0};
-        fail(req, err, &why);
+        antar_http_reply_outcome(req, err, 0, NULL, NULL);
         return;
     }
     json_decref(steps);

@@ -3,9 +3,11 @@
  *   users.c   account rules (sign-up, profile, credential check).
  *   orders.c  order rules (placement with fares and dispatch, transitions, ratings).
  *   store.c   SQL only.
- * Domain functions return an antar_err_t; when it is not ANTAR_OK they may fill a user_why_t
- * so that the route layer can name the field and say what went wrong. Every json_t ** output
- * is a new reference owned by the caller, set only on ANTAR_OK.
+ * Domain functions return an antar_err_t; when it is not ANTAR_OK they may fill the
+ * antar_outcome_t *why (antar/error.h; NULL is allowed) with the field and what went wrong, and
+ * the route layer sends both with antar_http_reply_outcome. A NOT_FOUND says "no such account"
+ * (users.c) or "no such order" (orders.c). Every json_t ** output is a new reference owned by
+ * the caller, set only on ANTAR_OK.
  */
 #ifndef ANTAR_USER_H
 #define ANTAR_USER_H
@@ -18,13 +20,6 @@
 #include "antar/error.h"
 #include "antar/http.h"
 
-/* Why a domain call failed, for the error envelope. field may be NULL; message "" means the
- * error's default message. */
-typedef struct {
-    const char *field;
-    char message[200];
-} user_why_t;
-
 /* ---- routes.c ------------------------------------------------------------------------- */
 extern const antar_route_t user_routes[];
 extern const size_t user_routes_len;
@@ -36,12 +31,12 @@ void console_file(antar_req_t *req);
 
 /* Sign up: email is lower-cased here. DUPLICATE with why->field "email" or "phone". */
 antar_err_t users_signup(const char *name, const char *email, const char *phone,
-                         const char *password, json_t **out, user_why_t *why);
+                         const char *password, json_t **out, antar_outcome_t *why);
 /* The account {id, name, email, phone, created_at}. NOT_FOUND when none. */
-antar_err_t users_get(long long id, json_t **out);
+antar_err_t users_get(long long id, json_t **out, antar_outcome_t *why);
 /* Partial update (NULL = unchanged; at least one given). DUPLICATE naming the field. */
 antar_err_t users_update(long long id, const char *name, const char *email, const char *phone,
-                         json_t **out, user_why_t *why);
+                         json_t **out, antar_outcome_t *why);
 /* username = email or phone. {id, sub, name}, or UNAUTHORIZED after the same Argon2id work for
  * an unknown account as for a wrong password. */
 antar_err_t users_verify_credentials(const char *username, const char *password, json_t **out);
@@ -61,38 +56,39 @@ typedef struct {
  * that order). CONFLICT for a second active order or a reused key with another body;
  * UNAVAILABLE/TIMEOUT/UPSTREAM when core cannot give a fare. */
 antar_err_t orders_create(long long user_id, const order_input_t *in, json_t **out, bool *replayed,
-                          user_why_t *why);
+                          antar_outcome_t *why);
 /* The user's orders with id < before_id (0 = from the newest), newest first, at most limit.
  * *next_before is the id to continue from, or 0 when there are no more. */
 antar_err_t orders_list(long long user_id, long long before_id, int limit, json_t **items,
                         long long *next_before);
 /* One of the user's orders with its driver's public profile. NOT_FOUND for another's. */
-antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out);
+antar_err_t orders_get_for_user(long long user_id, long long id, json_t **out,
+                                antar_outcome_t *why);
 antar_err_t orders_cancel(long long user_id, long long id, const char *reason, json_t **out,
-                          user_why_t *why);
+                          antar_outcome_t *why);
 /* Rate a completed order once: {order_id, rating, comment, created_at}. */
 antar_err_t orders_rate(long long user_id, long long id, int rating, const char *comment,
-                        json_t **out, user_why_t *why);
+                        json_t **out, antar_outcome_t *why);
 
 /* Internal (service callers). The order with customer {id, first_name} and driver {id}|null. */
-antar_err_t orders_get_internal(long long id, json_t **out);
+antar_err_t orders_get_internal(long long id, json_t **out, antar_outcome_t *why);
 /* The ops view of order id (the console's timeline and waterfall): {order (as
  * orders_get_internal), steps, spans} from the trace record (antar/trace.h). NOT_FOUND, KV when
  * Redis cannot answer. */
-antar_err_t orders_ops(long long id, json_t **out);
+antar_err_t orders_ops(long long id, json_t **out, antar_outcome_t *why);
 /* offer_id 0 = not given. driver: the driver's public profile as driver-service sent it with
  * the message (borrowed, may be NULL), for the order_status event the change publishes. */
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
-                          const json_t *driver, json_t **out, user_why_t *why);
+                          const json_t *driver, json_t **out, antar_outcome_t *why);
 antar_err_t orders_pickup(long long id, long long driver_id, const json_t *driver, json_t **out,
-                          user_why_t *why);
+                          antar_outcome_t *why);
 antar_err_t orders_complete(long long id, long long driver_id, const json_t *driver, json_t **out,
-                            user_why_t *why);
+                            antar_outcome_t *why);
 /* The orders whose driver_position events the customer's stream follows from its start: the
  * active order when a driver is on the way or on the trip (at most max ids into ids, *n). */
 antar_err_t orders_following(long long user_id, long long *ids, size_t max, size_t *n);
 /* event_id (the caller's Idempotency-Key) is claimed in the inbox; NULL = none given. */
-antar_err_t orders_expire(long long id, const char *event_id, json_t **out, user_why_t *why);
+antar_err_t orders_expire(long long id, const char *event_id, json_t **out, antar_outcome_t *why);
 
 /* Audit (the ops client): every customer's orders with id > after_id, ascending, at most limit:
  * {id, user_id, status, driver_id, offer_id, vehicle_type, price, idempotency_key, rating,

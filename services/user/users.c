@@ -22,16 +22,16 @@ static bool blank(const char *s)
     return true;
 }
 
-static void why_set(user_why_t *why, const char *field, const char *msg)
+/* Every NOT_FOUND of this file is about the caller's own account. */
+static antar_err_t no_such_account(antar_err_t err, antar_outcome_t *why)
 {
-    why->field = field;
-    snprintf(why->message, sizeof why->message, "%s", msg);
+    return err == ANTAR_E_NOT_FOUND ? antar_outcome_fail(why, err, NULL, "no such account") : err;
 }
 
 /* Which of email/phone is taken by another account: the insert or update only says "duplicate",
  * and the client needs to know which field to change. */
 static antar_err_t which_taken(const char *email, const char *phone, long long self,
-                               user_why_t *why)
+                               antar_outcome_t *why)
 {
     bool taken = false;
     antar_err_t err;
@@ -39,31 +39,30 @@ static antar_err_t which_taken(const char *email, const char *phone, long long s
         if ((err = store_user_taken(true, email, self, &taken)) != ANTAR_OK)
             return err;
         if (taken) {
-            why_set(why, "email", "an account with this email already exists");
-            return ANTAR_E_DUPLICATE;
+            return antar_outcome_fail(why, ANTAR_E_DUPLICATE, "email",
+                                      "an account with this email already exists");
         }
     }
     if (phone) {
         if ((err = store_user_taken(false, phone, self, &taken)) != ANTAR_OK)
             return err;
         if (taken) {
-            why_set(why, "phone", "an account with this phone already exists");
-            return ANTAR_E_DUPLICATE;
+            return antar_outcome_fail(why, ANTAR_E_DUPLICATE, "phone",
+                                      "an account with this phone already exists");
         }
     }
     return ANTAR_OK;
 }
 
 antar_err_t users_signup(const char *name, const char *email, const char *phone,
-                         const char *password, json_t **out, user_why_t *why)
+                         const char *password, json_t **out, antar_outcome_t *why)
 {
     char mail[255], hash[ANTAR_PASSWORD_HASH_MAX];
     long long id = 0;
     antar_err_t err;
 
     if (blank(name)) {
-        why_set(why, "name", "name must not be blank");
-        return ANTAR_E_INVALID_FIELD;
+        return antar_outcome_fail(why, ANTAR_E_INVALID_FIELD, "name", "name must not be blank");
     }
     email_lower(email, mail);
     /* Check before hashing, so that a duplicate costs no Argon2id slot. */
@@ -76,47 +75,48 @@ antar_err_t users_signup(const char *name, const char *email, const char *phone,
         /* A concurrent sign-up won the race: name the field it took. */
         antar_err_t again = which_taken(mail, phone, 0, why);
         if (again != ANTAR_E_DUPLICATE)
-            why_set(why, "email", "an account with this email or phone already exists");
+            antar_outcome_fail(why, ANTAR_E_DUPLICATE, "email",
+                               "an account with this email or phone already exists");
         return ANTAR_E_DUPLICATE;
     }
     if (err != ANTAR_OK)
         return err;
-    return store_user_get(id, out);
+    return no_such_account(store_user_get(id, out), why);
 }
 
-antar_err_t users_get(long long id, json_t **out)
+antar_err_t users_get(long long id, json_t **out, antar_outcome_t *why)
 {
-    return store_user_get(id, out);
+    return no_such_account(store_user_get(id, out), why);
 }
 
 antar_err_t users_update(long long id, const char *name, const char *email, const char *phone,
-                         json_t **out, user_why_t *why)
+                         json_t **out, antar_outcome_t *why)
 {
     char mail[255];
     antar_err_t err;
     json_t *me = NULL;
 
     if (name && blank(name)) {
-        why_set(why, "name", "name must not be blank");
-        return ANTAR_E_INVALID_FIELD;
+        return antar_outcome_fail(why, ANTAR_E_INVALID_FIELD, "name", "name must not be blank");
     }
     if (email)
         email_lower(email, mail);
     /* A token can outlive its account: answer 404 rather than update nothing. */
     if ((err = store_user_get(id, &me)) != ANTAR_OK)
-        return err;
+        return no_such_account(err, why);
     json_decref(me);
     if ((err = which_taken(email ? mail : NULL, phone, id, why)) != ANTAR_OK)
         return err;
     err = store_user_update(id, name, email ? mail : NULL, phone);
     if (err == ANTAR_E_DUPLICATE) {
         if (which_taken(email ? mail : NULL, phone, id, why) != ANTAR_E_DUPLICATE)
-            why_set(why, email ? "email" : "phone", "this value belongs to another account");
+            antar_outcome_fail(why, ANTAR_E_DUPLICATE, email ? "email" : "phone",
+                               "this value belongs to another account");
         return ANTAR_E_DUPLICATE;
     }
     if (err != ANTAR_OK)
-        return err;
-    return store_user_get(id, out);
+        return no_such_account(err, why);
+    return no_such_account(store_user_get(id, out), why);
 }
 
 antar_err_t users_verify_credentials(const char *username, const char *password, json_t **out)

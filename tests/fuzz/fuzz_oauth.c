@@ -8,10 +8,11 @@
  * pair for the round trip.
  *
  * Checked beyond "no crash, no leak, no UB":
- *  - a form parsed is exactly what an independent decoder reads: every non-empty '&'-separated
- *    pair is there, key and value byte for byte ('+' → space, %XX), none dropped, none cut at a
- *    NUL; a bad escape, %00, a NUL byte, invalid UTF-8, a repeated key, a value over 4096 bytes
- *    or more than 24 pairs is refused;
+ *  - a login form decoded (the toolkit's antar_form_decode with the login page's limits) is
+ *    exactly what an independent decoder reads: every non-empty '&'-separated pair is there, key
+ *    and value byte for byte ('+' → space, %XX), none dropped, none cut at a NUL; a bad escape,
+ *    %00, a NUL byte, invalid UTF-8, an empty, over-long or control-character name, a repeated
+ *    key, a value over 4096 bytes or more than 24 pairs is refused;
  *  - the parameters of a request are an object of at most 16 strings of at most 4096 bytes, with
  *    no key given twice (whatever the body type), and a type other than form/JSON is refused;
  *  - Basic credentials: accepted ones are the form-decoded halves of the base64 around the first
@@ -72,7 +73,25 @@ static char *ref_decode(const char *s, size_t n, size_t *outlen)
     return out;
 }
 
-/* What oauth_form_parse must give for body: a new object, or NULL when it must refuse. */
+/* A name the toolkit's decoder takes: 1 to 128 bytes of UTF-8 (jansson's check) with no C0,
+ * DEL or C1 control character. */
+static bool ref_name_ok(const char *k, size_t n)
+{
+    json_t *js = n > 0 && n <= 128 ? json_stringn(k, n) : NULL;
+    bool ok = js != NULL;
+    json_decref(js);
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)k[i];
+        if (c < 0x20 || c == 0x7f ||
+            (c == 0xc2 && i + 1 < n && (unsigned char)k[i + 1] >= 0x80 &&
+             (unsigned char)k[i + 1] <= 0x9f))
+            ok = false;
+    }
+    return ok;
+}
+
+/* What the login form's decoding (antar_form_decode with 24 pairs, 4096-byte values, no NUL)
+ * must give for body: a new object, or NULL when it must refuse. */
 static json_t *ref_form(const char *body, size_t len)
 {
     json_t *out = json_object();
@@ -86,8 +105,9 @@ static json_t *ref_form(const char *body, size_t len)
             char *k = ref_decode(body + i, kl, &klen);
             char *v = eq ? ref_decode(eq + 1, (size_t)(body + j - eq - 1), &vlen) : strdup("");
             json_t *js = v ? json_stringn(v, vlen) : NULL;
-            bool ok = k && v && js && vlen <= 4096 && json_object_size(out) < 24 &&
-                      !json_object_get(out, k) && json_object_set(out, k, js) == 0;
+            bool ok = k && v && js && ref_name_ok(k, klen) && vlen <= 4096 &&
+                      json_object_size(out) < 24 && !json_object_get(out, k) &&
+                      json_object_set(out, k, js) == 0;
             json_decref(js);
             free(k);
             free(v);
@@ -103,7 +123,13 @@ static json_t *ref_form(const char *body, size_t len)
 
 static void check_form(const char *body, size_t len)
 {
-    json_t *got = oauth_form_parse(body, len), *want = ref_form(body, len);
+    static const antar_form_limits_t login = {
+        .max_pairs = 24, .max_value = 4096, .refuse_nul = true};
+    char msg[160], field[64];
+    json_t *got = NULL, *want = ref_form(body, len);
+    if (antar_form_decode(body, len, &login, &got, msg, sizeof msg, field, sizeof field) !=
+        ANTAR_OK)
+        got = NULL;
     FUZZ_CHECK(!got == !want, "form parser %s what the reference %s", got ? "took" : "refused",
                want ? "takes" : "refuses");
     if (got)

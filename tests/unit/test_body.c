@@ -42,8 +42,8 @@ Test(body, json_charset_param_ok)
 Test(body, form_decoding)
 {
     json_t *o = NULL;
-    cr_assert_eq(antar_form_decode("a=1+2&b=%41%62%2B&c=&d&e=%C3%A9", 31, &o, msg, sizeof(msg),
-                                   field, sizeof(field)),
+    cr_assert_eq(antar_form_decode("a=1+2&b=%41%62%2B&c=&d&e=%C3%A9", 31, NULL, &o, msg,
+                                   sizeof(msg), field, sizeof(field)),
                  ANTAR_OK, "%s", msg);
     cr_assert_str_eq(json_string_value(json_object_get(o, "a")), "1 2");
     cr_assert_str_eq(json_string_value(json_object_get(o, "b")), "Ab+");
@@ -58,17 +58,17 @@ Test(body, form_rejections)
     const char *bad[] = {"a=%4", "a=%zz", "a=%", "=x", "a=1&a=2", "%00=1", "a%=1"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         json_t *o = NULL;
-        antar_err_t e =
-            antar_form_decode(bad[i], strlen(bad[i]), &o, msg, sizeof(msg), field, sizeof(field));
+        antar_err_t e = antar_form_decode(bad[i], strlen(bad[i]), NULL, &o, msg, sizeof(msg), field,
+                                          sizeof(field));
         cr_assert_eq(e, ANTAR_E_BAD_REQUEST, "%s: got %d", bad[i], e);
         cr_assert_null(o);
     }
     json_t *o = NULL;
-    cr_assert_eq(antar_form_decode("a=1&a=2", 7, &o, msg, sizeof(msg), field, sizeof(field)),
+    cr_assert_eq(antar_form_decode("a=1&a=2", 7, NULL, &o, msg, sizeof(msg), field, sizeof(field)),
                  ANTAR_E_BAD_REQUEST);
     cr_assert_str_eq(field, "a");
     /* invalid UTF-8 in a value: 422 naming the field */
-    cr_assert_eq(antar_form_decode("name=%FF", 8, &o, msg, sizeof(msg), field, sizeof(field)),
+    cr_assert_eq(antar_form_decode("name=%FF", 8, NULL, &o, msg, sizeof(msg), field, sizeof(field)),
                  ANTAR_E_INVALID_FIELD);
     cr_assert_str_eq(field, "name");
 }

@@ -22,6 +22,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "antar/config.h"
+#include "antar/httpc.h"
+#include "antar/log.h"
+
 #ifndef TEST_SRV_REQ_MAX
 #define TEST_SRV_REQ_MAX 128
 #endif
@@ -269,6 +273,33 @@ static inline char *test_capture_end(test_capture_t *c)
         cr_assert_eq(fread(buf, 1, (size_t)n, c->tmp), (size_t)n);
     fclose(c->tmp);
     return buf;
+}
+
+/* ---- the service client against the test server ---------------------------------------- */
+
+/* A service token for calls (antar_httpc_set_token_provider). */
+static inline int test_token_fixed(char *buf, size_t len)
+{
+    snprintf(buf, len, "svc");
+    return 0;
+}
+
+/* Start the test server with handler and point the service client at it: core and driver are
+ * the test server, user a port nobody listens on; connect/total timeouts 300/500 ms (total_ms
+ * when not 0); the token from test_token_fixed. cfg is the caller's (it must outlive the
+ * client). */
+static inline void test_httpc_start(antar_config_t *cfg, test_srv_handler_fn handler, long total_ms)
+{
+    antar_log_init("test");
+    antar_config_load(cfg, "user");
+    test_srv_start(0, handler);
+    snprintf(cfg->core_url, sizeof cfg->core_url, "http://127.0.0.1:%d", test_srv.port);
+    snprintf(cfg->driver_url, sizeof cfg->driver_url, "http://127.0.0.1:%d", test_srv.port);
+    snprintf(cfg->user_url, sizeof cfg->user_url, "http://127.0.0.1:%d", test_srv_closed_port());
+    cfg->connect_timeout_ms = 300;
+    cfg->timeout_ms = total_ms ? total_ms : 500;
+    cr_assert(antar_httpc_init(cfg) == 0);
+    antar_httpc_set_token_provider(test_token_fixed);
 }
 
 #endif
