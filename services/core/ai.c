@@ -29,6 +29,7 @@
 
 #include "ai_model.h"
 #include "ai_tree.h"
+#include "fare_model.h"
 #include "antar/config.h"
 #include "antar/kv.h"
 #include "antar/log.h"
@@ -696,6 +697,25 @@ bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast)
         return false;
     *forecast = y;
     return true;
+}
+
+void core_ai_offer_fields(json_t *body, const json_t *payload, long long driver_id,
+                          long long now_ms)
+{
+    const char *vt = json_string_value(json_object_get(payload, "vehicle_type"));
+    double plat = json_number_value(json_object_get(payload, "pickup_lat"));
+    double plng = json_number_value(json_object_get(payload, "pickup_lng"));
+    double lat = 0, lng = 0, eta = 0;
+    if (!vt || core_store_driver_position(vt, driver_id, &lat, &lng) != ANTAR_OK)
+        return;
+    bool car = strcmp(vt, "car") == 0;
+    if (!core_ai_eta(lat, lng, plat, plng, car, now_ms, &eta))
+        eta = (double)core_fare_compute(car ? CORE_VEHICLE_CAR : CORE_VEHICLE_MOTORCYCLE, lat, lng,
+                                        plat, plng, CORE_SURGE_MIN_TENTHS)
+                  .duration_s;
+    json_object_set_new(body, "driver_lat", json_real(lat));
+    json_object_set_new(body, "driver_lng", json_real(lng));
+    json_object_set_new(body, "pickup_eta_s", json_integer((json_int_t)ceil(eta)));
 }
 
 void core_ai_order_placed(double lat, double lng, long long now_ms)

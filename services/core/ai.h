@@ -6,6 +6,7 @@
 #define CORE_AI_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stddef.h>
 
 #include "ai_features.h"
@@ -47,6 +48,13 @@ bool core_ai_rank(const core_candidate_t *c, size_t n, double pickup_lat, double
                   double *scores, double *eta_s, double *p_accept);
 /* Orders expected in the forecast cell of (lat, lng) over the next 15 city minutes. */
 bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast);
+/* What an offer to driver_id carries besides the order (payload: the dispatch's, with
+ * vehicle_type and pickup_lat/lng): where the driver is now (driver_lat, driver_lng) and the
+ * predicted way to the pickup (pickup_eta_s, city seconds: the ETA model, or the rule when it is
+ * off). driver-service keeps them with the offer; user-service's order shows pickup_eta_s once
+ * the offer is accepted. Adds nothing when the driver's position is unknown or Redis fails. */
+void core_ai_offer_fields(json_t *body, const json_t *payload, long long driver_id,
+                          long long now_ms);
 /* Count an order for the forecast's inputs (a no-op when the switch is off). */
 void core_ai_order_placed(double lat, double lng, long long now_ms);
 /* An offer ended: the driver's record for the acceptance features. */

@@ -230,6 +230,7 @@ static call_outcome_t offer_create(const core_dispatch_t *d, long long driver_id
     antar_time_rfc3339(expires_ms, ts);
     json_object_set_new(body, "driver_id", json_integer(driver_id));
     json_object_set_new(body, "expires_at", json_string(ts));
+    core_ai_offer_fields(body, d->payload, driver_id, antar_now_ms());
     antar_httpc_res_t res;
     antar_err_t err =
         antar_httpc_call(ANTAR_SVC_DRIVER, "POST", "/internal/offers", body, NULL, &res);

@@ -120,6 +120,11 @@ typedef struct {
     const char *customer_first_name; /* from the order, via core; may be NULL */
     const char *pickup_address, *dropoff_address, *currency; /* may be NULL */
     long long expires_ms;                                    /* 0: now + ANTAR_OFFER_TTL_S */
+    /* Where core saw the driver when it made the offer, and its predicted way to the pickup
+     * (city seconds; 0: not given): kept for the order's pickup_eta_s and for training. */
+    double driver_lat, driver_lng;
+    bool has_driver_pos;
+    long long pickup_eta_s;
 } offer_new_t;
 
 /* Why an offer was refused, for the 409 to core: the field it is about ("driver_id",

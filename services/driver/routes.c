@@ -267,6 +267,7 @@ static void internal_driver_get(antar_req_t *req)
 static void internal_offers_create(antar_req_t *req)
 {
     offer_new_t in = {0};
+    bool has_driver_lng = false;
     const char *expires_at = NULL;
     json_t *out = NULL;
     bool created = false;
@@ -285,6 +286,9 @@ static void internal_offers_create(antar_req_t *req)
         ANTAR_F_("expires_at", ANTAR_FIELD_STRING, false, 0, 40, &expires_at, NULL),
         ANTAR_F_("customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, &in.customer_first_name,
                  NULL),
+        ANTAR_F_LAT("driver_lat", false, &in.driver_lat, &in.has_driver_pos),
+        ANTAR_F_LNG("driver_lng", false, &in.driver_lng, &has_driver_lng),
+        ANTAR_F_("pickup_eta_s", ANTAR_FIELD_INT, false, 0, 86400, &in.pickup_eta_s, NULL),
     };
     if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
@@ -292,6 +296,11 @@ static void internal_offers_create(antar_req_t *req)
         strcmp(in.vehicle_type, "car") != 0) {
         antar_http_fail(req, ANTAR_E_INVALID_FIELD, "vehicle_type",
                         "vehicle_type must be motorcycle or car");
+        return;
+    }
+    if (in.has_driver_pos != has_driver_lng) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, in.has_driver_pos ? "driver_lng" : "driver_lat",
+                        "driver_lat and driver_lng come together");
         return;
     }
     if (expires_at && (in.expires_ms = antar_time_parse(expires_at)) < 0) {

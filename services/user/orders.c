@@ -766,10 +766,11 @@ static antar_err_t won_read(long long id, const json_t *driver_hint, json_t **ou
 }
 
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
-                          const json_t *driver, json_t **out, user_why_t *why)
+                          long long pickup_eta_s, const json_t *driver, json_t **out,
+                          user_why_t *why)
 {
     bool won = false;
-    antar_err_t err = store_order_assign(id, driver_id, offer_id, &won);
+    antar_err_t err = store_order_assign(id, driver_id, offer_id, pickup_eta_s, &won);
     if (err != ANTAR_OK)
         return err;
     if (won)

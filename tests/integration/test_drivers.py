@@ -345,6 +345,14 @@ def test_internal_offers_lifecycle(driver_api, edge, svc):
                              token=svc), 422, "missing_field", "pickup_lat")
         _err(driver_api.post("/internal/offers", json=dict(offer_body, expires_at="soon"),
                              token=svc), 422, "invalid_field", "expires_at")
+        # Core's pickup ETA and the driver's position at offer time (docs/ai.md): bounded, and
+        # the position comes as a pair.
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, pickup_eta_s=-5),
+                             token=svc), 422, "invalid_field", "pickup_eta_s")
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, driver_lat=-6.2),
+                             token=svc), 422, "invalid_field", "driver_lng")
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, driver_lng=200),
+                             token=svc), 422, "invalid_field", "driver_lng")
         r = driver_api.post("/internal/offers", json=offer_body, token=svc)
         assert r.status == 201, r
         offer = r.result

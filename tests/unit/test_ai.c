@@ -34,6 +34,16 @@ antar_err_t core_store_ai_demand_add(long long epoch, long ilat, long ilng, long
     (void)epoch, (void)ilat, (void)ilng, (void)bucket, (void)ttl_s;
     return ANTAR_OK;
 }
+antar_err_t core_store_driver_position(const char *vt, long long driver_id, double *lat,
+                                       double *lng)
+{
+    (void)vt;
+    if (driver_id != 7)
+        return ANTAR_E_NOT_FOUND;
+    *lat = -6.2108, *lng = 106.82;
+    return ANTAR_OK;
+}
+
 static long dem_reads;
 antar_err_t core_store_ai_demand_counts(long long epoch, long ilat, long ilng, long long bucket,
                                         double *last15, double *last60, double *city15)
@@ -529,6 +539,40 @@ Test(ai, a_list_of_models_serves_those_only)
     core_ai_init();
     cr_assert(core_ai_ready(CORE_AI_DEM));
     cr_assert_not(core_ai_ready(CORE_AI_ETA) || core_ai_ready(CORE_AI_ACC));
+}
+
+/* An offer carries where its driver is and the predicted way to the pickup: the model's when
+ * it serves, the rule's when it is off; nothing when the driver is not in the index. */
+Test(ai, offers_carry_the_pickup_eta)
+{
+    json_t *pl = json_pack("{ss sf sf}", "vehicle_type", "motorcycle", "pickup_lat", -6.2,
+                           "pickup_lng", 106.82);
+    setenv("ANTAR_AI", "off", 1);
+    core_ai_init();
+    json_t *b = json_object();
+    core_ai_offer_fields(b, pl, 7, 0);
+    long long rule = json_integer_value(json_object_get(b, "pickup_eta_s"));
+    cr_assert(rule > 0, "the rule's pickup ETA");
+    cr_assert_float_eq(json_number_value(json_object_get(b, "driver_lat")), -6.2108, 1e-9);
+    json_t *none = json_object();
+    core_ai_offer_fields(none, pl, 8, 0);
+    cr_assert_eq(json_object_size(none), 0, "an unknown position adds nothing");
+    core_ai_shutdown();
+    char m[128];
+    snprintf(m, sizeof m, "%s/m", dir);
+    train_into(m, 600);
+    setenv("ANTAR_AI", "on", 1);
+    setenv("ANTAR_AI_DIR", m, 1);
+    core_ai_init();
+    json_t *b2 = json_object();
+    core_ai_offer_fields(b2, pl, 7, 8 * 3600000LL);
+    double want = 0;
+    cr_assert(core_ai_eta(-6.2108, 106.82, -6.2, 106.82, false, 8 * 3600000LL, &want));
+    cr_assert_eq(json_integer_value(json_object_get(b2, "pickup_eta_s")), (long long)ceil(want));
+    json_decref(pl);
+    json_decref(b);
+    json_decref(none);
+    json_decref(b2);
 }
 
 Test(ai, auc_of_known_orders)
