@@ -11,10 +11,9 @@
  * model that is missing, unreadable, of another feature version or unable to predict leaves
  * that model off: the rule serves, the log says why, and /metrics shows antar_ai_model_loaded 0.
  *
- * The demand forecast's inputs (counters in Redis) are read by a refresher thread for every
- * cell asked about recently, every second, and kept here: an estimate reads Redis only the first
- * time its cell is asked about (or when the cache went stale, e.g. the refresher could not
- * reach Redis). */
+ * The demand forecast's inputs (counters in Redis) are read by the watcher for every cell asked
+ * about recently, every second, and kept here: an estimate never waits for Redis (a cell not yet
+ * read, or gone stale because Redis is away, gets the rule for that request). */
 #include "ai.h"
 
 #include <jansson.h>
@@ -118,14 +117,19 @@ typedef struct {
     size_t n, next;
 } lat_ring_t;
 
+/* "dispatch_redis": the dispatch's read of its candidates and their records (one script), which
+ * replaces the rule's nearest-driver search rather than adding to it; kept apart so that
+ * "dispatch" is the models' own time. */
 static lat_ring_t rings[] = {{.path = "estimate", .mu = PTHREAD_MUTEX_INITIALIZER},
-                             {.path = "dispatch", .mu = PTHREAD_MUTEX_INITIALIZER}};
+                             {.path = "dispatch", .mu = PTHREAD_MUTEX_INITIALIZER},
+                             {.path = "dispatch_redis", .mu = PTHREAD_MUTEX_INITIALIZER}};
 
 /* The forecast's inputs per cell: read by the watcher every DEM_REFRESH_MS for each cell asked
- * about in the last DEM_KEEP_MS, so an estimate finds them here. A cell seen for the first time,
- * or whose counts are older than DEM_FRESH_MS (the refresher could not reach Redis), is read on
- * the request, as before. The counters move in 5 city-minute buckets (5 s of a simulated city
- * at 60×), so a second's staleness is a fifth of a bucket at most. */
+ * about in the last DEM_KEEP_MS, so an estimate finds them here and never reads Redis itself. A
+ * cell asked about for the first time, or whose counts are older than DEM_FRESH_MS (the
+ * refresher could not reach Redis), gets the rule's surge for that request while the refresher
+ * fetches it. The counters move in 5 city-minute buckets (5 s of a simulated city at 60×), so a
+ * second's staleness is a fifth of a bucket at most. */
 #define DEM_CACHE 256
 #define DEM_REFRESH_MS 1000
 #define DEM_FRESH_MS 3000
@@ -388,11 +392,11 @@ static char *render_metrics(void)
              "antar_ai_predictions_total{model=\"%s\",source=\"rule\"} %lld\n",
              slots[i].name, (long long)atomic_load(&slots[i].used), slots[i].name,
              (long long)atomic_load(&slots[i].fallback));
-    EMIT("# HELP antar_ai_demand_inputs_total Demand forecasts by where their inputs came from: "
-         "the refreshed cache, or a Redis read on the request.\n"
+    EMIT("# HELP antar_ai_demand_inputs_total Demand forecasts asked: their inputs fresh in the "
+         "refreshed cache, or missing (not read yet, or stale) and the rule served.\n"
          "# TYPE antar_ai_demand_inputs_total counter\n"
          "antar_ai_demand_inputs_total{source=\"cache\"} %lld\n"
-         "antar_ai_demand_inputs_total{source=\"redis\"} %lld\n"
+         "antar_ai_demand_inputs_total{source=\"missing\"} %lld\n"
          "# HELP antar_ai_demand_refresh_errors_total Refreshes of the demand inputs Redis "
          "refused.\n# TYPE antar_ai_demand_refresh_errors_total counter\n"
          "antar_ai_demand_refresh_errors_total %lld\n",
@@ -681,15 +685,14 @@ bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast)
             hit = true;
         }
     }
+    if (!e) /* first ask: the refresher reads it from now on (read_ms 0: not yet fresh) */
+        dem_put(ilat, ilng, c.epoch, 0, now_ms, 0, 0, 0);
     pthread_mutex_unlock(&D.mu);
     atomic_fetch_add(hit ? &D.hits : &D.misses, 1);
     if (!hit) {
-        long long bucket = (long long)floor(c.city_s / AI_DEM_BUCKET_S);
-        if (core_store_ai_demand_counts(c.epoch, ilat, ilng, bucket, &l15, &l60, &c15) != ANTAR_OK)
-            return false;
-        pthread_mutex_lock(&D.mu);
-        dem_put(ilat, ilng, c.epoch, now_ms, now_ms, l15, l60, c15);
-        pthread_mutex_unlock(&D.mu);
+        /* No Redis read on the request: this one answer is the rule's (counted as such). */
+        atomic_fetch_add(&slots[CORE_AI_DEM].fallback, 1);
+        return false;
     }
     float x[AI_DEM_NF], y = 0;
     ai_dem_features(x, ilat, ilng, ai_when(c.city_s, c.weekday0), l15, l60, c15);

@@ -61,7 +61,8 @@ void core_ai_order_placed(double lat, double lng, long long now_ms);
 void core_ai_offer_outcome(long long driver_id, bool accepted);
 
 /* Added latency per request (the time spent in this module, Redis reads included), for the
- * p50/p99 in /metrics: path "estimate" or "dispatch". */
+ * p50/p99 in /metrics: path "estimate", "dispatch" (the ranking) or "dispatch_redis" (its
+ * candidates' read, which replaces the rule's nearest-driver search). */
 void core_ai_latency(const char *path, double seconds);
 /* A monotonic clock in seconds, for those measurements. */
 double core_ai_now_s(void);

@@ -322,9 +322,9 @@ Test(ai, hot_swap_under_concurrent_requests)
     cr_assert(total > 0, "the requests must have been answered by a model");
 }
 
-/* The demand forecast's Redis inputs are read once per cell, then served from the refreshed
- * cache (the stub above counts the reads). */
-Test(ai, demand_inputs_come_from_the_cache_after_the_first_read)
+/* The demand forecast's Redis inputs are never read on the request: the refresher reads each
+ * cell asked about, requests find them in the cache (the stub above counts the reads). */
+Test(ai, demand_inputs_come_from_the_refreshed_cache)
 {
     char m[128];
     snprintf(m, sizeof m, "%s/m", dir);
@@ -335,19 +335,26 @@ Test(ai, demand_inputs_come_from_the_cache_after_the_first_read)
     long long now = antar_now_ms();
     long before = dem_reads;
     double a = -1, b = -1;
+    cr_assert_not(core_ai_demand(-6.21, 106.82, now, &a),
+                  "a cell never read: the rule serves this request");
+    cr_assert_eq(dem_reads, before, "no Redis read on the request");
+    dem_refresh();
+    cr_assert_eq(dem_reads, before + 1, "the refresher reads each asked cell once");
+    now = antar_now_ms();
     cr_assert(core_ai_demand(-6.21, 106.82, now, &a));
-    cr_assert_eq(dem_reads, before + 1, "the first ask reads Redis");
     for (int i = 0; i < 50; i++)
         cr_assert(core_ai_demand(-6.21, 106.82, now + i, &b));
-    cr_assert_eq(dem_reads, before + 1, "later asks are served from the cache");
+    cr_assert_eq(dem_reads, before + 1, "asks are served from the cache");
     cr_assert_float_eq(a, b, 1e-9);
-    dem_refresh();
-    cr_assert_eq(dem_reads, before + 2, "the refresher reads each cached cell once");
-    /* Stale (the refresher has not run for longer than DEM_FRESH_MS): read again. */
-    cr_assert(core_ai_demand(-6.21, 106.82, antar_now_ms() + DEM_FRESH_MS + 1000, &b));
-    cr_assert_eq(dem_reads, before + 3);
+    /* Stale (the refresher has not run for longer than DEM_FRESH_MS): the rule again, no read. */
+    cr_assert_not(core_ai_demand(-6.21, 106.82, now + DEM_FRESH_MS + 1000, &b));
+    cr_assert_eq(dem_reads, before + 1);
     char *txt = render_metrics();
-    cr_assert_not_null(strstr(txt, "antar_ai_demand_inputs_total{source=\"cache\"} 50"), "%s", txt);
+    cr_assert_not_null(strstr(txt, "antar_ai_demand_inputs_total{source=\"cache\"} 51"), "%s", txt);
+    cr_assert_not_null(strstr(txt, "antar_ai_demand_inputs_total{source=\"missing\"} 2"), "%s",
+                       txt);
+    cr_assert_not_null(
+        strstr(txt, "antar_ai_predictions_total{model=\"demand\",source=\"rule\"} 2"), "%s", txt);
     free(txt);
 }
 
@@ -403,7 +410,10 @@ Test(ai, loads_serves_and_hot_swaps)
     cr_assert(core_ai_eta(-6.20, 106.80, -6.20, 106.8452, false, 4 * 3600000LL, &noon));
     cr_assert(rush > noon * 1.8, "rush %.0f s should be far slower than noon %.0f s", rush, noon);
     double fc = -1;
-    cr_assert(core_ai_demand(-6.21, 106.82, 600000, &fc) && fc >= 0);
+    /* The first ask registers the cell (the rule serves it), the refresher reads it. */
+    (void)core_ai_demand(-6.21, 106.82, antar_now_ms(), &fc);
+    dem_refresh();
+    cr_assert(core_ai_demand(-6.21, 106.82, antar_now_ms(), &fc) && fc >= 0);
 
     /* Hot swap: a retrained model under the same names is picked up without a restart. */
     char *before = render_metrics();
