@@ -702,6 +702,43 @@ bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast)
     return true;
 }
 
+bool core_ai_enabled(void)
+{
+    return G.enabled;
+}
+
+static bool demand_read(long ilat, long ilng, long long now_ms, core_ai_clock_t *c, double *l15,
+                        double *l60, double *c15)
+{
+    if (!G.enabled)
+        return false;
+    *c = core_ai_clock(now_ms);
+    return core_store_ai_demand_counts(c->epoch, ilat, ilng,
+                                       (long long)floor(c->city_s / AI_DEM_BUCKET_S), l15, l60,
+                                       c15) == ANTAR_OK;
+}
+
+bool core_ai_demand_cell(long ilat, long ilng, long long now_ms, double *forecast)
+{
+    core_ai_clock_t c;
+    double l15, l60, c15;
+    if (!core_ai_ready(CORE_AI_DEM) || !demand_read(ilat, ilng, now_ms, &c, &l15, &l60, &c15))
+        return false;
+    float x[AI_DEM_NF], y = 0;
+    ai_dem_features(x, ilat, ilng, ai_when(c.city_s, c.weekday0), l15, l60, c15);
+    if (!predict(CORE_AI_DEM, x, 1, &y, NULL) || !isfinite(y))
+        return false;
+    *forecast = y;
+    return true;
+}
+
+bool core_ai_demand_recent(long ilat, long ilng, long long now_ms, double *orders)
+{
+    core_ai_clock_t c;
+    double l60, c15;
+    return demand_read(ilat, ilng, now_ms, &c, orders, &l60, &c15);
+}
+
 void core_ai_offer_fields(json_t *body, const json_t *payload, long long driver_id,
                           long long now_ms)
 {

@@ -46,6 +46,14 @@ bool core_ai_eta_legs(const double legs[][4], size_t n, bool car, long long now_
 bool core_ai_rank(const core_candidate_t *c, size_t n, double pickup_lat, double pickup_lng,
                   double dropoff_lat, double dropoff_lng, double price, bool car, long long now_ms,
                   double *scores, double *eta_s, double *p_accept);
+/* false when ANTAR_AI=off. */
+bool core_ai_enabled(void);
+/* Orders expected in forecast cell (ilat, ilng) over the next 15 city minutes by the model, or
+ * (core_ai_demand_recent, the counter rule) the cell's orders over the last 15 — both read the
+ * counters from Redis now (for the "where to wait" hint, not for estimates). false when the
+ * model (resp. the switch) is off or Redis fails. */
+bool core_ai_demand_cell(long ilat, long ilng, long long now_ms, double *forecast);
+bool core_ai_demand_recent(long ilat, long ilng, long long now_ms, double *orders);
 /* Orders expected in the forecast cell of (lat, lng) over the next 15 city minutes. */
 bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast);
 /* What an offer to driver_id carries besides the order (payload: the dispatch's, with

@@ -13,6 +13,7 @@
 #include "dispatch.h"
 #include "dispatch_store.h"
 #include "fare_model.h"
+#include "hint.h"
 
 /* The domain's outcome: result with status on success, else the error with the field and
  * message the domain gave (the error's default message otherwise). Steals result. */
@@ -244,6 +245,18 @@ static void availability_put(antar_req_t *req)
     json_t *out = NULL;
     antar_err_t err = core_availability_set(id, available, order_id, &out);
     reply(req, err, 200, out, NULL);
+}
+
+/* GET /internal/drivers/{id}/waiting-hint → where the idle driver should wait (hint.c). */
+static void waiting_hint(antar_req_t *req)
+{
+    long long id;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    json_t *out = NULL;
+    core_why_t why = {0};
+    antar_err_t err = core_hint_waiting(id, &out, &why);
+    reply(req, err, 200, out, &why);
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
@@ -489,6 +502,7 @@ const antar_route_t core_dispatch_routes[] = {
     {"PUT", "/internal/drivers/{id}/presence", presence_put, SVC, 0},
     {"PUT", "/internal/drivers/{id}/availability", availability_put, SVC, 0},
     {"POST", "/internal/drivers/positions", positions_post, SVC, 0},
+    {"GET", "/internal/drivers/{id}/waiting-hint", waiting_hint, SVC, 0},
     {"GET", "/internal/audit/presence", audit_presence, ANTAR_AUTH_SERVICE, "ops", 0},
     {"GET", "/internal/audit/dispatches", audit_dispatches, ANTAR_AUTH_SERVICE, "ops", 0},
     {"GET", "/ops/city", ops_city, ANTAR_AUTH_SERVICE, "ops", 0},

@@ -57,6 +57,10 @@ antar_err_t driver_set_location(long long id, double lat, double lng, json_t **o
 void driver_presence_resync(long long id, double lat, double lng);
 /* {total, currency, trips, today} (today = the current day in Jakarta, UTC+7). */
 antar_err_t driver_earnings(long long id, json_t **out);
+/* Where this idle driver should wait for the next order, as core's demand forecast sees it
+ * (core's GET /internal/drivers/{id}/waiting-hint, docs/ai.md). CONFLICT when core does not see
+ * the driver online with a position; UNAVAILABLE/TIMEOUT when core cannot answer. */
+antar_err_t driver_waiting_hint(long long id, json_t **out);
 /* Credential check for core: username is an email or a phone. UNAUTHORIZED when unknown or
  * wrong (both cost one Argon2id verification). */
 antar_err_t driver_verify_credentials(const char *username, const char *password, json_t **out);

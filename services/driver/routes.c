@@ -137,6 +137,19 @@ static void drivers_me_earnings(antar_req_t *req)
     respond(req, err, 200, out, NULL);
 }
 
+/* Where to wait (docs/ai.md): core's answer as it is; a driver core does not see online is
+ * told to go online first. */
+static void drivers_me_waiting_hint(antar_req_t *req)
+{
+    json_t *out = NULL;
+    antar_err_t err = driver_waiting_hint(me(req), &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, "status", "go online with a position to get a waiting hint");
+        return;
+    }
+    respond(req, err, 200, out, NULL);
+}
+
 /* ---- public: offers and trips ---------------------------------------------------------- */
 
 static void offers_list(antar_req_t *req)
@@ -418,6 +431,7 @@ const antar_route_t driver_routes[] = {
     {"PUT", "/drivers/me/status", drivers_me_status, DRV, 0},
     {"PUT", "/drivers/me/location", drivers_me_location, DRV, 0},
     {"GET", "/drivers/me/earnings", drivers_me_earnings, DRV, 0},
+    {"GET", "/drivers/me/waiting-hint", drivers_me_waiting_hint, DRV, 0},
     {"GET", "/offers", offers_list, DRV, 0},
     {"POST", "/offers/{id}/accept", offers_accept, DRV, 0},
     {"POST", "/offers/{id}/reject", offers_reject, DRV, 0},

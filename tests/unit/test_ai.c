@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../services/core/ai.c"
+#include "../../services/core/hint.c"
 #include "train.h"
 
 /* ai.c's Redis inputs: the demand counters and driver records live in Redis (dispatch_store.c,
@@ -41,6 +42,21 @@ antar_err_t core_store_driver_position(const char *vt, long long driver_id, doub
     if (driver_id != 7)
         return ANTAR_E_NOT_FOUND;
     *lat = -6.2108, *lng = 106.82;
+    return ANTAR_OK;
+}
+
+/* The city around the hint's driver: two free motorcycles in the cell north of (-6.2108,
+ * 106.82), none elsewhere. */
+antar_err_t core_store_city(double lat, double lng, double box_km, int max_drivers, int max_orders,
+                            json_t **drivers, json_t **orders)
+{
+    (void)lat, (void)lng, (void)box_km, (void)max_drivers, (void)max_orders;
+    *drivers =
+        json_pack("[{ss ss sf sf} {ss ss sf sf} {ss ss sf sf}]", "state", "available",
+                  "vehicle_type", "motorcycle", "lat", -6.16, "lng", 106.82, "state", "available",
+                  "vehicle_type", "motorcycle", "lat", -6.17, "lng", 106.82, "state", "busy",
+                  "vehicle_type", "motorcycle", "lat", -6.26, "lng", 106.82);
+    *orders = json_array();
     return ANTAR_OK;
 }
 
@@ -583,6 +599,51 @@ Test(ai, offers_carry_the_pickup_eta)
     json_decref(b);
     json_decref(none);
     json_decref(b2);
+}
+
+/* Where to wait: the most orders per free driver; a nearer cell within 10% of it wins. */
+Test(ai, waiting_hint_picks_orders_per_free_driver_then_the_nearest)
+{
+    core_hint_cell_t c[3] = {
+        {.distance_m = 0, .per_driver = 1.0},
+        {.distance_m = 5000, .per_driver = 3.0},
+        {.distance_m = 9000, .per_driver = 3.2},
+    };
+    cr_assert_eq(core_hint_pick(c, 3), 1, "3.0 is within 10% of 3.2 and 4 km nearer");
+    c[1].per_driver = 2.0;
+    cr_assert_eq(core_hint_pick(c, 3), 2);
+    c[0].per_driver = 3.2;
+    cr_assert_eq(core_hint_pick(c, 3), 0, "staying wins a tie");
+    cr_assert_eq(core_hint_pick(c, 0), -1);
+}
+
+/* The route's answer: with the switch off it says so; with it on (no demand model) the counter
+ * rule answers for the driver's cell and its neighbours, the free drivers counted per cell. */
+Test(ai, waiting_hint_answers_by_rule_or_says_it_is_off)
+{
+    core_why_t why = {0};
+    json_t *h = NULL;
+    setenv("ANTAR_AI", "off", 1);
+    core_ai_init();
+    cr_assert_eq(core_hint_waiting(7, &h, &why), ANTAR_OK);
+    cr_assert_str_eq(json_string_value(json_object_get(h, "source")), "off");
+    cr_assert(json_is_null(json_object_get(h, "cell")));
+    json_decref(h);
+    core_ai_shutdown();
+    setenv("ANTAR_AI", "on", 1);
+    setenv("ANTAR_AI_DIR", "/nonexistent", 1);
+    core_ai_init();
+    cr_assert_eq(core_hint_waiting(8, &h, &why), ANTAR_E_CONFLICT, "not in the index");
+    cr_assert_str_eq(why.field, "driver_id");
+    cr_assert_eq(core_hint_waiting(7, &h, &why), ANTAR_OK);
+    cr_assert_str_eq(json_string_value(json_object_get(h, "source")), "rule");
+    /* Every cell has the stub's 2 orders over the last 15 minutes: the driver's own cell
+     * (alone) beats the north one (two free drivers, plus this one going there). */
+    json_t *here = json_object_get(h, "here"), *cell = json_object_get(h, "cell");
+    cr_assert_float_eq(json_number_value(json_object_get(here, "expected_orders")), 2, 1e-9);
+    cr_assert_eq(json_integer_value(json_object_get(here, "free_drivers")), 1);
+    cr_assert_float_eq(json_number_value(json_object_get(cell, "distance_m")), 0, 1e-9);
+    json_decref(h);
 }
 
 Test(ai, auc_of_known_orders)
