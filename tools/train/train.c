@@ -141,6 +141,8 @@ static bool pt(json_t *a, double *lat, double *lng)
     return isfinite(*lat) && isfinite(*lng) && fabs(*lat) <= 90 && fabs(*lng) <= 180;
 }
 
+static void day_free(day_t *d);
+
 static int day_read(const char *path, day_t *d, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -192,6 +194,10 @@ static int day_read(const char *path, day_t *d, char *err, size_t errlen)
     if (rc == 0 && d->t0_wall_ms < 0) {
         snprintf(err, errlen, "%s: no clock line (an events.jsonl of an older simulator?)", path);
         rc = -1;
+    }
+    if (rc != 0) { /* the caller keeps only the days that were read */
+        day_free(d);
+        memset(d, 0, sizeof *d);
     }
     return rc;
 }
