@@ -127,7 +127,7 @@ typedef struct {
     /* Where core saw the driver when it made the offer, and its predicted way to the pickup
      * (city seconds; 0: not given): kept for the order's pickup_eta_s and for training. */
     double driver_lat, driver_lng;
-    bool has_driver_pos;
+    bool has_driver_pos, has_pickup_eta; /* 0 s is an ETA too: the driver is at the pickup */
     long long pickup_eta_s;
 } offer_new_t;
 

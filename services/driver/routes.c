@@ -301,7 +301,8 @@ static void internal_offers_create(antar_req_t *req)
                  NULL),
         ANTAR_F_LAT("driver_lat", false, &in.driver_lat, &in.has_driver_pos),
         ANTAR_F_LNG("driver_lng", false, &in.driver_lng, &has_driver_lng),
-        ANTAR_F_("pickup_eta_s", ANTAR_FIELD_INT, false, 0, 86400, &in.pickup_eta_s, NULL),
+        ANTAR_F_("pickup_eta_s", ANTAR_FIELD_INT, false, 0, 86400, &in.pickup_eta_s,
+                 &in.has_pickup_eta),
     };
     if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;

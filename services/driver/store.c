@@ -377,7 +377,7 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
                       ANTAR_DB_S(customer_first_name), ANTAR_DB_S(expires_at),
                       in->has_driver_pos ? ANTAR_DB_D(in->driver_lat) : ANTAR_DB_NULLARG,
                       in->has_driver_pos ? ANTAR_DB_D(in->driver_lng) : ANTAR_DB_NULLARG,
-                      in->pickup_eta_s > 0 ? ANTAR_DB_I(in->pickup_eta_s) : ANTAR_DB_NULLARG),
+                      in->has_pickup_eta ? ANTAR_DB_I(in->pickup_eta_s) : ANTAR_DB_NULLARG),
         NULL, &new_id);
 out:
     json_decref(row);

@@ -323,7 +323,7 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
 
 static void post_assign(antar_req_t *req)
 {
-    long long id, driver_id = 0, offer_id = 0, pickup_eta_s = 0;
+    long long id, driver_id = 0, offer_id = 0, pickup_eta_s = -1;
     bool bad;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;

@@ -187,7 +187,7 @@ antar_err_t store_order_assign(long long id, long long driver_id, long long offe
                     "pickup_eta_s = ?, accepted_at = NOW(3) WHERE id = ? AND status = 'searching'",
                     ANTAR_DB_ARGS(ANTAR_DB_I(driver_id),
                                   offer_id > 0 ? ANTAR_DB_I(offer_id) : ANTAR_DB_NULLARG,
-                                  pickup_eta_s > 0 ? ANTAR_DB_I(pickup_eta_s) : ANTAR_DB_NULLARG,
+                                  pickup_eta_s >= 0 ? ANTAR_DB_I(pickup_eta_s) : ANTAR_DB_NULLARG,
                                   ANTAR_DB_I(id)),
                     won);
 }
