@@ -296,10 +296,28 @@
     $('insp-title').textContent = `Order ${o.id}: ${o.status}`;
     $('insp-summary').textContent = `${o.vehicle_type}, ${rupiah(o.price)}, ${o.pickup_address} → ${o.dropoff_address}` +
       (o.driver_id ? `, driver ${o.driver_id}` : '');
+    $('insp-eta').textContent = etaLine(r.eta);
     const tl = [el('li', { textContent: `created ${fmtTime(o.created_at)}` })];
     for (const s of r.steps) tl.push(el('li', {}, `${s.status} at ${fmtTime(s.at)} `, el('span', { className: 'muted', textContent: 'trace ' + s.trace_id.slice(0, 12) + '…' })));
     $('insp-timeline').replaceChildren(...tl);
     $('insp-waterfall').replaceChildren(...waterfall(r.steps, r.spans));
+  }
+
+  // Predicted against actual (docs/ai.md), in city minutes: "pickup: predicted 4.0 min, took
+  // 3.5 min; trip: predicted 12.0 min, …". A leg shows what is known of it so far.
+  function etaLine(eta) {
+    if (!eta) return '';
+    const min = (s) => `${(s / 60).toFixed(1)} min`;
+    const leg = (name, l) => {
+      if (l.predicted_s == null && l.actual_s == null) return null;
+      const parts = [];
+      if (l.predicted_s != null) parts.push(`predicted ${min(l.predicted_s)}`);
+      if (l.actual_s != null) parts.push(`took ${min(l.actual_s)}`);
+      return `${name}: ${parts.join(', ')}`;
+    };
+    const legs = [leg('pickup', eta.pickup), leg('trip', eta.trip)].filter(Boolean);
+    if (!legs.length) return '';
+    return legs.join('; ') + (eta.clock_speed !== 1 ? ` (city time, clock ×${eta.clock_speed})` : '');
   }
 
   // One block per step's trace: a bar per span from its start to its end, on the trace's own time

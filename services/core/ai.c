@@ -1,12 +1,19 @@
-/* ai.c — see ai.h. The models are XGBoost boosters (ai_model.c) fed by ai_features.c, the code
- * antar-train trains with.
+/* ai.c — see ai.h. The models are XGBoost's trees (trained by antar-train) evaluated natively
+ * (ai_tree.c), fed by ai_features.c, the code antar-train trains with.
  *
  * Hot swap: each model is <ANTAR_AI_DIR>/<name>.json with its card <name>.meta.json beside it
  * (antar-train writes the model first, the card last). A watcher thread looks at the cards'
- * mtimes every 2 s; a changed card loads the new booster outside the lock and swaps it in under a
- * write lock, so requests in flight finish on the old one. A card or model that is missing,
- * unreadable, of another feature version or unable to predict leaves that model off: the rule
- * serves, the log says why, and /metrics shows antar_ai_model_loaded 0. */
+ * mtimes every 2 s; a changed card loads the new forest off the request path, checks that it
+ * predicts what XGBoost predicts for the same file, and publishes it with one atomic pointer
+ * store. Readers take no lock: they announce themselves in a counter of the current phase
+ * (two phases, as in userspace RCU), read the pointer, predict, and leave; the watcher frees the
+ * old forest only after both phases have drained, so requests in flight finish on it. A card or
+ * model that is missing, unreadable, of another feature version or unable to predict leaves
+ * that model off: the rule serves, the log says why, and /metrics shows antar_ai_model_loaded 0.
+ *
+ * The demand forecast's inputs (counters in Redis) are read by the watcher for every cell asked
+ * about recently, every second, and kept here: an estimate never waits for Redis (a cell not yet
+ * read, or gone stale because Redis is away, gets the rule for that request). */
 #include "ai.h"
 
 #include <jansson.h>
@@ -20,25 +27,34 @@
 #include <time.h>
 
 #include "ai_model.h"
+#include "ai_tree.h"
+#include "fare_model.h"
 #include "antar/config.h"
+#include "antar/kv.h"
 #include "antar/log.h"
 #include "antar/metrics.h"
 #include "antar/util.h"
 
 #define RELOAD_EVERY_MS 2000
+/* The watcher's tick: the demand inputs' refresh (DEM_REFRESH_MS below). */
+#define WATCH_TICK_MS 1000
 #define LAT_RING 4096
 /* The acceptance model's probabilities are clamped so that one "sure no" cannot cost infinity
  * and one "sure yes" cannot hide a long drive. */
 #define P_MIN 0.03
 #define P_MAX 0.99
 
+/* What a slot serves: immutable once published. */
+typedef struct {
+    ai_forest_t *f;
+    char version[40];
+    double decline_cost_ms; /* accept's card */
+} served_t;
+
 typedef struct {
     const char *name;
     int nf;
-    pthread_rwlock_t lk;
-    ai_booster_t *b;
-    char version[40];
-    double decline_cost_ms; /* accept's card */
+    _Atomic(served_t *) cur;
     struct timespec card_mtime;
     bool seen_card;
     bool off; /* not among the models ANTAR_AI names */
@@ -46,10 +62,41 @@ typedef struct {
 } slot_t;
 
 static slot_t slots[CORE_AI__COUNT] = {
-    [CORE_AI_ETA] = {.name = "eta", .nf = AI_ETA_NF, .lk = PTHREAD_RWLOCK_INITIALIZER},
-    [CORE_AI_ACC] = {.name = "accept", .nf = AI_ACC_NF, .lk = PTHREAD_RWLOCK_INITIALIZER},
-    [CORE_AI_DEM] = {.name = "demand", .nf = AI_DEM_NF, .lk = PTHREAD_RWLOCK_INITIALIZER},
+    [CORE_AI_ETA] = {.name = "eta", .nf = AI_ETA_NF},
+    [CORE_AI_ACC] = {.name = "accept", .nf = AI_ACC_NF},
+    [CORE_AI_DEM] = {.name = "demand", .nf = AI_DEM_NF},
 };
+
+/* Readers in flight per phase. A reader may read the phase, be preempted while a swap flips
+ * it, and only then count itself in the old phase: so a swap waits for one phase, flips, and
+ * waits for the other too before it frees anything. */
+static atomic_uint rd_phase;
+static atomic_uint rd_count[2];
+
+static unsigned reader_enter(void)
+{
+    unsigned p = atomic_load(&rd_phase) & 1u;
+    atomic_fetch_add(&rd_count[p], 1);
+    return p;
+}
+
+static void reader_exit(unsigned p)
+{
+    atomic_fetch_sub(&rd_count[p], 1);
+}
+
+/* Called by the one writer (under G.reload_mu, or at shutdown) after publishing: returns when
+ * no reader can still hold what was published before. Readers stay for microseconds. */
+static void wait_for_readers(void)
+{
+    for (int k = 0; k < 2; k++) {
+        unsigned old = atomic_fetch_xor(&rd_phase, 1u) & 1u;
+        while (atomic_load(&rd_count[old]) != 0) {
+            struct timespec ts = {0, 50000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
 
 static struct {
     bool enabled;
@@ -70,8 +117,36 @@ typedef struct {
     size_t n, next;
 } lat_ring_t;
 
+/* "dispatch_redis": the dispatch's read of its candidates and their records (one script), which
+ * replaces the rule's nearest-driver search rather than adding to it; kept apart so that
+ * "dispatch" is the models' own time. */
 static lat_ring_t rings[] = {{.path = "estimate", .mu = PTHREAD_MUTEX_INITIALIZER},
-                             {.path = "dispatch", .mu = PTHREAD_MUTEX_INITIALIZER}};
+                             {.path = "dispatch", .mu = PTHREAD_MUTEX_INITIALIZER},
+                             {.path = "dispatch_redis", .mu = PTHREAD_MUTEX_INITIALIZER}};
+
+/* The forecast's inputs per cell: read by the watcher every DEM_REFRESH_MS for each cell asked
+ * about in the last DEM_KEEP_MS, so an estimate finds them here and never reads Redis itself. A
+ * cell asked about for the first time, or whose counts are older than DEM_FRESH_MS (the
+ * refresher could not reach Redis), gets the rule's surge for that request while the refresher
+ * fetches it. The counters move in 5 city-minute buckets (5 s of a simulated city at 60×), so a
+ * second's staleness is a fifth of a bucket at most. */
+#define DEM_CACHE 256
+#define DEM_REFRESH_MS 1000
+#define DEM_FRESH_MS 3000
+#define DEM_KEEP_MS 600000
+
+typedef struct {
+    bool used;
+    long ilat, ilng;
+    long long epoch, read_ms, asked_ms;
+    double l15, l60, c15;
+} dem_entry_t;
+
+static struct {
+    pthread_mutex_t mu;
+    dem_entry_t e[DEM_CACHE];
+    atomic_llong hits, misses, refresh_errors;
+} D = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- loading ------------------------------------------------------------------------------- */
 
@@ -89,15 +164,50 @@ static bool same_time(struct timespec a, struct timespec b)
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-static void slot_set(slot_t *s, ai_booster_t *b, const char *version, double decline_cost_ms)
+static void slot_set(slot_t *s, ai_forest_t *f, const char *version, double decline_cost_ms)
 {
-    pthread_rwlock_wrlock(&s->lk);
-    ai_booster_t *old = s->b;
-    s->b = b;
-    snprintf(s->version, sizeof s->version, "%s", version ? version : "");
-    s->decline_cost_ms = decline_cost_ms;
-    pthread_rwlock_unlock(&s->lk);
-    ai_booster_free(old); /* no reader holds it: they take the read lock */
+    served_t *v = NULL;
+    if (f && !(v = calloc(1, sizeof *v))) {
+        ai_forest_free(f);
+        f = NULL;
+    }
+    if (v) {
+        v->f = f;
+        snprintf(v->version, sizeof v->version, "%s", version ? version : "");
+        v->decline_cost_ms = decline_cost_ms;
+    }
+    served_t *old = atomic_exchange(&s->cur, v);
+    if (old) {
+        wait_for_readers();
+        ai_forest_free(old->f);
+        free(old);
+    }
+}
+
+/* The forest of path, accepted only if it predicts what XGBoost predicts for the same file on
+ * rows that reach its splits from both sides (and missing values). */
+#define CHECK_ROWS 256
+static ai_forest_t *forest_load_checked(const char *path, int nf, char *why, size_t whylen)
+{
+    ai_forest_t *f = ai_forest_load(path, nf, why, whylen);
+    if (!f)
+        return NULL;
+    float *x = malloc((size_t)CHECK_ROWS * (size_t)nf * sizeof *x);
+    uint64_t seed = 0x5DEECE66DULL;
+    double worst = 0;
+    int rc = -1;
+    if (x) {
+        ai_forest_sample_rows(f, &seed, CHECK_ROWS, x);
+        memset(x, 0, (size_t)nf * sizeof *x); /* and a row of zeros */
+        rc = ai_forest_check(f, path, x, CHECK_ROWS, 1e-5, &worst, why, whylen);
+    } else
+        snprintf(why, whylen, "out of memory");
+    free(x);
+    if (rc != 0) {
+        ai_forest_free(f);
+        return NULL;
+    }
+    return f;
 }
 
 static void slot_load(slot_t *s)
@@ -120,7 +230,7 @@ static void slot_load(slot_t *s)
         return; /* unchanged */
     s->seen_card = have;
     s->card_mtime = mt;
-    ai_booster_t *b = NULL;
+    ai_forest_t *b = NULL;
     json_t *meta = NULL;
     if (!have)
         snprintf(why, sizeof why, "no model card %s", card);
@@ -131,7 +241,7 @@ static void slot_load(slot_t *s)
                  (long long)json_integer_value(json_object_get(meta, "features_version")),
                  AI_FEATURES_VERSION);
     else
-        b = ai_booster_load(model, s->nf, why, sizeof why);
+        b = forest_load_checked(model, s->nf, why, sizeof why);
     const char *ver = json_string_value(json_object_get(meta, "version"));
     double cost = json_number_value(json_object_get(meta, "decline_cost_ms"));
     slot_set(s, b, b ? ver : "", cost > 0 ? cost : 5000.0);
@@ -182,7 +292,8 @@ void core_ai_reload(void)
 
 /* The watcher: looks at the files every RELOAD_EVERY_MS, whether requests come or not, so a
  * model put in place while core is idle is serving before the first request after it, and a
- * load (tens of ms) never lands on a request. */
+ * load (tens of ms) never lands on a request; every tick it also refreshes the demand
+ * forecast's inputs (dem_refresh). */
 static struct {
     pthread_t thread;
     pthread_mutex_t mu;
@@ -190,23 +301,30 @@ static struct {
     bool running, stop;
 } W = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+static void dem_refresh(void);
+
 static void *watcher_main(void *arg)
 {
     (void)arg;
+    unsigned tick = 0;
     pthread_mutex_lock(&W.mu);
     while (!W.stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += RELOAD_EVERY_MS / 1000;
+        ts.tv_sec += WATCH_TICK_MS / 1000;
         while (!W.stop && pthread_cond_timedwait(&W.cv, &W.mu, &ts) == 0)
             ;
         if (W.stop)
             break;
         pthread_mutex_unlock(&W.mu);
-        core_ai_reload();
+        if (++tick % (RELOAD_EVERY_MS / WATCH_TICK_MS) == 0)
+            core_ai_reload();
+        if (core_ai_ready(CORE_AI_DEM))
+            dem_refresh();
         pthread_mutex_lock(&W.mu);
     }
     pthread_mutex_unlock(&W.mu);
+    antar_kv_thread_end();
     return NULL;
 }
 
@@ -245,7 +363,7 @@ static int cmp_d(const void *a, const void *b)
 
 static char *render_metrics(void)
 {
-    size_t cap = 4096, len = 0;
+    size_t cap = 8192, len = 0;
     char *out = malloc(cap);
     if (!out)
         return NULL;
@@ -261,10 +379,11 @@ static char *render_metrics(void)
     EMIT("# HELP antar_ai_model_loaded 1 when the model serves, 0 when its rule does.\n"
          "# TYPE antar_ai_model_loaded gauge\n");
     for (int i = 0; i < CORE_AI__COUNT; i++) {
-        pthread_rwlock_rdlock(&slots[i].lk);
+        unsigned p = reader_enter();
+        served_t *v = atomic_load(&slots[i].cur);
         EMIT("antar_ai_model_loaded{model=\"%s\",version=\"%s\"} %d\n", slots[i].name,
-             slots[i].version, slots[i].b ? 1 : 0);
-        pthread_rwlock_unlock(&slots[i].lk);
+             v ? v->version : "", v ? 1 : 0);
+        reader_exit(p);
     }
     EMIT("# HELP antar_ai_predictions_total Answers by source: the model, or the rule.\n"
          "# TYPE antar_ai_predictions_total counter\n");
@@ -273,6 +392,16 @@ static char *render_metrics(void)
              "antar_ai_predictions_total{model=\"%s\",source=\"rule\"} %lld\n",
              slots[i].name, (long long)atomic_load(&slots[i].used), slots[i].name,
              (long long)atomic_load(&slots[i].fallback));
+    EMIT("# HELP antar_ai_demand_inputs_total Demand forecasts asked: their inputs fresh in the "
+         "refreshed cache, or missing (not read yet, or stale) and the rule served.\n"
+         "# TYPE antar_ai_demand_inputs_total counter\n"
+         "antar_ai_demand_inputs_total{source=\"cache\"} %lld\n"
+         "antar_ai_demand_inputs_total{source=\"missing\"} %lld\n"
+         "# HELP antar_ai_demand_refresh_errors_total Refreshes of the demand inputs Redis "
+         "refused.\n# TYPE antar_ai_demand_refresh_errors_total counter\n"
+         "antar_ai_demand_refresh_errors_total %lld\n",
+         (long long)atomic_load(&D.hits), (long long)atomic_load(&D.misses),
+         (long long)atomic_load(&D.refresh_errors));
     EMIT("# HELP antar_ai_added_latency_seconds Time a request spent in the models (Redis reads "
          "included), over its last %d requests.\n# TYPE antar_ai_added_latency_seconds gauge\n",
          LAT_RING);
@@ -364,16 +493,16 @@ void core_ai_shutdown(void)
     }
     G.clock_set = false;
     memset(&G.clock_mtime, 0, sizeof G.clock_mtime);
+    pthread_mutex_lock(&D.mu);
+    memset(D.e, 0, sizeof D.e);
+    pthread_mutex_unlock(&D.mu);
 }
 
 bool core_ai_ready(core_ai_model_t m)
 {
     if (!G.enabled || m < 0 || m >= CORE_AI__COUNT)
         return false;
-    pthread_rwlock_rdlock(&slots[m].lk);
-    bool ok = slots[m].b != NULL;
-    pthread_rwlock_unlock(&slots[m].lk);
-    return ok;
+    return atomic_load(&slots[m].cur) != NULL;
 }
 
 core_ai_clock_t core_ai_clock(long long now_ms)
@@ -397,18 +526,23 @@ core_ai_clock_t core_ai_clock(long long now_ms)
 
 /* ---- predictions --------------------------------------------------------------------------- */
 
-/* Predict rows with model m under its read lock. false when it is not loaded (counted as a
- * fallback) or XGBoost refuses. */
-static bool predict(core_ai_model_t m, const float *x, size_t rows, float *out)
+/* Predict rows with model m. false when it is not loaded (counted as a fallback). *cost (may
+ * be NULL) gets the accept card's decline cost, read from the same published model. */
+static bool predict(core_ai_model_t m, const float *x, size_t rows, float *out, double *cost)
 {
     if (!G.enabled)
         return false;
     slot_t *s = &slots[m];
-    pthread_rwlock_rdlock(&s->lk);
-    bool ok = s->b && ai_booster_predict(s->b, x, rows, out) == 0;
-    pthread_rwlock_unlock(&s->lk);
-    atomic_fetch_add(ok ? &s->used : &s->fallback, 1);
-    return ok;
+    unsigned p = reader_enter();
+    served_t *v = atomic_load(&s->cur);
+    if (v) {
+        ai_forest_predict(v->f, x, rows, out);
+        if (cost)
+            *cost = v->decline_cost_ms;
+    }
+    reader_exit(p);
+    atomic_fetch_add(v ? &s->used : &s->fallback, 1);
+    return v != NULL;
 }
 
 bool core_ai_eta_legs(const double legs[][4], size_t n, bool car, long long now_ms, double *seconds)
@@ -420,7 +554,7 @@ bool core_ai_eta_legs(const double legs[][4], size_t n, bool car, long long now_
     float x[8 * AI_ETA_NF], y[8];
     for (size_t i = 0; i < n; i++)
         ai_eta_features(x + i * AI_ETA_NF, legs[i][0], legs[i][1], legs[i][2], legs[i][3], w, car);
-    if (!predict(CORE_AI_ETA, x, n, y))
+    if (!predict(CORE_AI_ETA, x, n, y, NULL))
         return false;
     for (size_t i = 0; i < n; i++) {
         seconds[i] = ai_eta_seconds(x + i * AI_ETA_NF, y[i]);
@@ -455,11 +589,10 @@ bool core_ai_rank(const core_candidate_t *cand, size_t n, double pickup_lat, dou
                         dropoff_lat, dropoff_lng, price, w, car,
                         (cand[i].accepts + 1) / (cand[i].offers + 2), fmin(cand[i].offers, 50));
     }
-    if (!predict(CORE_AI_ETA, xe, n, ye) || !predict(CORE_AI_ACC, xa, n, ya))
+    double cost_ms = 0;
+    if (!predict(CORE_AI_ETA, xe, n, ye, NULL) || !predict(CORE_AI_ACC, xa, n, ya, &cost_ms))
         return false;
-    pthread_rwlock_rdlock(&slots[CORE_AI_ACC].lk);
-    double cost_s = slots[CORE_AI_ACC].decline_cost_ms / 1000.0 * c.speed;
-    pthread_rwlock_unlock(&slots[CORE_AI_ACC].lk);
+    double cost_s = cost_ms / 1000.0 * c.speed;
     for (size_t i = 0; i < n; i++) {
         double e = ai_eta_seconds(xe + i * AI_ETA_NF, ye[i]), p = fmin(fmax(ya[i], P_MIN), P_MAX);
         if (!isfinite(e))
@@ -471,6 +604,69 @@ bool core_ai_rank(const core_candidate_t *cand, size_t n, double pickup_lat, dou
     return true;
 }
 
+static dem_entry_t *dem_find(long ilat, long ilng)
+{
+    for (size_t i = 0; i < DEM_CACHE; i++)
+        if (D.e[i].used && D.e[i].ilat == ilat && D.e[i].ilng == ilng)
+            return &D.e[i];
+    return NULL;
+}
+
+/* Store counts read at read_ms (under D.mu). A full cache replaces the cell asked about least
+ * recently. */
+static void dem_put(long ilat, long ilng, long long epoch, long long read_ms, long long asked_ms,
+                    double l15, double l60, double c15)
+{
+    dem_entry_t *e = dem_find(ilat, ilng);
+    for (size_t i = 0; !e && i < DEM_CACHE; i++)
+        if (!D.e[i].used)
+            e = &D.e[i];
+    for (size_t i = 0; !e && i < DEM_CACHE; i++)
+        if (!e || D.e[i].asked_ms < e->asked_ms)
+            e = &D.e[i];
+    if (asked_ms < e->asked_ms && e->used && e->ilat == ilat && e->ilng == ilng)
+        asked_ms = e->asked_ms;
+    *e = (dem_entry_t){.used = true,
+                       .ilat = ilat,
+                       .ilng = ilng,
+                       .epoch = epoch,
+                       .read_ms = read_ms,
+                       .asked_ms = asked_ms,
+                       .l15 = l15,
+                       .l60 = l60,
+                       .c15 = c15};
+}
+
+static void dem_refresh(void)
+{
+    long long now = antar_now_ms();
+    core_ai_clock_t c = core_ai_clock(now);
+    long long bucket = (long long)floor(c.city_s / AI_DEM_BUCKET_S);
+    long cells[DEM_CACHE][2];
+    size_t n = 0;
+    pthread_mutex_lock(&D.mu);
+    for (size_t i = 0; i < DEM_CACHE; i++) {
+        if (D.e[i].used && now - D.e[i].asked_ms > DEM_KEEP_MS)
+            D.e[i].used = false;
+        if (D.e[i].used)
+            cells[n][0] = D.e[i].ilat, cells[n++][1] = D.e[i].ilng;
+    }
+    pthread_mutex_unlock(&D.mu);
+    for (size_t i = 0; i < n; i++) {
+        double l15 = 0, l60 = 0, c15 = 0;
+        if (core_store_ai_demand_counts(c.epoch, cells[i][0], cells[i][1], bucket, &l15, &l60,
+                                        &c15) != ANTAR_OK) {
+            atomic_fetch_add(&D.refresh_errors, 1);
+            break; /* Redis is away: the requests read for themselves (and fall back) */
+        }
+        pthread_mutex_lock(&D.mu);
+        dem_entry_t *e = dem_find(cells[i][0], cells[i][1]);
+        if (e)
+            dem_put(cells[i][0], cells[i][1], c.epoch, now, e->asked_ms, l15, l60, c15);
+        pthread_mutex_unlock(&D.mu);
+    }
+}
+
 bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast)
 {
     if (!core_ai_ready(CORE_AI_DEM))
@@ -479,15 +675,87 @@ bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast)
     long ilat, ilng;
     ai_dem_cell(lat, lng, &ilat, &ilng);
     double l15 = 0, l60 = 0, c15 = 0;
-    long long bucket = (long long)floor(c.city_s / AI_DEM_BUCKET_S);
-    if (core_store_ai_demand_counts(c.epoch, ilat, ilng, bucket, &l15, &l60, &c15) != ANTAR_OK)
+    bool hit = false;
+    pthread_mutex_lock(&D.mu);
+    dem_entry_t *e = dem_find(ilat, ilng);
+    if (e) {
+        e->asked_ms = now_ms;
+        if (e->epoch == c.epoch && now_ms - e->read_ms <= DEM_FRESH_MS) {
+            l15 = e->l15, l60 = e->l60, c15 = e->c15;
+            hit = true;
+        }
+    }
+    if (!e) /* first ask: the refresher reads it from now on (read_ms 0: not yet fresh) */
+        dem_put(ilat, ilng, c.epoch, 0, now_ms, 0, 0, 0);
+    pthread_mutex_unlock(&D.mu);
+    atomic_fetch_add(hit ? &D.hits : &D.misses, 1);
+    if (!hit) {
+        /* No Redis read on the request: this one answer is the rule's (counted as such). */
+        atomic_fetch_add(&slots[CORE_AI_DEM].fallback, 1);
         return false;
+    }
     float x[AI_DEM_NF], y = 0;
     ai_dem_features(x, ilat, ilng, ai_when(c.city_s, c.weekday0), l15, l60, c15);
-    if (!predict(CORE_AI_DEM, x, 1, &y) || !isfinite(y))
+    if (!predict(CORE_AI_DEM, x, 1, &y, NULL) || !isfinite(y))
         return false;
     *forecast = y;
     return true;
+}
+
+bool core_ai_enabled(void)
+{
+    return G.enabled;
+}
+
+static bool demand_read(long ilat, long ilng, long long now_ms, core_ai_clock_t *c, double *l15,
+                        double *l60, double *c15)
+{
+    if (!G.enabled)
+        return false;
+    *c = core_ai_clock(now_ms);
+    return core_store_ai_demand_counts(c->epoch, ilat, ilng,
+                                       (long long)floor(c->city_s / AI_DEM_BUCKET_S), l15, l60,
+                                       c15) == ANTAR_OK;
+}
+
+bool core_ai_demand_cell(long ilat, long ilng, long long now_ms, double *forecast)
+{
+    core_ai_clock_t c;
+    double l15, l60, c15;
+    if (!core_ai_ready(CORE_AI_DEM) || !demand_read(ilat, ilng, now_ms, &c, &l15, &l60, &c15))
+        return false;
+    float x[AI_DEM_NF], y = 0;
+    ai_dem_features(x, ilat, ilng, ai_when(c.city_s, c.weekday0), l15, l60, c15);
+    if (!predict(CORE_AI_DEM, x, 1, &y, NULL) || !isfinite(y))
+        return false;
+    *forecast = y;
+    return true;
+}
+
+bool core_ai_demand_recent(long ilat, long ilng, long long now_ms, double *orders)
+{
+    core_ai_clock_t c;
+    double l60, c15;
+    return demand_read(ilat, ilng, now_ms, &c, orders, &l60, &c15);
+}
+
+void core_ai_offer_fields(json_t *body, const json_t *payload, long long driver_id,
+                          long long now_ms)
+{
+    const char *vt = json_string_value(json_object_get(payload, "vehicle_type"));
+    double plat = json_number_value(json_object_get(payload, "pickup_lat"));
+    double plng = json_number_value(json_object_get(payload, "pickup_lng"));
+    double lat = 0, lng = 0, eta = 0;
+    if (!vt || core_store_driver_position(vt, driver_id, &lat, &lng) != ANTAR_OK)
+        return;
+    bool car = strcmp(vt, "car") == 0;
+    if (!core_ai_eta(lat, lng, plat, plng, car, now_ms, &eta))
+        eta = (double)core_fare_compute(car ? CORE_VEHICLE_CAR : CORE_VEHICLE_MOTORCYCLE, lat, lng,
+                                        plat, plng, CORE_SURGE_MIN_TENTHS)
+                  .duration_s;
+    json_object_set_new(body, "driver_lat", json_real(lat));
+    json_object_set_new(body, "driver_lng", json_real(lng));
+    json_object_set_new(body, "pickup_eta_s", json_integer((json_int_t)ceil(eta)));
 }
 
 void core_ai_order_placed(double lat, double lng, long long now_ms)

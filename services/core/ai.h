@@ -6,6 +6,7 @@
 #define CORE_AI_H
 
 #include <stdbool.h>
+#include <jansson.h>
 #include <stddef.h>
 
 #include "ai_features.h"
@@ -45,15 +46,31 @@ bool core_ai_eta_legs(const double legs[][4], size_t n, bool car, long long now_
 bool core_ai_rank(const core_candidate_t *c, size_t n, double pickup_lat, double pickup_lng,
                   double dropoff_lat, double dropoff_lng, double price, bool car, long long now_ms,
                   double *scores, double *eta_s, double *p_accept);
+/* false when ANTAR_AI=off. */
+bool core_ai_enabled(void);
+/* Orders expected in forecast cell (ilat, ilng) over the next 15 city minutes by the model, or
+ * (core_ai_demand_recent, the counter rule) the cell's orders over the last 15 — both read the
+ * counters from Redis now (for the "where to wait" hint, not for estimates). false when the
+ * model (resp. the switch) is off or Redis fails. */
+bool core_ai_demand_cell(long ilat, long ilng, long long now_ms, double *forecast);
+bool core_ai_demand_recent(long ilat, long ilng, long long now_ms, double *orders);
 /* Orders expected in the forecast cell of (lat, lng) over the next 15 city minutes. */
 bool core_ai_demand(double lat, double lng, long long now_ms, double *forecast);
+/* What an offer to driver_id carries besides the order (payload: the dispatch's, with
+ * vehicle_type and pickup_lat/lng): where the driver is now (driver_lat, driver_lng) and the
+ * predicted way to the pickup (pickup_eta_s, city seconds: the ETA model, or the rule when it is
+ * off). driver-service keeps them with the offer; user-service's order shows pickup_eta_s once
+ * the offer is accepted. Adds nothing when the driver's position is unknown or Redis fails. */
+void core_ai_offer_fields(json_t *body, const json_t *payload, long long driver_id,
+                          long long now_ms);
 /* Count an order for the forecast's inputs (a no-op when the switch is off). */
 void core_ai_order_placed(double lat, double lng, long long now_ms);
 /* An offer ended: the driver's record for the acceptance features. */
 void core_ai_offer_outcome(long long driver_id, bool accepted);
 
 /* Added latency per request (the time spent in this module, Redis reads included), for the
- * p50/p99 in /metrics: path "estimate" or "dispatch". */
+ * p50/p99 in /metrics: path "estimate", "dispatch" (the ranking) or "dispatch_redis" (its
+ * candidates' read, which replaces the rule's nearest-driver search). */
 void core_ai_latency(const char *path, double seconds);
 /* A monotonic clock in seconds, for those measurements. */
 double core_ai_now_s(void);

@@ -229,6 +229,7 @@ static call_outcome_t offer_create(const core_dispatch_t *d, long long driver_id
     antar_time_rfc3339(expires_ms, ts);
     json_object_set_new(body, "driver_id", json_integer(driver_id));
     json_object_set_new(body, "expires_at", json_string(ts));
+    core_ai_offer_fields(body, d->payload, driver_id, antar_now_ms());
     antar_httpc_res_t res;
     antar_err_t err = antar_httpc_outcome(
         antar_httpc_call(ANTAR_SVC_DRIVER, "POST", "/internal/offers", body, NULL, &res), &res,
@@ -306,6 +307,10 @@ static antar_err_t pick_driver(const core_dispatch_t *d, const char *vt, double 
                                            core_ai_clock(now).epoch, c, AI_CANDIDATES, &n);
         if (err != ANTAR_OK)
             return err;
+        /* The candidates' read stands in for the rule's nearest-driver search: measured apart
+         * from the models' own time. */
+        double t1 = core_ai_now_s();
+        core_ai_latency("dispatch_redis", t1 - t0);
         if (n == 0) {
             *driver = 0;
             return ANTAR_OK;
@@ -317,7 +322,7 @@ static antar_err_t pick_driver(const core_dispatch_t *d, const char *vt, double 
                          json_number_value(json_object_get(pl, "dropoff_lng")),
                          (double)json_integer_value(json_object_get(pl, "price")),
                          strcmp(vt, "car") == 0, now, sc, eta, p);
-        core_ai_latency("dispatch", core_ai_now_s() - t0);
+        core_ai_latency("dispatch", core_ai_now_s() - t1);
         if (ranked) {
             size_t order[AI_CANDIDATES];
             /* Insertion sort by score; ties keep the nearest first. */

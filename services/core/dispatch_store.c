@@ -1513,3 +1513,24 @@ antar_err_t core_store_ai_demand_counts(long long epoch, long ilat, long ilng, l
         freeReplyObject(r);
     return err;
 }
+
+antar_err_t core_store_driver_position(const char *vt, long long driver_id, double *lat,
+                                       double *lng)
+{
+    rkey_t geo = key_geo(vt);
+    num_t id = num_ll(driver_id);
+    redisReply *r = antar_kv_command("GEOPOS %s %s", geo.b, id.b);
+    antar_err_t err = reply_ok(r, "driver_position");
+    if (err == ANTAR_OK) {
+        const redisReply *p =
+            r->type == REDIS_REPLY_ARRAY && r->elements == 1 ? r->element[0] : NULL;
+        if (p && p->type == REDIS_REPLY_ARRAY && p->elements == 2) {
+            *lng = reply_num(p->element[0]);
+            *lat = reply_num(p->element[1]);
+        } else
+            err = ANTAR_E_NOT_FOUND;
+    }
+    if (r)
+        freeReplyObject(r);
+    return err;
+}

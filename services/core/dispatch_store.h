@@ -169,6 +169,9 @@ antar_err_t core_store_ai_offer_outcome(long long epoch, long long driver_id, bo
 /* One order in forecast cell (ilat, ilng) in 5-minute city bucket; epoch names the clock. */
 antar_err_t core_store_ai_demand_add(long long epoch, long ilat, long ilng, long long bucket,
                                      long ttl_s);
+/* Where the driver of type vt is in the presence index → *lat, *lng; NOT_FOUND when not there. */
+antar_err_t core_store_driver_position(const char *vt, long long driver_id, double *lat,
+                                       double *lng);
 /* Orders in the cell over the last 3 and 12 buckets (this one included), the city's over 3. */
 antar_err_t core_store_ai_demand_counts(long long epoch, long ilat, long ilng, long long bucket,
                                         double *last15, double *last60, double *city15);

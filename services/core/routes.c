@@ -14,6 +14,7 @@
 #include "dispatch.h"
 #include "dispatch_store.h"
 #include "fare_model.h"
+#include "hint.h"
 
 /* ---- body checks ----------------------------------------------------------------------------
  * Internal routes are called by other services that may add fields over time, so their bodies
@@ -229,6 +230,18 @@ static void availability_put(antar_req_t *req)
     json_t *out = NULL;
     antar_err_t err = core_availability_set(id, available, order_id, &out);
     antar_http_reply_outcome(req, err, 200, out, NULL);
+}
+
+/* GET /internal/drivers/{id}/waiting-hint → where the idle driver should wait (hint.c). */
+static void waiting_hint(antar_req_t *req)
+{
+    long long id;
+    if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
+        return;
+    json_t *out = NULL;
+    antar_outcome_t why = {0};
+    antar_err_t err = core_hint_waiting(id, &out, &why);
+    antar_http_reply_outcome(req, err, 200, out, &why);
 }
 
 /* ---- dispatch -------------------------------------------------------------------------------- */
@@ -475,6 +488,7 @@ const antar_route_t core_dispatch_routes[] = {
     {"PUT", "/internal/drivers/{id}/presence", presence_put, SVC, 0},
     {"PUT", "/internal/drivers/{id}/availability", availability_put, SVC, 0},
     {"POST", "/internal/drivers/positions", positions_post, SVC, 0},
+    {"GET", "/internal/drivers/{id}/waiting-hint", waiting_hint, SVC, 0},
     {"GET", "/internal/audit/presence", audit_presence, ANTAR_AUTH_SERVICE, "ops", 0},
     {"GET", "/internal/audit/dispatches", audit_dispatches, ANTAR_AUTH_SERVICE, "ops", 0},
     {"GET", "/ops/city", ops_city, ANTAR_AUTH_SERVICE, "ops", 0},

@@ -59,6 +59,10 @@ antar_err_t driver_set_location(long long id, double lat, double lng, json_t **o
 void driver_presence_resync(long long id, double lat, double lng);
 /* {total, currency, trips, today} (today = the current day in Jakarta, UTC+7). */
 antar_err_t driver_earnings(long long id, json_t **out);
+/* Where this idle driver should wait for the next order, as core's demand forecast sees it
+ * (core's GET /internal/drivers/{id}/waiting-hint, docs/ai.md). CONFLICT when core does not see
+ * the driver online with a position; UNAVAILABLE/TIMEOUT when core cannot answer. */
+antar_err_t driver_waiting_hint(long long id, json_t **out);
 /* Credential check for core: username is an email or a phone. UNAUTHORIZED when unknown or
  * wrong (both cost one Argon2id verification). */
 antar_err_t driver_verify_credentials(const char *username, const char *password, json_t **out);
@@ -122,6 +126,11 @@ typedef struct {
     const char *customer_first_name; /* from the order, via core; may be NULL */
     const char *pickup_address, *dropoff_address, *currency; /* may be NULL */
     long long expires_ms;                                    /* 0: now + ANTAR_OFFER_TTL_S */
+    /* Where core saw the driver when it made the offer, and its predicted way to the pickup
+     * (city seconds; 0: not given): kept for the order's pickup_eta_s and for training. */
+    double driver_lat, driver_lng;
+    bool has_driver_pos, has_pickup_eta; /* 0 s is an ETA too: the driver is at the pickup */
+    long long pickup_eta_s;
 } offer_new_t;
 
 /* Create an offer for core's dispatch (the order is read from user-service for the customer's

@@ -407,3 +407,10 @@ antar_err_t driver_row_owned(antar_err_t err, json_t **row, long long driver_id)
     }
     return ANTAR_OK;
 }
+
+antar_err_t driver_waiting_hint(long long id, json_t **out)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/internal/drivers/%lld/waiting-hint", id);
+    return driver_call(ANTAR_SVC_CORE, "GET", path, NULL, out);
+}

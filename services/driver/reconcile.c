@@ -61,6 +61,12 @@ antar_err_t confirm_assign(long long driver_id, long long offer_id, long long or
     if (!body)
         return ANTAR_E_NOMEM;
     with_profile(body, driver_id);
+    /* The pickup ETA core predicted when it made the offer: the order shows it from now on. */
+    json_t *offer = NULL;
+    if (store_offer_get(offer_id, &offer) == ANTAR_OK &&
+        json_is_integer(json_object_get(offer, "pickup_eta_s")))
+        json_object_set(body, "pickup_eta_s", json_object_get(offer, "pickup_eta_s"));
+    json_decref(offer);
     snprintf(path, sizeof path, "/internal/orders/%lld/assign", order_id);
     snprintf(key, sizeof key, "assign-%lld", offer_id);
     antar_err_t err = driver_call_keyed(ANTAR_SVC_USER, "POST", path, body, key, NULL);

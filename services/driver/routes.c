@@ -115,6 +115,19 @@ static void drivers_me_earnings(antar_req_t *req)
     antar_http_reply_outcome(req, err, 200, out, NULL);
 }
 
+/* Where to wait (docs/ai.md): core's answer as it is; a driver core does not see online is
+ * told to go online first. */
+static void drivers_me_waiting_hint(antar_req_t *req)
+{
+    json_t *out = NULL;
+    antar_err_t err = driver_waiting_hint(me(req), &out);
+    if (err == ANTAR_E_CONFLICT) {
+        antar_http_fail(req, err, "status", "go online with a position to get a waiting hint");
+        return;
+    }
+    antar_http_reply_outcome(req, err, 200, out, NULL);
+}
+
 /* ---- public: offers and trips ---------------------------------------------------------- */
 
 static void offers_list(antar_req_t *req)
@@ -245,6 +258,7 @@ static void internal_driver_get(antar_req_t *req)
 static void internal_offers_create(antar_req_t *req)
 {
     offer_new_t in = {0};
+    bool has_driver_lng = false;
     const char *expires_at = NULL;
     json_t *out = NULL;
     bool created = false;
@@ -263,6 +277,10 @@ static void internal_offers_create(antar_req_t *req)
         ANTAR_F_("expires_at", ANTAR_FIELD_STRING, false, 0, 40, &expires_at, NULL),
         ANTAR_F_("customer_first_name", ANTAR_FIELD_STRING, false, 0, 100, &in.customer_first_name,
                  NULL),
+        ANTAR_F_LAT("driver_lat", false, &in.driver_lat, &in.has_driver_pos),
+        ANTAR_F_LNG("driver_lng", false, &in.driver_lng, &has_driver_lng),
+        ANTAR_F_("pickup_eta_s", ANTAR_FIELD_INT, false, 0, 86400, &in.pickup_eta_s,
+                 &in.has_pickup_eta),
     };
     if (antar_req_fields_lenient(req, fields, ANTAR_NFIELDS(fields)) != ANTAR_OK)
         return;
@@ -270,6 +288,11 @@ static void internal_offers_create(antar_req_t *req)
         strcmp(in.vehicle_type, "car") != 0) {
         antar_http_fail(req, ANTAR_E_INVALID_FIELD, "vehicle_type",
                         "vehicle_type must be motorcycle or car");
+        return;
+    }
+    if (in.has_driver_pos != has_driver_lng) {
+        antar_http_fail(req, ANTAR_E_INVALID_FIELD, in.has_driver_pos ? "driver_lng" : "driver_lat",
+                        "driver_lat and driver_lng come together");
         return;
     }
     if (expires_at && (in.expires_ms = antar_time_parse(expires_at)) < 0) {
@@ -379,6 +402,7 @@ const antar_route_t driver_routes[] = {
     {"PUT", "/drivers/me/status", drivers_me_status, DRV, 0},
     {"PUT", "/drivers/me/location", drivers_me_location, DRV, 0},
     {"GET", "/drivers/me/earnings", drivers_me_earnings, DRV, 0},
+    {"GET", "/drivers/me/waiting-hint", drivers_me_waiting_hint, DRV, 0},
     {"GET", "/offers", offers_list, DRV, 0},
     {"POST", "/offers/{id}/accept", offers_accept, DRV, 0},
     {"POST", "/offers/{id}/reject", offers_reject, DRV, 0},

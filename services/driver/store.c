@@ -363,14 +363,18 @@ antar_err_t store_offer_create(const offer_new_t *in, const char *customer_first
     err = antar_db_exec(
         "INSERT INTO offers (order_id, driver_id, vehicle_type, pickup_lat, pickup_lng, "
         "pickup_address, dropoff_lat, dropoff_lng, dropoff_address, price, currency, "
-        "customer_first_name, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "customer_first_name, expires_at, driver_lat, driver_lng, pickup_eta_s) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ANTAR_DB_ARGS(ANTAR_DB_I(in->order_id), ANTAR_DB_I(in->driver_id),
                       ANTAR_DB_S(in->vehicle_type), ANTAR_DB_D(in->pickup_lat),
                       ANTAR_DB_D(in->pickup_lng), ANTAR_DB_S(in->pickup_address),
                       ANTAR_DB_D(in->dropoff_lat), ANTAR_DB_D(in->dropoff_lng),
                       ANTAR_DB_S(in->dropoff_address), ANTAR_DB_I(in->price),
                       ANTAR_DB_S(in->currency ? in->currency : "IDR"),
-                      ANTAR_DB_S(customer_first_name), ANTAR_DB_S(expires_at)),
+                      ANTAR_DB_S(customer_first_name), ANTAR_DB_S(expires_at),
+                      in->has_driver_pos ? ANTAR_DB_D(in->driver_lat) : ANTAR_DB_NULLARG,
+                      in->has_driver_pos ? ANTAR_DB_D(in->driver_lng) : ANTAR_DB_NULLARG,
+                      in->has_pickup_eta ? ANTAR_DB_I(in->pickup_eta_s) : ANTAR_DB_NULLARG),
         NULL, &new_id);
 out:
     json_decref(row);
@@ -426,9 +430,10 @@ antar_err_t store_offer_claim(long long id, long long driver_id, long long order
     antar_err_t err = antar_db_begin();
     if (err != ANTAR_OK)
         return err;
-    err = exec_changed("UPDATE offers SET status = 'accepted' WHERE id = ? AND "
-                       "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
-                       ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), won);
+    err = exec_changed(
+        "UPDATE offers SET status = 'accepted', responded_at = NOW(3) WHERE id = ? AND "
+        "driver_id = ? AND status = 'pending' AND expires_at > NOW(3)",
+        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), won);
     /* The claim and "ask user-service" are one fact: should this process die before the
      * answer, the reconciler finds the row and asks. */
     if (err == ANTAR_OK && *won)
@@ -595,7 +600,8 @@ antar_err_t store_offer_reject(long long id, long long driver_id, json_t *outbox
     antar_err_t err = antar_db_begin();
     if (err != ANTAR_OK)
         return err;
-    err = exec_changed("UPDATE offers SET status = 'rejected' WHERE id = ? AND driver_id = ? "
+    err = exec_changed("UPDATE offers SET status = 'rejected', responded_at = NOW(3) WHERE id = ? "
+                       "AND driver_id = ? "
                        "AND status = 'pending'",
                        ANTAR_DB_ARGS(ANTAR_DB_I(id), ANTAR_DB_I(driver_id)), &won);
     if (err != ANTAR_OK || !won) {

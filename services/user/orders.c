@@ -2,6 +2,7 @@
  * one transaction), the user's history, cancel, rating, and the transitions other services
  * drive. No HTTP serving and no SQL here: SQL is in store.c, outgoing calls go through
  * antar/httpc.h and antar/outbox.h. */
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "antar/config.h"
 #include "antar/events.h"
 #include "antar/httpc.h"
 #include "antar/log.h"
@@ -704,6 +706,54 @@ antar_err_t orders_get_internal(long long id, json_t **out, antar_outcome_t *why
     return no_such_order(order_read_internal(id, out), why);
 }
 
+/* Seconds from order[a] to order[b] (RFC 3339 times) × speed; -1 when either is unset. */
+static double span_s(const json_t *order, const char *a, const char *b, double speed)
+{
+    const char *x = json_string_value(json_object_get(order, a));
+    const char *y = json_string_value(json_object_get(order, b));
+    long long ta = x ? antar_time_parse(x) : -1, tb = y ? antar_time_parse(y) : -1;
+    return ta < 0 || tb < ta ? -1 : (double)(tb - ta) / 1000.0 * speed;
+}
+
+static json_t *leg_json(const json_t *order, const char *predicted, const char *from,
+                        const char *to, double speed)
+{
+    json_t *p = json_object_get(order, predicted);
+    double a = span_s(order, from, to, speed);
+    return json_pack("{s:O, s:o}", "predicted_s", json_is_integer(p) ? p : json_null(), "actual_s",
+                     a >= 0 ? json_real(round(a * 10) / 10) : json_null());
+}
+
+/* Predicted against actual for the ops view (docs/ai.md): the way to the pickup (pickup_eta_s
+ * against accepted → picked up) and the trip (duration_s against picked up → completed). The
+ * predictions are city seconds; a simulated city runs its clock faster than the wall's, so the
+ * actual wall time is scaled by the city clock's speed when ANTAR_AI_CLOCK_FILE names one (the
+ * simulator's, as core reads it), else taken as it is. */
+static const char *g_clock_file;
+static pthread_once_t g_clock_once = PTHREAD_ONCE_INIT;
+
+static void clock_file_load(void)
+{
+    g_clock_file = antar_config_env("ANTAR_AI_CLOCK_FILE", NULL);
+}
+
+static json_t *eta_json(const json_t *order)
+{
+    double speed = 1;
+    /* The setting is read once; the file each time (a new simulated day writes a new clock). */
+    pthread_once(&g_clock_once, clock_file_load);
+    const char *clk = g_clock_file;
+    json_t *c = clk ? json_load_file(clk, 0, NULL) : NULL;
+    double sp = json_number_value(json_object_get(c, "speed"));
+    if (sp > 0 && sp <= 10000)
+        speed = sp;
+    json_decref(c);
+    return json_pack("{s:o, s:o, s:f}", "pickup",
+                     leg_json(order, "pickup_eta_s", "accepted_at", "picked_up_at", speed), "trip",
+                     leg_json(order, "duration_s", "picked_up_at", "completed_at", speed),
+                     "clock_speed", speed);
+}
+
 antar_err_t orders_ops(long long id, json_t **out, antar_outcome_t *why)
 {
     json_t *order = NULL, *steps = NULL, *spans = NULL;
@@ -715,7 +765,9 @@ antar_err_t orders_ops(long long id, json_t **out, antar_outcome_t *why)
         json_decref(order);
         return err;
     }
-    *out = json_pack("{s:o, s:o, s:o}", "order", order, "steps", steps, "spans", spans);
+    json_t *eta = eta_json(order);
+    *out = json_pack("{s:o, s:o, s:o, s:o}", "order", order, "steps", steps, "spans", spans, "eta",
+                     eta ? eta : json_null());
     return *out ? ANTAR_OK : ANTAR_E_NOMEM;
 }
 
@@ -764,10 +816,11 @@ static antar_err_t won_read(long long id, const json_t *driver_hint, json_t **ou
 }
 
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
-                          const json_t *driver, json_t **out, antar_outcome_t *why)
+                          long long pickup_eta_s, const json_t *driver, json_t **out,
+                          antar_outcome_t *why)
 {
     bool won = false;
-    antar_err_t err = store_order_assign(id, driver_id, offer_id, &won);
+    antar_err_t err = store_order_assign(id, driver_id, offer_id, pickup_eta_s, &won);
     if (err != ANTAR_OK)
         return err;
     if (won)

@@ -285,7 +285,7 @@ static void driver_move(antar_req_t *req, driver_move_fn fn)
 
 static void post_assign(antar_req_t *req)
 {
-    long long id, driver_id = 0, offer_id = 0;
+    long long id, driver_id = 0, offer_id = 0, pickup_eta_s = -1;
     bool bad;
     if (antar_req_param_id(req, "id", &id) != ANTAR_OK)
         return;
@@ -295,12 +295,13 @@ static void post_assign(antar_req_t *req)
     const antar_field_t f[] = {
         ANTAR_F_ID("driver_id", true, &driver_id),
         ANTAR_F_ID("offer_id", false, &offer_id),
+        ANTAR_F_("pickup_eta_s", ANTAR_FIELD_INT, false, 0, 86400, &pickup_eta_s, NULL),
     };
     if (antar_req_fields(req, f, ANTAR_NFIELDS(f)) != ANTAR_OK)
         return;
     antar_outcome_t why = {0};
     json_t *order = NULL;
-    antar_err_t err = orders_assign(id, driver_id, offer_id, hint, &order, &why);
+    antar_err_t err = orders_assign(id, driver_id, offer_id, pickup_eta_s, hint, &order, &why);
     antar_http_reply_outcome(req, err, 200, order, &why);
 }
 

@@ -10,7 +10,8 @@
  * (orders.c strips them before a client sees the order). */
 #define ORDER_COLS                                                                                 \
     "id, user_id, status, pickup_lat, pickup_lng, pickup_address, dropoff_lat, dropoff_lng, "      \
-    "dropoff_address, vehicle_type, distance_m, duration_s, price, currency, surge_multiplier, "   \
+    "dropoff_address, vehicle_type, distance_m, duration_s, pickup_eta_s, price, currency, "       \
+    "surge_multiplier, "                                                                           \
     "driver_id, request_hash, created_at, updated_at, accepted_at, picked_up_at, completed_at, "   \
     "cancelled_at, expired_at"
 
@@ -179,12 +180,14 @@ antar_err_t store_order_cancel(long long id, long long user_id, const char *reas
                     ANTAR_DB_ARGS(ANTAR_DB_S(reason), ANTAR_DB_I(id), ANTAR_DB_I(user_id)), won);
 }
 
-antar_err_t store_order_assign(long long id, long long driver_id, long long offer_id, bool *won)
+antar_err_t store_order_assign(long long id, long long driver_id, long long offer_id,
+                               long long pickup_eta_s, bool *won)
 {
     return exec_won("UPDATE orders SET status = 'accepted', driver_id = ?, offer_id = ?, "
-                    "accepted_at = NOW(3) WHERE id = ? AND status = 'searching'",
+                    "pickup_eta_s = ?, accepted_at = NOW(3) WHERE id = ? AND status = 'searching'",
                     ANTAR_DB_ARGS(ANTAR_DB_I(driver_id),
                                   offer_id > 0 ? ANTAR_DB_I(offer_id) : ANTAR_DB_NULLARG,
+                                  pickup_eta_s >= 0 ? ANTAR_DB_I(pickup_eta_s) : ANTAR_DB_NULLARG,
                                   ANTAR_DB_I(id)),
                     won);
 }

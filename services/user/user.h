@@ -76,10 +76,13 @@ antar_err_t orders_get_internal(long long id, json_t **out, antar_outcome_t *why
  * orders_get_internal), steps, spans} from the trace record (antar/trace.h). NOT_FOUND, KV when
  * Redis cannot answer. */
 antar_err_t orders_ops(long long id, json_t **out, antar_outcome_t *why);
-/* offer_id 0 = not given. driver: the driver's public profile as driver-service sent it with
- * the message (borrowed, may be NULL), for the order_status event the change publishes. */
+/* offer_id 0 = not given. pickup_eta_s: core's predicted way to the pickup for this offer (-1 =
+ * not given: the order shows null). driver: the driver's public profile as driver-service sent
+ * it with the message (borrowed, may be NULL), for the order_status event the change
+ * publishes. */
 antar_err_t orders_assign(long long id, long long driver_id, long long offer_id,
-                          const json_t *driver, json_t **out, antar_outcome_t *why);
+                          long long pickup_eta_s, const json_t *driver, json_t **out,
+                          antar_outcome_t *why);
 antar_err_t orders_pickup(long long id, long long driver_id, const json_t *driver, json_t **out,
                           antar_outcome_t *why);
 antar_err_t orders_complete(long long id, long long driver_id, const json_t *driver, json_t **out,
@@ -136,7 +139,10 @@ antar_err_t store_order_active(long long user_id, json_t **row);
 antar_err_t store_order_list(long long user_id, long long before_id, int limit, json_t **rows);
 /* Conditional transitions; *won = the row moved. */
 antar_err_t store_order_cancel(long long id, long long user_id, const char *reason, bool *won);
-antar_err_t store_order_assign(long long id, long long driver_id, long long offer_id, bool *won);
+/* pickup_eta_s: the driver's predicted way to the pickup when the offer was made (city
+ * seconds; -1: unknown, stored as NULL). */
+antar_err_t store_order_assign(long long id, long long driver_id, long long offer_id,
+                               long long pickup_eta_s, bool *won);
 antar_err_t store_order_pickup(long long id, long long driver_id, bool *won);
 antar_err_t store_order_complete(long long id, long long driver_id, bool *won);
 antar_err_t store_order_expire(long long id, bool *won);

@@ -183,6 +183,10 @@ test('order in one page, accept in another, watch it live, open the trace waterf
   for (const s of ['searching', 'accepted', 'picked_up', 'completed']) {
     assert.ok(timeline.some((t) => t.startsWith(s)), `timeline lacks ${s}: ${timeline}`);
   }
+  // Predicted against actual for both legs (docs/ai.md): the order's pickup_eta_s and duration_s
+  // beside what the timestamps say the way to the pickup and the trip took.
+  const eta = await ops.locator('#insp-eta').textContent();
+  assert.match(eta, /^pickup: predicted \d+\.\d min, took \d+\.\d min; trip: predicted \d+\.\d min, took \d+\.\d min/, eta);
   await ops.locator('.waterfall .trace').nth(3).waitFor({ timeout: T });
   const wf = await ops.locator('#insp-waterfall').textContent();
   for (const want of ['client → edge → user-service', 'POST /orders', 'user-service → core-service', 'POST /internal/dispatch',

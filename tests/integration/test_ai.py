@@ -16,7 +16,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import CORE_URL, new_user, run_dir, wait_for
+from conftest import CORE_URL, new_driver, new_user, run_dir, wait_for
 
 MODELS = ["eta", "accept", "demand"]
 
@@ -174,6 +174,17 @@ def test_switch_off_keeps_the_rules_with_models_present(tmp_path, edge, ai_rider
         assert 'antar_ai_enabled 0' in metrics()
         assert all(loaded(m) == 0 for m in MODELS), metrics()
         assert estimate(edge, ai_rider)["duration_s"] == rule_duration(TRIP)
+        # "Where to wait" says plainly that there is no forecast, rather than guess.
+        d = new_driver(edge)
+        r = edge.put("/drivers/me/location", json={"lat": -7.3, "lng": 112.7}, token=d.token,
+                     csrf=d.csrf)
+        assert r.status == 200, r
+        assert edge.put("/drivers/me/status", json={"status": "online"}, token=d.token,
+                        csrf=d.csrf).status == 200
+        h = edge.get("/drivers/me/waiting-hint", token=d.token)
+        edge.put("/drivers/me/status", json={"status": "offline"}, token=d.token, csrf=d.csrf)
+        assert h.status == 200, h
+        assert h.result["source"] == "off" and h.result["cell"] is None, h.result
     finally:
         if saved is None:
             os.environ.pop("ANTAR_AI", None)

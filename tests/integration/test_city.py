@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from antar_client import stack_secrets
 from conftest import REPO, redis_cli, run_dir
 
 SIM = os.path.join(REPO, "scripts", "sim.sh")
@@ -64,6 +65,56 @@ def test_tiny_city_writes_its_history(city):
     acked = [line.split("\t") for line in open(out / "acked.tsv").read().splitlines()]
     assert len(acked) == r["flow"]["orders_acked"]
     assert len({(a[1], a[2]) for a in acked}) == len(acked), "one Idempotency-Key per order"
+
+
+def _db_env(service):
+    """The environment a service reads its database from, for a tool run beside the stack."""
+    off = int(os.environ.get("ANTAR_PORT_OFFSET", "0") or 0)
+    return dict(os.environ, ANTAR_DB_HOST="127.0.0.1", ANTAR_DB_PORT=str(3307 + off),
+                ANTAR_DB_SOCKET="", ANTAR_DB_USER=f"antar_{service}",
+                ANTAR_DB_NAME=f"antar_{service}",
+                ANTAR_DB_PASSWORD=stack_secrets().get(f"DB_PASSWORD_{service.upper()}", ""))
+
+
+def test_antar_train_learns_from_what_the_services_recorded(city, tmp_path):
+    """docs/ai.md: antar-train builds its set from MariaDB — driver-service's completed trips
+    (accepted → picked up → completed, from where core saw the driver at offer time) and offers
+    (outcome, response time) — mapped to city time by the run's clock, and trains on it."""
+    _, r, out = city
+    events = [json.loads(line) for line in open(out / "events.jsonl")]
+    clock = next(e for e in events if e["ev"] == "clock")
+    (tmp_path / "clock.json").write_text(json.dumps(clock))
+    train = os.path.join(os.environ.get("ANTAR_BIN_DIR", os.path.join(REPO, "build", "bin")),
+                         "antar-train")
+    models = tmp_path / "models"
+    p = subprocess.run([train, "--db", "--clock", str(tmp_path / "clock.json"), "--out",
+                        str(models), "--min-rows", "5", "--rounds", "10"],
+                       env=_db_env("driver"), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stderr.split("from the database: ", 1)[1].splitlines()[0])
+    assert got["database"] == "antar_driver"
+    assert got["trips"] >= 1 and got["offers"] >= got["trips"], got
+    assert got["trips"] <= r["flow"]["completed"] + 2, (got, r["flow"])
+    hist = [json.loads(line) for line in open(models / "history-db.jsonl")]
+    trips = [e for e in hist if e["ev"] == "trip"]
+    offers = [e for e in hist if e["ev"] == "offer"]
+    # core sends the driver's position with each offer (a driver it no longer sees, none).
+    assert sum("from" in t for t in trips) >= max(1, 0.9 * len(trips)), trips
+    assert {o["outcome"] for o in offers} <= {"accepted", "lost", "rejected", "expired"}
+    assert all(o["response_ms"] >= 0 for o in offers)
+    # The database's durations, through the clock, are the city's own (the simulator's events).
+    sim_trips = [e for e in events if e["ev"] == "trip"]
+    mean = lambda v: sum(v) / len(v)
+    db_mean = mean([t["trip_sim_s"] for t in trips])
+    sim_mean = mean([t["trip_sim_s"] for t in sim_trips])
+    assert 0.6 * sim_mean < db_mean < 1.6 * sim_mean, (db_mean, sim_mean)
+    for name in ("eta", "accept", "demand"):
+        card = json.load(open(models / f"{name}.meta.json"))
+        assert card["rows_train"] > 0, card
+    # A database of neither service's tables is refused, and says so.
+    p = subprocess.run([train, "--db", "--out", str(tmp_path / "none")], env=_db_env("core"),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "neither" in p.stderr, p.stderr
 
 
 def test_the_pool_is_reused_and_its_tokens_rotated(city):

@@ -16,7 +16,7 @@ from antar_client import (REPO, new_driver, new_user, run_dir, service_token, si
                           wait_for)
 from conftest import EDGE_URL
 from test_auth import authorize, exchange
-from test_flow import _moved, _ok, _ride, _spot, online  # noqa: F401 (online is a fixture)
+from test_flow import _moved, _ok, _order, _ride, _spot, online  # noqa: F401 (online is a fixture)
 
 CONSOLE = EDGE_URL + "/console/"
 
@@ -113,6 +113,19 @@ def test_ops_reads_need_the_ops_scope(edge):
         _err(edge.get("/ops/traces/" + bad, token=ops), 422, "invalid_field")
 
 
+def test_ops_order_without_a_driver_has_only_its_trip_prediction(edge):
+    """Before a driver is found there is no pickup ETA and nothing actual to compare."""
+    u = new_user(edge)
+    lat, lng = _moved(_spot(), 90000, 0)  # far south of everyone: stays searching
+    o = _order(edge, u, (lat, lng))
+    try:
+        r = _ok(edge.get(f"/ops/orders/{o['id']}", token=service_token(edge, "ops")))
+        assert r["eta"]["pickup"] == {"predicted_s": None, "actual_s": None}, r["eta"]
+        assert r["eta"]["trip"] == {"predicted_s": o["duration_s"], "actual_s": None}, r["eta"]
+    finally:
+        edge.post(f"/orders/{o['id']}/cancel", json={}, token=u.token, csrf=u.csrf)
+
+
 def test_order_timeline_and_every_call_of_its_traces(edge, online):
     u = new_user(edge)
     d = new_driver(edge)
@@ -128,6 +141,13 @@ def test_order_timeline_and_every_call_of_its_traces(edge, online):
         return r if done else None
     r = wait_for(complete, timeout=10, what="the completed step and its request in the record")
     assert r["order"]["id"] == o["id"] and r["order"]["status"] == "completed"
+    # Predicted against actual (docs/ai.md): what the order was told, what its timestamps say.
+    eta = r["eta"]
+    assert eta["clock_speed"] == 1, eta  # the tests run no simulated clock
+    assert eta["trip"]["predicted_s"] == r["order"]["duration_s"] > 0, eta
+    assert eta["pickup"]["predicted_s"] == r["order"]["pickup_eta_s"] > 0, eta
+    assert eta["pickup"]["actual_s"] is not None and eta["pickup"]["actual_s"] >= 0, eta
+    assert eta["trip"]["actual_s"] is not None and eta["trip"]["actual_s"] >= 0, eta
     assert [s["status"] for s in r["steps"]] == ["searching", "accepted", "picked_up",
                                                  "completed"]
     traces = {s["trace_id"] for s in r["steps"]}

@@ -286,7 +286,8 @@ ORDER = {
     "id": 1042, "status": "searching", "pickup_lat": -6.1754, "pickup_lng": 106.8272,
     "pickup_address": "Monas", "dropoff_lat": -6.2443, "dropoff_lng": 106.7983,
     "dropoff_address": "Blok M", "vehicle_type": "motorcycle", "distance_m": 9120,
-    "duration_s": 1560, "price": 27500, "currency": "IDR", "surge_multiplier": 1.0, "driver": None,
+    "duration_s": 1560, "pickup_eta_s": None, "price": 27500, "currency": "IDR",
+    "surge_multiplier": 1.0, "driver": None,
     "created_at": "2025-05-14T08:30:12.345Z", "updated_at": "2025-05-14T08:30:12.345Z",
     "accepted_at": None, "picked_up_at": None, "completed_at": None, "cancelled_at": None,
 }

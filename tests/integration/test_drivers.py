@@ -345,6 +345,14 @@ def test_internal_offers_lifecycle(driver_api, edge, svc):
                              token=svc), 422, "missing_field", "pickup_lat")
         _err(driver_api.post("/internal/offers", json=dict(offer_body, expires_at="soon"),
                              token=svc), 422, "invalid_field", "expires_at")
+        # Core's pickup ETA and the driver's position at offer time (docs/ai.md): bounded, and
+        # the position comes as a pair.
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, pickup_eta_s=-5),
+                             token=svc), 422, "invalid_field", "pickup_eta_s")
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, driver_lat=-6.2),
+                             token=svc), 422, "invalid_field", "driver_lng")
+        _err(driver_api.post("/internal/offers", json=dict(offer_body, driver_lng=200),
+                             token=svc), 422, "invalid_field", "driver_lng")
         r = driver_api.post("/internal/offers", json=offer_body, token=svc)
         assert r.status == 201, r
         offer = r.result
@@ -487,3 +495,61 @@ def test_offer_hint_lets_empty_polls_skip_mariadb_and_never_hides_an_offer(drive
     finally:
         edge.put("/drivers/me/status", json={"status": "offline"}, token=d.token, csrf=d.csrf)
         edge.post(f"/orders/{order['id']}/cancel", json={}, token=u.token, csrf=u.csrf)
+
+
+# ---- where to wait (docs/ai.md) ----------------------------------------------------------------
+
+
+def test_waiting_hint_points_to_the_cell_with_orders_and_no_drivers(edge, core_api, svc):
+    """An idle driver is sent to the neighbouring forecast cell where orders wait and nobody
+    drives (in the test stack no demand model serves: the counter rule answers)."""
+    d = new_driver(edge)
+    _err(edge.get("/drivers/me/waiting-hint"), 401)
+    # Offline: core does not see the driver, and says what to do.
+    _err(edge.get("/drivers/me/waiting-hint", token=d.token), 409, "conflict", "status")
+    # A spot of Java no other test uses, at the centre of a 0.05° forecast cell.
+    cell = 0.05
+    ci, cj = int(-7.9 // cell) + random.randint(-20, 20), int(112.6 // cell) + random.randint(-20, 20)
+    here = ((ci + 0.5) * cell, (cj + 0.5) * cell)
+    north = ((ci + 1.5) * cell, (cj + 0.5) * cell)  # 5.6 km: beyond the dispatch radius
+    r = edge.put("/drivers/me/location", json={"lat": here[0], "lng": here[1]}, token=d.token,
+                 csrf=d.csrf)
+    assert r.status == 200, r
+    r = edge.put("/drivers/me/status", json={"status": "online"}, token=d.token, csrf=d.csrf)
+    assert r.status == 200, r
+    placed = []
+    try:
+        h = edge.get("/drivers/me/waiting-hint", token=d.token)
+        assert h.status == 200, h
+        h = h.result
+        assert h["driver_id"] == d.id and h["source"] in ("model", "rule"), h
+        assert h["horizon_s"] == 900
+        assert h["here"]["distance_m"] == 0 and h["here"]["free_drivers"] >= 1, h
+        assert abs(h["here"]["lat"] - here[0]) < 1e-9 and abs(h["here"]["lng"] - here[1]) < 1e-9
+        for i in range(3):
+            u = new_user(edge)
+            body = {"pickup_lat": north[0] + 0.001 * i, "pickup_lng": north[1],
+                    "pickup_address": "Jl. Utara 1", "dropoff_lat": north[0] + 0.02,
+                    "dropoff_lng": north[1] + 0.01, "dropoff_address": "Jl. Ujung",
+                    "vehicle_type": d.account.get("vehicle_type", "motorcycle")}
+            r = edge.post("/orders", json=body, token=u.token, csrf=u.csrf)
+            assert r.status == 201, r
+            placed.append((u, r.result["id"]))
+
+        def pointed_north():
+            got = edge.get("/drivers/me/waiting-hint", token=d.token).result
+            return got if got["cell"]["expected_orders"] >= 3 else None
+        h = wait_for(pointed_north, timeout=20, what="the orders in the hint")
+        assert h["source"] == "rule", h
+        assert abs(h["cell"]["lat"] - north[0]) < 1e-9 and abs(h["cell"]["lng"] - north[1]) < 1e-9
+        assert h["cell"]["distance_m"] > 5000 and h["cell"]["free_drivers"] == 1, h
+        assert h["cell"]["orders_per_free_driver"] > h["here"]["orders_per_free_driver"], h
+        # core's internal route: service tokens only; a driver it does not see is named.
+        _err(core_api.get(f"/internal/drivers/{d.id}/waiting-hint"), 401)
+        _err(core_api.get("/internal/drivers/999999999/waiting-hint", token=svc), 409,
+             "conflict", "driver_id")
+        _err(core_api.get("/internal/drivers/0/waiting-hint", token=svc), 404)
+    finally:
+        for u, oid in placed:
+            edge.post(f"/orders/{oid}/cancel", json={}, token=u.token, csrf=u.csrf)
+        edge.put("/drivers/me/status", json={"status": "offline"}, token=d.token, csrf=d.csrf)

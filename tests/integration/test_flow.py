@@ -141,6 +141,8 @@ def test_full_flow(edge):
         drivers_online.append(d)
 
         o = _order(edge, u, point, estimate=True)
+        # No driver yet: no pickup ETA on the order.
+        assert o["pickup_eta_s"] is None, o
         offer = _offer_for(edge, d, o["id"])
         assert offer["status"] == "pending"
         assert offer["price"] == o["price"] and offer["currency"] == "IDR"
@@ -154,6 +156,9 @@ def test_full_flow(edge):
 
         seen = _ok(edge.get(f"/orders/{o['id']}", token=u.token))
         assert seen["status"] == "accepted", seen
+        # Found: the order carries core's predicted way of this driver (~220 m away) to the
+        # pickup, made when the offer was sent.
+        assert isinstance(seen["pickup_eta_s"], int) and 0 < seen["pickup_eta_s"] < 600, seen
         assert set(seen["driver"]) == {"id", "name", "vehicle_type", "plate_number", "rating"}
         assert seen["driver"]["id"] == d.id and seen["driver"]["name"] == "Budi Santoso"
         assert seen["driver"]["plate_number"] == d.account["plate_number"]

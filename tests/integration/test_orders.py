@@ -420,9 +420,19 @@ def test_assign_pickup_complete_transitions(user_api, alice, svc_token, driver_i
     # Wrong order of moves.
     assert internal(user_api, svc_token, oid, "pickup", driver_id=driver_id).status == 409
     assert internal(user_api, svc_token, oid, "complete", driver_id=driver_id).status == 409
-    r = internal(user_api, svc_token, oid, "assign", driver_id=driver_id, offer_id=7)
+    assert o["pickup_eta_s"] is None, o
+    r = internal(user_api, svc_token, oid, "assign", driver_id=driver_id, offer_id=7,
+                 pickup_eta_s=-1)
+    assert r.status == 422 and r.error["field"] == "pickup_eta_s", r
+    r = internal(user_api, svc_token, oid, "assign", driver_id=driver_id, offer_id=7,
+                 pickup_eta_s=86401)
+    assert r.status == 422 and r.error["field"] == "pickup_eta_s", r
+    r = internal(user_api, svc_token, oid, "assign", driver_id=driver_id, offer_id=7,
+                 pickup_eta_s=312)
     assert r.status == 200, r
     assert r.result["status"] == "accepted" and r.result["accepted_at"]
+    # The driver's predicted way to the pickup from the winning offer.
+    assert r.result["pickup_eta_s"] == 312, r
     # The same driver again: idempotent. Another driver: lost.
     assert internal(user_api, svc_token, oid, "assign", driver_id=driver_id).status == 200
     assert internal(user_api, svc_token, oid, "assign", driver_id=driver_id + 1).status == 409

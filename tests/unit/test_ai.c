@@ -6,6 +6,8 @@
  * knows nothing of, and drivers who are choosier than others. The models must find both. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "../../services/core/ai.c"
+#include "../../services/core/hint.c"
 #include "train.h"
 
 /* ai.c's Redis inputs: the demand counters and driver records live in Redis (dispatch_store.c,
@@ -32,10 +35,37 @@ antar_err_t core_store_ai_demand_add(long long epoch, long ilat, long ilng, long
     (void)epoch, (void)ilat, (void)ilng, (void)bucket, (void)ttl_s;
     return ANTAR_OK;
 }
+antar_err_t core_store_driver_position(const char *vt, long long driver_id, double *lat,
+                                       double *lng)
+{
+    (void)vt;
+    if (driver_id != 7)
+        return ANTAR_E_NOT_FOUND;
+    *lat = -6.2108, *lng = 106.82;
+    return ANTAR_OK;
+}
+
+/* The city around the hint's driver: two free motorcycles in the cell north of (-6.2108,
+ * 106.82), none elsewhere. */
+antar_err_t core_store_city(double lat, double lng, double box_km, int max_drivers, int max_orders,
+                            json_t **drivers, json_t **orders)
+{
+    (void)lat, (void)lng, (void)box_km, (void)max_drivers, (void)max_orders;
+    *drivers =
+        json_pack("[{ss ss sf sf} {ss ss sf sf} {ss ss sf sf}]", "state", "available",
+                  "vehicle_type", "motorcycle", "lat", -6.16, "lng", 106.82, "state", "available",
+                  "vehicle_type", "motorcycle", "lat", -6.17, "lng", 106.82, "state", "busy",
+                  "vehicle_type", "motorcycle", "lat", -6.26, "lng", 106.82);
+    *orders = json_array();
+    return ANTAR_OK;
+}
+
+static long dem_reads;
 antar_err_t core_store_ai_demand_counts(long long epoch, long ilat, long ilng, long long bucket,
                                         double *last15, double *last60, double *city15)
 {
     (void)epoch, (void)ilat, (void)ilng, (void)bucket;
+    dem_reads++;
     *last15 = 2, *last60 = 6, *city15 = 20;
     return ANTAR_OK;
 }
@@ -170,6 +200,180 @@ Test(ai, training_beats_the_rules_and_writes_cards)
     json_decref(dem);
 }
 
+/* Core evaluates the trees itself (ai_tree.c); XGBoost is the reference. Every model must
+ * predict what XGBoost predicts for the same file, to 1e-5, on rows that reach its splits from
+ * both sides and by missing values, and on rows of real features. */
+Test(ai, native_trees_predict_what_xgboost_predicts)
+{
+    char m[128], path[256], err[512];
+    snprintf(m, sizeof m, "%s/m", dir);
+    train_into(m, 900);
+    static const struct {
+        const char *name;
+        int nf;
+    } ms[] = {{"eta", AI_ETA_NF}, {"accept", AI_ACC_NF}, {"demand", AI_DEM_NF}};
+    enum { ROWS = 5000 };
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, sizeof path, "%s/%s.json", m, ms[k].name);
+        ai_forest_t *f = ai_forest_load(path, ms[k].nf, err, sizeof err);
+        cr_assert_not_null(f, "%s: %s", ms[k].name, err);
+        cr_assert(ai_forest_trees(f) >= 1 && ai_forest_nodes(f) > ai_forest_trees(f));
+        float *x = malloc((size_t)ROWS * (size_t)ms[k].nf * sizeof *x);
+        cr_assert_not_null(x);
+        uint64_t seed = 42 + k;
+        ai_forest_sample_rows(f, &seed, ROWS, x);
+        /* The second half: rows as core builds them. */
+        for (size_t r = ROWS / 2; r < ROWS; r++) {
+            float *row = x + r * (size_t)ms[k].nf;
+            ai_when_t w = {.hour = unit() * 24, .weekday = (int)(unit() * 7)};
+            double a = -6.3 + unit() * 0.2, b = 106.7 + unit() * 0.25;
+            double c = -6.3 + unit() * 0.2, d = 106.7 + unit() * 0.25;
+            if (k == 0)
+                ai_eta_features(row, a, b, c, d, w, unit() < 0.5);
+            else if (k == 1)
+                ai_acc_features(row, a, b, c, d, c + 0.01, d + 0.02, 10000 + unit() * 40000, w,
+                                unit() < 0.5, unit(), floor(unit() * 50));
+            else {
+                long ilat, ilng;
+                ai_dem_cell(a, b, &ilat, &ilng);
+                ai_dem_features(row, ilat, ilng, w, floor(unit() * 10), floor(unit() * 40),
+                                floor(unit() * 100));
+            }
+        }
+        double worst = 1;
+        cr_assert_eq(ai_forest_check(f, path, x, ROWS, 1e-5, &worst, err, sizeof err), 0, "%s: %s",
+                     ms[k].name, err);
+        cr_assert(worst <= 1e-5, "%s: worst difference %g", ms[k].name, worst);
+        /* And the check can fail: a forest off by one leaf is caught. */
+        snprintf(path, sizeof path, "%s/%s.json", m, ms[(k + 1) % 3].name);
+        if (ms[(k + 1) % 3].nf == ms[k].nf)
+            cr_assert_neq(ai_forest_check(f, path, x, ROWS, 1e-5, &worst, err, sizeof err), 0);
+        free(x);
+        ai_forest_free(f);
+    }
+}
+
+/* What the native evaluator does not support is refused with a reason, never guessed at. */
+Test(ai, native_trees_refuse_what_they_cannot_evaluate)
+{
+    char m[128], path[256], err[512];
+    snprintf(m, sizeof m, "%s/m", dir);
+    train_into(m, 600);
+    snprintf(path, sizeof path, "%s/eta.json", m);
+    cr_assert_null(ai_forest_load(path, AI_ETA_NF + 1, err, sizeof err));
+    cr_assert_not_null(strstr(err, "features"), "%s", err);
+    json_t *j = json_load_file(path, 0, NULL);
+    cr_assert_not_null(j);
+    json_t *learner = json_object_get(j, "learner");
+    json_object_set_new(json_object_get(learner, "objective"), "name", json_string("reg:gamma"));
+    char bad[256];
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    cr_assert_eq(json_dump_file(j, bad, 0), 0);
+    cr_assert_null(ai_forest_load(bad, AI_ETA_NF, err, sizeof err));
+    cr_assert_not_null(strstr(err, "reg:gamma"), "%s", err);
+    /* A child index out of the tree. */
+    json_object_set_new(json_object_get(learner, "objective"), "name",
+                        json_string("reg:squarederror"));
+    json_t *t0 = json_array_get(
+        json_object_get(json_object_get(json_object_get(learner, "gradient_booster"), "model"),
+                        "trees"),
+        0);
+    json_array_set_new(json_object_get(t0, "left_children"), 0, json_integer(100000));
+    cr_assert_eq(json_dump_file(j, bad, 0), 0);
+    cr_assert_null(ai_forest_load(bad, AI_ETA_NF, err, sizeof err));
+    cr_assert_not_null(strstr(err, "out of range"), "%s", err);
+    json_decref(j);
+}
+
+/* Requests predict while the watcher swaps models under them: no request may see a freed
+ * forest (ASan would say so) and every answer comes from one model or the other. */
+typedef struct {
+    atomic_bool *stop;
+    long ok;
+} hammer_t;
+
+static void *hammer(void *arg)
+{
+    hammer_t *h = arg;
+    while (!atomic_load(h->stop)) {
+        double s = 0;
+        if (core_ai_eta(-6.20, 106.80, -6.22, 106.83, false, 600000, &s) && s > 0)
+            h->ok++;
+    }
+    return NULL;
+}
+
+Test(ai, hot_swap_under_concurrent_requests)
+{
+    char m[128], m1[128], m2[128], cmd[1024], p[256];
+    snprintf(m, sizeof m, "%s/serve", dir);
+    snprintf(m1, sizeof m1, "%s/m1", dir);
+    snprintf(m2, sizeof m2, "%s/m2", dir);
+    train_into(m1, 600);
+    train_into(m2, 700);
+    snprintf(cmd, sizeof cmd, "cp -r %s %s", m1, m);
+    cr_assert_eq(system(cmd), 0);
+    setenv("ANTAR_AI_DIR", m, 1);
+    core_ai_init();
+    atomic_bool stop = false;
+    hammer_t hs[3] = {{&stop, 0}, {&stop, 0}, {&stop, 0}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, hammer, &hs[i]), 0);
+    for (int k = 0; k < 6; k++) {
+        snprintf(cmd, sizeof cmd, "cp %s/eta.json %s/eta.json && cp %s/eta.meta.json %s/",
+                 k % 2 ? m1 : m2, m, k % 2 ? m1 : m2, m);
+        cr_assert_eq(system(cmd), 0);
+        snprintf(p, sizeof p, "%s/eta.meta.json", m);
+        touch_later(p, 10 + k);
+        core_ai_reload();
+        cr_assert(core_ai_ready(CORE_AI_ETA));
+    }
+    atomic_store(&stop, true);
+    long total = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        total += hs[i].ok;
+    }
+    cr_assert(total > 0, "the requests must have been answered by a model");
+}
+
+/* The demand forecast's Redis inputs are never read on the request: the refresher reads each
+ * cell asked about, requests find them in the cache (the stub above counts the reads). */
+Test(ai, demand_inputs_come_from_the_refreshed_cache)
+{
+    char m[128];
+    snprintf(m, sizeof m, "%s/m", dir);
+    train_into(m, 600);
+    setenv("ANTAR_AI_DIR", m, 1);
+    core_ai_init();
+    watcher_stop(); /* this test runs the refresher itself */
+    long long now = antar_now_ms();
+    long before = dem_reads;
+    double a = -1, b = -1;
+    cr_assert_not(core_ai_demand(-6.21, 106.82, now, &a),
+                  "a cell never read: the rule serves this request");
+    cr_assert_eq(dem_reads, before, "no Redis read on the request");
+    dem_refresh();
+    cr_assert_eq(dem_reads, before + 1, "the refresher reads each asked cell once");
+    now = antar_now_ms();
+    cr_assert(core_ai_demand(-6.21, 106.82, now, &a));
+    for (int i = 0; i < 50; i++)
+        cr_assert(core_ai_demand(-6.21, 106.82, now + i, &b));
+    cr_assert_eq(dem_reads, before + 1, "asks are served from the cache");
+    cr_assert_float_eq(a, b, 1e-9);
+    /* Stale (the refresher has not run for longer than DEM_FRESH_MS): the rule again, no read. */
+    cr_assert_not(core_ai_demand(-6.21, 106.82, now + DEM_FRESH_MS + 1000, &b));
+    cr_assert_eq(dem_reads, before + 1);
+    char *txt = render_metrics();
+    cr_assert_not_null(strstr(txt, "antar_ai_demand_inputs_total{source=\"cache\"} 51"), "%s", txt);
+    cr_assert_not_null(strstr(txt, "antar_ai_demand_inputs_total{source=\"missing\"} 2"), "%s",
+                       txt);
+    cr_assert_not_null(
+        strstr(txt, "antar_ai_predictions_total{model=\"demand\",source=\"rule\"} 2"), "%s", txt);
+    free(txt);
+}
+
 Test(ai, too_little_history_is_refused)
 {
     char day[128], m[128];
@@ -222,7 +426,10 @@ Test(ai, loads_serves_and_hot_swaps)
     cr_assert(core_ai_eta(-6.20, 106.80, -6.20, 106.8452, false, 4 * 3600000LL, &noon));
     cr_assert(rush > noon * 1.8, "rush %.0f s should be far slower than noon %.0f s", rush, noon);
     double fc = -1;
-    cr_assert(core_ai_demand(-6.21, 106.82, 600000, &fc) && fc >= 0);
+    /* The first ask registers the cell (the rule serves it), the refresher reads it. */
+    (void)core_ai_demand(-6.21, 106.82, antar_now_ms(), &fc);
+    dem_refresh();
+    cr_assert(core_ai_demand(-6.21, 106.82, antar_now_ms(), &fc) && fc >= 0);
 
     /* Hot swap: a retrained model under the same names is picked up without a restart. */
     char *before = render_metrics();
@@ -358,6 +565,85 @@ Test(ai, a_list_of_models_serves_those_only)
     core_ai_init();
     cr_assert(core_ai_ready(CORE_AI_DEM));
     cr_assert_not(core_ai_ready(CORE_AI_ETA) || core_ai_ready(CORE_AI_ACC));
+}
+
+/* An offer carries where its driver is and the predicted way to the pickup: the model's when
+ * it serves, the rule's when it is off; nothing when the driver is not in the index. */
+Test(ai, offers_carry_the_pickup_eta)
+{
+    json_t *pl = json_pack("{ss sf sf}", "vehicle_type", "motorcycle", "pickup_lat", -6.2,
+                           "pickup_lng", 106.82);
+    setenv("ANTAR_AI", "off", 1);
+    core_ai_init();
+    json_t *b = json_object();
+    core_ai_offer_fields(b, pl, 7, 0);
+    long long rule = json_integer_value(json_object_get(b, "pickup_eta_s"));
+    cr_assert(rule > 0, "the rule's pickup ETA");
+    cr_assert_float_eq(json_number_value(json_object_get(b, "driver_lat")), -6.2108, 1e-9);
+    json_t *none = json_object();
+    core_ai_offer_fields(none, pl, 8, 0);
+    cr_assert_eq(json_object_size(none), 0, "an unknown position adds nothing");
+    core_ai_shutdown();
+    char m[128];
+    snprintf(m, sizeof m, "%s/m", dir);
+    train_into(m, 600);
+    setenv("ANTAR_AI", "on", 1);
+    setenv("ANTAR_AI_DIR", m, 1);
+    core_ai_init();
+    json_t *b2 = json_object();
+    core_ai_offer_fields(b2, pl, 7, 8 * 3600000LL);
+    double want = 0;
+    cr_assert(core_ai_eta(-6.2108, 106.82, -6.2, 106.82, false, 8 * 3600000LL, &want));
+    cr_assert_eq(json_integer_value(json_object_get(b2, "pickup_eta_s")), (long long)ceil(want));
+    json_decref(pl);
+    json_decref(b);
+    json_decref(none);
+    json_decref(b2);
+}
+
+/* Where to wait: the most orders per free driver; a nearer cell within 10% of it wins. */
+Test(ai, waiting_hint_picks_orders_per_free_driver_then_the_nearest)
+{
+    core_hint_cell_t c[3] = {
+        {.distance_m = 0, .per_driver = 1.0},
+        {.distance_m = 5000, .per_driver = 3.0},
+        {.distance_m = 9000, .per_driver = 3.2},
+    };
+    cr_assert_eq(core_hint_pick(c, 3), 1, "3.0 is within 10% of 3.2 and 4 km nearer");
+    c[1].per_driver = 2.0;
+    cr_assert_eq(core_hint_pick(c, 3), 2);
+    c[0].per_driver = 3.2;
+    cr_assert_eq(core_hint_pick(c, 3), 0, "staying wins a tie");
+    cr_assert_eq(core_hint_pick(c, 0), -1);
+}
+
+/* The route's answer: with the switch off it says so; with it on (no demand model) the counter
+ * rule answers for the driver's cell and its neighbours, the free drivers counted per cell. */
+Test(ai, waiting_hint_answers_by_rule_or_says_it_is_off)
+{
+    antar_outcome_t why = {0};
+    json_t *h = NULL;
+    setenv("ANTAR_AI", "off", 1);
+    core_ai_init();
+    cr_assert_eq(core_hint_waiting(7, &h, &why), ANTAR_OK);
+    cr_assert_str_eq(json_string_value(json_object_get(h, "source")), "off");
+    cr_assert(json_is_null(json_object_get(h, "cell")));
+    json_decref(h);
+    core_ai_shutdown();
+    setenv("ANTAR_AI", "on", 1);
+    setenv("ANTAR_AI_DIR", "/nonexistent", 1);
+    core_ai_init();
+    cr_assert_eq(core_hint_waiting(8, &h, &why), ANTAR_E_CONFLICT, "not in the index");
+    cr_assert_str_eq(why.field, "driver_id");
+    cr_assert_eq(core_hint_waiting(7, &h, &why), ANTAR_OK);
+    cr_assert_str_eq(json_string_value(json_object_get(h, "source")), "rule");
+    /* Every cell has the stub's 2 orders over the last 15 minutes: the driver's own cell
+     * (alone) beats the north one (two free drivers, plus this one going there). */
+    json_t *here = json_object_get(h, "here"), *cell = json_object_get(h, "cell");
+    cr_assert_float_eq(json_number_value(json_object_get(here, "expected_orders")), 2, 1e-9);
+    cr_assert_eq(json_integer_value(json_object_get(here, "free_drivers")), 1);
+    cr_assert_float_eq(json_number_value(json_object_get(cell, "distance_m")), 0, 1e-9);
+    json_decref(h);
 }
 
 Test(ai, auc_of_known_orders)

@@ -143,7 +143,10 @@ def main():
         print("\n### Added latency per request in core (models arm, last 4,096 requests per day)\n")
         print("| path | p50 ms | p90 ms | p99 ms (worst day) |")
         print("|---|---|---|---|")
-        for path in ("estimate", "dispatch"):
+        # dispatch_redis: the candidates' read, which replaces the rule's search (docs/ai.md).
+        for path in ("estimate", "dispatch", "dispatch_redis"):
+            if (path, "0.5") not in lat:
+                continue
             q = [statistics.fmean(lat.get((path, k), [float("nan")])) * 1000 for k in ("0.5", "0.9")]
             worst = max(lat.get((path, "0.99"), [float("nan")])) * 1000
             print(f"| {path} | {q[0]:.3f} | {q[1]:.3f} | {worst:.3f} |")

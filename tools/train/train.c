@@ -31,6 +31,7 @@
 
 #include "ai_features.h"
 #include "ai_model.h"
+#include "ai_tree.h"
 #include "fare_model.h"
 #include "train.h"
 
@@ -140,6 +141,8 @@ static bool pt(json_t *a, double *lat, double *lng)
     return isfinite(*lat) && isfinite(*lng) && fabs(*lat) <= 90 && fabs(*lng) <= 180;
 }
 
+static void day_free(day_t *d);
+
 static int day_read(const char *path, day_t *d, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -191,6 +194,10 @@ static int day_read(const char *path, day_t *d, char *err, size_t errlen)
     if (rc == 0 && d->t0_wall_ms < 0) {
         snprintf(err, errlen, "%s: no clock line (an events.jsonl of an older simulator?)", path);
         rc = -1;
+    }
+    if (rc != 0) { /* the caller keeps only the days that were read */
+        day_free(d);
+        memset(d, 0, sizeof *d);
     }
     return rc;
 }
@@ -975,6 +982,7 @@ static double mono_s(void)
 
 typedef struct {
     ai_booster_t *b;
+    const ai_forest_t *f; /* set: the native trees instead of the booster */
     size_t rows, n;
     int nf;
     double *lat; /* n call latencies, seconds */
@@ -988,7 +996,10 @@ static void *bench_run(void *arg)
         x[i] = (float)(i % 7) * 0.5f;
     for (size_t i = 0; i < j->n; i++) {
         double t0 = mono_s();
-        (void)ai_booster_predict(j->b, x, j->rows, y);
+        if (j->f)
+            ai_forest_predict(j->f, x, j->rows, y);
+        else
+            (void)ai_booster_predict(j->b, x, j->rows, y);
         j->lat[i] = mono_s() - t0;
     }
     return NULL;
@@ -1025,16 +1036,33 @@ int ai_bench(const char *models_dir, int calls, json_t **out)
             break;
         }
         json_t *o = json_object();
+        ai_forest_t *fo = ai_forest_load(path, ms[m].nf, err, sizeof err);
+        if (!fo)
+            fprintf(stderr, "antar-train: native trees: %s\n", err);
         double *v = malloc((size_t)calls * 2 * sizeof *v);
         for (size_t rows = 1; v && rows <= 8; rows *= 8) {
             /* One thread alone, then two threads sharing the booster (and its lock). */
-            bench_job_t a = {b, rows, (size_t)calls, ms[m].nf, v};
+            bench_job_t a = {b, NULL, rows, (size_t)calls, ms[m].nf, v};
             bench_run(&a);
-            char k[32];
+            char k[48];
             snprintf(k, sizeof k, "rows%zu_1thread", rows);
             json_object_set_new(o, k, lat_json(v, (size_t)calls));
-            bench_job_t t[2] = {{b, rows, (size_t)calls, ms[m].nf, v},
-                                {b, rows, (size_t)calls, ms[m].nf, v + calls}};
+            /* What core serves: the same trees evaluated natively (ai_tree.c), no lock. */
+            if (fo) {
+                bench_job_t nt[2] = {{b, fo, rows, (size_t)calls, ms[m].nf, v},
+                                     {b, fo, rows, (size_t)calls, ms[m].nf, v + calls}};
+                bench_run(&nt[0]);
+                snprintf(k, sizeof k, "native_rows%zu_1thread", rows);
+                json_object_set_new(o, k, lat_json(v, (size_t)calls));
+                pthread_t nth;
+                pthread_create(&nth, NULL, bench_run, &nt[1]);
+                bench_run(&nt[0]);
+                pthread_join(nth, NULL);
+                snprintf(k, sizeof k, "native_rows%zu_2threads", rows);
+                json_object_set_new(o, k, lat_json(v, (size_t)calls * 2));
+            }
+            bench_job_t t[2] = {{b, NULL, rows, (size_t)calls, ms[m].nf, v},
+                                {b, NULL, rows, (size_t)calls, ms[m].nf, v + calls}};
             pthread_t th;
             pthread_create(&th, NULL, bench_run, &t[1]);
             bench_run(&t[0]);
@@ -1044,6 +1072,7 @@ int ai_bench(const char *models_dir, int calls, json_t **out)
         }
         free(v);
         json_object_set_new(res, ms[m].name, o);
+        ai_forest_free(fo);
         ai_booster_free(b);
     }
     *out = res;

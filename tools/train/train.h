@@ -27,5 +27,10 @@ int ai_eval_all(const char *const *paths, int np, const char *models_dir, json_t
  * booster and its lock), calls times each: p50/p90/p99 in µs as JSON. */
 int ai_bench(const char *models_dir, int calls, json_t **out);
 double ai_train_auc(const float *p, const float *y, size_t n);
+/* The history the services recorded in MariaDB (the database ANTAR_DB_* names: driver-service's
+ * offers and trips, user-service's orders) as events.jsonl lines into out_path, times mapped by
+ * the city clock file clock_path (NULL/"": the wall clock in Jakarta). 0, or -1 with the reason
+ * on stderr. *summary (may be NULL): rows read per kind. */
+int ai_db_history(const char *clock_path, const char *out_path, json_t **summary);
 
 #endif
