@@ -172,10 +172,16 @@ static antar_err_t move(long long id, const char *from, const char *to, long lon
     return ANTAR_OK;
 }
 
-antar_err_t store_order_assign(long long id, long long driver_id, long long offer_id, bool *won)
+antar_err_t store_order_assign(long long id, long long driver_id, long long offer_id,
+                               long long pickup_eta_s, bool *won)
 {
     (void)offer_id;
-    return move(id, "searching", "accepted", driver_id, false, won);
+    antar_err_t err = move(id, "searching", "accepted", driver_id, false, won);
+    json_t *o = find(orders, id);
+    if (err == ANTAR_OK && *won && o)
+        json_object_set_new(o, "pickup_eta_s",
+                            pickup_eta_s >= 0 ? json_integer(pickup_eta_s) : json_null());
+    return err;
 }
 
 antar_err_t store_order_pickup(long long id, long long driver_id, bool *won)
@@ -393,15 +399,16 @@ Test(user_domain, assign_then_a_second_driver_conflicts_and_a_retry_is_served)
     long long o = add_order(1, "searching", 0);
     antar_outcome_t why = {0};
     json_t *out = NULL;
-    cr_assert_eq(orders_assign(o, 7, 70, NULL, &out, &why), ANTAR_OK);
+    cr_assert_eq(orders_assign(o, 7, 70, 240, NULL, &out, &why), ANTAR_OK);
     cr_assert_str_eq(col(out, "status"), "accepted");
+    cr_assert_eq(json_integer_value(json_object_get(out, "pickup_eta_s")), 240);
     json_decref(out);
     out = NULL;
-    assert_why(orders_assign(o, 8, 80, NULL, &out, &why), &why, ANTAR_E_CONFLICT, "",
+    assert_why(orders_assign(o, 8, 80, 240, NULL, &out, &why), &why, ANTAR_E_CONFLICT, "",
                "the order is accepted for another driver");
     cr_assert_null(out);
     why = (antar_outcome_t){0};
-    cr_assert_eq(orders_assign(o, 7, 70, NULL, &out, &why), ANTAR_OK,
+    cr_assert_eq(orders_assign(o, 7, 70, 240, NULL, &out, &why), ANTAR_OK,
                  "the same driver again is a retry, answered with the order");
     json_decref(out);
 }
@@ -442,7 +449,7 @@ Test(user_domain, unknown_and_other_peoples_orders_are_no_such_order)
     assert_why(orders_rate(2, o, 5, NULL, &out, &why), &why, ANTAR_E_NOT_FOUND, "",
                "no such order");
     why = (antar_outcome_t){0};
-    assert_why(orders_assign(999, 7, 0, NULL, &out, &why), &why, ANTAR_E_NOT_FOUND, "",
+    assert_why(orders_assign(999, 7, 0, -1, NULL, &out, &why), &why, ANTAR_E_NOT_FOUND, "",
                "no such order");
     why = (antar_outcome_t){0};
     assert_why(orders_get_internal(999, &out, &why), &why, ANTAR_E_NOT_FOUND, "", "no such order");
