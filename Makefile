@@ -5,6 +5,8 @@
 #   make down    stop everything
 #   make build   optimised build (RelWithDebInfo) into build/
 #   make bench   wrk benchmarks and the city's knee against a running `make up` stack
+#   make bench-instances  the city's knee and CPU per ride with 1 and with 2 instances per
+#                service, each on a stack of its own (bench/instances.sh, ~14 min)
 #                → bench/results.md
 #   make sim     a small city (200 drivers, 60 s) against a running `make up` stack: summary and
 #                audit (SIM_ARGS="--drivers 50 --duration 30" to change it)
@@ -30,7 +32,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= $(or $(ANTAR_BUILD_DIR),build)
 
-.PHONY: all run test up down status setup build bench sim soak faults scale fuzz format clean api-docs ai-eval
+.PHONY: all run test up down status setup build bench bench-instances sim soak faults scale fuzz format clean api-docs ai-eval
 
 all: build
 
@@ -60,6 +62,9 @@ status:
 bench:
 	@bench/run.sh
 	@bench/city.sh
+
+bench-instances: build
+	@bench/instances.sh
 
 sim: build
 	@ANTAR_BIN_DIR=$${ANTAR_BIN_DIR:-$(abspath $(BUILD))/bin} scripts/sim.sh $(SIM_ARGS)
