@@ -89,6 +89,9 @@ json_t *core_keys_jwks(void);
 /* Read the settings (ANTAR_PASSWORD_GRANT) and register the clients' secrets
  * (ANTAR_SERVICE_SECRETS, cfg's own) and their oauth_clients records. cfg borrowed for good. */
 void oauth_grants_init(const antar_config_t *cfg);
+/* ANTAR_OPERATORS and ANTAR_CONSOLE_ORIGINS as read by oauth_grants_init ("" before it). */
+const char *oauth_operators(void);
+const char *oauth_console_origins(void);
 /* Whether the password grant is offered (ANTAR_PASSWORD_GRANT, default on). */
 bool oauth_password_grant_enabled(void);
 /* Mint an access token. sub/role/client_id/scope borrowed. jti_out (64 bytes) and exp_out may

@@ -159,8 +159,7 @@ static int authz_check(antar_req_t *req, authz_t *a)
         return -1;
     }
     if (!a->redirect_uri || strlen(a->redirect_uri) > 256 ||
-        !oauth_redirect_uri_ok_for(a->client, a->redirect_uri,
-                                   antar_config_env("ANTAR_CONSOLE_ORIGINS", ""))) {
+        !oauth_redirect_uri_ok_for(a->client, a->redirect_uri, oauth_console_origins())) {
         error_page(req, 400, "The redirect_uri is missing or not registered for this client.");
         return -1;
     }

@@ -177,7 +177,7 @@ antar_err_t oauth_check_password(const oauth_client_t *c, const char *username,
     /* An operator is a customer account listed in ANTAR_OPERATORS: user-service checks the
      * password, the list decides (before any hashing: no list, no operator). */
     bool op = c->operator_client;
-    if (op && !oauth_operator_listed(username, antar_config_env("ANTAR_OPERATORS", "")))
+    if (op && !oauth_operator_listed(username, oauth_operators()))
         return ANTAR_E_UNAUTHORIZED;
     antar_svc_t svc = op || c->role == ANTAR_AUTH_USER ? ANTAR_SVC_USER : ANTAR_SVC_DRIVER;
     const char *prefix = op ? "user:" : c->role == ANTAR_AUTH_USER ? "user:" : "driver:";
@@ -507,9 +507,30 @@ static void clients_register(void)
     }
 }
 
+/* Read once at start (no environment lookups on a request's path). */
+static char g_operators[4096], g_console_origins[2048];
+
+const char *oauth_operators(void)
+{
+    return g_operators;
+}
+
+const char *oauth_console_origins(void)
+{
+    return g_console_origins;
+}
+
 void oauth_grants_init(const antar_config_t *cfg)
 {
     ocfg = cfg;
     password_grant = strcmp(antar_config_env("ANTAR_PASSWORD_GRANT", "1"), "0") != 0;
+    if ((size_t)snprintf(g_operators, sizeof g_operators, "%s",
+                         antar_config_env("ANTAR_OPERATORS", "")) >= sizeof g_operators)
+        antar_logf("error",
+                   "ANTAR_OPERATORS is longer than %zu bytes: the operators past that "
+                   "are not recognised",
+                   sizeof g_operators - 1);
+    snprintf(g_console_origins, sizeof g_console_origins, "%s",
+             antar_config_env("ANTAR_CONSOLE_ORIGINS", ""));
     clients_register();
 }
