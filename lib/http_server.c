@@ -302,10 +302,8 @@ const char *antar_req_client_ip(const antar_req_t *r)
             return m->client_ip;
         }
     }
-    const union MHD_ConnectionInfo *ci =
-        r->conn ? MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS) : NULL;
-    if (ci && ci->client_addr) {
-        const struct sockaddr *sa = ci->client_addr;
+    if (pi && pi->client_addr) {
+        const struct sockaddr *sa = pi->client_addr;
         if (sa->sa_family == AF_INET)
             inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, m->client_ip,
                       sizeof(m->client_ip));
