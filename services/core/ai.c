@@ -451,19 +451,46 @@ void core_ai_latency(const char *path, double seconds)
 
 /* ---- start and stop ------------------------------------------------------------------------ */
 
-void core_ai_init(void)
+/* Parse the switch into G.enabled and the slots' off flags. A value that is neither a word of
+ * the switch nor a list of known models is refused, so that a typo ("of", "eta accept") stops
+ * the start instead of quietly serving something nobody asked for. */
+static int parse_switch(const char *sw)
+{
+    G.enabled = !(strcmp(sw, "off") == 0 || strcmp(sw, "0") == 0 || strcmp(sw, "false") == 0);
+    bool all = strcmp(sw, "on") == 0 || strcmp(sw, "1") == 0 || strcmp(sw, "true") == 0;
+    bool want[CORE_AI__COUNT] = {0};
+    if (G.enabled && !all) {
+        const char *p = sw;
+        while (true) {
+            size_t n = strcspn(p, ",");
+            int hit = -1;
+            for (int i = 0; i < CORE_AI__COUNT; i++)
+                if (n == strlen(slots[i].name) && strncmp(p, slots[i].name, n) == 0)
+                    hit = i;
+            if (hit < 0 || want[hit]) {
+                antar_log_json("error", "ai_switch_invalid",
+                               json_pack("{ss ss}", "ANTAR_AI", sw, "expected",
+                                         "on, off, or a comma list of eta, accept, demand "
+                                         "(each once)"));
+                return -1;
+            }
+            want[hit] = true;
+            if (p[n] == '\0')
+                break;
+            p += n + 1;
+        }
+    }
+    for (int i = 0; i < CORE_AI__COUNT; i++)
+        slots[i].off = !G.enabled || !(all || want[i]);
+    return 0;
+}
+
+int core_ai_init(void)
 {
     /* "off" (or 0, false): every rule; "on" (the default): every model; or a comma list of the
      * models to serve ("eta,accept": the dispatch and the ETA, the surge on its rule). */
-    const char *sw = antar_config_env("ANTAR_AI", "on");
-    G.enabled = !(strcmp(sw, "off") == 0 || strcmp(sw, "0") == 0 || strcmp(sw, "false") == 0);
-    bool all = strcmp(sw, "on") == 0 || strcmp(sw, "1") == 0 || strcmp(sw, "true") == 0;
-    for (int i = 0; i < CORE_AI__COUNT; i++) {
-        const char *p = strstr(sw, slots[i].name);
-        size_t n = strlen(slots[i].name);
-        slots[i].off = !G.enabled ||
-                       (!all && !(p && (p == sw || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')));
-    }
+    if (parse_switch(antar_config_env("ANTAR_AI", "on")) != 0)
+        return -1;
     const char *dir = antar_config_env("ANTAR_AI_DIR", NULL);
     const char *run = antar_config_env("ANTAR_RUN_DIR", NULL);
     if (dir)
@@ -481,6 +508,7 @@ void core_ai_init(void)
         core_ai_reload();
         watcher_start();
     }
+    return 0;
 }
 
 void core_ai_shutdown(void)

@@ -15,8 +15,9 @@
 typedef enum { CORE_AI_ETA, CORE_AI_ACC, CORE_AI_DEM, CORE_AI__COUNT } core_ai_model_t;
 
 /* Read ANTAR_AI, ANTAR_AI_DIR and ANTAR_AI_CLOCK_FILE, load the models (a missing one is logged
- * and left to the rule), register the metrics. Never fails: without models core runs on rules. */
-void core_ai_init(void);
+ * and left to the rule), register the metrics. Fails (-1, logged) only on an ANTAR_AI that is
+ * neither on/off nor a list of known models: without models core runs on rules. */
+int core_ai_init(void);
 void core_ai_shutdown(void);
 /* Check the files now (hot swap); a watcher thread does it every 2 s. */
 void core_ai_reload(void);

@@ -25,7 +25,8 @@ static int core_init(antar_server_t *s, const antar_config_t *cfg)
      * throttles then answer 503 (they fail closed), so it is worth an alert before. */
     antar_metrics_add_source(antar_kv_metrics);
     /* The models (docs/ai.md); without them, or with ANTAR_AI=off, today's rules serve. */
-    core_ai_init();
+    if (core_ai_init() != 0)
+        return -1;
     if (core_sweep_start() != 0)
         return -1;
     return core_dispatch_start(cfg);

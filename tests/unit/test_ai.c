@@ -567,6 +567,24 @@ Test(ai, a_list_of_models_serves_those_only)
     cr_assert_not(core_ai_ready(CORE_AI_ETA) || core_ai_ready(CORE_AI_ACC));
 }
 
+/* A switch that means nothing stops core's start rather than serving a guess. */
+Test(ai, a_malformed_switch_is_refused)
+{
+    const char *bad[] = {"201",         "of",      "eta accept", "eta,", ",eta",
+                         "eta,,accept", "eta,eta", "ETA",        "etax", "eta;accept"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        setenv("ANTAR_AI", bad[i], 1);
+        cr_assert_eq(core_ai_init(), -1, "ANTAR_AI=\"%s\" must be refused", bad[i]);
+    }
+    const char *good[] = {
+        "on", "off", "1", "0", "true", "false", "eta", "accept,demand", "demand,eta,accept"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        setenv("ANTAR_AI", good[i], 1);
+        cr_assert_eq(core_ai_init(), 0, "ANTAR_AI=\"%s\"", good[i]);
+        core_ai_shutdown();
+    }
+}
+
 /* An offer carries where its driver is and the predicted way to the pickup: the model's when
  * it serves, the rule's when it is off; nothing when the driver is not in the index. */
 Test(ai, offers_carry_the_pickup_eta)

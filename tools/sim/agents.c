@@ -80,8 +80,21 @@ static double drv_leg(sim_t *s, driver_t *d, pt_t to)
     return real_ms;
 }
 
+/* A short hop around the block. */
+static void drv_hop(sim_t *s, driver_t *d)
+{
+    pt_t p = drv_pos(s, d), to;
+    to.lat = p.lat + (rng_unit(&d->rng) - 0.5) * 0.02;
+    to.lng = p.lng + (rng_unit(&d->rng) - 0.5) * 0.02;
+    to = city_along(to, to, 0);
+    if (to.lat < CITY_LAT_MIN || to.lat > CITY_LAT_MAX || to.lng < CITY_LNG_MIN ||
+        to.lng > CITY_LNG_MAX)
+        to = city_point_in_zone(&d->rng, d->home_zone);
+    drv_leg(s, d, to);
+}
+
 /* A free driver heads somewhere: usually toward a zone where orders come from at this hour. */
-static void drv_wander(sim_t *s, driver_t *d)
+static void drv_roam(sim_t *s, driver_t *d)
 {
     int h = (int)hour_of(s, sim_now(s));
     pt_t to, dummy;
@@ -91,14 +104,72 @@ static void drv_wander(sim_t *s, driver_t *d)
     } else if (x < 0.8) {
         to = city_point_in_zone(&d->rng, d->home_zone);
     } else {
-        /* a short hop around the block */
-        pt_t p = drv_pos(s, d);
-        to.lat = p.lat + (rng_unit(&d->rng) - 0.5) * 0.02;
-        to.lng = p.lng + (rng_unit(&d->rng) - 0.5) * 0.02;
-        to = city_along(to, to, 0);
-        if (to.lat < CITY_LAT_MIN || to.lat > CITY_LAT_MAX || to.lng < CITY_LNG_MIN ||
-            to.lng > CITY_LNG_MAX)
-            to = city_point_in_zone(&d->rng, d->home_zone);
+        drv_hop(s, d);
+        return;
+    }
+    drv_leg(s, d, to);
+}
+
+static void on_hint(sim_t *s, http_req_t *r, int status, json_t *body);
+static void drv_send(sim_t *s, driver_t *d, const char *method, const char *path_fmt, long long id,
+                     const char *body, endpoint_t ep, double intended, int attempt,
+                     http_done_fn done);
+
+/* A free driver who follows hints asks where to wait and stops while the answer comes; the
+ * others roam. */
+static void drv_wander(sim_t *s, driver_t *d)
+{
+    if (!d->follows_hints || s->stopping) {
+        drv_roam(s, d);
+        return;
+    }
+    if (d->hint_busy)
+        return;
+    pt_t here = drv_pos(s, d);
+    d->pos = here;
+    d->leg_to = here;
+    d->leg_t0 = d->leg_t1 = sim_now(s);
+    d->hint_busy = true;
+    drv_send(s, d, "GET", "/drivers/me/waiting-hint", 0, NULL, EP_HINT, sim_now(s), 0, on_hint);
+}
+
+/* A city minute's worth of cell: the hinted spot is somewhere in the cell's middle, not its
+ * exact centre, so that the drivers sent there do not meet at one corner. */
+#define HINT_SPREAD_DEG 0.03
+/* Told that here is the best place, a driver parks this many city minutes before asking
+ * again. */
+#define HINT_PARK_CITY_MIN 10.0
+
+static void on_hint(sim_t *s, http_req_t *r, int status, json_t *body)
+{
+    driver_t *d = &s->drv[r->agent];
+    d->hint_busy = false;
+    if (d->st != D_IDLE) /* an offer came while the question was out */
+        return;
+    json_t *res = json_object_get(body, "result"), *cell = json_object_get(res, "cell");
+    const char *src = json_string_value(json_object_get(res, "source"));
+    if (status != 200 || !src || strcmp(src, "off") == 0 || !json_is_object(cell)) {
+        s->c.hints_none++;
+        drv_roam(s, d);
+        return;
+    }
+    if (json_number_value(json_object_get(cell, "distance_m")) < 1) {
+        s->c.hints_stay++;
+        double now = sim_now(s);
+        timer_add(s, now + HINT_PARK_CITY_MIN * 60 / s->o.speed * 1000, T_DRV_ACT,
+                  (int)(d - s->drv), ++d->gen_act);
+        return;
+    }
+    s->c.hints_followed++;
+    pt_t to = {json_number_value(json_object_get(cell, "lat")) +
+                   (rng_unit(&d->rng) - 0.5) * HINT_SPREAD_DEG,
+               json_number_value(json_object_get(cell, "lng")) +
+                   (rng_unit(&d->rng) - 0.5) * HINT_SPREAD_DEG};
+    to = city_along(to, to, 0);
+    if (to.lat < CITY_LAT_MIN || to.lat > CITY_LAT_MAX || to.lng < CITY_LNG_MIN ||
+        to.lng > CITY_LNG_MAX) {
+        drv_roam(s, d);
+        return;
     }
     drv_leg(s, d, to);
 }
@@ -425,6 +496,13 @@ static void trip_event(sim_t *s, driver_t *d)
         json_object_set_new(ev, "from", json_pack("[ff]", d->accept_pos.lat, d->accept_pos.lng));
         json_object_set_new(ev, "accept_city_s", json_real(sim_city_s(s, d->accept_ms)));
         json_object_set_new(ev, "pickup_city_s", json_real(sim_city_s(s, d->pickup_ms)));
+        /* A leg that reached its end after the wind-down began was cut short or driven in the
+         * wind-down's token 300 ms: its duration says nothing about the streets, and saying so
+         * keeps it out of the ETA's training and evaluation. */
+        if (s->wind_ms > 0 && d->pickup_ms >= s->wind_ms)
+            json_object_set_new(ev, "pickup_cut", json_true());
+        if (s->wind_ms > 0 && now >= s->wind_ms)
+            json_object_set_new(ev, "trip_cut", json_true());
     }
     event_write(s, ev);
 }

@@ -384,6 +384,8 @@ static void usage(FILE *f)
            "  --patience-s S      median seconds a customer waits for a driver (default 40)\n"
            "  --offline-per-h P   chance per simulated hour that a free driver takes a break\n"
            "                      (default 0.05)\n"
+           "  --follow-hints F    share of drivers who, when free, ask where to wait\n"
+           "                      (GET /drivers/me/waiting-hint) and go there (default 0)\n"
            "  --seed N            the run's seed (default 1)\n"
            "  --conns N           most connections to the edge (default 64)\n"
            "  --timeout-ms N      per-request timeout (default 5000)\n"
@@ -418,6 +420,7 @@ enum {
     O_CPOLL,
     O_PATIENCE,
     O_OFFLINE,
+    O_HINTS,
     O_SEED,
     O_CONNS,
     O_TIMEOUT,
@@ -464,6 +467,7 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
         {"customer-poll-s", 1, 0, O_CPOLL},
         {"patience-s", 1, 0, O_PATIENCE},
         {"offline-per-h", 1, 0, O_OFFLINE},
+        {"follow-hints", 1, 0, O_HINTS},
         {"seed", 1, 0, O_SEED},
         {"conns", 1, 0, O_CONNS},
         {"timeout-ms", 1, 0, O_TIMEOUT},
@@ -572,6 +576,10 @@ static int parse_opts(int argc, char **argv, sim_opts_t *o)
             if (!num_arg(n, optarg, 0, 1, &o->offline_per_h))
                 return -1;
             break;
+        case O_HINTS:
+            if (!num_arg(n, optarg, 0, 1, &o->follow_hints))
+                return -1;
+            break;
         case O_SEED:
             if (!num_arg(n, optarg, 0, 9007199254740992.0, &x))
                 return -1;
@@ -657,6 +665,7 @@ static void wind_down(sim_t *s)
      * customers still searching give up, so that the audit sees a city at rest. */
     double now = sim_now(s);
     s->winding = true;
+    s->wind_ms = now;
     for (int i = 0; i < s->o.drivers; i++) {
         driver_t *d = &s->drv[i];
         if ((d->st == D_TO_PICKUP || d->st == D_ON_TRIP) && d->leg_t1 > now) {
@@ -698,6 +707,11 @@ static int run(sim_t *s)
         /* Pickiness: most drivers take most offers, a few are choosy. */
         d->pickiness = pow(rng_unit(&d->rng), 2.0);
         d->home_zone = (int)(rng_unit(&d->rng) * city_zone_count());
+        /* Who follows hints is drawn from a stream of its own, so that the other draws (and so
+         * the run without hints) stay what they were. */
+        rng_t hr;
+        rng_seed(&hr, s->o.seed, 3000000 + (uint64_t)i);
+        d->follows_hints = s->o.follow_hints > 0 && rng_unit(&hr) < s->o.follow_hints;
     }
     for (int i = 0; i < s->o.customers; i++)
         rng_seed(&s->cust[i].rng, s->o.seed, 5000000 + (uint64_t)i);

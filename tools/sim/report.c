@@ -76,6 +76,7 @@ static const char *const ep_names[EP_COUNT] = {
     [EP_RATING] = "POST /orders/{id}/rating",
     [EP_TRIPS] = "GET /trips",
     [EP_ORDER_LIST] = "GET /orders",
+    [EP_HINT] = "GET /drivers/me/waiting-hint",
 };
 
 const char *endpoint_name(endpoint_t e)
@@ -237,6 +238,11 @@ json_t *report_json(const sim_t *s, const proc_t *p, int np, double sim_cpu_s, j
         (json_int_t)c->dead_accounts, "completion_rate", (double)c->completed / acked,
         "cancel_rate", (double)c->cancelled / acked, "unfulfilled_rate",
         (double)c->expired / acked);
+    if (flow && s->o.follow_hints > 0) {
+        json_object_set_new(flow, "hints_followed", json_integer((json_int_t)c->hints_followed));
+        json_object_set_new(flow, "hints_stay", json_integer((json_int_t)c->hints_stay));
+        json_object_set_new(flow, "hints_none", json_integer((json_int_t)c->hints_none));
+    }
     json_t *times =
         json_pack("{so so so so}", "order_to_first_offer_ms", hist_json(&s->first_offer, 1e-3),
                   "order_to_accepted_ms", hist_json(&s->to_accept, 1e-3), "pickup_wait_ms",

@@ -120,6 +120,7 @@ typedef enum {
     EP_RATING,
     EP_TRIPS,
     EP_ORDER_LIST,
+    EP_HINT,
     EP_COUNT
 } endpoint_t;
 
@@ -213,6 +214,9 @@ typedef struct {
     double leg_t0, leg_t1; /* run-clock ms */
     double pickiness;      /* 0 (takes anything) .. 1 (very choosy) */
     int home_zone;
+    /* --follow-hints: this driver asks where to wait whenever it is free (hint_busy while the
+     * question is out) */
+    bool follows_hints, hint_busy;
     long long offer_id, order_id;
     double offer_seen_ms, accept_ms, pickup_ms;
     pt_t accept_pos; /* where the driver was on accepting: the pickup leg's start */
@@ -272,6 +276,7 @@ typedef struct {
     double ping_s, poll_s, cust_poll_s;
     double patience_s;    /* median real seconds a customer waits for a driver */
     double offline_per_h; /* probability per simulated hour that an idle driver takes a break */
+    double follow_hints;  /* share of drivers who go where GET /drivers/me/waiting-hint says */
     int conns;            /* most connections to the edge at once */
     long timeout_ms;
     double ping_sample; /* fraction of pings written to the event history */
@@ -287,6 +292,7 @@ typedef struct {
     uint64_t missed_offers, ratings, pings, dead_accounts, retries;
     uint64_t pickup_refused, token_refreshes, cancelled_wind_down, resumed_trips, adopted_orders;
     uint64_t pushed_offers, stream_opens, stream_drops;
+    uint64_t hints_followed, hints_stay, hints_none; /* --follow-hints: where free drivers went */
 } flow_counts_t;
 
 typedef struct timer {
@@ -312,6 +318,7 @@ typedef struct sim {
     double measure_from_ms; /* run clock: end of warm-up */
     double measure_to_ms;   /* run clock: end of the measured window */
     bool measuring, stopping, winding;
+    double wind_ms; /* run clock: when the wind-down began cutting drives short (0: not yet) */
     driver_t *drv;
     cust_t *cust;
     int *idle_cust; /* stack of idle customer indexes */

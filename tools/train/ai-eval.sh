@@ -19,8 +19,10 @@
 # [101:6:420:2 102:15:300:2 103:6:240:3 104:6:240:2 105:6:240:3 — seed:start hour:seconds:orders
 # per s; the last day is the test and the one before validates], AI_EVAL_DRIVERS
 # [200], AI_EVAL_ARMS [rules models dispatch], AI_EVAL_RATE [3] orders/s, AI_EVAL_DURATION [180]
-# s, AI_EVAL_START [6.5] hour, AI_EVAL_FRESH [0] (1: run the training days again even if their
-# events are kept).
+# s, AI_EVAL_START [6.5] hour, AI_EVAL_FOLLOW_HINTS [0.5] (the share of drivers who ask where to
+# wait when free, in every day and arm: with ANTAR_AI=off the answer is "off" and they roam as
+# the others do), AI_EVAL_FRESH [0] (1: run the training days again even if their events are
+# kept). AI_EVAL_SEEDS=" " (blank) stops after training.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -37,6 +39,7 @@ DRIVERS="${AI_EVAL_DRIVERS:-200}"
 RATE="${AI_EVAL_RATE:-3}"
 DURATION="${AI_EVAL_DURATION:-180}"
 START="${AI_EVAL_START:-6.5}"
+FOLLOW="${AI_EVAL_FOLLOW_HINTS:-0.5}"
 STACK="$REPO/scripts/stack.sh"
 
 die() { echo "ai-eval: error: $*" >&2; exit 2; }
@@ -67,7 +70,7 @@ city_day() {
     local name="$1" seed="$2" start="$3" dur="$4" rate="$5"
     say "city day $name (seed $seed, from $start h, ${dur} s, $rate orders/s)"
     nice -n 10 "$REPO/scripts/sim.sh" --drivers "$DRIVERS" --seed "$seed" --start-hour "$start" \
-        --duration "$dur" --orders-per-s "$rate" --ping-sample 0 --quiet --out "$OUT/$name" \
+        --duration "$dur" --orders-per-s "$rate" --follow-hints "$FOLLOW" --ping-sample 0 --quiet --out "$OUT/$name" \
         >"$OUT/$name.log" 2>&1 || die "the city run $name failed (see $OUT/$name.log)"
 }
 
@@ -90,6 +93,10 @@ done
 say "training on ${#days[@]} day(s)"
 "$ANTAR_BIN_DIR/antar-train" --out "$ANTAR_AI_DIR" "${days[@]}" >"$OUT/train.json" ||
     die "antar-train failed"
+if [ -z "${SEEDS// /}" ]; then
+    say "trained (no held-out seeds): $ANTAR_AI_DIR"
+    exit 0
+fi
 
 # 3. Held-out days, each seed with every arm.
 held=()

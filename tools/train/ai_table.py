@@ -44,7 +44,8 @@ def day(out, seed, arm):
             if '"ev":"trip"' not in line:
                 continue
             e = json.loads(line)
-            if e.get("pickup_sim_s", 0) > 0:
+            # a pickup the run's wind-down cut short is not a wait anybody had
+            if e.get("pickup_sim_s", 0) > 0 and not e.get("pickup_cut"):
                 waits.append(e["pickup_sim_s"] / 60.0)
     fl = rep["flow"]
     offers = fl["offers_accepted"] + fl["offers_rejected"] + fl["offers_lost"] + fl["offers_missed"]

@@ -251,14 +251,17 @@ static int build_eta(day_t *days, int nd, tab_t *tb)
             if (!pt(json_object_get(e, "pickup"), &pl, &pg) ||
                 !pt(json_object_get(e, "dropoff"), &dl, &dg))
                 continue;
-            if (pt(json_object_get(e, "from"), &fl, &fg) &&
+            /* Legs the simulator cut short while winding a run down are not drives. */
+            bool pickup_cut = json_is_true(json_object_get(e, "pickup_cut"));
+            bool trip_cut = json_is_true(json_object_get(e, "trip_cut"));
+            if (!pickup_cut && pt(json_object_get(e, "from"), &fl, &fg) &&
                 eta_leg(tb, di, d, fl, fg, pl, pg,
                         json_number_value(json_object_get(e, "accept_city_s")),
                         json_number_value(json_object_get(e, "pickup_sim_s")), car) != 0)
                 return -1;
-            if (eta_leg(tb, di, d, pl, pg, dl, dg,
-                        json_number_value(json_object_get(e, "pickup_city_s")),
-                        json_number_value(json_object_get(e, "trip_sim_s")), car) != 0)
+            if (!trip_cut && eta_leg(tb, di, d, pl, pg, dl, dg,
+                                     json_number_value(json_object_get(e, "pickup_city_s")),
+                                     json_number_value(json_object_get(e, "trip_sim_s")), car) != 0)
                 return -1;
         }
     }
