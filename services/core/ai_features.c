@@ -42,6 +42,12 @@ void ai_eta_features(float out[AI_ETA_NF], double from_lat, double from_lng, dou
     out[i++] = (float)w.hour;
     out[i++] = (float)w.weekday;
     out[i++] = car ? 1.0f : 0.0f;
+    /* The midpoint on axes turned by 45°: trees split along one feature at a time, and a
+     * district (a round centre that jams) is cut far more closely by four directions than by
+     * two. */
+    double my = (from_lat + to_lat) / 2, mx = (from_lng + to_lng) / 2 * cos(my * M_PI / 180.0);
+    out[i++] = (float)(my + mx);
+    out[i++] = (float)(my - mx);
 }
 
 /* Streets shorter than this are taken as this long: a driver at the door still needs a minute. */

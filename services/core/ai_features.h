@@ -11,10 +11,10 @@
 
 #include <stdbool.h>
 
-#define AI_FEATURES_VERSION 2
+#define AI_FEATURES_VERSION 3
 
 /* ETA of one leg (a trip, or a driver's way to a pickup): city seconds. */
-#define AI_ETA_NF 13
+#define AI_ETA_NF 15
 /* Acceptance: probability that the driver accepts the offer. */
 #define AI_ACC_NF 10
 /* Demand: orders placed in a forecast cell over the next 15 city minutes. */

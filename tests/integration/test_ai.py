@@ -85,6 +85,43 @@ def train(tmp_path):
     return out, cards
 
 
+def test_legs_cut_by_the_wind_down_are_left_out(tmp_path):
+    """A leg the simulator cut short while winding a run down (pickup_cut, trip_cut) is not a
+    drive: antar-train counts and learns the same ETA rows with or without such trips."""
+    rnd = random.Random(11)
+    days = []
+    for k in range(2):
+        p = tmp_path / f"day{k}.jsonl"
+        write_day(str(p), 300, 1.7e12 + k * 86400e3, rnd)
+        days.append(str(p))
+    out = []
+    for name, extra in (("clean", []), ("cut", [{"pickup_cut": True}, {"trip_cut": True},
+                                                  {"pickup_cut": True, "trip_cut": True}])):
+        cut_days = []
+        for k, d in enumerate(days):
+            path = tmp_path / f"{name}{k}.jsonl"
+            with open(d) as src, open(path, "w") as f:
+                f.write(src.read())
+                for i, flags in enumerate(extra * 20):
+                    # 5 km legs "driven" in 300 city s: 60 km/h, clean enough to pass the
+                    # cleaning, wrong by a factor of two
+                    s = 30000.0 + i * 90
+                    f.write(json.dumps({"ev": "trip", "vehicle_type": "motorcycle",
+                                        "from": [-6.20, 106.80], "pickup": [-6.23, 106.82],
+                                        "dropoff": [-6.26, 106.84], "accept_city_s": s,
+                                        "pickup_city_s": s + 300, "pickup_sim_s": 300,
+                                        "trip_sim_s": 300, **flags}) + "\n")
+            cut_days.append(str(path))
+        r = subprocess.run([train_bin(), "--out", str(tmp_path / name), "--rounds", "20",
+                            *cut_days], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        eta = json.loads(r.stdout)["eta"]
+        out.append(eta["rows_train"] + eta["rows_validation"] + eta["rows_test"])
+    # 20 trips with only the pickup cut add their trip leg, 20 with only the trip cut add
+    # their pickup leg, and the 20 cut twice add nothing: 40 more legs per day, never 120.
+    assert out[1] == out[0] + 2 * 40, out
+
+
 def install(src):
     """Copy the models into core's folder, each model before its card (what core watches)."""
     os.makedirs(models_dir(), exist_ok=True)

@@ -25,7 +25,7 @@ def city(tmp_path_factory):
     out = tmp_path_factory.mktemp("city")
     p = sim("--drivers", 12, "--customers", 24, "--orders-per-s", 1.5, "--duration", 15,
             "--warmup", 4, "--settle", 30, "--speed", 300, "--patience-s", 20, "--seed", 5,
-            "--poll-s", 1, "--customer-poll-s", 1, "--out", out)
+            "--poll-s", 1, "--customer-poll-s", 1, "--follow-hints", 0.5, "--out", out)
     with open(out / "report.json") as f:
         report = json.load(f)
     return p, report, out
@@ -50,6 +50,10 @@ def test_tiny_city_runs_the_whole_flow_and_the_audit_is_clean(city):
     assert eps["PUT /drivers/me/location"]["count"] >= 12 * 2
     assert r["times"]["order_to_first_offer_ms"]["count"] > 0
     assert 0 < r["times"]["order_to_first_offer_ms"]["p50"] < 10000
+    # Half the drivers ask where to wait when free, and core (its models on, or their counter
+    # rule without models) answers with a cell: they go there or park.
+    assert eps["GET /drivers/me/waiting-hint"]["count"] > 0, sorted(eps)
+    assert r["flow"]["hints_followed"] + r["flow"]["hints_stay"] > 0, r["flow"]
     names = {p["name"] for p in r["processes"]}
     assert {"user", "driver", "core", "antar-sim"} <= names, names
     assert "audit: 0 violation(s)" in p.stdout
@@ -62,6 +66,10 @@ def test_tiny_city_writes_its_history(city):
     assert {"ping", "offer", "trip", "order"} <= kinds, kinds
     trips = [e for e in events if e["ev"] == "trip"]
     assert all(t["trip_real_ms"] > 0 and t["grid_m"] >= t["haversine_m"] - 1 for t in trips)
+    # Legs that ended after the wind-down began are marked as cut, never the others.
+    for t in trips:
+        assert t.get("pickup_cut", False) in (True, False) and t.get("trip_cut", False) in (True, False)
+        assert not t.get("pickup_cut") or t.get("trip_cut"), "a cut pickup leaves its trip cut too"
     acked = [line.split("\t") for line in open(out / "acked.tsv").read().splitlines()]
     assert len(acked) == r["flow"]["orders_acked"]
     assert len({(a[1], a[2]) for a in acked}) == len(acked), "one Idempotency-Key per order"

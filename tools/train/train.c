@@ -609,6 +609,31 @@ static const char *objective(ai_model_kind_t k)
                               : "count:poisson";
 }
 
+/* The booster's parameters; n: the rows it learns from (the ETA's starting pace is their mean). */
+static void set_params(BoosterHandle h, ai_model_kind_t kind, const tab_t *tb, size_t n,
+                       const ai_train_opts_t *o)
+{
+    char seed[24];
+    snprintf(seed, sizeof seed, "%d", o->seed);
+    XGBoosterSetParam(h, "objective", objective(kind));
+    /* The pace's mean is far from XGBoost's default start of 0.5. */
+    if (kind == AI_KIND_ETA) {
+        double m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += tb->y[i];
+        char bs[32];
+        snprintf(bs, sizeof bs, "%.6f", n ? m / (double)n : 0.0);
+        XGBoosterSetParam(h, "base_score", bs);
+    }
+    XGBoosterSetParam(h, "eta", "0.1");
+    XGBoosterSetParam(h, "max_depth", kind == AI_KIND_DEM ? "4" : "6");
+    XGBoosterSetParam(h, "min_child_weight", "3");
+    XGBoosterSetParam(h, "subsample", "0.9");
+    XGBoosterSetParam(h, "tree_method", "hist");
+    XGBoosterSetParam(h, "nthread", "2");
+    XGBoosterSetParam(h, "seed", seed);
+}
+
 /* Train on rows [0, ntr), stop early on [ntr, nva); the booster sliced to its best round. */
 static ai_booster_t *fit(ai_model_kind_t kind, const tab_t *tb, size_t ntr, size_t nva,
                          const ai_train_opts_t *o, int *best_round, double *best_loss)
@@ -620,25 +645,7 @@ static ai_booster_t *fit(ai_model_kind_t kind, const tab_t *tb, size_t ntr, size
         XGDMatrixFree(dtr);
         return NULL;
     }
-    char seed[24];
-    snprintf(seed, sizeof seed, "%d", o->seed);
-    XGBoosterSetParam(h, "objective", objective(kind));
-    /* The pace's mean is far from XGBoost's default start of 0.5. */
-    if (kind == AI_KIND_ETA) {
-        double m = 0;
-        for (size_t i = 0; i < ntr; i++)
-            m += tb->y[i];
-        char bs[32];
-        snprintf(bs, sizeof bs, "%.6f", ntr ? m / (double)ntr : 0.0);
-        XGBoosterSetParam(h, "base_score", bs);
-    }
-    XGBoosterSetParam(h, "eta", "0.1");
-    XGBoosterSetParam(h, "max_depth", kind == AI_KIND_DEM ? "4" : "6");
-    XGBoosterSetParam(h, "min_child_weight", "3");
-    XGBoosterSetParam(h, "subsample", "0.9");
-    XGBoosterSetParam(h, "tree_method", "hist");
-    XGBoosterSetParam(h, "nthread", "2");
-    XGBoosterSetParam(h, "seed", seed);
+    set_params(h, kind, tb, ntr, o);
     ai_booster_t *b = ai_booster_wrap(h, tb->nf);
     float *pv = malloc((nva - ntr + 1) * sizeof *pv);
     int since = 0;
@@ -680,6 +687,31 @@ static ai_booster_t *fit(ai_model_kind_t kind, const tab_t *tb, size_t ntr, size
         ai_booster_free(b);
         b = ai_booster_wrap(sliced, tb->nf);
     }
+    return b;
+}
+
+/* The served model: the early-stopped number of rounds, learnt again from the training and the
+ * validation rows together ([0, n)) — the validation day is the most recent history before the
+ * test day, and the ETA's and the demand's patterns move with the hour and the day. */
+static ai_booster_t *refit(ai_model_kind_t kind, const tab_t *tb, size_t n, int rounds,
+                           const ai_train_opts_t *o)
+{
+    DMatrixHandle d = NULL;
+    BoosterHandle h = NULL;
+    if (dmat(tb, 0, n, &d) != 0 || XGBoosterCreate(&d, 1, &h) != 0) {
+        fprintf(stderr, "antar-train: %s\n", ai_booster_last_error());
+        XGDMatrixFree(d);
+        return NULL;
+    }
+    set_params(h, kind, tb, n, o);
+    ai_booster_t *b = ai_booster_wrap(h, tb->nf);
+    for (int it = 0; b && it < rounds; it++)
+        if (XGBoosterUpdateOneIter(h, it, d) != 0) {
+            fprintf(stderr, "antar-train: %s\n", ai_booster_last_error());
+            ai_booster_free(b);
+            b = NULL;
+        }
+    XGDMatrixFree(d);
     return b;
 }
 
@@ -872,7 +904,20 @@ int ai_train_all(const char *const *paths, int np, const ai_train_opts_t *o, jso
         snprintf(meta, sizeof meta, "%s/%s.meta.json", o->out_dir, kind_name(kind));
         char tmp[4400];
         snprintf(tmp, sizeof tmp, "%s.tmp.json", path);
-        json_t *val = metrics(kind, b, &tb, ntr, nva), *test = metrics(kind, b, &tb, nva, tb.n);
+        json_t *val = metrics(kind, b, &tb, ntr, nva);
+        if (nva > ntr) { /* served: refit on training and validation rows; tested after */
+            ai_booster_t *all = refit(kind, &tb, nva, best, o);
+            if (!all) {
+                ai_booster_free(b);
+                json_decref(val);
+                tab_free(&tb);
+                rc = -1;
+                break;
+            }
+            ai_booster_free(b);
+            b = all;
+        }
+        json_t *test = metrics(kind, b, &tb, nva, tb.n);
         time_t now = time(NULL);
         char ver[32];
         strftime(ver, sizeof ver, "%Y%m%dT%H%M%SZ", gmtime(&now));
