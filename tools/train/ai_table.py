@@ -39,8 +39,16 @@ def day(out, seed, arm):
     rep = json.load(open(os.path.join(d, "report.json")))
     waits = []
     speed = rep["run"]["speed"]
+    offered, outcome = set(), {}
     with open(os.path.join(d, "events.jsonl")) as f:
         for line in f:
+            if '"ev":"offer"' in line:
+                offered.add(json.loads(line).get("order"))
+                continue
+            if '"ev":"order"' in line:
+                e = json.loads(line)
+                outcome[e.get("order")] = e.get("outcome")
+                continue
             if '"ev":"trip"' not in line:
                 continue
             e = json.loads(line)
@@ -56,13 +64,22 @@ def day(out, seed, arm):
         "order → accepted, p50 (city min)": acc["p50"] / 1000 * speed / 60,
         "order → accepted, p90 (city min)": acc["p90"] / 1000 * speed / 60,
         "offers per order": offers / max(1, fl["orders_acked"]),
-        "unfulfilled (expired) % (of acknowledged)": 100 * fl["unfulfilled_rate"],
-        "cancelled % (of acknowledged)": 100 * fl["cancel_rate"],
+        # A customer in the city cancels only while no driver has accepted (docs/simulator.md):
+        # an order that expired and one its customer gave up on were both never served.
+        "unfulfilled: no driver came (expired + given up) % (of acknowledged)":
+            100 * (fl["unfulfilled_rate"] + fl["cancel_rate"]),
+        "of which expired % (of acknowledged)": 100 * fl["unfulfilled_rate"],
+        "of which given up while searching (cancelled) % (of acknowledged)":
+            100 * fl["cancel_rate"],
+        "unserved orders never offered to any driver % (of recorded orders)":
+            100 * sum(1 for o, st in outcome.items() if st in ("cancelled", "expired") and
+                      o not in offered) / max(1, len(outcome)),
         "completed % (of acknowledged)": 100 * fl["completion_rate"],
         "declined on price (of offered) %": 100 * fl["declined_on_price"] / max(1, fl["orders_offered"]),
         "orders acknowledged": fl["orders_acked"],
         "trips completed": fl["completed"],
         "trips completed (of offered) %": 100 * fl["completed"] / max(1, fl["orders_offered"]),
+        "where-to-wait hints followed (a drive to another cell)": fl.get("hints_followed", 0),
     }
 
 
