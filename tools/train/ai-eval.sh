@@ -9,6 +9,7 @@
 #      and "dispatch" with ANTAR_AI=eta,accept (the models' ETA and dispatch, the rule's surge:
 #      the forecast surge turns fewer customers away, so only this arm compares the dispatch at
 #      the same placed load);
+#      Every day starts from empty surge counters (fresh_counters);
 #   4. the models' accuracy on the held-out days (antar-train --eval) and the city's outcomes per
 #      arm, with 95% confidence intervals over the seeds → <out>/table.md (and stdout).
 #
@@ -65,9 +66,21 @@ core_ai() {
     die "core did not become ready"
 }
 
+# Every day starts from empty surge counters. The counter surge counts distinct customers over
+# the last 10 wall minutes, which in a city at 60x is the whole day run before: without this, an
+# arm's prices would depend on the arm before it (the first day of a run saw none).
+fresh_counters() {
+    local port=$((6380 + ${ANTAR_PORT_OFFSET:-0})) pw
+    pw="$(set -a && . "$ANTAR_RUN_DIR/secrets.env" && printf '%s' "$REDIS_PASSWORD_ADMIN")"
+    REDISCLI_AUTH="$pw" redis-cli --no-auth-warning -p "$port" --user antar_admin --scan --pattern 'demand:*' |
+        REDISCLI_AUTH="$pw" xargs -r -n 500 redis-cli --no-auth-warning -p "$port" --user antar_admin DEL >/dev/null ||
+        die "could not clear the surge counters"
+}
+
 # One city day: name, seed, start hour, seconds, orders per second.
 city_day() {
     local name="$1" seed="$2" start="$3" dur="$4" rate="$5"
+    fresh_counters
     say "city day $name (seed $seed, from $start h, ${dur} s, $rate orders/s)"
     nice -n 10 "$REPO/scripts/sim.sh" --drivers "$DRIVERS" --seed "$seed" --start-hour "$start" \
         --duration "$dur" --orders-per-s "$rate" --follow-hints "$FOLLOW" --ping-sample 0 --quiet --out "$OUT/$name" \
