@@ -69,13 +69,19 @@ def write_day(path, n, t0_wall_ms, rnd):
             f.write(json.dumps({"ev": "order", "pickup": pts[1], "placed_city_s": s}) + "\n")
 
 
-def train(tmp_path):
-    rnd = random.Random(7)
+def write_days(tmp_path, n, seed):
+    """Two synthetic days of n trips each; their paths."""
+    rnd = random.Random(seed)
     days = []
     for k in range(2):
         p = tmp_path / f"day{k}.jsonl"
-        write_day(str(p), 500, 1.7e12 + k * 86400e3, rnd)
+        write_day(str(p), n, 1.7e12 + k * 86400e3, rnd)
         days.append(str(p))
+    return days
+
+
+def train(tmp_path):
+    days = write_days(tmp_path, 500, 7)
     out = tmp_path / "models"
     r = subprocess.run([train_bin(), "--out", str(out), "--rounds", "40", *days],
                        capture_output=True, text=True, timeout=120)
@@ -88,12 +94,7 @@ def train(tmp_path):
 def test_legs_cut_by_the_wind_down_are_left_out(tmp_path):
     """A leg the simulator cut short while winding a run down (pickup_cut, trip_cut) is not a
     drive: antar-train counts and learns the same ETA rows with or without such trips."""
-    rnd = random.Random(11)
-    days = []
-    for k in range(2):
-        p = tmp_path / f"day{k}.jsonl"
-        write_day(str(p), 300, 1.7e12 + k * 86400e3, rnd)
-        days.append(str(p))
+    days = write_days(tmp_path, 300, 11)
     out = []
     for name, extra in (("clean", []), ("cut", [{"pickup_cut": True}, {"trip_cut": True},
                                                   {"pickup_cut": True, "trip_cut": True}])):

@@ -634,19 +634,38 @@ static void set_params(BoosterHandle h, ai_model_kind_t kind, const tab_t *tb, s
     XGBoosterSetParam(h, "seed", seed);
 }
 
+/* A booster with its parameters over rows [0, n) of tb; *d the rows' DMatrix (the caller frees
+ * it). NULL on failure (said on stderr; *d freed). */
+static ai_booster_t *new_booster(ai_model_kind_t kind, const tab_t *tb, size_t n,
+                                 const ai_train_opts_t *o, DMatrixHandle *d)
+{
+    BoosterHandle h = NULL;
+    *d = NULL;
+    if (dmat(tb, 0, n, d) != 0 || XGBoosterCreate(d, 1, &h) != 0) {
+        fprintf(stderr, "antar-train: %s\n", ai_booster_last_error());
+        XGDMatrixFree(*d);
+        *d = NULL;
+        return NULL;
+    }
+    set_params(h, kind, tb, n, o);
+    ai_booster_t *b = ai_booster_wrap(h, tb->nf);
+    if (!b) {
+        XGBoosterFree(h);
+        XGDMatrixFree(*d);
+        *d = NULL;
+    }
+    return b;
+}
+
 /* Train on rows [0, ntr), stop early on [ntr, nva); the booster sliced to its best round. */
 static ai_booster_t *fit(ai_model_kind_t kind, const tab_t *tb, size_t ntr, size_t nva,
                          const ai_train_opts_t *o, int *best_round, double *best_loss)
 {
     DMatrixHandle dtr = NULL;
-    BoosterHandle h = NULL;
-    if (dmat(tb, 0, ntr, &dtr) != 0 || XGBoosterCreate(&dtr, 1, &h) != 0) {
-        fprintf(stderr, "antar-train: %s\n", ai_booster_last_error());
-        XGDMatrixFree(dtr);
+    ai_booster_t *b = new_booster(kind, tb, ntr, o, &dtr);
+    if (!b)
         return NULL;
-    }
-    set_params(h, kind, tb, ntr, o);
-    ai_booster_t *b = ai_booster_wrap(h, tb->nf);
+    BoosterHandle h = ai_booster_handle(b);
     float *pv = malloc((nva - ntr + 1) * sizeof *pv);
     int since = 0;
     *best_round = 0;
@@ -697,16 +716,11 @@ static ai_booster_t *refit(ai_model_kind_t kind, const tab_t *tb, size_t n, int 
                            const ai_train_opts_t *o)
 {
     DMatrixHandle d = NULL;
-    BoosterHandle h = NULL;
-    if (dmat(tb, 0, n, &d) != 0 || XGBoosterCreate(&d, 1, &h) != 0) {
-        fprintf(stderr, "antar-train: %s\n", ai_booster_last_error());
-        XGDMatrixFree(d);
+    ai_booster_t *b = new_booster(kind, tb, n, o, &d);
+    if (!b)
         return NULL;
-    }
-    set_params(h, kind, tb, n, o);
-    ai_booster_t *b = ai_booster_wrap(h, tb->nf);
     for (int it = 0; b && it < rounds; it++)
-        if (XGBoosterUpdateOneIter(h, it, d) != 0) {
+        if (XGBoosterUpdateOneIter(ai_booster_handle(b), it, d) != 0) {
             fprintf(stderr, "antar-train: %s\n", ai_booster_last_error());
             ai_booster_free(b);
             b = NULL;
